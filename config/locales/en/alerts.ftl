@@ -1,0 +1,43 @@
+# sirena alert texts, English. Plain text only: the program adds the markup.
+# Variables: $kind, $status, $place, $phone, $times, $transport, $who, $what, $when.
+
+alert-started = { $kind }
+alert-ended = All clear: { $kind }
+
+alert-kind-air_raid = Air raid alert
+alert-kind-artillery = Artillery shelling threat
+alert-kind-urban_fights = Street fighting threat
+alert-kind-chemical = Chemical threat
+alert-kind-nuclear = Radiation threat
+alert-kind-info = Notice
+alert-kind-unknown = Alert
+
+alert-advice-air_raid = Go to the nearest shelter now.
+alert-advice-artillery = Take shelter, away from windows.
+alert-advice-urban_fights = Stay in shelter and off the streets.
+alert-advice-chemical = Close windows and doors, stay indoors, follow official updates.
+alert-advice-nuclear = Stay indoors or in a shelter, close windows, follow official updates.
+alert-advice-unknown = Stay alert and follow official updates.
+
+evac-started-mandatory = Mandatory evacuation
+evac-started-recommended = Recommended evacuation
+evac-updated = Update: { $status }
+evac-ended = Evacuation order lifted
+evac-cancelled = Evacuation order cancelled: it was issued in error
+evac-destination = Destination: { $place }
+evac-assembly-points = Assembly points:
+evac-assembly-times = departures at { $times }
+evac-transport = Transport: { $transport }
+evac-who = For: { $who }
+evac-hotline = Hotline: { $phone }
+evac-expires = Valid until { $when }
+evac-changed = Changed: { $what }
+evac-change-status = status
+evac-change-targets = places
+evac-change-destination = destination
+evac-change-assembly_points = assembly points
+evac-change-transport = transport
+evac-change-hotline = hotline
+evac-change-who = who should leave
+evac-change-text = text
+evac-change-expiry = dates

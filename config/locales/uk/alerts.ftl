@@ -1,0 +1,43 @@
+# Тексти сповіщень sirena, українською. Лише звичайний текст: розмітку додає програма.
+# Змінні: $kind — вид тривоги, $status, $place, $phone, $times, $transport, $who, $what, $when.
+
+alert-started = { $kind }
+alert-ended = Відбій: { $kind }
+
+alert-kind-air_raid = Повітряна тривога
+alert-kind-artillery = Загроза артобстрілу
+alert-kind-urban_fights = Загроза вуличних боїв
+alert-kind-chemical = Хімічна загроза
+alert-kind-nuclear = Радіаційна загроза
+alert-kind-info = Повідомлення
+alert-kind-unknown = Тривога
+
+alert-advice-air_raid = Негайно прямуйте до найближчого укриття.
+alert-advice-artillery = Перейдіть у укриття, подалі від вікон.
+alert-advice-urban_fights = Залишайтеся в укритті, не виходьте на вулицю.
+alert-advice-chemical = Зачиніть вікна й двері, перейдіть у приміщення, слідкуйте за повідомленнями.
+alert-advice-nuclear = Залишайтеся в приміщенні або укритті, зачиніть вікна, слідкуйте за повідомленнями.
+alert-advice-unknown = Будьте уважні й слідкуйте за офіційними повідомленнями.
+
+evac-started-mandatory = Обов’язкова евакуація
+evac-started-recommended = Рекомендована евакуація
+evac-updated = Оновлення: { $status }
+evac-ended = Розпорядження про евакуацію знято
+evac-cancelled = Розпорядження про евакуацію скасовано: його видано помилково
+evac-destination = Куди: { $place }
+evac-assembly-points = Збірні пункти:
+evac-assembly-times = відправлення о { $times }
+evac-transport = Транспорт: { $transport }
+evac-who = Для кого: { $who }
+evac-hotline = Гаряча лінія: { $phone }
+evac-expires = Діє до { $when }
+evac-changed = Змінено: { $what }
+evac-change-status = статус
+evac-change-targets = населені пункти
+evac-change-destination = місце призначення
+evac-change-assembly_points = збірні пункти
+evac-change-transport = транспорт
+evac-change-hotline = гаряча лінія
+evac-change-who = для кого
+evac-change-text = текст
+evac-change-expiry = строки

@@ -1,0 +1,150 @@
+//! Alert state: what is active where, and the events that tell residents about changes.
+//!
+//! Two kinds of input feed it. Snapshot sources (alerts.in.ua, later ukrainealarm)
+//! report the full set of active alerts; [`state::AlertState`] diffs each source's
+//! snapshots and merges sources. Evacuation orders come from operators' region files;
+//! [`orders::OrderBook`] diffs one set of orders against the last.
+//!
+//! **Architecture invariant:** this module does no IO and cannot fail on input that
+//! was already accepted. Give it data and a clock, get events back. Event ids are
+//! deterministic, so replaying the same input after a restart produces the same ids,
+//! and the outbox turns a replay into a no-op.
+
+pub mod orders;
+pub mod state;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::regions::RegionId;
+
+/// What the alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    AirRaid,
+    Artillery,
+    UrbanFights,
+    Chemical,
+    Nuclear,
+    Evacuation,
+    Info,
+    /// A kind a feed reported that sirena does not know yet. Kept, never dropped:
+    /// residents get a generic, still-correct message.
+    Unknown,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::AirRaid => "air_raid",
+            AlertKind::Artillery => "artillery",
+            AlertKind::UrbanFights => "urban_fights",
+            AlertKind::Chemical => "chemical",
+            AlertKind::Nuclear => "nuclear",
+            AlertKind::Evacuation => "evacuation",
+            AlertKind::Info => "info",
+            AlertKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An alert is identified by what it is about and where.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AlertKey {
+    pub kind: AlertKind,
+    pub region: RegionId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    Started,
+    Updated,
+    Ended,
+    /// An order withdrawn as issued in error; everyone who got it is told.
+    Cancelled,
+}
+
+impl Transition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Started => "started",
+            Transition::Updated => "updated",
+            Transition::Ended => "ended",
+            Transition::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Delivery priority classes, highest first (DESIGN §7). The derived order is the
+/// dispatch order: a smaller value goes out first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    MandatoryEvacuation = 0,
+    NuclearChemical = 1,
+    AirRaidStart = 2,
+    OtherStart = 3,
+    Update = 4,
+    End = 5,
+    Info = 6,
+}
+
+impl Priority {
+    pub fn as_i64(self) -> i64 {
+        self as i64
+    }
+}
+
+/// A deterministic event id: `kind:subject:occurrence:transition`, e.g.
+/// `air_raid:UA63000000000041885:20231106T080000Z:started` or
+/// `evacuation:kindrashivka-2023-11-06:r2:updated`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventId(pub String);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Something residents must hear about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub kind: AlertKind,
+    pub transition: Transition,
+    pub revision: u32,
+    /// Regions the event concerns; a subscriber place inside any of them is reached.
+    pub targets: Vec<RegionId>,
+    pub at: DateTime<Utc>,
+    pub priority: Priority,
+    pub detail: EventDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventDetail {
+    /// A feed alert (air raid, shelling, …).
+    Alert {
+        /// When the alert started, as the first source to report it said.
+        started_at: DateTime<Utc>,
+        /// The kind name the feed used, kept for `unknown` kinds so operators see it.
+        raw_kind: Option<String>,
+    },
+    /// An evacuation order, as it stands after this transition.
+    Order {
+        order: orders::Order,
+        /// What changed since the previous revision (for `updated`).
+        changes: Vec<orders::Change>,
+    },
+}

@@ -1,0 +1,723 @@
+//! Config: the operator's files, read, validated as a whole, and turned into the
+//! values the daemon runs on.
+//!
+//! ```text
+//! config/sirena.toml          sources, channels, store, limits; secrets by env name only
+//! config/regions/*.toml       [[region]] tables and [[evacuation]] orders
+//! config/locales/{uk,en}/*.ftl
+//! ```
+//! Every table denies unknown fields. [`load`] reports every error it finds, each
+//! with file, line and column, and returns nothing usable unless there are none: a
+//! config that fails validation never replaces the running one.
+
+pub mod secret;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::alerts::orders::{AssemblyPoint, Order, OrderStatus};
+use crate::messages::{CatalogueError, CatalogueSource, Composer, Lang};
+use crate::regions::{Level, Localized, Point, Region, RegionId, RegionTree, TreeError};
+
+/// One problem in one file, located as precisely as we can.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem concerns the file as a whole.
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// All the errors of one load, printed one per line.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A source file's text, kept to turn byte spans into line:column.
+struct SourceText<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl SourceText<'_> {
+    fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
+        let (line, col) = match span {
+            Some(s) => line_col(self.text, s.start),
+            None => (0, 0),
+        };
+        ConfigError { file: self.path.to_owned(), line, col, message: message.into() }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+// ---------------------------------------------------------------- sirena.toml
+
+/// `config/sirena.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub store: StoreSettings,
+    #[serde(default)]
+    pub sources: SourcesSettings,
+    pub telegram: Option<TelegramSettings>,
+    #[serde(default)]
+    pub alerts: AlertSettings,
+    #[serde(default)]
+    pub dispatch: DispatchSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// SQLite file; relative paths are relative to the config directory's parent, so
+    /// `config/sirena.toml` with `path = "sirena.db"` puts the file beside `config/`.
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesSettings {
+    pub alerts_in_ua: Option<AlertsInUaSettings>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsInUaSettings {
+    pub base_url: String,
+    pub token_env: String,
+    #[serde(with = "humantime_serde", default = "default_poll")]
+    pub poll: Duration,
+    #[serde(with = "humantime_serde", default = "default_timeout")]
+    pub timeout: Duration,
+    /// The API's budget per client. The default is the published 8/min; raise it only
+    /// for a feed that allows more, such as the simulator.
+    #[serde(default = "default_requests_per_min")]
+    pub max_requests_per_min: u32,
+}
+
+fn default_poll() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_requests_per_min() -> u32 {
+    8
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramSettings {
+    #[serde(default = "default_telegram_url")]
+    pub api_url: String,
+    pub token_env: String,
+    #[serde(default)]
+    pub limits: TelegramLimits,
+    /// Telegram user ids allowed to use operator commands.
+    #[serde(default)]
+    pub operators: Vec<i64>,
+    /// How long one getUpdates long poll waits.
+    #[serde(with = "humantime_serde", default = "default_long_poll")]
+    pub long_poll: Duration,
+}
+
+fn default_telegram_url() -> String {
+    "https://api.telegram.org".to_owned()
+}
+fn default_long_poll() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramLimits {
+    pub global_per_sec: u32,
+    pub per_chat_per_sec: u32,
+    pub group_per_min: u32,
+}
+
+impl Default for TelegramLimits {
+    fn default() -> Self {
+        TelegramLimits { global_per_sec: 30, per_chat_per_sec: 1, group_per_min: 20 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// A source silent for longer than this neither starts nor ends alerts.
+    #[serde(with = "humantime_serde", default = "default_stale_after")]
+    pub stale_after: Duration,
+    /// How many empty answers in a row a source must give after a non-empty one
+    /// before sirena believes every alert is over.
+    #[serde(default = "default_confirm_empty")]
+    pub confirm_empty: u32,
+}
+
+fn default_stale_after() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_confirm_empty() -> u32 {
+    3
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings { stale_after: default_stale_after(), confirm_empty: default_confirm_empty() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSettings {
+    /// Requests to the platform in flight at once.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// First retry delay after a network error or 5xx; doubles up to `retry_max`.
+    #[serde(with = "humantime_serde", default = "default_retry_base")]
+    pub retry_base: Duration,
+    #[serde(with = "humantime_serde", default = "default_retry_max")]
+    pub retry_max: Duration,
+    /// A delivery not sent within this long after it was queued is expired.
+    #[serde(with = "humantime_serde", default = "default_deadline")]
+    pub deadline: Duration,
+}
+
+fn default_in_flight() -> usize {
+    16
+}
+fn default_retry_base() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_deadline() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            max_in_flight: default_in_flight(),
+            retry_base: default_retry_base(),
+            retry_max: default_retry_max(),
+            deadline: default_deadline(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- regions/*.toml
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionFile {
+    #[serde(default)]
+    region: Vec<Spanned<RegionEntry>>,
+    #[serde(default)]
+    evacuation: Vec<Spanned<OrderEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionEntry {
+    id: Spanned<String>,
+    parent: Option<Spanned<String>>,
+    level: Level,
+    name: Localized,
+    #[serde(default)]
+    aliases: Vec<String>,
+    feed_id: Option<u32>,
+    point: Option<Spanned<[f64; 2]>>,
+    #[serde(default)]
+    approx: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderEntry {
+    id: Spanned<String>,
+    status: OrderStatus,
+    targets: Vec<Spanned<String>>,
+    issued_at: Spanned<toml::value::Datetime>,
+    expires_at: Option<Spanned<toml::value::Datetime>>,
+    destination: Option<Localized>,
+    transport: Option<Localized>,
+    hotline: Option<String>,
+    who: Option<Localized>,
+    text: Option<Localized>,
+    #[serde(default)]
+    assembly_points: Vec<AssemblyPointEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssemblyPointEntry {
+    name: Localized,
+    address: Option<Localized>,
+    place: Option<Spanned<String>>,
+    at: Option<Spanned<[f64; 2]>>,
+    #[serde(default)]
+    times: Vec<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------- the whole config
+
+/// A validated config, ready to run on. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub settings: Settings,
+    pub tree: Arc<RegionTree>,
+    pub orders: Vec<Order>,
+    pub composer: Arc<Composer>,
+}
+
+impl Config {
+    /// The store path, resolved against the directory that holds `config/`.
+    pub fn store_path(&self) -> PathBuf {
+        if self.settings.store.path.is_absolute() {
+            self.settings.store.path.clone()
+        } else {
+            self.dir.parent().unwrap_or(Path::new(".")).join(&self.settings.store.path)
+        }
+    }
+}
+
+/// Reads and validates a config directory, reporting every error at once.
+pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+
+    let settings_path = dir.join("sirena.toml");
+    let settings = match std::fs::read_to_string(&settings_path) {
+        Ok(text) => parse_settings(&settings_path, &text, &mut errors),
+        Err(e) => {
+            errors.push(file_error(&settings_path, format!("cannot read: {e}")));
+            None
+        }
+    };
+
+    let (tree, orders) = load_regions(&dir.join("regions"), &mut errors);
+    let composer = load_locales(&dir.join("locales"), &mut errors);
+
+    match (settings, tree, composer) {
+        (Some(settings), Some(tree), Some(composer)) if errors.is_empty() => Ok(Config {
+            dir: dir.to_owned(),
+            settings,
+            tree: Arc::new(tree),
+            orders,
+            composer: Arc::new(composer),
+        }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+fn file_error(path: &Path, message: impl Into<String>) -> ConfigError {
+    ConfigError { file: path.to_owned(), line: 0, col: 0, message: message.into() }
+}
+
+fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Option<Settings> {
+    let src = SourceText { path, text };
+    let settings: Settings = match toml::from_str(text) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(src.error(e.span(), e.message().trim().to_owned()));
+            return None;
+        }
+    };
+    // Semantic checks. The parsed struct has no spans, so point at the key's line.
+    let at = |key: &str| -> Option<Range<usize>> { find_key(text, key) };
+    if let Some(a) = &settings.sources.alerts_in_ua {
+        check_url(&src, &a.base_url, at("base_url"), errors);
+        if a.max_requests_per_min == 0 {
+            errors.push(src.error(at("max_requests_per_min"), "max_requests_per_min must be at least 1"));
+        } else {
+            let min_poll = Duration::from_secs(60).div_f64(f64::from(a.max_requests_per_min));
+            if a.poll < min_poll {
+                errors.push(src.error(
+                    at("poll"),
+                    format!(
+                        "poll = {} would exceed the feed's budget of {} requests/min; use at least {}",
+                        humantime::format_duration(a.poll),
+                        a.max_requests_per_min,
+                        humantime::format_duration(min_poll)
+                    ),
+                ));
+            }
+        }
+        if a.timeout >= a.poll.max(Duration::from_secs(1)) * 3 {
+            errors.push(src.error(at("timeout"), "timeout should be shorter than three poll intervals"));
+        }
+    }
+    if let Some(t) = &settings.telegram {
+        check_url(&src, &t.api_url, at("api_url"), errors);
+        if t.limits.global_per_sec == 0 || t.limits.per_chat_per_sec == 0 || t.limits.group_per_min == 0 {
+            errors.push(src.error(at("limits"), "telegram limits must all be at least 1"));
+        }
+    }
+    if settings.dispatch.max_in_flight == 0 {
+        errors.push(src.error(at("max_in_flight"), "max_in_flight must be at least 1"));
+    }
+    Some(settings)
+}
+
+fn check_url(src: &SourceText<'_>, url: &str, span: Option<Range<usize>>, errors: &mut Vec<ConfigError>) {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        Ok(u) => errors.push(src.error(span, format!("`{url}`: scheme {} is not http or https", u.scheme()))),
+        Err(e) => errors.push(src.error(span, format!("`{url}` is not a URL: {e}"))),
+    }
+}
+
+/// Byte span of the first line that assigns `key`, for errors found after parsing.
+fn find_key(text: &str, key: &str) -> Option<Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            let start = offset + (line.len() - t.len());
+            return Some(start..start + key.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Sorted `*.<ext>` files of a directory.
+fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == ext) && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Where each region and order was defined, to locate errors found across files.
+type Origins = HashMap<String, (PathBuf, usize, usize)>;
+
+fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree>, Vec<Order>) {
+    let files = match files_with_ext(dir, "toml") {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            errors.push(file_error(dir, "no region files (*.toml) found"));
+            return (None, Vec::new());
+        }
+        Err(e) => {
+            errors.push(file_error(dir, format!("cannot read directory: {e}")));
+            return (None, Vec::new());
+        }
+    };
+    let before = errors.len();
+    let mut regions = Vec::new();
+    let mut region_origin: Origins = HashMap::new();
+    let mut parsed_orders: Vec<(PathBuf, String, OrderEntry)> = Vec::new();
+    for path in &files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(file_error(path, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let src = SourceText { path, text: &text };
+        let file: RegionFile = match toml::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(src.error(e.span(), e.message().trim().to_owned()));
+                continue;
+            }
+        };
+        for entry in file.region {
+            let span = entry.span();
+            let entry = entry.into_inner();
+            if let Some(r) = region_from_entry(&src, entry, errors) {
+                let (line, col) = line_col(&text, span.start);
+                if let Some((f, l, _)) = region_origin.get(r.id.as_str()) {
+                    errors.push(src.error(
+                        Some(span),
+                        format!("region {} is already defined at {}:{}", r.id, f.display(), l),
+                    ));
+                    continue;
+                }
+                region_origin.insert(r.id.to_string(), (path.clone(), line, col));
+                regions.push(r);
+            }
+        }
+        for order in file.evacuation {
+            parsed_orders.push((path.clone(), text.clone(), order.into_inner()));
+        }
+    }
+    if errors.len() > before {
+        return (None, Vec::new());
+    }
+    let tree = match RegionTree::build(regions) {
+        Ok(t) => t,
+        Err(tree_errors) => {
+            for e in tree_errors {
+                let id = match &e {
+                    TreeError::Duplicate(id) | TreeError::NeedsParent(id, _) => id,
+                    TreeError::MissingParent { id, .. } => id,
+                    TreeError::DuplicateFeedId { second, .. } => second,
+                };
+                let (file, line, col) =
+                    region_origin.get(id.as_str()).cloned().unwrap_or_else(|| (dir.to_owned(), 0, 0));
+                errors.push(ConfigError { file, line, col, message: e.to_string() });
+            }
+            return (None, Vec::new());
+        }
+    };
+    let mut orders = Vec::new();
+    let mut order_origin: Origins = HashMap::new();
+    for (path, text, entry) in parsed_orders {
+        let src = SourceText { path: &path, text: &text };
+        let span = entry.id.span();
+        let (line, col) = line_col(&text, span.start);
+        if let Some((f, l, _)) = order_origin.get(entry.id.get_ref()) {
+            errors.push(src.error(
+                Some(span),
+                format!("evacuation order id `{}` is already used at {}:{}", entry.id.get_ref(), f.display(), l),
+            ));
+            continue;
+        }
+        order_origin.insert(entry.id.get_ref().clone(), (path.clone(), line, col));
+        if let Some(o) = order_from_entry(&src, entry, &tree, errors) {
+            orders.push(o);
+        }
+    }
+    (Some(tree), orders)
+}
+
+fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<ConfigError>) -> Option<Region> {
+    let id = parse_region_id(src, &e.id, errors)?;
+    let parent = match &e.parent {
+        Some(p) => Some(parse_region_id(src, p, errors)?),
+        None => None,
+    };
+    if parent.is_some() && e.level.is_top() {
+        errors.push(src.error(e.id.span().into(), format!("a {:?} region has no parent", e.level)));
+    }
+    let point = match e.point {
+        Some(p) => Some(parse_point(src, &p, errors)?),
+        None => None,
+    };
+    if e.name.uk.trim().is_empty() {
+        errors.push(src.error(Some(e.id.span()), "name.uk must not be empty"));
+    }
+    Some(Region {
+        id,
+        parent,
+        level: e.level,
+        name: e.name,
+        aliases: e.aliases,
+        point,
+        approx: e.approx,
+        feed_id: e.feed_id,
+    })
+}
+
+fn parse_region_id(src: &SourceText<'_>, s: &Spanned<String>, errors: &mut Vec<ConfigError>) -> Option<RegionId> {
+    match RegionId::parse(s.get_ref()) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            errors.push(src.error(Some(s.span()), e.to_string()));
+            None
+        }
+    }
+}
+
+fn parse_point(src: &SourceText<'_>, p: &Spanned<[f64; 2]>, errors: &mut Vec<ConfigError>) -> Option<Point> {
+    let [lat, lon] = *p.get_ref();
+    if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) {
+        Some(Point { lat, lon })
+    } else {
+        errors.push(src.error(Some(p.span()), format!("[{lat}, {lon}] is not a [latitude, longitude] pair")));
+        None
+    }
+}
+
+fn parse_datetime(
+    src: &SourceText<'_>,
+    d: &Spanned<toml::value::Datetime>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<DateTime<FixedOffset>> {
+    let text = d.get_ref().to_string();
+    match DateTime::parse_from_rfc3339(&text) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            errors.push(src.error(
+                Some(d.span()),
+                format!("`{text}` needs a date, a time and a UTC offset, e.g. 2023-11-06T08:00:00+02:00"),
+            ));
+            None
+        }
+    }
+}
+
+fn order_from_entry(
+    src: &SourceText<'_>,
+    e: OrderEntry,
+    tree: &RegionTree,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Order> {
+    let before = errors.len();
+    let id = e.id.get_ref().trim().to_owned();
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        errors.push(src.error(
+            Some(e.id.span()),
+            "order id must be 1–64 characters of a-z, 0-9, `-` and `_` (it appears in event ids)",
+        ));
+    }
+    if e.targets.is_empty() {
+        errors.push(src.error(Some(e.id.span()), format!("order `{id}` has no targets")));
+    }
+    let mut targets = Vec::new();
+    for t in &e.targets {
+        if let Some(rid) = parse_region_id(src, t, errors) {
+            if tree.contains(&rid) {
+                targets.push(rid);
+            } else {
+                errors.push(src.error(Some(t.span()), format!("target {rid} is not a region defined in regions/")));
+            }
+        }
+    }
+    let issued_at = parse_datetime(src, &e.issued_at, errors);
+    let expires_at = e.expires_at.as_ref().and_then(|d| parse_datetime(src, d, errors));
+    if let (Some(i), Some(x), Some(span)) = (issued_at, expires_at, e.expires_at.as_ref().map(Spanned::span)) {
+        if x <= i {
+            errors.push(src.error(Some(span), "expires_at is not after issued_at"));
+        }
+    }
+    if let Some(h) = &e.hotline {
+        if h.trim().is_empty() {
+            errors.push(src.error(Some(e.id.span()), "hotline is empty"));
+        }
+    }
+    let mut assembly_points = Vec::new();
+    for p in e.assembly_points {
+        let place = match &p.place {
+            Some(s) => match parse_region_id(src, s, errors) {
+                Some(rid) if tree.contains(&rid) => Some(rid),
+                Some(rid) => {
+                    errors.push(src.error(Some(s.span()), format!("place {rid} is not a region defined in regions/")));
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let at = p.at.as_ref().and_then(|a| parse_point(src, a, errors)).map(|pt| [pt.lat, pt.lon]);
+        let mut times = Vec::new();
+        for t in &p.times {
+            if is_hh_mm(t.get_ref()) {
+                times.push(t.get_ref().clone());
+            } else {
+                errors.push(src.error(Some(t.span()), format!("`{}` is not a time HH:MM", t.get_ref())));
+            }
+        }
+        assembly_points.push(AssemblyPoint { name: p.name, address: p.address, place, at, times });
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(Order {
+        id,
+        status: e.status,
+        targets,
+        issued_at: issued_at?,
+        expires_at,
+        destination: e.destination,
+        transport: e.transport,
+        hotline: e.hotline,
+        who: e.who,
+        text: e.text,
+        assembly_points,
+    })
+}
+
+fn is_hh_mm(s: &str) -> bool {
+    let Some((h, m)) = s.split_once(':') else { return false };
+    h.len() == 2
+        && m.len() == 2
+        && h.parse::<u8>().is_ok_and(|h| h < 24)
+        && m.parse::<u8>().is_ok_and(|m| m < 60)
+}
+
+fn load_locales(dir: &Path, errors: &mut Vec<ConfigError>) -> Option<Composer> {
+    let mut sources = Vec::new();
+    for lang in Lang::ALL {
+        let lang_dir = dir.join(lang.code());
+        let files = match files_with_ext(&lang_dir, "ftl") {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(file_error(&lang_dir, format!("cannot read directory: {e}")));
+                continue;
+            }
+        };
+        for path in files {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => sources.push(CatalogueSource { lang, file: path.display().to_string(), text }),
+                Err(e) => errors.push(file_error(&path, format!("cannot read: {e}"))),
+            }
+        }
+    }
+    match Composer::new(sources) {
+        Ok(c) => Some(c),
+        Err(errs) => {
+            for e in errs {
+                errors.push(match e {
+                    CatalogueError::Syntax { file, line, message } => {
+                        ConfigError { file: file.into(), line, col: 1, message: format!("Fluent syntax error: {message}") }
+                    }
+                    CatalogueError::Duplicate { file, id } => file_error(Path::new(&file), format!("message `{id}` is defined twice")),
+                    CatalogueError::Missing { lang, id } => {
+                        file_error(&dir.join(lang.code()), format!("message `{id}` is missing"))
+                    }
+                });
+            }
+            None
+        }
+    }
+}
+

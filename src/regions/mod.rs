@@ -1,0 +1,281 @@
+//! Regions: the KATOTTG tree every alert, order and subscriber place is expressed in.
+//!
+//! The tree is plain data, built from the operator's region files by [`crate::config`]
+//! and replaced whole on a reload. It answers two questions for the core: "is this
+//! place inside that region?" (through [`RegionTree::ancestors`]) and "which region does
+//! this feed id or name mean?" (through [`RegionTree::by_feed_id`] and [`names`]).
+//!
+//! **Architecture invariant:** this module does no IO; it knows nothing of files,
+//! feeds or subscribers.
+
+pub mod names;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::messages::Lang;
+
+/// A KATOTTG code: `UA` followed by 17 digits, e.g. `UA63080070010082928`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RegionId(String);
+
+/// Why a string is not a KATOTTG code.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is not a KATOTTG code (expected `UA` followed by 17 digits)")]
+pub struct BadRegionId(pub String);
+
+impl RegionId {
+    pub fn parse(s: &str) -> Result<Self, BadRegionId> {
+        let s = s.trim();
+        let digits = s.strip_prefix("UA").ok_or_else(|| BadRegionId(s.to_owned()))?;
+        if digits.len() == 17 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(RegionId(s.to_owned()))
+        } else {
+            Err(BadRegionId(s.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RegionId {
+    type Error = BadRegionId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        RegionId::parse(&s)
+    }
+}
+
+impl From<RegionId> for String {
+    fn from(id: RegionId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for RegionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// KATOTTG levels. The codifier's categories are noted beside each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// O: an oblast or the Autonomous Republic of Crimea.
+    Oblast,
+    /// K: Kyiv or Sevastopol, cities with oblast status.
+    SpecialCity,
+    /// P: a raion.
+    Raion,
+    /// H: a territorial hromada.
+    Hromada,
+    /// M: a city.
+    City,
+    /// X: a settlement (formerly urban-type settlement).
+    Settlement,
+    /// C: a village.
+    Village,
+    /// B: a district of a city.
+    CityDistrict,
+}
+
+impl Level {
+    /// Levels that stand at the top of the tree and have no parent.
+    pub fn is_top(self) -> bool {
+        matches!(self, Level::Oblast | Level::SpecialCity)
+    }
+
+    /// Levels that a person lives in (a settlement of any kind).
+    pub fn is_settlement(self) -> bool {
+        matches!(
+            self,
+            Level::City | Level::Settlement | Level::Village | Level::SpecialCity | Level::CityDistrict
+        )
+    }
+}
+
+/// A name in the languages sirena speaks. Ukrainian is the official name and required;
+/// English falls back to it when absent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Localized {
+    pub uk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub en: Option<String>,
+}
+
+impl Localized {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Uk => &self.uk,
+            Lang::En => self.en.as_deref().unwrap_or(&self.uk),
+        }
+    }
+}
+
+/// A geographic point, latitude then longitude, in degrees (WGS 84).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// One region of the tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Region {
+    pub id: RegionId,
+    pub parent: Option<RegionId>,
+    pub level: Level,
+    pub name: Localized,
+    pub aliases: Vec<String>,
+    pub point: Option<Point>,
+    /// True when `point` is an estimate; such a point is never used for polygon matching.
+    pub approx: bool,
+    /// alerts.in.ua `location_uid`, which is the same id space as ukrainealarm `regionId`.
+    pub feed_id: Option<u32>,
+}
+
+/// The whole region tree. Built once per config load; cheap to share behind an `Arc`.
+#[derive(Clone, Debug, Default)]
+pub struct RegionTree {
+    regions: BTreeMap<RegionId, Region>,
+    by_feed: HashMap<u32, RegionId>,
+    index: names::NameIndex,
+}
+
+/// Structural problems found while building a tree. Config validation turns each into
+/// an error that names the file and line of the offending region.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TreeError {
+    #[error("region {0} is defined twice")]
+    Duplicate(RegionId),
+    #[error("region {id} names parent {parent}, which is not defined")]
+    MissingParent { id: RegionId, parent: RegionId },
+    #[error("region {0} is a {1:?} and needs a parent")]
+    NeedsParent(RegionId, Level),
+    #[error("feed id {feed_id} is given to both {first} and {second}")]
+    DuplicateFeedId { feed_id: u32, first: RegionId, second: RegionId },
+}
+
+impl RegionTree {
+    /// Builds a tree, reporting every structural error at once.
+    pub fn build(regions: Vec<Region>) -> Result<Self, Vec<TreeError>> {
+        let mut errors = Vec::new();
+        let mut map = BTreeMap::new();
+        let mut by_feed: HashMap<u32, RegionId> = HashMap::new();
+        for r in regions {
+            if let Some(feed_id) = r.feed_id {
+                if let Some(first) = by_feed.get(&feed_id) {
+                    errors.push(TreeError::DuplicateFeedId {
+                        feed_id,
+                        first: first.clone(),
+                        second: r.id.clone(),
+                    });
+                } else {
+                    by_feed.insert(feed_id, r.id.clone());
+                }
+            }
+            if map.contains_key(&r.id) {
+                errors.push(TreeError::Duplicate(r.id.clone()));
+                continue;
+            }
+            map.insert(r.id.clone(), r);
+        }
+        for r in map.values() {
+            match &r.parent {
+                Some(p) if !map.contains_key(p) => errors.push(TreeError::MissingParent {
+                    id: r.id.clone(),
+                    parent: p.clone(),
+                }),
+                None if !r.level.is_top() => errors.push(TreeError::NeedsParent(r.id.clone(), r.level)),
+                _ => {}
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let index = names::NameIndex::build(map.values());
+        Ok(RegionTree { regions: map, by_feed, index })
+    }
+
+    pub fn get(&self, id: &RegionId) -> Option<&Region> {
+        self.regions.get(id)
+    }
+
+    pub fn contains(&self, id: &RegionId) -> bool {
+        self.regions.contains_key(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Region> {
+        self.regions.values()
+    }
+
+    pub fn by_feed_id(&self, feed_id: u32) -> Option<&Region> {
+        self.by_feed.get(&feed_id).and_then(|id| self.regions.get(id))
+    }
+
+    /// The region itself followed by its parent, grandparent, … up to the oblast.
+    /// Stops at an unknown id, and guards against a cycle in hand-written files.
+    pub fn ancestors<'a>(&'a self, id: &'a RegionId) -> impl Iterator<Item = &'a RegionId> + 'a {
+        let mut next = Some(id);
+        let mut steps = 0;
+        std::iter::from_fn(move || {
+            let cur = next?;
+            steps += 1;
+            if steps > 16 {
+                return None;
+            }
+            next = self.regions.get(cur).and_then(|r| r.parent.as_ref());
+            Some(cur)
+        })
+    }
+
+    /// True when `place` is `area` or lies inside it.
+    pub fn is_within(&self, place: &RegionId, area: &RegionId) -> bool {
+        self.ancestors(place).any(|a| a == area)
+    }
+
+    /// Name of a region in a language, with the id itself as a last resort.
+    pub fn name(&self, id: &RegionId, lang: Lang) -> String {
+        self.regions
+            .get(id)
+            .map(|r| r.name.get(lang).to_owned())
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    /// "Кіндрашівка, Кіндрашівська громада, Куп’янський район": the name with enough
+    /// of its ancestry to tell two villages of the same name apart.
+    pub fn qualified_name(&self, id: &RegionId, lang: Lang) -> String {
+        self.ancestors(id)
+            .filter_map(|a| self.regions.get(a))
+            .filter(|r| r.level != Level::Oblast || r.id == *id)
+            .map(|r| r.name.get(lang).to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Finds regions by a name typed by a person, or by KATOTTG code.
+    pub fn find(&self, query: &str) -> Vec<&Region> {
+        if let Ok(id) = RegionId::parse(query) {
+            return self.regions.get(&id).into_iter().collect();
+        }
+        self.index
+            .find(query)
+            .iter()
+            .filter_map(|id| self.regions.get(id))
+            .collect()
+    }
+}
