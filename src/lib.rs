@@ -22,5 +22,12 @@
 
 pub mod alerts;
 pub mod config;
+pub mod matcher;
 pub mod messages;
 pub mod regions;
+pub mod store;
+pub mod channels;
+pub mod dispatch;
+pub mod sources;
+pub mod bot;
+pub mod daemon;

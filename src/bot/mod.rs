@@ -1,0 +1,300 @@
+//! Bot: residents subscribe and manage their places by chatting.
+//!
+//! Split in two. [`Conversation`] decides the replies to one input using the store and
+//! the region tree, with no Telegram in sight, so it is tested directly. [`run`] is the
+//! Telegram side: a getUpdates long-poll loop that hands each update to a tracked task,
+//! one chat at a time in order, and sends replies under the same rate limiter as the
+//! fan-out.
+//!
+//! Every input gets an answer: unknown commands and stray text get help, not silence.
+
+pub mod commands;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use teloxide::prelude::*;
+use teloxide::types::{CallbackQueryId, InlineKeyboardButton, InlineKeyboardMarkup, ParseMode, UpdateKind};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::secret::mask;
+use crate::dispatch::limits::SharedLimiter;
+use crate::messages::{Composer, Lang, escape};
+use crate::regions::{RegionId, RegionTree};
+use crate::store::{Store, StoreError, Subscriber};
+use commands::{Command, MAX_QUERY_CHARS};
+
+pub const CHANNEL: &str = "telegram";
+/// Callback data prefix of "subscribe to this place" buttons; the id fits the 64-byte
+/// callback_data limit (4 + 19 bytes).
+const SUBSCRIBE_PREFIX: &str = "sub:";
+/// Most choices shown at once for an ambiguous name.
+const MAX_CHOICES: usize = 8;
+
+/// What a resident did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Text(String),
+    /// Pressed an inline button.
+    Button(String),
+    /// Sent something that is not text (a sticker, a photo).
+    NotText,
+}
+
+/// One reply: HTML text and optional inline buttons (label, callback data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    pub buttons: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn text(text: String) -> Self {
+        Reply { text, buttons: Vec::new() }
+    }
+}
+
+/// The bot's decisions, free of Telegram.
+pub struct Conversation {
+    pub store: Arc<Store>,
+    pub tree: watch::Receiver<Arc<RegionTree>>,
+    pub composer: watch::Receiver<Arc<Composer>>,
+}
+
+impl Conversation {
+    /// Answers one input from one chat. `app_lang` is the language the resident's
+    /// Telegram app reports, used for a first contact.
+    pub fn handle(&self, chat: i64, app_lang: Option<&str>, input: Input) -> Result<Vec<Reply>, StoreError> {
+        let composer = self.composer.borrow().clone();
+        let tree = self.tree.borrow().clone();
+        let address = chat.to_string();
+        let (sub, created) = match self.store.subscriber(CHANNEL, &address)? {
+            Some(s) if s.active => (s, false),
+            _ => self.store.upsert_subscriber(CHANNEL, &address, Lang::from_telegram(app_lang))?,
+        };
+        let lang = sub.lang;
+        let t = |id: &str, args: &[(&str, &str)]| escape(&composer.text(lang, id, args, id));
+        let command = match input {
+            Input::NotText => return Ok(vec![Reply::text(t("bot-not-text", &[]))]),
+            Input::Button(data) => {
+                return match data.strip_prefix(SUBSCRIBE_PREFIX).and_then(|c| RegionId::parse(c).ok()) {
+                    Some(id) if tree.contains(&id) => self.subscribe(&sub, &id, &tree, &composer),
+                    _ => Ok(vec![Reply::text(t("bot-help", &[]))]),
+                };
+            }
+            Input::Text(text) => commands::parse(&text),
+        };
+        let replies = match command {
+            Command::Start => {
+                let mut r = vec![Reply::text(t("bot-welcome", &[]))];
+                if !created && !self.store.places(sub.id)?.is_empty() {
+                    r.extend(self.list(&sub, &tree, &composer)?);
+                }
+                r
+            }
+            Command::Help => vec![Reply::text(t("bot-help", &[]))],
+            Command::Subscribe(None) => vec![Reply::text(t("bot-subscribe-usage", &[]))],
+            Command::Subscribe(Some(q)) => self.find_and_offer(&sub, &q, &tree, &composer, true)?,
+            Command::List => self.list(&sub, &tree, &composer)?,
+            Command::Unsubscribe(None) => {
+                self.store.remove_places(sub.id, None)?;
+                vec![Reply::text(t("bot-unsubscribed-all", &[]))]
+            }
+            Command::Unsubscribe(Some(q)) => {
+                let places = self.store.places(sub.id)?;
+                let found: Vec<RegionId> =
+                    tree.find(&q).into_iter().map(|r| r.id.clone()).filter(|id| places.contains(id)).collect();
+                if found.is_empty() {
+                    vec![Reply::text(t("bot-not-subscribed", &[("query", &clip(&q))]))]
+                } else {
+                    let mut r = Vec::new();
+                    for id in found {
+                        self.store.remove_places(sub.id, Some(&id))?;
+                        r.push(Reply::text(t("bot-unsubscribed", &[("place", &tree.qualified_name(&id, lang))])));
+                    }
+                    r
+                }
+            }
+            Command::Lang(arg) => match arg.as_deref().and_then(Lang::parse) {
+                Some(new) => {
+                    self.store.set_lang(sub.id, new)?;
+                    vec![Reply::text(escape(&composer.text(new, "bot-lang-set", &[], "OK")))]
+                }
+                None => vec![Reply::text(t("bot-lang-usage", &[]))],
+            },
+            Command::Unknown(cmd) => vec![Reply::text(format!(
+                "{}\n\n{}",
+                t("bot-unknown-command", &[("command", &cmd)]),
+                t("bot-help", &[])
+            ))],
+            Command::TooLong => vec![Reply::text(t("bot-too-long", &[]))],
+            Command::Text(text) if text.is_empty() => vec![Reply::text(t("bot-help", &[]))],
+            Command::Text(text) => {
+                // Stray text may be a place name: offer it, never subscribe silently.
+                if tree.find(&text).is_empty() {
+                    vec![Reply::text(format!("{}\n\n{}", t("bot-not-found", &[("query", &clip(&text))]), t("bot-help", &[])))]
+                } else {
+                    self.find_and_offer(&sub, &text, &tree, &composer, false)?
+                }
+            }
+        };
+        Ok(replies)
+    }
+
+    fn find_and_offer(
+        &self,
+        sub: &Subscriber,
+        query: &str,
+        tree: &RegionTree,
+        composer: &Composer,
+        subscribe_if_unique: bool,
+    ) -> Result<Vec<Reply>, StoreError> {
+        let lang = sub.lang;
+        let t = |id: &str, args: &[(&str, &str)]| escape(&composer.text(lang, id, args, id));
+        let found = tree.find(query);
+        match found.as_slice() {
+            [] => Ok(vec![Reply::text(t("bot-not-found", &[("query", &clip(query))]))]),
+            [one] if subscribe_if_unique => self.subscribe(sub, &one.id, tree, composer),
+            many => {
+                let buttons = many
+                    .iter()
+                    .take(MAX_CHOICES)
+                    .map(|r| (tree.qualified_name(&r.id, lang), format!("{SUBSCRIBE_PREFIX}{}", r.id)))
+                    .collect();
+                let text = if many.len() == 1 { t("bot-offer", &[]) } else { t("bot-choose", &[("query", &clip(query))]) };
+                Ok(vec![Reply { text, buttons }])
+            }
+        }
+    }
+
+    fn subscribe(&self, sub: &Subscriber, id: &RegionId, tree: &RegionTree, composer: &Composer) -> Result<Vec<Reply>, StoreError> {
+        let place = tree.qualified_name(id, sub.lang);
+        let key = if self.store.add_place(sub.id, id)? { "bot-subscribed" } else { "bot-already" };
+        Ok(vec![Reply::text(escape(&composer.text(sub.lang, key, &[("place", &place)], &place)))])
+    }
+
+    fn list(&self, sub: &Subscriber, tree: &RegionTree, composer: &Composer) -> Result<Vec<Reply>, StoreError> {
+        let places = self.store.places(sub.id)?;
+        let lang = sub.lang;
+        if places.is_empty() {
+            return Ok(vec![Reply::text(escape(&composer.text(lang, "bot-list-empty", &[], "")))]);
+        }
+        let mut text = escape(&composer.text(lang, "bot-list-header", &[], ""));
+        for p in places {
+            text.push_str(&format!("\n• {}", escape(&tree.qualified_name(&p, lang))));
+        }
+        Ok(vec![Reply::text(text)])
+    }
+}
+
+/// A query echoed back, cut to a sane length.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_QUERY_CHARS.min(64)).collect()
+}
+
+/// Polls Telegram for updates until cancelled. Each update is handled in a task on
+/// `tracker`; updates of one chat are handled in arrival order.
+pub async fn run(
+    bot: Bot,
+    conversation: Arc<Conversation>,
+    limiter: SharedLimiter,
+    long_poll: Duration,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let mut offset: i32 = 0;
+    let mut backoff = Duration::from_secs(1);
+    let mut chat_locks: HashMap<i64, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
+    loop {
+        let request = bot
+            .get_updates()
+            .offset(offset)
+            .timeout(long_poll.as_secs().min(u64::from(u32::MAX)) as u32);
+        let updates = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = request.send() => r,
+        };
+        let updates = match updates {
+            Ok(u) => {
+                backoff = Duration::from_secs(1);
+                u
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?backoff, "getUpdates failed; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        chat_locks.retain(|_, l| Arc::strong_count(l) > 1);
+        for update in updates {
+            offset = offset.max(i32::try_from(update.id.0).unwrap_or(i32::MAX).saturating_add(1));
+            let Some((chat, app_lang, input, callback_id)) = read_update(update) else { continue };
+            let lock = chat_locks.entry(chat).or_default().clone();
+            let (bot, conversation, limiter) = (bot.clone(), conversation.clone(), limiter.clone());
+            tracker.spawn(async move {
+                let _turn = lock.lock().await;
+                if let Some(id) = callback_id {
+                    // Stops the button's spinner; failure only leaves it spinning.
+                    if let Err(e) = bot.answer_callback_query(id).await {
+                        tracing::debug!(error = %e, "answerCallbackQuery failed");
+                    }
+                }
+                let replies = match conversation.handle(chat, app_lang.as_deref(), input) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, chat = %mask(&chat.to_string()), "bot could not use the store");
+                        let composer = conversation.composer.borrow().clone();
+                        vec![Reply::text(escape(&composer.text(Lang::Uk, "bot-error", &[], "Error")))]
+                    }
+                };
+                for reply in replies {
+                    limiter.acquire(chat).await;
+                    send_reply(&bot, chat, reply).await;
+                }
+            });
+        }
+    }
+}
+
+/// The chat, the app's language, the input and (for buttons) the callback id.
+fn read_update(update: Update) -> Option<(i64, Option<String>, Input, Option<CallbackQueryId>)> {
+    match update.kind {
+        UpdateKind::Message(msg) => {
+            let chat = msg.chat.id.0;
+            let lang = msg.from.as_ref().and_then(|u| u.language_code.clone());
+            let input = match msg.text() {
+                Some(t) => Input::Text(t.to_owned()),
+                None => Input::NotText,
+            };
+            Some((chat, lang, input, None))
+        }
+        UpdateKind::CallbackQuery(q) => {
+            let chat = i64::try_from(q.from.id.0).ok()?;
+            let data = q.data.clone().unwrap_or_default();
+            Some((chat, q.from.language_code.clone(), Input::Button(data), Some(q.id.clone())))
+        }
+        _ => None,
+    }
+}
+
+async fn send_reply(bot: &Bot, chat: i64, reply: Reply) {
+    let mut req = bot.send_message(ChatId(chat), reply.text).parse_mode(ParseMode::Html);
+    if !reply.buttons.is_empty() {
+        let rows: Vec<Vec<InlineKeyboardButton>> = reply
+            .buttons
+            .into_iter()
+            .map(|(label, data)| vec![InlineKeyboardButton::callback(label, data)])
+            .collect();
+        req = req.reply_markup(InlineKeyboardMarkup::new(rows));
+    }
+    if let Err(e) = req.await {
+        tracing::warn!(error = %e, chat = %mask(&chat.to_string()), "bot reply failed");
+    }
+}
