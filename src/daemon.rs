@@ -96,9 +96,8 @@ impl Running {
 /// Starts every part of the daemon on the given config.
 pub async fn start(config: Config, secrets: Secrets) -> anyhow::Result<Running> {
     let store_path = config.store_path();
-    let store = Arc::new(
-        Store::open(&store_path).with_context(|| format!("opening the store {}", store_path.display()))?,
-    );
+    let store =
+        Arc::new(Store::open(&store_path).with_context(|| format!("opening the store {}", store_path.display()))?);
     start_with_store(config, secrets, store).await
 }
 
@@ -140,7 +139,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<Store
                 tracing::error!(error = %e, "dispatcher stopped: the store failed");
             }
         });
-        let conversation = Arc::new(Conversation { store: store.clone(), tree: tree_rx.clone(), composer: composer_rx });
+        let conversation =
+            Arc::new(Conversation { store: store.clone(), tree: tree_rx.clone(), composer: composer_rx });
         tracker.spawn(bot::run(bot, conversation, limiter, t.long_poll, cancel.clone(), tracker.clone()));
     } else {
         tracing::warn!("no [telegram] section: events are stored but nothing is sent");
@@ -156,7 +156,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<Store
 
 /// Runs the daemon until `shutdown` resolves (SIGTERM or Ctrl-C in `sirena run`).
 pub async fn run(config_dir: PathBuf, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    let config = config::load(&config_dir).map_err(|e| anyhow::anyhow!("{e}"))
+    let config = config::load(&config_dir)
+        .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("config {} is not valid", config_dir.display()))?;
     let secrets = Secrets::from_env(&config)?;
     let running = start(config, secrets).await?;
@@ -292,7 +293,10 @@ impl Pipeline {
                 for e in &errors.0 {
                     tracing::error!(file = %e.file.display(), line = e.line, col = e.col, message = %e.message, "config change rejected");
                 }
-                tracing::error!(errors = errors.0.len(), "config change rejected; still running on the last good config");
+                tracing::error!(
+                    errors = errors.0.len(),
+                    "config change rejected; still running on the last good config"
+                );
             }
         }
     }
@@ -327,9 +331,8 @@ impl Pipeline {
             let deliveries: Vec<NewDelivery> = recipients
                 .iter()
                 .map(|s| {
-                    let r = rendered
-                        .entry(s.lang)
-                        .or_insert_with(|| self.config.composer.telegram(event, tree, s.lang));
+                    let r =
+                        rendered.entry(s.lang).or_insert_with(|| self.config.composer.telegram(event, tree, s.lang));
                     NewDelivery {
                         subscriber_id: s.id,
                         channel: s.channel.clone(),
@@ -348,7 +351,11 @@ impl Pipeline {
                 enqueued = enqueued.deliveries,
                 "event"
             );
-            let _ = self.fanouts.send(Fanout { event: event.clone(), recipients: recipients.len(), enqueued: enqueued.deliveries });
+            let _ = self.fanouts.send(Fanout {
+                event: event.clone(),
+                recipients: recipients.len(),
+                enqueued: enqueued.deliveries,
+            });
         }
         Ok(())
     }
@@ -398,7 +405,11 @@ async fn watch_config(dir: PathBuf, reloads: mpsc::Sender<Result<Config, ConfigE
     }
 }
 
-async fn watch_sighup_only(dir: PathBuf, reloads: mpsc::Sender<Result<Config, ConfigErrors>>, cancel: CancellationToken) {
+async fn watch_sighup_only(
+    dir: PathBuf,
+    reloads: mpsc::Sender<Result<Config, ConfigErrors>>,
+    cancel: CancellationToken,
+) {
     let mut hup = hangup_signal();
     loop {
         tokio::select! {

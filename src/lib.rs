@@ -21,13 +21,16 @@
 //! - [`demo`]: the Kupiansk scenario end to end.
 
 pub mod alerts;
+pub mod bot;
+pub mod channels;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod dispatch;
 pub mod matcher;
 pub mod messages;
 pub mod regions;
-pub mod store;
-pub mod channels;
-pub mod dispatch;
+pub mod sim;
 pub mod sources;
-pub mod bot;
-pub mod daemon;
+pub mod store;

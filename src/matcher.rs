@@ -38,12 +38,8 @@ impl MatchIndex {
 
     /// Subscribers reached by an event on `targets`, each once, in id order.
     pub fn recipients(&self, targets: &[RegionId]) -> Vec<&Subscriber> {
-        let ids: BTreeSet<SubscriberId> = targets
-            .iter()
-            .filter_map(|t| self.by_region.get(t))
-            .flatten()
-            .copied()
-            .collect();
+        let ids: BTreeSet<SubscriberId> =
+            targets.iter().filter_map(|t| self.by_region.get(t)).flatten().copied().collect();
         ids.iter().filter_map(|id| self.subscribers.get(id)).collect()
     }
 }
@@ -94,10 +90,7 @@ mod tests {
 
     /// Subscribers 1..: each with the listed places; returns recipient ids per target set.
     fn check(places: &[(i64, &str)], targets: &[&str]) -> Vec<i64> {
-        let index = MatchIndex::build(
-            &tree(),
-            places.iter().map(|(s, p)| (sub(*s), RegionId::parse(p).expect("id"))),
-        );
+        let index = MatchIndex::build(&tree(), places.iter().map(|(s, p)| (sub(*s), RegionId::parse(p).expect("id"))));
         let targets: Vec<RegionId> = targets.iter().map(|t| RegionId::parse(t).expect("id")).collect();
         index.recipients(&targets).iter().map(|s| s.id).collect()
     }

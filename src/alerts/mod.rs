@@ -143,7 +143,7 @@ pub enum EventDetail {
     },
     /// An evacuation order, as it stands after this transition.
     Order {
-        order: orders::Order,
+        order: Box<orders::Order>,
         /// What changed since the previous revision (for `updated`).
         changes: Vec<orders::Change>,
     },

@@ -201,12 +201,8 @@ impl OrderBook {
                     entry.order = order.clone();
                 }
                 (None, _) if in_force => {
-                    let entry = Entry {
-                        revision: 1,
-                        order: order.clone(),
-                        reached: order.targets.clone(),
-                        in_force: true,
-                    };
+                    let entry =
+                        Entry { revision: 1, order: order.clone(), reached: order.targets.clone(), in_force: true };
                     events.push(event(&entry, Transition::Started, Vec::new(), now));
                     self.entries.insert(order.id.clone(), entry);
                 }
@@ -247,22 +243,14 @@ fn event(entry: &Entry, transition: Transition, changes: Vec<Change>, now: DateT
         _ => order.targets.clone(),
     };
     Event {
-        id: EventId(format!(
-            "evacuation:{}:r{}:{}",
-            order.id,
-            entry.revision,
-            transition.as_str()
-        )),
+        id: EventId(format!("evacuation:{}:r{}:{}", order.id, entry.revision, transition.as_str())),
         kind: AlertKind::Evacuation,
         transition,
         revision: entry.revision,
         targets,
         at: now,
         priority,
-        detail: EventDetail::Order {
-            order: order.clone(),
-            changes,
-        },
+        detail: EventDetail::Order { order: Box::new(order.clone()), changes },
     }
 }
 
@@ -298,10 +286,7 @@ mod tests {
     /// event ids produced.
     fn check(steps: &[Vec<Order>]) -> Vec<Vec<String>> {
         let mut book = OrderBook::default();
-        steps
-            .iter()
-            .map(|orders| book.apply(orders, now()).into_iter().map(|e| e.id.0).collect())
-            .collect()
+        steps.iter().map(|orders| book.apply(orders, now()).into_iter().map(|e| e.id.0).collect()).collect()
     }
 
     #[test]
@@ -350,10 +335,10 @@ mod tests {
 
     #[test]
     fn never_announced_lifted_or_cancelled_orders_are_silent() {
-        assert_eq!(check(&[vec![order(OrderStatus::Lifted)], vec![order(OrderStatus::Cancelled)]]), vec![
-            Vec::<String>::new(),
-            vec![]
-        ]);
+        assert_eq!(
+            check(&[vec![order(OrderStatus::Lifted)], vec![order(OrderStatus::Cancelled)]]),
+            vec![Vec::<String>::new(), vec![]]
+        );
     }
 
     #[test]

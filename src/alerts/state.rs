@@ -51,6 +51,7 @@ struct SourceView {
 /// while sirena restarts still gets its all-clear.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertState {
+    #[serde(with = "as_pairs")]
     active: BTreeMap<AlertKey, Active>,
     sources: BTreeMap<String, SourceView>,
     /// A source silent for longer than this is stale: it neither starts nor ends alerts.
@@ -63,7 +64,9 @@ pub struct AlertState {
 pub enum Applied {
     Events(Vec<Event>),
     /// An empty snapshot after a non-empty one, held back until confirmed.
-    HeldEmpty { streak: u32 },
+    HeldEmpty {
+        streak: u32,
+    },
 }
 
 impl AlertState {
@@ -128,16 +131,33 @@ impl AlertState {
             ended.push(key.clone());
         }
         for key in ended {
-            let still_reported = self.active.get(&key).is_some_and(|a| {
-                a.reported_by.iter().any(|s| self.is_healthy(s, obs.at))
-            });
-            if !still_reported {
-                if let Some(active) = self.active.remove(&key) {
-                    events.push(alert_event(&key, &active, Transition::Ended, obs.at));
-                }
+            let still_reported =
+                self.active.get(&key).is_some_and(|a| a.reported_by.iter().any(|s| self.is_healthy(s, obs.at)));
+            if !still_reported && let Some(active) = self.active.remove(&key) {
+                events.push(alert_event(&key, &active, Transition::Ended, obs.at));
             }
         }
         Applied::Events(events)
+    }
+}
+
+/// JSON object keys must be strings; the alert map is stored as a list of pairs.
+mod as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, K: Serialize, V: Serialize>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }
 
@@ -164,10 +184,7 @@ fn alert_event(key: &AlertKey, active: &Active, transition: Transition, at: Date
         targets: vec![key.region.clone()],
         at,
         priority,
-        detail: EventDetail::Alert {
-            started_at: active.started_at,
-            raw_kind: active.raw_kind.clone(),
-        },
+        detail: EventDetail::Alert { started_at: active.started_at, raw_kind: active.raw_kind.clone() },
     }
 }
 
@@ -209,32 +226,41 @@ mod tests {
     #[test]
     fn diff_starts_and_ends_with_deterministic_ids() {
         let mut s = AlertState::new(Duration::minutes(5), 3);
-        let got = check(&mut s, vec![
-            obs("a", 0, vec![alert(AlertKind::AirRaid, LUHANSK)]),
-            obs("a", 10, vec![alert(AlertKind::AirRaid, LUHANSK), alert(AlertKind::AirRaid, KHARKIV)]),
-            obs("a", 20, vec![alert(AlertKind::AirRaid, LUHANSK), alert(AlertKind::AirRaid, KHARKIV)]),
-            obs("a", 30, vec![alert(AlertKind::AirRaid, LUHANSK)]),
-        ]);
+        let got = check(
+            &mut s,
+            vec![
+                obs("a", 0, vec![alert(AlertKind::AirRaid, LUHANSK)]),
+                obs("a", 10, vec![alert(AlertKind::AirRaid, LUHANSK), alert(AlertKind::AirRaid, KHARKIV)]),
+                obs("a", 20, vec![alert(AlertKind::AirRaid, LUHANSK), alert(AlertKind::AirRaid, KHARKIV)]),
+                obs("a", 30, vec![alert(AlertKind::AirRaid, LUHANSK)]),
+            ],
+        );
         let start = t(0).format("%Y%m%dT%H%M%SZ");
-        assert_eq!(got, vec![
-            vec![format!("air_raid:{LUHANSK}:{start}:started")],
-            vec![format!("air_raid:{KHARKIV}:{start}:started")],
-            vec![],
-            vec![format!("air_raid:{KHARKIV}:{start}:ended")],
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                vec![format!("air_raid:{LUHANSK}:{start}:started")],
+                vec![format!("air_raid:{KHARKIV}:{start}:started")],
+                vec![],
+                vec![format!("air_raid:{KHARKIV}:{start}:ended")],
+            ]
+        );
     }
 
     #[test]
     fn sudden_empty_snapshot_is_held_until_confirmed() {
         let mut s = AlertState::new(Duration::minutes(5), 3);
-        let got = check(&mut s, vec![
-            obs("a", 0, vec![alert(AlertKind::AirRaid, KHARKIV)]),
-            obs("a", 10, vec![]),
-            obs("a", 20, vec![alert(AlertKind::AirRaid, KHARKIV)]),
-            obs("a", 30, vec![]),
-            obs("a", 40, vec![]),
-            obs("a", 50, vec![]),
-        ]);
+        let got = check(
+            &mut s,
+            vec![
+                obs("a", 0, vec![alert(AlertKind::AirRaid, KHARKIV)]),
+                obs("a", 10, vec![]),
+                obs("a", 20, vec![alert(AlertKind::AirRaid, KHARKIV)]),
+                obs("a", 30, vec![]),
+                obs("a", 40, vec![]),
+                obs("a", 50, vec![]),
+            ],
+        );
         assert_eq!(got[1], vec!["held"]);
         assert!(got[2].is_empty(), "the alert never ended, so nothing restarts");
         assert_eq!(got[3], vec!["held"]);
@@ -245,17 +271,32 @@ mod tests {
     #[test]
     fn second_source_confirms_and_keeps_alert_alive() {
         let mut s = AlertState::new(Duration::minutes(5), 1);
-        let got = check(&mut s, vec![
-            obs("a", 0, vec![alert(AlertKind::AirRaid, KHARKIV)]),
-            obs("b", 1, vec![alert(AlertKind::AirRaid, KHARKIV)]),
-            obs("a", 10, vec![alert(AlertKind::Artillery, LUHANSK)]),
-            obs("b", 11, vec![]),
-        ]);
+        let got = check(
+            &mut s,
+            vec![
+                obs("a", 0, vec![alert(AlertKind::AirRaid, KHARKIV)]),
+                obs("b", 1, vec![alert(AlertKind::AirRaid, KHARKIV)]),
+                obs("a", 10, vec![alert(AlertKind::Artillery, LUHANSK)]),
+                obs("b", 11, vec![]),
+            ],
+        );
         assert_eq!(got[1], Vec::<String>::new(), "a second source only confirms");
         assert_eq!(got[2].len(), 1, "only the artillery start: b still reports the air raid");
         assert!(got[2][0].starts_with("artillery:"));
         assert_eq!(got[3].len(), 1, "ends once no healthy source reports it");
         assert!(got[3][0].ends_with(":ended"));
+    }
+
+    #[test]
+    fn state_survives_a_json_round_trip() {
+        let mut s = AlertState::new(Duration::minutes(5), 3);
+        s.apply(&obs("a", 0, vec![alert(AlertKind::AirRaid, KHARKIV)]));
+        let json = serde_json::to_string(&s).expect("serialises");
+        let mut back: AlertState = serde_json::from_str(&json).expect("deserialises");
+        assert_eq!(back, s);
+        // The restored state still knows the alert, so its end is announced.
+        let got = check(&mut back, vec![obs("a", 10, vec![alert(AlertKind::AirRaid, LUHANSK)])]);
+        assert!(got[0].iter().any(|id| id.ends_with(":ended")), "{got:?}");
     }
 
     #[test]

@@ -135,7 +135,11 @@ impl Conversation {
             Command::Text(text) => {
                 // Stray text may be a place name: offer it, never subscribe silently.
                 if tree.find(&text).is_empty() {
-                    vec![Reply::text(format!("{}\n\n{}", t("bot-not-found", &[("query", &clip(&text))]), t("bot-help", &[])))]
+                    vec![Reply::text(format!(
+                        "{}\n\n{}",
+                        t("bot-not-found", &[("query", &clip(&text))]),
+                        t("bot-help", &[])
+                    ))]
                 } else {
                     self.find_and_offer(&sub, &text, &tree, &composer, false)?
                 }
@@ -164,13 +168,20 @@ impl Conversation {
                     .take(MAX_CHOICES)
                     .map(|r| (tree.qualified_name(&r.id, lang), format!("{SUBSCRIBE_PREFIX}{}", r.id)))
                     .collect();
-                let text = if many.len() == 1 { t("bot-offer", &[]) } else { t("bot-choose", &[("query", &clip(query))]) };
+                let text =
+                    if many.len() == 1 { t("bot-offer", &[]) } else { t("bot-choose", &[("query", &clip(query))]) };
                 Ok(vec![Reply { text, buttons }])
             }
         }
     }
 
-    fn subscribe(&self, sub: &Subscriber, id: &RegionId, tree: &RegionTree, composer: &Composer) -> Result<Vec<Reply>, StoreError> {
+    fn subscribe(
+        &self,
+        sub: &Subscriber,
+        id: &RegionId,
+        tree: &RegionTree,
+        composer: &Composer,
+    ) -> Result<Vec<Reply>, StoreError> {
         let place = tree.qualified_name(id, sub.lang);
         let key = if self.store.add_place(sub.id, id)? { "bot-subscribed" } else { "bot-already" };
         Ok(vec![Reply::text(escape(&composer.text(sub.lang, key, &[("place", &place)], &place)))])
@@ -209,10 +220,7 @@ pub async fn run(
     let mut backoff = Duration::from_secs(1);
     let mut chat_locks: HashMap<i64, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
     loop {
-        let request = bot
-            .get_updates()
-            .offset(offset)
-            .timeout(long_poll.as_secs().min(u64::from(u32::MAX)) as u32);
+        let request = bot.get_updates().offset(offset).timeout(long_poll.as_secs().min(u64::from(u32::MAX)) as u32);
         let updates = tokio::select! {
             () = cancel.cancelled() => return,
             r = request.send() => r,
@@ -287,11 +295,8 @@ fn read_update(update: Update) -> Option<(i64, Option<String>, Input, Option<Cal
 async fn send_reply(bot: &Bot, chat: i64, reply: Reply) {
     let mut req = bot.send_message(ChatId(chat), reply.text).parse_mode(ParseMode::Html);
     if !reply.buttons.is_empty() {
-        let rows: Vec<Vec<InlineKeyboardButton>> = reply
-            .buttons
-            .into_iter()
-            .map(|(label, data)| vec![InlineKeyboardButton::callback(label, data)])
-            .collect();
+        let rows: Vec<Vec<InlineKeyboardButton>> =
+            reply.buttons.into_iter().map(|(label, data)| vec![InlineKeyboardButton::callback(label, data)]).collect();
         req = req.reply_markup(InlineKeyboardMarkup::new(rows));
     }
     if let Err(e) = req.await {

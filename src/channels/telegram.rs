@@ -47,9 +47,8 @@ impl TelegramChannel {
 
     /// Sends one HTML message to a chat id written as a decimal string.
     pub async fn send(&self, address: &str, text: &str, silent: bool) -> Result<Sent, SendError> {
-        let chat: i64 = address
-            .parse()
-            .map_err(|_| SendError::Rejected(format!("`{address}` is not a Telegram chat id")))?;
+        let chat: i64 =
+            address.parse().map_err(|_| SendError::Rejected(format!("`{address}` is not a Telegram chat id")))?;
         let result = self
             .bot
             .send_message(ChatId(chat), text)

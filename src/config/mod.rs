@@ -342,13 +342,9 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     let composer = load_locales(&dir.join("locales"), &mut errors);
 
     match (settings, tree, composer) {
-        (Some(settings), Some(tree), Some(composer)) if errors.is_empty() => Ok(Config {
-            dir: dir.to_owned(),
-            settings,
-            tree: Arc::new(tree),
-            orders,
-            composer: Arc::new(composer),
-        }),
+        (Some(settings), Some(tree), Some(composer)) if errors.is_empty() => {
+            Ok(Config { dir: dir.to_owned(), settings, tree: Arc::new(tree), orders, composer: Arc::new(composer) })
+        }
         _ => Err(ConfigErrors(errors)),
     }
 }
@@ -475,10 +471,9 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
             if let Some(r) = region_from_entry(&src, entry, errors) {
                 let (line, col) = line_col(&text, span.start);
                 if let Some((f, l, _)) = region_origin.get(r.id.as_str()) {
-                    errors.push(src.error(
-                        Some(span),
-                        format!("region {} is already defined at {}:{}", r.id, f.display(), l),
-                    ));
+                    errors.push(
+                        src.error(Some(span), format!("region {} is already defined at {}:{}", r.id, f.display(), l)),
+                    );
                     continue;
                 }
                 region_origin.insert(r.id.to_string(), (path.clone(), line, col));
@@ -624,15 +619,13 @@ fn order_from_entry(
     }
     let issued_at = parse_datetime(src, &e.issued_at, errors);
     let expires_at = e.expires_at.as_ref().and_then(|d| parse_datetime(src, d, errors));
-    if let (Some(i), Some(x), Some(span)) = (issued_at, expires_at, e.expires_at.as_ref().map(Spanned::span)) {
-        if x <= i {
-            errors.push(src.error(Some(span), "expires_at is not after issued_at"));
-        }
+    if let (Some(i), Some(x), Some(span)) = (issued_at, expires_at, e.expires_at.as_ref().map(Spanned::span))
+        && x <= i
+    {
+        errors.push(src.error(Some(span), "expires_at is not after issued_at"));
     }
-    if let Some(h) = &e.hotline {
-        if h.trim().is_empty() {
-            errors.push(src.error(Some(e.id.span()), "hotline is empty"));
-        }
+    if e.hotline.as_ref().is_some_and(|h| h.trim().is_empty()) {
+        errors.push(src.error(Some(e.id.span()), "hotline is empty"));
     }
     let mut assembly_points = Vec::new();
     for p in e.assembly_points {
@@ -678,10 +671,7 @@ fn order_from_entry(
 
 fn is_hh_mm(s: &str) -> bool {
     let Some((h, m)) = s.split_once(':') else { return false };
-    h.len() == 2
-        && m.len() == 2
-        && h.parse::<u8>().is_ok_and(|h| h < 24)
-        && m.parse::<u8>().is_ok_and(|m| m < 60)
+    h.len() == 2 && m.len() == 2 && h.parse::<u8>().is_ok_and(|h| h < 24) && m.parse::<u8>().is_ok_and(|m| m < 60)
 }
 
 fn load_locales(dir: &Path, errors: &mut Vec<ConfigError>) -> Option<Composer> {
@@ -707,10 +697,15 @@ fn load_locales(dir: &Path, errors: &mut Vec<ConfigError>) -> Option<Composer> {
         Err(errs) => {
             for e in errs {
                 errors.push(match e {
-                    CatalogueError::Syntax { file, line, message } => {
-                        ConfigError { file: file.into(), line, col: 1, message: format!("Fluent syntax error: {message}") }
+                    CatalogueError::Syntax { file, line, message } => ConfigError {
+                        file: file.into(),
+                        line,
+                        col: 1,
+                        message: format!("Fluent syntax error: {message}"),
+                    },
+                    CatalogueError::Duplicate { file, id } => {
+                        file_error(Path::new(&file), format!("message `{id}` is defined twice"))
                     }
-                    CatalogueError::Duplicate { file, id } => file_error(Path::new(&file), format!("message `{id}` is defined twice")),
                     CatalogueError::Missing { lang, id } => {
                         file_error(&dir.join(lang.code()), format!("message `{id}` is missing"))
                     }
@@ -720,4 +715,3 @@ fn load_locales(dir: &Path, errors: &mut Vec<ConfigError>) -> Option<Composer> {
         }
     }
 }
-

@@ -33,7 +33,11 @@ use limits::{SharedLimiter, Wait};
 pub enum Outcome {
     Sent(String),
     /// Back to the queue after this delay.
-    Retry { after: Duration, reason: String, hold_chat: bool },
+    Retry {
+        after: Duration,
+        reason: String,
+        hold_chat: bool,
+    },
     /// Recipient gone: fail this delivery and deactivate the subscriber.
     Deactivate(String),
     /// Chat moved: rewrite the address and send again at once.
@@ -140,7 +144,10 @@ impl Dispatcher {
                 Ok(Some(Err(_))) => {}
                 Ok(None) => break,
                 Err(_) => {
-                    tracing::warn!(left = in_flight.len(), "shutdown grace over; unanswered sends stay in flight and are retried at next start");
+                    tracing::warn!(
+                        left = in_flight.len(),
+                        "shutdown grace over; unanswered sends stay in flight and are retried at next start"
+                    );
                     in_flight.abort_all();
                     break;
                 }
@@ -219,7 +226,12 @@ impl Dispatcher {
                     DispatchStats::bump(&self.stats.rate_limited);
                     let chat = d.address.parse().ok().filter(|_| hold_chat);
                     self.limiter.penalize(chat, Instant::now() + after);
-                    tracing::warn!(delivery = d.id, to, ?after, "platform answered 429 despite our limiter; honouring retry_after");
+                    tracing::warn!(
+                        delivery = d.id,
+                        to,
+                        ?after,
+                        "platform answered 429 despite our limiter; honouring retry_after"
+                    );
                 } else {
                     tracing::info!(delivery = d.id, to, ?after, %reason, "send failed, will retry");
                 }

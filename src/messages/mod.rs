@@ -161,9 +161,7 @@ pub struct Composer {
 
 impl fmt::Debug for Composer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Composer")
-            .field("langs", &self.bundles.keys().collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("Composer").field("langs", &self.bundles.keys().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -292,10 +290,9 @@ impl Composer {
         };
         let (icon, title) = match transition {
             Transition::Started => ("🚨", status_title(order.status)),
-            Transition::Updated => (
-                "🔄",
-                self.text(lang, "evac-updated", &[("status", &status_title(order.status))], "Evacuation update"),
-            ),
+            Transition::Updated => {
+                ("🔄", self.text(lang, "evac-updated", &[("status", &status_title(order.status))], "Evacuation update"))
+            }
             Transition::Ended => ("✅", self.text(lang, "evac-ended", &[], "Evacuation order lifted")),
             Transition::Cancelled => ("❌", self.text(lang, "evac-cancelled", &[], "Evacuation order cancelled")),
         };
@@ -311,7 +308,8 @@ impl Composer {
             let what: Vec<String> = changes
                 .iter()
                 .map(|c| {
-                    let key = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                    let key =
+                        serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
                     self.text(lang, &format!("evac-change-{key}"), &[], &key)
                 })
                 .collect();

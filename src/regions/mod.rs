@@ -92,10 +92,7 @@ impl Level {
 
     /// Levels that a person lives in (a settlement of any kind).
     pub fn is_settlement(self) -> bool {
-        matches!(
-            self,
-            Level::City | Level::Settlement | Level::Village | Level::SpecialCity | Level::CityDistrict
-        )
+        matches!(self, Level::City | Level::Settlement | Level::Village | Level::SpecialCity | Level::CityDistrict)
     }
 }
 
@@ -171,11 +168,7 @@ impl RegionTree {
         for r in regions {
             if let Some(feed_id) = r.feed_id {
                 if let Some(first) = by_feed.get(&feed_id) {
-                    errors.push(TreeError::DuplicateFeedId {
-                        feed_id,
-                        first: first.clone(),
-                        second: r.id.clone(),
-                    });
+                    errors.push(TreeError::DuplicateFeedId { feed_id, first: first.clone(), second: r.id.clone() });
                 } else {
                     by_feed.insert(feed_id, r.id.clone());
                 }
@@ -188,10 +181,9 @@ impl RegionTree {
         }
         for r in map.values() {
             match &r.parent {
-                Some(p) if !map.contains_key(p) => errors.push(TreeError::MissingParent {
-                    id: r.id.clone(),
-                    parent: p.clone(),
-                }),
+                Some(p) if !map.contains_key(p) => {
+                    errors.push(TreeError::MissingParent { id: r.id.clone(), parent: p.clone() })
+                }
                 None if !r.level.is_top() => errors.push(TreeError::NeedsParent(r.id.clone(), r.level)),
                 _ => {}
             }
@@ -250,10 +242,7 @@ impl RegionTree {
 
     /// Name of a region in a language, with the id itself as a last resort.
     pub fn name(&self, id: &RegionId, lang: Lang) -> String {
-        self.regions
-            .get(id)
-            .map(|r| r.name.get(lang).to_owned())
-            .unwrap_or_else(|| id.to_string())
+        self.regions.get(id).map(|r| r.name.get(lang).to_owned()).unwrap_or_else(|| id.to_string())
     }
 
     /// "Кіндрашівка, Кіндрашівська громада, Куп’янський район": the name with enough
@@ -272,10 +261,6 @@ impl RegionTree {
         if let Ok(id) = RegionId::parse(query) {
             return self.regions.get(&id).into_iter().collect();
         }
-        self.index
-            .find(query)
-            .iter()
-            .filter_map(|id| self.regions.get(id))
-            .collect()
+        self.index.find(query).iter().filter_map(|id| self.regions.get(id)).collect()
     }
 }

@@ -26,12 +26,11 @@ pub fn normalize(name: &str) -> String {
     const PREFIXES: [&str; 9] = ["м.", "с.", "смт.", "смт", "селище", "село", "місто", "city", "village"];
     if words.len() > 1 && PREFIXES.contains(&words[0].as_str()) {
         words.remove(0);
-    } else if let Some(first) = words.first_mut() {
-        if let Some(rest) = ["смт.", "м.", "с."].iter().find_map(|p| first.strip_prefix(p)) {
-            if !rest.is_empty() {
-                *first = rest.to_owned();
-            }
-        }
+    } else if let Some(first) = words.first_mut()
+        && let Some(rest) = ["смт.", "м.", "с."].iter().find_map(|p| first.strip_prefix(p))
+        && !rest.is_empty()
+    {
+        *first = rest.to_owned();
     }
     words.join(" ")
 }
@@ -94,7 +93,8 @@ mod tests {
     #[test]
     fn normalisation_survives_case_apostrophes_and_prefixes() {
         let want = "куп'янськ";
-        for input in ["Куп’янськ", "КУП'ЯНСЬК", "м. Купʼянськ", "м.Куп`янськ", "  місто   Куп‘янськ "] {
+        for input in ["Куп’янськ", "КУП'ЯНСЬК", "м. Купʼянськ", "м.Куп`янськ", "  місто   Куп‘янськ "]
+        {
             assert_eq!(normalize(input), want, "input {input:?}");
         }
         assert_eq!(normalize("с. Кіндрашівка"), "кіндрашівка");

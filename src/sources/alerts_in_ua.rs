@@ -141,11 +141,8 @@ impl Client {
         if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(Answer::NotModified);
         }
-        let last_modified = resp
-            .headers()
-            .get(reqwest::header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let last_modified =
+            resp.headers().get(reqwest::header::LAST_MODIFIED).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = resp.bytes().await.map_err(|e| self.transport(e))?;
         if !status.is_success() {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
@@ -200,7 +197,9 @@ pub async fn run(
         let report = match answer {
             Ok(Answer::NotModified) => match &last_good {
                 // Unchanged since the last good body: the same view, confirmed now.
-                Some(alerts) => SourceReport::Observed(Observation { source: SOURCE.into(), at: now, alerts: alerts.clone() }),
+                Some(alerts) => {
+                    SourceReport::Observed(Observation { source: SOURCE.into(), at: now, alerts: alerts.clone() })
+                }
                 None => {
                     client.forget_last_modified();
                     continue;

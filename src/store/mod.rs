@@ -195,7 +195,12 @@ impl Store {
 
     /// Finds or creates the subscriber for a channel address. Returns it and whether it
     /// was created. An existing but inactive subscriber is reactivated: they came back.
-    pub fn upsert_subscriber(&self, channel: &str, address: &str, lang: Lang) -> Result<(Subscriber, bool), StoreError> {
+    pub fn upsert_subscriber(
+        &self,
+        channel: &str,
+        address: &str,
+        lang: Lang,
+    ) -> Result<(Subscriber, bool), StoreError> {
         let conn = self.conn();
         let created = conn.execute(
             "INSERT INTO subscribers (channel, address, lang, created_at) VALUES (?1, ?2, ?3, ?4)
@@ -223,10 +228,7 @@ impl Store {
     pub fn deactivate(&self, id: SubscriberId, reason: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE subscribers SET active = 0, inactive_reason = ?2 WHERE id = ?1",
-            params![id, reason],
-        )?;
+        tx.execute("UPDATE subscribers SET active = 0, inactive_reason = ?2 WHERE id = ?1", params![id, reason])?;
         tx.execute(
             "UPDATE deliveries SET state = 'failed', last_error = ?2 WHERE subscriber_id = ?1 AND state = 'pending'",
             params![id, format!("subscriber inactive: {reason}")],
@@ -264,10 +266,9 @@ impl Store {
     pub fn remove_places(&self, id: SubscriberId, region: Option<&RegionId>) -> Result<usize, StoreError> {
         let conn = self.conn();
         let n = match region {
-            Some(r) => conn.execute(
-                "DELETE FROM places WHERE subscriber_id = ?1 AND region_id = ?2",
-                params![id, r.as_str()],
-            )?,
+            Some(r) => {
+                conn.execute("DELETE FROM places WHERE subscriber_id = ?1 AND region_id = ?2", params![id, r.as_str()])?
+            }
             None => conn.execute("DELETE FROM places WHERE subscriber_id = ?1", params![id])?,
         };
         Ok(n)
@@ -311,10 +312,7 @@ impl Store {
 
     pub fn event_exists(&self, id: &str) -> Result<bool, StoreError> {
         let conn = self.conn();
-        Ok(conn
-            .query_row("SELECT 1 FROM events WHERE id = ?1", params![id], |_| Ok(()))
-            .optional()?
-            .is_some())
+        Ok(conn.query_row("SELECT 1 FROM events WHERE id = ?1", params![id], |_| Ok(())).optional()?.is_some())
     }
 
     /// Stores an event and its deliveries in one transaction. Idempotent.
@@ -397,10 +395,8 @@ impl Store {
     }
 
     pub fn mark_sending(&self, id: DeliveryId) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1 WHERE id = ?1",
-            params![id],
-        )?;
+        self.conn()
+            .execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1 WHERE id = ?1", params![id])?;
         Ok(())
     }
 
@@ -453,10 +449,7 @@ impl Store {
     // ------------------------------------------------------------ small state
 
     pub fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0))
-            .optional()?)
+        Ok(self.conn().query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
     }
 
     pub fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError> {

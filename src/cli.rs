@@ -1,0 +1,158 @@
+//! Command line: `sirena run | check-config | demo | regions find | bench fanout`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::messages::Lang;
+
+#[derive(Debug, Parser)]
+#[command(name = "sirena", version, about = "Air-raid and evacuation alert broadcaster")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: poll feeds, watch region files, fan out to subscribers.
+    Run {
+        /// The config directory (sirena.toml, regions/, locales/).
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+    /// Validate a config directory; print every error as file:line:col; exit 1 on any.
+    CheckConfig {
+        #[arg(default_value = "config")]
+        dir: PathBuf,
+    },
+    /// Play the Kupiansk scenario against built-in simulators over loopback HTTP.
+    Demo,
+    /// Region tools.
+    Regions {
+        #[command(subcommand)]
+        command: RegionsCommand,
+    },
+    /// Benchmarks that print the figures quoted in the docs.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegionsCommand {
+    /// Find regions by name or KATOTTG code, as the bot does.
+    Find {
+        name: String,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Fan one air raid out to N simulated Telegram residents under the 30 msg/s limit.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        residents: usize,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo prints its own timeline; the daemon's log would interleave with it.
+    // RUST_LOG=info shows it anyway.
+    let default_filter = match cli.command {
+        Command::Run { .. } => "info",
+        Command::Demo | Command::Bench { .. } => "off",
+        _ => "warn",
+    };
+    init_tracing(default_filter);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            runtime()?.block_on(crate::daemon::run(config, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { dir } => match config::load(&dir) {
+            Ok(c) => {
+                println!("{}: ok ({} regions, {} evacuation orders)", dir.display(), c.tree.len(), c.orders.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    println!("{e}");
+                }
+                eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Demo => {
+            let ok = runtime()?.block_on(crate::demo::run())?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Regions { command: RegionsCommand::Find { name, config } } => {
+            let c = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let found = c.tree.find(&name);
+            if found.is_empty() {
+                println!("no region matches `{name}`");
+                return Ok(ExitCode::FAILURE);
+            }
+            for r in found {
+                println!("{}  {:?}  {}", r.id, r.level, c.tree.qualified_name(&r.id, Lang::Uk));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { command: BenchCommand::Fanout { residents } } => {
+            let report = runtime()?.block_on(crate::demo::bench_fanout(residents))?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

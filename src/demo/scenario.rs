@@ -1,0 +1,496 @@
+//! The seed scenario (DESIGN §13): who lives where, what happens, and what each
+//! resident must receive.
+
+use std::time::Duration;
+
+use super::{EMBEDDED_CONFIG, Harness, Pace, kharkiv_air_raid};
+use crate::alerts::{AlertKind, Transition};
+use crate::daemon::{Fanout, describe};
+use crate::sim::feed::{Fault, SimAlert};
+
+/// What a resident must receive, as markers that must appear in the message's
+/// first line, per language. Checked against the Telegram simulator's records, not
+/// against sirena's own bookkeeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    AirRaid,
+    AllClear,
+    Mandatory,
+    Recommended,
+    Updated,
+    Artillery,
+    Lifted,
+}
+
+impl Expect {
+    fn label(self) -> &'static str {
+        match self {
+            Expect::AirRaid => "air raid",
+            Expect::AllClear => "all clear",
+            Expect::Mandatory => "MANDATORY evacuation",
+            Expect::Recommended => "recommended evacuation",
+            Expect::Updated => "evacuation update",
+            Expect::Artillery => "artillery",
+            Expect::Lifted => "order lifted",
+        }
+    }
+
+    /// (first-line marker, markers that must appear anywhere) for Ukrainian / English.
+    fn markers(self, english: bool) -> (&'static str, &'static [&'static str]) {
+        match (self, english) {
+            (Expect::AirRaid, false) => ("🔴 <b>Повітряна тривога", &["Харківська область", "укриття"]),
+            (Expect::AirRaid, true) => ("🔴 <b>Air raid alert", &["Kharkiv Oblast", "shelter"]),
+            (Expect::AllClear, false) => ("🟢 <b>Відбій: Повітряна тривога", &["Харківська область"]),
+            (Expect::AllClear, true) => ("🟢 <b>All clear: Air raid alert", &["Kharkiv Oblast"]),
+            (Expect::Mandatory, false) => (
+                "🚨 <b>Обов’язкова евакуація",
+                &["Куди: Харків", "Збірні пункти", "Гаряча лінія: 0 800 000 000", "Автобуси"],
+            ),
+            (Expect::Mandatory, true) => (
+                "🚨 <b>Mandatory evacuation",
+                &["Destination: Kharkiv", "Assembly points", "Hotline: 0 800 000 000", "buses"],
+            ),
+            (Expect::Recommended, false) => {
+                ("🚨 <b>Рекомендована евакуація", &["Куди: Харків", "09:00", "Гаряча лінія"])
+            }
+            (Expect::Recommended, true) => {
+                ("🚨 <b>Recommended evacuation", &["Destination: Kharkiv", "09:00", "Hotline"])
+            }
+            (Expect::Updated, false) => {
+                ("🔄 <b>Оновлення: Рекомендована евакуація", &["Змінено: збірні пункти", "15:00"])
+            }
+            (Expect::Updated, true) => ("🔄 <b>Update: Recommended evacuation", &["Changed: assembly points", "15:00"]),
+            (Expect::Artillery, false) => ("🔴 <b>Загроза артобстрілу", &["Куп’янська громада"]),
+            (Expect::Artillery, true) => ("🔴 <b>Artillery shelling threat", &["Kupiansk Hromada"]),
+            (Expect::Lifted, false) => ("✅ <b>Розпорядження про евакуацію знято", &["Куп’янськ"]),
+            (Expect::Lifted, true) => ("✅ <b>Evacuation order lifted", &["Kupiansk"]),
+        }
+    }
+}
+
+/// What a simulated resident does in the Telegram app.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    Send(&'static str),
+    /// Press the first inline button of the bot's last message.
+    PressFirstButton,
+}
+
+struct Resident {
+    chat: i64,
+    name: &'static str,
+    app_lang: Option<&'static str>,
+    english: bool,
+    place: &'static str,
+    acts: &'static [Act],
+    expect: &'static [Expect],
+}
+
+use Act::*;
+use Expect::*;
+
+const RESIDENTS: &[Resident] = &[
+    Resident {
+        chat: 1001,
+        name: "Оксана",
+        app_lang: Some("uk"),
+        english: false,
+        place: "Кіндрашівка",
+        acts: &[Send("/start"), Send("/subscribe Кіндрашівка")],
+        expect: &[AirRaid, AllClear, Mandatory],
+    },
+    Resident {
+        chat: 1002,
+        name: "Микола",
+        app_lang: Some("uk"),
+        english: false,
+        place: "Василівка (one of two)",
+        acts: &[Send("/start"), Send("/subscribe с. Василівка"), PressFirstButton],
+        expect: &[AirRaid, AllClear, Mandatory],
+    },
+    Resident {
+        chat: 1003,
+        name: "Ірина",
+        app_lang: Some("uk"),
+        english: false,
+        place: "Куп’янськ",
+        acts: &[Send("/start"), Send("/subscribe куп'янськ")],
+        expect: &[AirRaid, AllClear, Recommended, Updated, Artillery, Lifted],
+    },
+    Resident {
+        chat: 1004,
+        name: "Anna (en)",
+        app_lang: Some("en"),
+        english: true,
+        place: "Kupiansk",
+        acts: &[Send("/start"), Send("/subscribe Kupiansk")],
+        expect: &[AirRaid, AllClear, Recommended, Updated, Artillery, Lifted],
+    },
+    Resident {
+        chat: 1005,
+        name: "Петро",
+        app_lang: Some("uk"),
+        english: false,
+        place: "Куп’янськ-Вузловий",
+        acts: &[Send("/start"), Send("/subscribe Куп’янськ-Вузловий")],
+        expect: &[AirRaid, AllClear, Artillery],
+    },
+    Resident {
+        chat: 1006,
+        name: "Олена",
+        app_lang: Some("uk"),
+        english: false,
+        place: "Харків",
+        acts: &[Send("/start"), Send("/subscribe м. Харків")],
+        expect: &[AirRaid, AllClear],
+    },
+    Resident {
+        chat: 1007,
+        name: "Андрій",
+        app_lang: Some("uk"),
+        english: false,
+        place: "Львів",
+        acts: &[Send("/start"), Send("/subscribe Львів")],
+        expect: &[],
+    },
+    Resident {
+        chat: 1008,
+        name: "Тарас (blocks bot)",
+        app_lang: Some("uk"),
+        english: false,
+        place: "Куп’янськ",
+        acts: &[Send("/start"), Send("/subscribe Куп’янськ")],
+        expect: &[AirRaid, AllClear],
+    },
+    Resident {
+        chat: 1009,
+        name: "Stranger",
+        app_lang: Some("de"),
+        english: true,
+        place: "(none: garbage)",
+        acts: &[Send("hello?"), Send("/weather"), Send("/subscribe Атлантида")],
+        expect: &[],
+    },
+];
+
+const KINDRASHIVKA_ORDER: &str = r#"
+[[evacuation]]
+id = "kindrashivka-2023-11"
+status = "mandatory"
+targets = ["UA63080070000080622"]            # Kindrashivka hromada: every village in it
+issued_at = 2023-11-06T08:00:00+02:00
+destination = { uk = "Харків", en = "Kharkiv" }
+transport = { uk = "Автобуси від збірного пункту, безкоштовно", en = "Free buses from the assembly point" }
+hotline = "0 800 000 000"
+who = { uk = "усі мешканці, насамперед родини з дітьми", en = "everyone, families with children first" }
+[[evacuation.assembly_points]]
+name = { uk = "Адмінбудівля громади", en = "Hromada administration building" }
+place = "UA63080070010082928"
+times = ["10:00", "14:00"]
+"#;
+
+const KUPIANSK_ORDER: &str = r#"
+[[evacuation]]
+id = "kupiansk-city-2023-11"
+status = "recommended"
+targets = ["UA63080090010026457"]            # Kupiansk city only
+issued_at = 2023-11-06T09:00:00+02:00
+destination = { uk = "Харків", en = "Kharkiv" }
+transport = { uk = "Евакуаційні автобуси", en = "Evacuation buses" }
+hotline = "0 800 000 000"
+[[evacuation.assembly_points]]
+name = { uk = "Міська рада", en = "City council" }
+place = "UA63080090010026457"
+times = ["09:00"]
+"#;
+
+fn base_kharkiv() -> &'static str {
+    EMBEDDED_CONFIG.iter().find(|(p, _)| *p == "regions/kharkiv.toml").map(|(_, t)| *t).unwrap_or_default()
+}
+
+fn kupiansk_order(times: &str, status: &str) -> String {
+    KUPIANSK_ORDER.replace(r#"times = ["09:00"]"#, times).replace(r#"status = "recommended""#, status)
+}
+
+/// Matches the fan-out of one kind and transition on a region.
+fn is(kind: AlertKind, transition: Transition, region: &'static str) -> impl Fn(&Fanout) -> bool {
+    move |f: &Fanout| {
+        f.event.kind == kind && f.event.transition == transition && f.event.targets.iter().any(|t| t.as_str() == region)
+    }
+}
+
+const KHARKIV_OBLAST: &str = "UA63000000000041885";
+const KINDRASHIVKA_HROMADA: &str = "UA63080070000080622";
+const KUPIANSK_CITY: &str = "UA63080090010026457";
+const KUPIANSK_HROMADA: &str = "UA63080090000067457";
+
+const STEP: Duration = Duration::from_secs(20);
+
+/// Plays the scenario; returns whether every resident got exactly what they should.
+pub async fn run() -> anyhow::Result<bool> {
+    let mut h = Harness::start(Pace::default()).await?;
+    println!("sirena demo — Kupiansk raion, November 2023 (simulated feed and Telegram on loopback)\n");
+    let result = play(&mut h).await;
+    let ok = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            println!("\nDEMO FAILED: {e:#}");
+            false
+        }
+    };
+    h.shutdown().await;
+    Ok(ok)
+}
+
+async fn play(h: &mut Harness) -> anyhow::Result<bool> {
+    // Residents open the bot and subscribe.
+    for r in RESIDENTS {
+        h.telegram.add_user(r.chat, r.name, r.app_lang);
+    }
+    let mut replies_expected = vec![0usize; RESIDENTS.len()];
+    // Everyone acts at once; each act waits for the bot's answer to the previous one,
+    // as a person would.
+    let max_acts = RESIDENTS.iter().map(|r| r.acts.len()).max().unwrap_or(0);
+    for step in 0..max_acts {
+        for (i, r) in RESIDENTS.iter().enumerate() {
+            match r.acts.get(step) {
+                Some(Send(text)) => h.telegram.user_sends(r.chat, text),
+                Some(PressFirstButton) => {
+                    let last = h.telegram.sent_to(r.chat).into_iter().last();
+                    let button = last.as_ref().and_then(|m| first_button(m.reply_markup.as_ref()?));
+                    match (last, button) {
+                        (Some(m), Some(data)) => h.telegram.user_presses(r.chat, m.message_id, &data),
+                        _ => anyhow::bail!("{}: the bot offered no buttons to choose from", r.name),
+                    }
+                }
+                None => continue,
+            }
+            replies_expected[i] += 1;
+        }
+        for (i, r) in RESIDENTS.iter().enumerate() {
+            let got = h.telegram.wait_for_sent(r.chat, replies_expected[i], STEP).await;
+            if got.len() < replies_expected[i] {
+                anyhow::bail!("{} got no answer from the bot", r.name);
+            }
+            // /start may answer with more than one message; count what arrived.
+            replies_expected[i] = got.len();
+        }
+    }
+    println!("{} residents talked to the bot:", RESIDENTS.len());
+    for r in RESIDENTS {
+        let last = h.telegram.sent_to(r.chat).into_iter().last().map(|m| first_line(&m.text)).unwrap_or_default();
+        println!("  {:<20} {:<24} bot: {}", r.name, r.place, plain(&last));
+    }
+    let watermark: Vec<usize> = RESIDENTS.iter().map(|r| h.telegram.sent_to(r.chat).len()).collect();
+    println!();
+
+    // 1. Air raid over the oblast.
+    let alerts_before = h.feed.requests();
+    h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid()]);
+    println!("{} feed: air raid over Kharkiv oblast (Luhansk oblast has been under alert since 2022)", h.clock());
+    // The first poll also reports Luhansk; nobody lives there in this demo.
+    step(h, "air raid", is(AlertKind::AirRaid, Transition::Started, KHARKIV_OBLAST), true).await?;
+    let _ = alerts_before;
+
+    // 2. The feed misbehaves: nothing may end.
+    let since = h.feed.requests();
+    h.feed.inject(Fault::Status(500), 2);
+    h.feed.inject(Fault::Garbage, 1);
+    h.feed.inject(Fault::Truncated, 1);
+    h.wait_polls(since, 5, STEP).await?;
+    let stray = h.drain_fanouts();
+    println!(
+        "{} feed: HTTP 500 ×2, an HTML error page, a truncated body → {}",
+        h.clock(),
+        if stray.is_empty() {
+            "no false all-clear, alert kept".to_string()
+        } else {
+            format!("{} unexpected events!", stray.len())
+        }
+    );
+    if !stray.is_empty() {
+        anyhow::bail!("a feed failure produced events: {:?}", stray.iter().map(|f| &f.event.id).collect::<Vec<_>>());
+    }
+
+    // 3. All clear.
+    h.feed.set_alerts(vec![luhansk()]);
+    println!("{} feed: Kharkiv oblast all clear", h.clock());
+    step(h, "all clear", is(AlertKind::AirRaid, Transition::Ended, KHARKIV_OBLAST), true).await?;
+
+    // 4. Тарас blocks the bot.
+    h.telegram.block(1008);
+    println!("{} Тарас blocks the bot", h.clock());
+
+    // 5. Mandatory evacuation of Kindrashivka hromada.
+    h.write_region_file("kharkiv.toml", &format!("{}{KINDRASHIVKA_ORDER}", base_kharkiv()))?;
+    println!("{} operator: mandatory evacuation of Kindrashivka hromada (regions/kharkiv.toml)", h.clock());
+    step(h, "mandatory evacuation", is(AlertKind::Evacuation, Transition::Started, KINDRASHIVKA_HROMADA), true).await?;
+
+    // 6. A typo: rejected, nothing changes.
+    h.write_region_file(
+        "kharkiv.toml",
+        &format!("{}{KINDRASHIVKA_ORDER}{}", base_kharkiv(), KUPIANSK_ORDER.replace("status =", "statuss =")),
+    )?;
+    let errors = match crate::config::load(&h.config_dir) {
+        Ok(_) => anyhow::bail!("the typo was accepted"),
+        Err(e) => e,
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stray = h.drain_fanouts();
+    println!("{} operator: typo in kharkiv.toml → rejected, daemon keeps the last good config:", h.clock());
+    for e in &errors.0 {
+        let shown = e.to_string();
+        let shown = shown.rsplit_once("config/").map(|(_, tail)| format!("config/{tail}")).unwrap_or(shown);
+        println!("         {}", shown.lines().next().unwrap_or_default());
+    }
+    if !stray.is_empty() {
+        anyhow::bail!("an invalid config produced events");
+    }
+
+    // 7. Recommended evacuation of Kupiansk city.
+    h.write_region_file("kharkiv.toml", &format!("{}{KINDRASHIVKA_ORDER}{KUPIANSK_ORDER}", base_kharkiv()))?;
+    println!("{} operator: recommended evacuation of Kupiansk city towards Kharkiv", h.clock());
+    step(h, "recommended evacuation", is(AlertKind::Evacuation, Transition::Started, KUPIANSK_CITY), true).await?;
+
+    // 8. An update adds a departure time.
+    let updated = kupiansk_order(r#"times = ["09:00", "15:00"]"#, r#"status = "recommended""#);
+    h.write_region_file("kharkiv.toml", &format!("{}{KINDRASHIVKA_ORDER}{updated}", base_kharkiv()))?;
+    println!("{} operator: Kupiansk order updated, second departure at 15:00", h.clock());
+    step(h, "evacuation update", is(AlertKind::Evacuation, Transition::Updated, KUPIANSK_CITY), true).await?;
+
+    // 9. Shelling in Kupiansk hromada.
+    h.feed.set_alerts(vec![luhansk(), kupiansk_shelling()]);
+    println!("{} feed: artillery shelling threat in Kupiansk hromada", h.clock());
+    step(h, "artillery", is(AlertKind::Artillery, Transition::Started, KUPIANSK_HROMADA), true).await?;
+
+    // 10. The recommended order is lifted.
+    let lifted = kupiansk_order(r#"times = ["09:00", "15:00"]"#, r#"status = "lifted""#);
+    h.write_region_file("kharkiv.toml", &format!("{}{KINDRASHIVKA_ORDER}{lifted}", base_kharkiv()))?;
+    println!("{} operator: Kupiansk recommended order lifted", h.clock());
+    step(h, "order lifted", is(AlertKind::Evacuation, Transition::Ended, KUPIANSK_CITY), true).await?;
+
+    summary(h, &watermark)
+}
+
+/// Waits for the event, prints its fan-out, waits for delivery.
+async fn step(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool, must_reach: bool) -> anyhow::Result<()> {
+    let f = h.next_fanout(STEP, pred).await.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    let places: Vec<String> = f.event.targets.iter().map(|t| t.to_string()).collect();
+    println!("{}   event {} [{}] → {} recipient(s)", h.clock(), describe(&f.event), places.join(", "), f.recipients);
+    if must_reach && f.recipients == 0 {
+        anyhow::bail!("{what}: reached nobody");
+    }
+    h.wait_drained(STEP).await?;
+    let c = h.store().counts()?;
+    println!("{}   outbox drained: {} sent in total, {} failed", h.clock(), c.sent, c.failed);
+    Ok(())
+}
+
+fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
+    println!("\nWhat each resident received (checked against the Telegram simulator's records):\n");
+    println!("  {:<20} {:<4} {:<24} {:<58} verdict", "resident", "lang", "place", "received");
+    let mut all_ok = true;
+    for (r, mark) in RESIDENTS.iter().zip(watermark) {
+        let got: Vec<String> = h.telegram.sent_to(r.chat).into_iter().skip(*mark).map(|m| m.text).collect();
+        let mut problems = Vec::new();
+        let mut labels = Vec::new();
+        for (i, text) in got.iter().enumerate() {
+            let matched = [AirRaid, AllClear, Mandatory, Recommended, Updated, Artillery, Lifted]
+                .into_iter()
+                .find(|e| text.starts_with(e.markers(r.english).0));
+            match matched {
+                Some(e) => {
+                    labels.push(e.label());
+                    if r.expect.get(i) != Some(&e) {
+                        problems.push(format!("unexpected {}", e.label()));
+                    }
+                    for needle in e.markers(r.english).1 {
+                        if !text.contains(needle) {
+                            problems.push(format!("{} lacks `{needle}`", e.label()));
+                        }
+                    }
+                }
+                None => {
+                    labels.push("?");
+                    problems.push(format!("unrecognised message: {}", plain(&first_line(text))));
+                }
+            }
+            if got[..i].contains(text) {
+                problems.push(format!("{} received twice", labels.last().copied().unwrap_or("?")));
+            }
+        }
+        for missing in r.expect.iter().skip(got.len()) {
+            problems.push(format!("missed {}", missing.label()));
+        }
+        let received = if labels.is_empty() { "(nothing)".to_string() } else { labels.join(", ") };
+        let verdict = if problems.is_empty() { "ok".to_string() } else { format!("FAIL: {}", problems.join("; ")) };
+        all_ok &= problems.is_empty();
+        let lang = if r.english { "en" } else { "uk" };
+        println!("  {:<20} {:<4} {:<24} {:<58} {}", r.name, lang, r.place, received, verdict);
+    }
+    let stats = h.telegram.stats();
+    let counts = h.store().counts()?;
+    println!(
+        "\nTelegram simulator: {} messages accepted, {} rate-limited (429), {} refused as blocked (403).",
+        stats.sent, stats.rate_limited, stats.forbidden
+    );
+    println!(
+        "Outbox: {} sent, {} failed (blocked recipients), {} expired. Feed polled {} times.",
+        counts.sent,
+        counts.failed,
+        counts.expired,
+        h.feed.requests()
+    );
+    println!(
+        "{}",
+        if all_ok { "\nDEMO OK: every resident got exactly what concerns their place, once." } else { "\nDEMO FAILED" }
+    );
+    Ok(all_ok)
+}
+
+fn luhansk() -> SimAlert {
+    SimAlert {
+        location_uid: 16,
+        location_title: "Луганська область".into(),
+        location_type: "oblast".into(),
+        location_oblast: "Луганська область".into(),
+        location_oblast_uid: 16,
+        alert_type: "air_raid".into(),
+        started_at: chrono::DateTime::from_timestamp(1_649_090_739, 0).unwrap_or_default(),
+    }
+}
+
+fn kupiansk_shelling() -> SimAlert {
+    SimAlert {
+        location_uid: 1309,
+        location_title: "Куп’янська територіальна громада".into(),
+        location_type: "hromada".into(),
+        location_oblast: "Харківська область".into(),
+        location_oblast_uid: 22,
+        alert_type: "artillery_shelling".into(),
+        started_at: chrono::Utc::now(),
+    }
+}
+
+fn first_button(markup: &serde_json::Value) -> Option<String> {
+    markup.get("inline_keyboard")?.get(0)?.get(0)?.get("callback_data")?.as_str().map(str::to_owned)
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Strips tags and the common entities for printing.
+fn plain(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+}

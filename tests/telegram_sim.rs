@@ -1,0 +1,464 @@
+//! Drives the Telegram simulator with the real teloxide client, so the
+//! simulator's wire format is checked against what sirena's adapter parses.
+
+use std::time::Duration;
+
+use sirena::sim::telegram::{TelegramSim, TelegramSimConfig};
+use teloxide::dispatching::UpdateFilterExt;
+use teloxide::prelude::*;
+use teloxide::types::{
+    InlineKeyboardButton, InlineKeyboardMarkup, MaybeInaccessibleMessage, MessageEntityKind, ParseMode, Seconds,
+    UpdateKind,
+};
+use teloxide::{ApiError, RequestError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// A simulator, a bot pointed at it, and shutdown on drop.
+struct Harness {
+    sim: TelegramSim,
+    bot: Bot,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Harness {
+    async fn new() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::with(TelegramSimConfig::default()).await
+    }
+
+    async fn with(cfg: TelegramSimConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let bot_token = cfg.token.clone();
+        let sim = TelegramSim::start(cfg, token.clone(), &tracker).await?;
+        let bot = Bot::new(bot_token).set_api_url(reqwest::Url::parse(&sim.base_url())?);
+        Ok(Self { sim, bot, token, tracker })
+    }
+
+    /// Cancels and waits for the server task, proving shutdown is prompt.
+    async fn stop(self) {
+        self.token.cancel();
+        self.tracker.close();
+        tokio::time::timeout(Duration::from_secs(3), self.tracker.wait()).await.expect("sim stops promptly");
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+#[tokio::test]
+async fn get_me_describes_the_bot() -> TestResult {
+    let h = Harness::new().await?;
+    let me = h.bot.get_me().await?;
+    assert!(me.is_bot);
+    assert_eq!(me.username(), "sirena_sim_bot");
+    assert_eq!(me.id, UserId(123_456));
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_is_delivered_and_recorded() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(1, "Olena", Some("uk"));
+    let msg = h
+        .bot
+        .send_message(ChatId(1), "<b>Повітряна тривога</b> &amp; укриття")
+        .parse_mode(ParseMode::Html)
+        .disable_notification(true)
+        .await?;
+    assert_eq!(msg.chat.id, ChatId(1));
+    // Telegram returns the visible text, markup parsed out.
+    assert_eq!(msg.text(), Some("Повітряна тривога & укриття"));
+    assert_eq!(msg.from.as_ref().map(|u| u.is_bot), Some(true));
+
+    let sent = h.sim.sent_to(1);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].message_id, msg.id.0 as i64);
+    assert_eq!(sent[0].text, "<b>Повітряна тривога</b> &amp; укриття");
+    assert_eq!(sent[0].parse_mode.as_deref(), Some("HTML"));
+    assert!(sent[0].disable_notification);
+    let stats = h.sim.stats();
+    assert_eq!((stats.requests, stats.sent), (1, 1));
+    let reqs = h.sim.requests();
+    assert_eq!(reqs[0].method, "SendMessage");
+    assert_eq!(reqs[0].body["chat_id"], 1);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn second_message_to_a_chat_within_a_second_is_rate_limited() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(7, "Taras", None);
+    h.bot.send_message(ChatId(7), "one").await?;
+    let err = h.bot.send_message(ChatId(7), "two").await.expect_err("per-chat limit");
+    assert!(matches!(err, RequestError::RetryAfter(s) if s == Seconds::from_seconds(1)), "{err:?}");
+    assert_eq!(h.sim.stats().rate_limited, 1);
+    assert_eq!(h.sim.sent_to(7).len(), 1);
+    // The rejected send is still on record.
+    let reqs = h.sim.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].status, 429);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn global_limit_admits_thirty_per_second() -> TestResult {
+    let h = Harness::new().await?;
+    for chat in 1..=31 {
+        h.sim.add_user(chat, "User", None);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for chat in 1..=31 {
+        let bot = h.bot.clone();
+        set.spawn(async move { bot.send_message(ChatId(chat), "alert").await });
+    }
+    let (mut ok, mut limited) = (0, 0);
+    while let Some(res) = set.join_next().await {
+        match res? {
+            Ok(_) => ok += 1,
+            Err(RequestError::RetryAfter(_)) => limited += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert_eq!((ok, limited), (30, 1));
+    assert_eq!(h.sim.sent().len(), 30);
+    assert_eq!(h.sim.stats().rate_limited, 1);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn group_limit_is_per_minute() -> TestResult {
+    let h = Harness::with(TelegramSimConfig { group_per_min: 2, ..TelegramSimConfig::default() }).await?;
+    h.sim.add_group(-100_500, "Будинок 5");
+    // Groups have no per-second limit of their own, only the per-minute one.
+    let msg = h.bot.send_message(ChatId(-100_500), "a").await?;
+    assert_eq!(msg.chat.title(), Some("Будинок 5"));
+    h.bot.send_message(ChatId(-100_500), "b").await?;
+    let err = h.bot.send_message(ChatId(-100_500), "c").await.expect_err("group limit");
+    match err {
+        RequestError::RetryAfter(s) => assert!(s.seconds() > 50, "{s}"),
+        e => return Err(e.into()),
+    }
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn blocked_and_deactivated_users_are_forbidden() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(10, "A", None);
+    h.sim.add_user(11, "B", None);
+    h.sim.block(10);
+    h.sim.deactivate(11);
+    let err = h.bot.send_message(ChatId(10), "x").await.expect_err("blocked");
+    assert!(matches!(err, RequestError::Api(ApiError::BotBlocked)), "{err:?}");
+    let err = h.bot.send_message(ChatId(11), "x").await.expect_err("deactivated");
+    assert!(matches!(err, RequestError::Api(ApiError::UserDeactivated)), "{err:?}");
+    assert_eq!(h.sim.stats().forbidden, 2);
+    assert!(h.sim.sent().is_empty());
+
+    // Writing to the bot again means the user restarted it.
+    h.sim.user_sends(10, "/start");
+    h.bot.send_message(ChatId(10), "welcome back").await?;
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_chat_is_not_found() -> TestResult {
+    let h = Harness::new().await?;
+    let err = h.bot.send_message(ChatId(999), "x").await.expect_err("unknown");
+    assert!(matches!(err, RequestError::Api(ApiError::ChatNotFound)), "{err:?}");
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn text_length_counts_utf16_units() -> TestResult {
+    let h = Harness::new().await?;
+    for chat in 1..=4 {
+        h.sim.add_user(chat, "U", None);
+    }
+    let err = h.bot.send_message(ChatId(1), "a".repeat(4097)).await.expect_err("too long");
+    assert!(matches!(err, RequestError::Api(ApiError::MessageIsTooLong)), "{err:?}");
+    // Cyrillic is one unit per letter: 4096 letters fit.
+    h.bot.send_message(ChatId(2), "я".repeat(4096)).await?;
+    // An emoji is two units: 2049 of them are 4098.
+    let err = h.bot.send_message(ChatId(3), "🚨".repeat(2049)).await.expect_err("too long");
+    assert!(matches!(err, RequestError::Api(ApiError::MessageIsTooLong)), "{err:?}");
+    let err = h.bot.send_message(ChatId(4), "").await.expect_err("empty");
+    assert!(matches!(err, RequestError::Api(ApiError::MessageTextIsEmpty)), "{err:?}");
+    assert_eq!(h.sim.stats().bad_requests, 3);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn html_is_validated() -> TestResult {
+    let h = Harness::new().await?;
+    for chat in 1..=5 {
+        h.sim.add_user(chat, "U", None);
+    }
+    for (chat, bad) in [(1, "<b>x"), (2, "1 < 2"), (3, "Tom & Jerry"), (4, "<h1>x</h1>")] {
+        let err = h.bot.send_message(ChatId(chat), bad).parse_mode(ParseMode::Html).await.expect_err(bad);
+        assert!(
+            matches!(&err, RequestError::Api(ApiError::CantParseEntities(d)) if d.starts_with("Bad Request: can't parse entities: ")),
+            "{bad}: {err:?}"
+        );
+    }
+    let msg = h
+        .bot
+        .send_message(ChatId(5), "&lt;b&gt; is escaped, <a href=\"https://x.ua/?a=1&b=2\">link</a>")
+        .parse_mode(ParseMode::Html)
+        .await?;
+    assert_eq!(msg.text(), Some("<b> is escaped, link"));
+    // Without a parse mode the same characters are plain text.
+    h.bot.send_message(ChatId(1), "1 < 2 & <b>x").await?;
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_token_is_unauthorized() -> TestResult {
+    let h = Harness::new().await?;
+    let bot = Bot::new("654321:WRONG").set_api_url(reqwest::Url::parse(&h.sim.base_url())?);
+    let err = bot.get_me().await.expect_err("wrong token");
+    assert!(matches!(err, RequestError::Api(ApiError::InvalidToken)), "{err:?}");
+    assert_eq!(h.sim.stats().unauthorized, 1);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_method_and_plain_http_forms() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(5, "U", None);
+    let client = reqwest::Client::new();
+    let base = format!("{}/bot123456:TEST-TOKEN", h.sim.base_url());
+
+    let resp = client.post(format!("{base}/sendPigeon")).send().await?;
+    assert_eq!(resp.status(), 404);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body, serde_json::json!({"ok": false, "error_code": 404, "description": "Not Found"}));
+
+    // GET with query parameters, as curl users do.
+    let resp = client.get(format!("{base}/sendMessage?chat_id=5&text=hi%20there")).send().await?;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["result"]["text"], "hi there");
+
+    // A form body; the next send is inside the per-chat window.
+    let resp = client
+        .post(format!("{base}/sendMessage"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("chat_id=5&text=again")
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 429);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["parameters"]["retry_after"], 1);
+    assert_eq!(body["description"], "Too Many Requests: retry after 1");
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn user_message_arrives_as_a_command_update() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(42, "Оксана", Some("uk"));
+    h.sim.user_sends(42, "/subscribe Київ");
+    let updates = h.bot.get_updates().await?;
+    assert_eq!(updates.len(), 1);
+    let UpdateKind::Message(msg) = &updates[0].kind else {
+        panic!("expected a message: {:?}", updates[0]);
+    };
+    assert_eq!(msg.text(), Some("/subscribe Київ"));
+    assert_eq!(msg.chat.id, ChatId(42));
+    let from = msg.from.as_ref().expect("from");
+    assert_eq!(from.language_code.as_deref(), Some("uk"));
+    assert_eq!(from.first_name, "Оксана");
+    let entities = msg.parse_entities().expect("entities");
+    assert_eq!(entities.len(), 1);
+    assert_eq!(*entities[0].kind(), MessageEntityKind::BotCommand);
+    assert_eq!(entities[0].text(), "/subscribe");
+
+    // Confirming by offset drops it.
+    let next = updates[0].id.as_offset();
+    let again = h.bot.get_updates().offset(next).await?;
+    assert!(again.is_empty());
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn long_poll_wakes_on_a_new_update() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(3, "U", None);
+    let bot = h.bot.clone();
+    let poll = tokio::spawn(async move { bot.get_updates().timeout(10).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!poll.is_finished(), "poll waits while there is nothing");
+    h.sim.user_sends(3, "hello");
+    let updates = tokio::time::timeout(Duration::from_secs(3), poll).await???;
+    assert_eq!(updates.len(), 1);
+
+    // A long poll in flight does not hold up shutdown.
+    let bot = h.bot.clone();
+    let next = updates[0].id.as_offset();
+    let poll = tokio::spawn(async move { bot.get_updates().offset(next).timeout(30).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.stop().await;
+    let updates = tokio::time::timeout(Duration::from_secs(3), poll).await???;
+    assert!(updates.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn newer_poll_terminates_older_one() -> TestResult {
+    let h = Harness::new().await?;
+    let bot = h.bot.clone();
+    let first = tokio::spawn(async move { bot.get_updates().timeout(10).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = h.bot.get_updates().await?;
+    assert!(second.is_empty());
+    let err = tokio::time::timeout(Duration::from_secs(3), first).await??.expect_err("terminated");
+    assert!(matches!(err, RequestError::Api(ApiError::TerminatedByOtherGetUpdates)), "{err:?}");
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn button_press_arrives_as_a_callback_query() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(8, "U", Some("en"));
+    let keyboard = InlineKeyboardMarkup::new([[InlineKeyboardButton::callback("I am safe", "safe:1")]]);
+    let sent = h.bot.send_message(ChatId(8), "Are you safe?").reply_markup(keyboard.clone()).await?;
+    assert_eq!(sent.reply_markup(), Some(&keyboard));
+    h.sim.user_presses(8, sent.id.0 as i64, "safe:1");
+
+    let updates = h.bot.get_updates().await?;
+    let UpdateKind::CallbackQuery(q) = &updates[0].kind else {
+        panic!("expected a callback query: {:?}", updates[0]);
+    };
+    assert_eq!(q.data.as_deref(), Some("safe:1"));
+    assert_eq!(q.from.id, UserId(8));
+    let Some(MaybeInaccessibleMessage::Regular(m)) = &q.message else {
+        panic!("expected the bot's message: {:?}", q.message);
+    };
+    assert_eq!(m.id, sent.id);
+
+    h.bot.answer_callback_query(q.id.clone()).text("Thanks").await?;
+    let err = h.bot.answer_callback_query(q.id.clone()).await.expect_err("answered twice");
+    assert!(matches!(err, RequestError::Api(ApiError::InvalidQueryId)), "{err:?}");
+
+    // Editing the message: the keyboard goes, the text changes.
+    let edited = h.bot.edit_message_text(ChatId(8), sent.id, "Marked safe").await?;
+    assert_eq!(edited.text(), Some("Marked safe"));
+    assert!(edited.reply_markup().is_none());
+    let err = h.bot.edit_message_text(ChatId(8), sent.id, "Marked safe").await.expect_err("not modified");
+    assert!(matches!(err, RequestError::Api(ApiError::MessageNotModified)), "{err:?}");
+
+    // Callback data over 64 bytes is refused, as by Telegram.
+    let too_big = InlineKeyboardMarkup::new([[InlineKeyboardButton::callback("x", "d".repeat(65))]]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let err = h.bot.send_message(ChatId(8), "x").reply_markup(too_big).await.expect_err("data too long");
+    assert!(matches!(err, RequestError::Api(ApiError::ButtonDataInvalid)), "{err:?}");
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn commands_and_webhook_round_trip() -> TestResult {
+    let h = Harness::new().await?;
+    let cmds =
+        vec![teloxide::types::BotCommand::new("start", "Почати"), teloxide::types::BotCommand::new("stop", "Зупинити")];
+    h.bot.set_my_commands(cmds.clone()).await?;
+    assert_eq!(h.bot.get_my_commands().await?, cmds);
+    let err = h
+        .bot
+        .set_my_commands(vec![teloxide::types::BotCommand::new("Bad-Name", "x")])
+        .await
+        .expect_err("invalid command");
+    assert!(matches!(err, RequestError::Api(_)), "{err:?}");
+
+    // teloxide sends setWebhook as multipart/form-data.
+    h.bot.set_webhook(reqwest::Url::parse("https://example.invalid/hook")?).await?;
+    let reqs = h.sim.requests();
+    let set = reqs.iter().find(|r| r.method == "SetWebhook").expect("recorded");
+    assert_eq!(set.body["url"], "https://example.invalid/hook");
+    let err = h.bot.get_updates().await.expect_err("webhook active");
+    assert!(matches!(err, RequestError::Api(_)), "{err:?}");
+    assert!(h.bot.get_webhook_info().await?.url.is_some());
+    h.bot.delete_webhook().await?;
+    assert!(h.bot.get_webhook_info().await?.url.is_none());
+    h.bot.get_updates().await?;
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wait_for_sent_returns_when_enough_or_on_timeout() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(4, "U", None);
+    let bot = h.bot.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        bot.send_message(ChatId(4), "late").await
+    });
+    let got = h.sim.wait_for_sent(4, 1, Duration::from_secs(3)).await;
+    assert_eq!(got.len(), 1);
+    let got = h.sim.wait_for_sent(4, 2, Duration::from_millis(100)).await;
+    assert_eq!(got.len(), 1);
+    h.stop().await;
+    Ok(())
+}
+
+/// The whole teloxide start-up and polling loop against the simulator.
+#[tokio::test]
+async fn dispatcher_answers_a_command() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(77, "Ірина", Some("uk"));
+    let handler = Update::filter_message().endpoint(|bot: Bot, msg: Message| async move {
+        if msg.text() == Some("/start") {
+            bot.send_message(msg.chat.id, "Вітаю").await?;
+        }
+        respond(())
+    });
+    let mut dispatcher = Dispatcher::builder(h.bot.clone(), handler).build();
+    let shutdown = dispatcher.shutdown_token();
+    let running = tokio::spawn(async move { dispatcher.dispatch().await });
+
+    h.sim.user_sends(77, "/start");
+    let got = h.sim.wait_for_sent(77, 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].text, "Вітаю");
+
+    // A press on a message is not delivered: the handler only takes
+    // messages, so teloxide asked for `allowed_updates: ["message"]`.
+    h.sim.user_presses(77, got[0].message_id, "x");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopping = shutdown.shutdown().map_err(|e| format!("{e:?}"))?;
+    tokio::time::timeout(Duration::from_secs(5), stopping).await?;
+    tokio::time::timeout(Duration::from_secs(5), running).await??;
+
+    let methods: Vec<String> = h.sim.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(&methods[..3], ["GetWebhookInfo", "GetMe", "GetUpdates"]);
+    let first_poll = h.sim.requests().into_iter().find(|r| r.method == "GetUpdates");
+    let first_poll = first_poll.expect("a poll");
+    assert_eq!(first_poll.body["timeout"], 10);
+    assert_eq!(first_poll.body["allowed_updates"], serde_json::json!(["message"]));
+    assert!(!methods.iter().any(|m| m == "AnswerCallbackQuery"));
+    h.stop().await;
+    Ok(())
+}
