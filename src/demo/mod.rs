@@ -54,29 +54,41 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
-/// How fast the demo world runs. Poll intervals far below production are fine here:
+/// How the demo world is set up. Poll intervals far below production are fine here:
 /// the feed simulator is told the same budget and enforces it.
-pub struct Pace {
+#[derive(Clone, Debug)]
+pub struct Options {
     pub poll: Duration,
     pub requests_per_min: u32,
+    /// Limits the Telegram simulator enforces.
+    pub telegram_sim: TelegramSimConfig,
+    /// Limits sirena's own limiter applies (normally the same as the simulator's).
+    pub telegram_limits: crate::config::TelegramLimits,
+    pub max_in_flight: usize,
 }
 
-impl Default for Pace {
+impl Default for Options {
     fn default() -> Self {
-        Pace { poll: Duration::from_millis(250), requests_per_min: 600 }
+        Options {
+            poll: Duration::from_millis(250),
+            requests_per_min: 600,
+            telegram_sim: TelegramSimConfig::default(),
+            telegram_limits: crate::config::TelegramLimits::default(),
+            max_in_flight: 16,
+        }
     }
 }
 
 impl Harness {
     /// Starts both simulators, writes the embedded config (pointed at them) into a
     /// temporary directory, and starts the daemon on it.
-    pub async fn start(pace: Pace) -> anyhow::Result<Harness> {
+    pub async fn start(opts: Options) -> anyhow::Result<Harness> {
         let sims_cancel = CancellationToken::new();
         let sims = TaskTracker::new();
-        let feed_cfg = FeedSimConfig { requests_per_min: pace.requests_per_min, ..FeedSimConfig::default() };
+        let feed_cfg = FeedSimConfig { requests_per_min: opts.requests_per_min, ..FeedSimConfig::default() };
         let feed_token = feed_cfg.token.clone();
         let feed = FeedSim::start(feed_cfg, sims_cancel.clone(), &sims).await.context("feed simulator")?;
-        let tg_cfg = TelegramSimConfig::default();
+        let tg_cfg = opts.telegram_sim.clone();
         let tg_token = tg_cfg.token.clone();
         let telegram = TelegramSim::start(tg_cfg, sims_cancel.clone(), &sims).await.context("Telegram simulator")?;
 
@@ -99,15 +111,23 @@ max_requests_per_min = {rpm}
 api_url = "{tg}"
 token_env = "SIRENA_DEMO_TELEGRAM_TOKEN"
 long_poll = "1s"
+limits = {{ global_per_sec = {gps}, per_chat_per_sec = {pcs}, group_per_min = {gpm} }}
 
 [alerts]
 stale_after = "1m"
 confirm_empty = 3
+
+[dispatch]
+max_in_flight = {mif}
 "#,
             feed = feed.base_url(),
             tg = telegram.base_url(),
-            poll = pace.poll.as_millis(),
-            rpm = pace.requests_per_min,
+            poll = opts.poll.as_millis(),
+            rpm = opts.requests_per_min,
+            gps = opts.telegram_limits.global_per_sec,
+            pcs = opts.telegram_limits.per_chat_per_sec,
+            gpm = opts.telegram_limits.group_per_min,
+            mif = opts.max_in_flight,
         );
         std::fs::write(config_dir.join("sirena.toml"), settings)?;
         let config = config::load(&config_dir).map_err(|e| anyhow::anyhow!("embedded config invalid:\n{e}"))?;
@@ -232,7 +252,7 @@ pub fn kharkiv_air_raid() -> SimAlert {
 
 /// `sirena bench fanout`: one oblast air raid to `residents` Telegram chats.
 pub async fn bench_fanout(residents: usize) -> anyhow::Result<String> {
-    let h = Harness::start(Pace::default()).await?;
+    let h = Harness::start(Options::default()).await?;
     let kharkiv = crate::regions::RegionId::parse("UA63120270010096107")?;
     for i in 0..residents {
         let chat = 500_000 + i as i64;

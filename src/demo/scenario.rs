@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{EMBEDDED_CONFIG, Harness, Pace, kharkiv_air_raid};
+use super::{EMBEDDED_CONFIG, Harness, Options, kharkiv_air_raid};
 use crate::alerts::{AlertKind, Transition};
 use crate::daemon::{Fanout, describe};
 use crate::sim::feed::{Fault, SimAlert};
@@ -228,7 +228,7 @@ const STEP: Duration = Duration::from_secs(20);
 
 /// Plays the scenario; returns whether every resident got exactly what they should.
 pub async fn run() -> anyhow::Result<bool> {
-    let mut h = Harness::start(Pace::default()).await?;
+    let mut h = Harness::start(Options::default()).await?;
     println!("sirena demo — Kupiansk raion, November 2023 (simulated feed and Telegram on loopback)\n");
     let result = play(&mut h).await;
     let ok = match result {
