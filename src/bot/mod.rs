@@ -163,10 +163,18 @@ impl Conversation {
             [] => Ok(vec![Reply::text(t("bot-not-found", &[("query", &clip(query))]))]),
             [one] if subscribe_if_unique => self.subscribe(sub, &one.id, tree, composer),
             many => {
+                let labels: Vec<String> = many.iter().map(|r| tree.qualified_name(&r.id, lang)).collect();
                 let buttons = many
                     .iter()
+                    .zip(&labels)
                     .take(MAX_CHOICES)
-                    .map(|r| (tree.qualified_name(&r.id, lang), format!("{SUBSCRIBE_PREFIX}{}", r.id)))
+                    .map(|(r, label)| {
+                        // Two villages of one name in one hromada share every larger unit;
+                        // only the code tells them apart.
+                        let twins = labels.iter().filter(|l| *l == label).count() > 1;
+                        let label = if twins { format!("{label} · {}", r.id) } else { label.clone() };
+                        (label, format!("{SUBSCRIBE_PREFIX}{}", r.id))
+                    })
                     .collect();
                 let text =
                     if many.len() == 1 { t("bot-offer", &[]) } else { t("bot-choose", &[("query", &clip(query))]) };
