@@ -75,6 +75,9 @@ pub struct Running {
     pub store: Arc<Store>,
     pub stats: Arc<DispatchStats>,
     pub fanouts: broadcast::Sender<Fanout>,
+    /// A receiver subscribed before any task started, so an observer that takes it
+    /// misses nothing; `None` once taken.
+    pub first_fanouts: Option<broadcast::Receiver<Fanout>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -82,7 +85,7 @@ pub struct Running {
 impl Running {
     /// Stops every task: sources and the bot at once, the dispatcher after a short
     /// grace for requests in flight. Nothing queued is lost.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
@@ -106,7 +109,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<Store
     let tracker = TaskTracker::new();
     let wake = Arc::new(Notify::new());
     let stats = Arc::new(DispatchStats::default());
-    let (fanouts, _) = broadcast::channel(1024);
+    let (fanouts, first_fanouts) = broadcast::channel(1024);
     let (tree_tx, tree_rx) = watch::channel(config.tree.clone());
     let (composer_tx, composer_rx) = watch::channel(config.composer.clone());
     let (report_tx, report_rx) = mpsc::channel(64);
@@ -146,12 +149,14 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<Store
         tracing::warn!("no [telegram] section: events are stored but nothing is sent");
     }
 
-    tracker.spawn(watch_config(config.dir.clone(), reload_tx, cancel.clone()));
+    // The watch is in place before `start` returns, so no change made after it is missed.
+    let watcher = ConfigWatcher::new(&config.dir);
+    tracker.spawn(watcher.run(config.dir.clone(), reload_tx, cancel.clone()));
 
     let pipeline = Pipeline::restore(config, store.clone(), wake, fanouts.clone(), tree_tx, composer_tx)?;
     tracker.spawn(pipeline.run(report_rx, reload_rx, cancel.clone()));
 
-    Ok(Running { store, stats, fanouts, cancel, tracker })
+    Ok(Running { store, stats, fanouts, first_fanouts: Some(first_fanouts), cancel, tracker })
 }
 
 /// Runs the daemon until `shutdown` resolves (SIGTERM or Ctrl-C in `sirena run`).
@@ -369,55 +374,67 @@ impl Pipeline {
 
 /// Watches the config directory and sends every changed, re-validated config. A burst
 /// of file events (an editor's save) becomes one reload. SIGHUP forces a reload.
-async fn watch_config(dir: PathBuf, reloads: mpsc::Sender<Result<Config, ConfigErrors>>, cancel: CancellationToken) {
-    use notify::Watcher;
-    let (tx, mut rx) = mpsc::channel::<()>(16);
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok_and(|e| !e.kind.is_access()) {
-            // Full channel: a reload is already pending, which covers this change.
-            let _ = tx.try_send(());
-        }
-    });
-    let mut watcher = match watcher {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch the config directory; reload with SIGHUP only");
-            return watch_sighup_only(dir, reloads, cancel).await;
-        }
-    };
-    if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::Recursive) {
-        tracing::error!(error = %e, dir = %dir.display(), "cannot watch the config directory; reload with SIGHUP only");
-    }
-    let mut hup = hangup_signal();
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            Some(()) = rx.recv() => {}
-            Some(()) = recv_opt(&mut hup) => tracing::info!("SIGHUP: reloading config"),
-        }
-        // Let the editor finish writing, then read once.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        while rx.try_recv().is_ok() {}
-        let loaded = config::load(&dir);
-        if reloads.send(loaded).await.is_err() {
-            return;
-        }
-    }
+struct ConfigWatcher {
+    /// Kept alive for as long as the watch should last; `None` when the platform's
+    /// watcher failed and only SIGHUP reloads.
+    _watcher: Option<notify::RecommendedWatcher>,
+    changes: mpsc::Receiver<()>,
 }
 
-async fn watch_sighup_only(
-    dir: PathBuf,
-    reloads: mpsc::Sender<Result<Config, ConfigErrors>>,
-    cancel: CancellationToken,
-) {
-    let mut hup = hangup_signal();
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            Some(()) = recv_opt(&mut hup) => {
-                if reloads.send(config::load(&dir)).await.is_err() {
-                    return;
+impl ConfigWatcher {
+    fn new(dir: &std::path::Path) -> ConfigWatcher {
+        use notify::Watcher;
+        let (tx, changes) = mpsc::channel::<()>(16);
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok_and(|e| !e.kind.is_access()) {
+                // Full channel: a reload is already pending, which covers this change.
+                let _ = tx.try_send(());
+            }
+        });
+        let watcher = match watcher {
+            Ok(mut w) => match w.watch(dir, notify::RecursiveMode::Recursive) {
+                Ok(()) => Some(w),
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %dir.display(), "cannot watch the config directory; reload with SIGHUP");
+                    None
                 }
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch the config directory; reload with SIGHUP");
+                None
+            }
+        };
+        ConfigWatcher { _watcher: watcher, changes }
+    }
+
+    async fn run(
+        mut self,
+        dir: PathBuf,
+        reloads: mpsc::Sender<Result<Config, ConfigErrors>>,
+        cancel: CancellationToken,
+    ) {
+        let mut hup = hangup_signal();
+        // One reload at once covers a change made between the caller's load and the
+        // watch being set up; applying an unchanged config produces no events.
+        let mut pending = true;
+        loop {
+            if !pending {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    Some(()) = self.changes.recv() => {}
+                    Some(()) = recv_opt(&mut hup) => tracing::info!("SIGHUP: reloading config"),
+                }
+                // Let the editor finish writing, then read once.
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+            pending = false;
+            while self.changes.try_recv().is_ok() {}
+            let loaded = config::load(&dir);
+            if reloads.send(loaded).await.is_err() {
+                return;
             }
         }
     }

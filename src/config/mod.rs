@@ -448,7 +448,9 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
     let before = errors.len();
     let mut regions = Vec::new();
     let mut region_origin: Origins = HashMap::new();
-    let mut parsed_orders: Vec<(PathBuf, String, OrderEntry)> = Vec::new();
+    // Each file's text is kept once; orders refer to it by index for error positions.
+    let mut texts: Vec<(PathBuf, String)> = Vec::new();
+    let mut parsed_orders: Vec<(usize, OrderEntry)> = Vec::new();
     for path in &files {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -480,19 +482,47 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
                 regions.push(r);
             }
         }
-        for order in file.evacuation {
-            parsed_orders.push((path.clone(), text.clone(), order.into_inner()));
+        let file_index = texts.len();
+        parsed_orders.extend(file.evacuation.into_iter().map(|o| (file_index, o.into_inner())));
+        texts.push((path.clone(), text));
+    }
+    // Orders are still checked when the regions are broken, so one load reports both;
+    // only the checks against the tree are skipped then.
+    let tree = if errors.len() > before { None } else { build_tree(dir, regions, &region_origin, errors) };
+    let mut orders = Vec::new();
+    let mut order_origin: Origins = HashMap::new();
+    for (file_index, entry) in parsed_orders {
+        let (path, text) = &texts[file_index];
+        let src = SourceText { path, text };
+        let span = entry.id.span();
+        let (line, col) = line_col(text, span.start);
+        let id = entry.id.get_ref().trim().to_owned();
+        if let Some((f, l, _)) = order_origin.get(&id) {
+            errors.push(
+                src.error(Some(span), format!("evacuation order id `{id}` is already used at {}:{}", f.display(), l)),
+            );
+            continue;
+        }
+        order_origin.insert(id, (path.clone(), line, col));
+        if let Some(o) = order_from_entry(&src, entry, tree.as_ref(), errors) {
+            orders.push(o);
         }
     }
-    if errors.len() > before {
-        return (None, Vec::new());
-    }
-    let tree = match RegionTree::build(regions) {
-        Ok(t) => t,
+    (tree, orders)
+}
+
+fn build_tree(
+    dir: &Path,
+    regions: Vec<Region>,
+    region_origin: &Origins,
+    errors: &mut Vec<ConfigError>,
+) -> Option<RegionTree> {
+    match RegionTree::build(regions) {
+        Ok(t) => Some(t),
         Err(tree_errors) => {
             for e in tree_errors {
                 let id = match &e {
-                    TreeError::Duplicate(id) | TreeError::NeedsParent(id, _) => id,
+                    TreeError::Duplicate(id) | TreeError::NeedsParent(id, _) | TreeError::Cycle(id) => id,
                     TreeError::MissingParent { id, .. } => id,
                     TreeError::DuplicateFeedId { second, .. } => second,
                 };
@@ -500,28 +530,9 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
                     region_origin.get(id.as_str()).cloned().unwrap_or_else(|| (dir.to_owned(), 0, 0));
                 errors.push(ConfigError { file, line, col, message: e.to_string() });
             }
-            return (None, Vec::new());
-        }
-    };
-    let mut orders = Vec::new();
-    let mut order_origin: Origins = HashMap::new();
-    for (path, text, entry) in parsed_orders {
-        let src = SourceText { path: &path, text: &text };
-        let span = entry.id.span();
-        let (line, col) = line_col(&text, span.start);
-        if let Some((f, l, _)) = order_origin.get(entry.id.get_ref()) {
-            errors.push(src.error(
-                Some(span),
-                format!("evacuation order id `{}` is already used at {}:{}", entry.id.get_ref(), f.display(), l),
-            ));
-            continue;
-        }
-        order_origin.insert(entry.id.get_ref().clone(), (path.clone(), line, col));
-        if let Some(o) = order_from_entry(&src, entry, &tree, errors) {
-            orders.push(o);
+            None
         }
     }
-    (Some(tree), orders)
 }
 
 fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<ConfigError>) -> Option<Region> {
@@ -593,9 +604,12 @@ fn parse_datetime(
 fn order_from_entry(
     src: &SourceText<'_>,
     e: OrderEntry,
-    tree: &RegionTree,
+    tree: Option<&RegionTree>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Order> {
+    // Without a tree (the regions are broken) region references cannot be checked;
+    // they count as defined so only the other errors are reported.
+    let defined = |id: &RegionId| tree.is_none_or(|t| t.contains(id));
     let before = errors.len();
     let id = e.id.get_ref().trim().to_owned();
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -610,7 +624,7 @@ fn order_from_entry(
     let mut targets = Vec::new();
     for t in &e.targets {
         if let Some(rid) = parse_region_id(src, t, errors) {
-            if tree.contains(&rid) {
+            if defined(&rid) {
                 targets.push(rid);
             } else {
                 errors.push(src.error(Some(t.span()), format!("target {rid} is not a region defined in regions/")));
@@ -631,7 +645,7 @@ fn order_from_entry(
     for p in e.assembly_points {
         let place = match &p.place {
             Some(s) => match parse_region_id(src, s, errors) {
-                Some(rid) if tree.contains(&rid) => Some(rid),
+                Some(rid) if defined(&rid) => Some(rid),
                 Some(rid) => {
                     errors.push(src.error(Some(s.span()), format!("place {rid} is not a region defined in regions/")));
                     None
@@ -671,7 +685,8 @@ fn order_from_entry(
 
 fn is_hh_mm(s: &str) -> bool {
     let Some((h, m)) = s.split_once(':') else { return false };
-    h.len() == 2 && m.len() == 2 && h.parse::<u8>().is_ok_and(|h| h < 24) && m.parse::<u8>().is_ok_and(|m| m < 60)
+    let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    two_digits(h) && two_digits(m) && h.parse::<u8>().is_ok_and(|h| h < 24) && m.parse::<u8>().is_ok_and(|m| m < 60)
 }
 
 fn load_locales(dir: &Path, errors: &mut Vec<ConfigError>) -> Option<Composer> {

@@ -49,6 +49,7 @@ pub struct Harness {
     pub daemon: Running,
     pub fanouts: broadcast::Receiver<Fanout>,
     pub started: Instant,
+    secrets: Secrets,
     sims_cancel: CancellationToken,
     sims: TaskTracker,
     _dir: tempfile::TempDir,
@@ -135,8 +136,8 @@ max_in_flight = {mif}
             telegram: Some(config::secret::Secret::new(tg_token)),
             alerts_in_ua: Some(config::secret::Secret::new(feed_token)),
         };
-        let daemon = daemon::start(config, secrets).await?;
-        let fanouts = daemon.fanouts.subscribe();
+        let mut daemon = daemon::start(config, secrets.clone()).await?;
+        let fanouts = daemon.first_fanouts.take().unwrap_or_else(|| daemon.fanouts.subscribe());
         Ok(Harness {
             feed,
             telegram,
@@ -144,10 +145,25 @@ max_in_flight = {mif}
             daemon,
             fanouts,
             started: Instant::now(),
+            secrets,
             sims_cancel,
             sims,
             _dir: dir,
         })
+    }
+
+    /// Stops the daemon; the simulators keep running. Follow with [`Harness::start_daemon`].
+    pub async fn stop_daemon(&self) {
+        self.daemon.shutdown().await;
+    }
+
+    /// Starts a new daemon on the same config directory and store file, as a restart by
+    /// systemd would.
+    pub async fn start_daemon(&mut self) -> anyhow::Result<()> {
+        let config = config::load(&self.config_dir).map_err(|e| anyhow::anyhow!("config invalid:\n{e}"))?;
+        self.daemon = daemon::start(config, self.secrets.clone()).await?;
+        self.fanouts = self.daemon.first_fanouts.take().unwrap_or_else(|| self.daemon.fanouts.subscribe());
+        Ok(())
     }
 
     pub fn store(&self) -> &Arc<Store> {

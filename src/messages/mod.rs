@@ -175,7 +175,19 @@ impl Composer {
                 Ok(r) => r,
                 Err((r, errs)) => {
                     for e in errs {
-                        let line = src.text[..e.pos.start.min(src.text.len())].matches('\n').count() + 1;
+                        // The slice spans the broken entry; its first non-blank line is
+                        // where the operator should look (pos may point past it).
+                        let start = e
+                            .slice
+                            .as_ref()
+                            .and_then(|s| {
+                                let slice = src.text.get(s.clone())?;
+                                let skip = slice.len() - slice.trim_start().len();
+                                Some(s.start + skip)
+                            })
+                            .unwrap_or(e.pos.start)
+                            .min(src.text.len());
+                        let line = src.text.get(..start).unwrap_or("").matches('\n').count() + 1;
                         errors.push(CatalogueError::Syntax {
                             file: src.file.clone(),
                             line,

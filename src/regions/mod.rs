@@ -155,6 +155,8 @@ pub enum TreeError {
     MissingParent { id: RegionId, parent: RegionId },
     #[error("region {0} is a {1:?} and needs a parent")]
     NeedsParent(RegionId, Level),
+    #[error("region {0} is its own ancestor (a cycle of parents)")]
+    Cycle(RegionId),
     #[error("feed id {feed_id} is given to both {first} and {second}")]
     DuplicateFeedId { feed_id: u32, first: RegionId, second: RegionId },
 }
@@ -186,6 +188,21 @@ impl RegionTree {
                 }
                 None if !r.level.is_top() => errors.push(TreeError::NeedsParent(r.id.clone(), r.level)),
                 _ => {}
+            }
+        }
+        if errors.is_empty() {
+            // Every chain must reach the top; a chain longer than the tree is a cycle.
+            for r in map.values() {
+                let mut cur = r;
+                let mut steps = 0;
+                while let Some(p) = cur.parent.as_ref().and_then(|p| map.get(p)) {
+                    steps += 1;
+                    if steps > map.len() {
+                        errors.push(TreeError::Cycle(r.id.clone()));
+                        break;
+                    }
+                    cur = p;
+                }
             }
         }
         if !errors.is_empty() {

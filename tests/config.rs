@@ -1,0 +1,512 @@
+//! The shipped config loads, the demo embeds it unchanged, and each kind of mistake an
+//! operator can make is reported with the right file, line and a message that helps.
+//!
+//! Every error case copies `config/` into a temporary directory, breaks one thing, and
+//! finds the expected line by searching the text it wrote.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sirena::config::{ConfigError, load};
+use tempfile::TempDir;
+
+fn shipped() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+fn sirena() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sirena"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("RUST_LOG");
+    cmd
+}
+
+/// Every file under `dir`, as paths relative to it with `/` separators, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("read config dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root");
+                let parts: Vec<String> =
+                    rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                out.push(parts.join("/"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the shipped config
+
+#[test]
+fn shipped_config_loads() {
+    let config = load(&shipped()).unwrap_or_else(|e| panic!("shipped config has errors:\n{e}"));
+    assert!(config.tree.len() > 80, "only {} regions", config.tree.len());
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config() {
+    let out = sirena().args(["check-config", "config"]).output().expect("run sirena");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok ("), "stdout: {stdout}");
+}
+
+/// The demo runs on an embedded copy of `config/`; it must not drift from the files.
+#[test]
+fn demo_embeds_every_config_file_unchanged() {
+    let on_disk = files_under(&shipped());
+    let mut embedded: Vec<String> = sirena::demo::EMBEDDED_CONFIG.iter().map(|(rel, _)| (*rel).to_owned()).collect();
+    embedded.sort();
+    assert_eq!(embedded, on_disk, "EMBEDDED_CONFIG lists different files than config/ holds");
+    for (rel, text) in sirena::demo::EMBEDDED_CONFIG {
+        let disk = std::fs::read_to_string(shipped().join(rel)).expect("read config file");
+        assert!(disk == *text, "the embedded {rel} differs from config/{rel}");
+    }
+}
+
+// ---------------------------------------------------------------- breaking one thing
+
+/// A copy of the shipped config in a temporary directory.
+struct Scratch {
+    _tmp: TempDir,
+    dir: PathBuf,
+}
+
+/// A file after an edit, with where the edit began, to find lines in the new text.
+struct Edited {
+    path: PathBuf,
+    text: String,
+    from: usize,
+}
+
+impl Edited {
+    /// 1-based line of the first line at or after the edit that contains `needle` and is
+    /// not a comment.
+    fn line_of(&self, needle: &str) -> usize {
+        let mut offset = self.text[..self.from].rfind('\n').map_or(0, |i| i + 1);
+        for line in self.text[offset..].split_inclusive('\n') {
+            let t = line.trim_start();
+            if !t.starts_with('#') && line.contains(needle) {
+                return self.text[..offset].matches('\n').count() + 1;
+            }
+            offset += line.len();
+        }
+        panic!("`{needle}` is not in {} after byte {}", self.path.display(), self.from);
+    }
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let tmp = TempDir::new().expect("tempdir");
+        let dir = tmp.path().join("config");
+        copy_dir(&shipped(), &dir);
+        Scratch { _tmp: tmp, dir }
+    }
+
+    fn append(&self, rel: &str, snippet: &str) -> Edited {
+        let path = self.dir.join(rel);
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let from = text.len();
+        text.push_str(snippet);
+        std::fs::write(&path, &text).expect("write");
+        Edited { path, text, from }
+    }
+
+    fn replace(&self, rel: &str, old: &str, new: &str) -> Edited {
+        let path = self.dir.join(rel);
+        let before = std::fs::read_to_string(&path).expect("read");
+        let from = before.find(old).unwrap_or_else(|| panic!("`{old}` is not in {rel}"));
+        let text = before.replacen(old, new, 1);
+        std::fs::write(&path, &text).expect("write");
+        Edited { path, text, from }
+    }
+
+    fn errors(&self) -> Vec<ConfigError> {
+        match load(&self.dir) {
+            Ok(c) => panic!("the broken config loaded ({} regions, {} orders)", c.tree.len(), c.orders.len()),
+            Err(e) => e.0,
+        }
+    }
+}
+
+fn listing(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+}
+
+/// One error in `file` at `line` (0: the file as a whole) whose message has every needle.
+fn find_error(errors: &[ConfigError], file: &Path, line: usize, says: &[&str]) -> Result<(), String> {
+    if errors.iter().any(|e| e.file == file && e.line == line && says.iter().all(|s| e.message.contains(s))) {
+        Ok(())
+    } else {
+        Err(format!("no error at {}:{line} saying {says:?}; got:\n{}", file.display(), listing(errors)))
+    }
+}
+
+/// A valid order, appended to `regions/kharkiv.toml`; the cases below vary it.
+const ORDER: &str = r#"
+[[evacuation]]
+id = "kupiansk-2025-05"
+status = "mandatory"
+targets = ["UA63080090010026457", "UA63080070010082928"]
+issued_at = 2025-05-16T08:00:00+03:00
+expires_at = 2025-05-30T20:00:00+03:00
+hotline = "+380 57 700 00 00"
+destination = { uk = "Харків", en = "Kharkiv" }
+assembly_points = [
+  { name = { uk = "Залізничний вокзал" }, place = "UA63080090010026457", times = ["08:00", "14:30"] },
+]
+"#;
+
+#[test]
+fn the_order_the_error_cases_vary_is_valid() {
+    let s = Scratch::new();
+    s.append("regions/kharkiv.toml", ORDER);
+    let config = load(&s.dir).unwrap_or_else(|e| panic!("{e}"));
+    let shipped_orders = load(&shipped()).expect("shipped config").orders.len();
+    assert_eq!(config.orders.len(), shipped_orders + 1);
+    let order = config.orders.iter().find(|o| o.id == "kupiansk-2025-05").expect("the appended order");
+    assert_eq!(order.targets.len(), 2);
+    assert_eq!(order.assembly_points[0].times, ["08:00", "14:30"]);
+}
+
+enum Edit {
+    Append(&'static str),
+    /// Replace the first occurrence of `.0` in the shipped file with `.1`.
+    Replace(&'static str, &'static str),
+    /// Replace within [`ORDER`], then append it.
+    Order(&'static str, &'static str),
+}
+
+enum At {
+    /// The first non-comment line of the edited file, from the edit on, containing this.
+    Line(&'static str),
+    /// A path relative to the config dir, as a whole (line 0).
+    Whole(&'static str),
+}
+
+struct Case {
+    name: &'static str,
+    file: &'static str,
+    edit: Edit,
+    at: At,
+    says: &'static [&'static str],
+}
+
+fn check(case: &Case) -> Result<(), String> {
+    let s = Scratch::new();
+    let edited = match case.edit {
+        Edit::Append(snippet) => s.append(case.file, snippet),
+        Edit::Replace(old, new) => s.replace(case.file, old, new),
+        Edit::Order(old, new) => {
+            assert!(ORDER.contains(old), "{}: `{old}` is not in ORDER", case.name);
+            s.append(case.file, &ORDER.replacen(old, new, 1))
+        }
+    };
+    let (file, line) = match case.at {
+        At::Line(needle) => (edited.path.clone(), edited.line_of(needle)),
+        At::Whole(rel) => (s.dir.join(rel), 0),
+    };
+    find_error(&s.errors(), &file, line, case.says).map_err(|e| format!("{}: {e}", case.name))
+}
+
+fn check_all(cases: &[Case]) {
+    let failures: Vec<String> = cases.iter().filter_map(|c| check(c).err()).collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn each_mistake_is_reported_at_its_file_and_line() {
+    check_all(&[
+        Case {
+            name: "unknown key in sirena.toml",
+            file: "sirena.toml",
+            edit: Edit::Replace("poll = \"10s\"", "pol = \"10s\""),
+            at: At::Line("pol = "),
+            says: &["unknown field `pol`", "`poll`"],
+        },
+        Case {
+            name: "unknown key in an [[evacuation]] table",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("status = \"mandatory\"", "status = \"mandatory\"\ncolour = \"red\""),
+            at: At::Line("colour = "),
+            says: &["unknown field `colour`", "`status`"],
+        },
+        Case {
+            name: "malformed target code",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("targets = [\"UA63080090010026457\", \"UA63080070010082928\"]", "targets = [\"UA123\"]"),
+            at: At::Line("targets = [\"UA123\"]"),
+            says: &["`UA123` is not a KATOTTG code", "17 digits"],
+        },
+        Case {
+            name: "well-formed target that is not defined",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("\"UA63080070010082928\"]", "\"UA63080070010082999\"]"),
+            at: At::Line("UA63080070010082999"),
+            says: &["UA63080070010082999", "not a region defined"],
+        },
+        Case {
+            name: "missing status",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("status = \"mandatory\"\n", ""),
+            at: At::Line("[[evacuation]]"),
+            says: &["missing field `status`"],
+        },
+        Case {
+            name: "assembly time 25:00",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("\"14:30\"", "\"25:00\""),
+            at: At::Line("\"25:00\""),
+            says: &["`25:00` is not a time HH:MM"],
+        },
+        Case {
+            name: "assembly time without a leading zero",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("\"08:00\"", "\"8:00\""),
+            at: At::Line("\"8:00\""),
+            says: &["`8:00` is not a time HH:MM"],
+        },
+        Case {
+            name: "issued_at without a UTC offset",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("issued_at = 2025-05-16T08:00:00+03:00", "issued_at = 2025-05-16T08:00:00"),
+            at: At::Line("issued_at = "),
+            says: &["`2025-05-16T08:00:00`", "UTC offset"],
+        },
+        Case {
+            name: "expires_at before issued_at",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("expires_at = 2025-05-30", "expires_at = 2025-05-01"),
+            at: At::Line("expires_at = "),
+            says: &["expires_at is not after issued_at"],
+        },
+        Case {
+            name: "region whose parent is missing",
+            file: "regions/lviv.toml",
+            edit: Edit::Append(
+                "\n[[region]]\nid = \"UA46060250020011111\"\nparent = \"UA46060250000099999\"\n\
+                 level = \"village\"\nname = { uk = \"Нове\" }\n",
+            ),
+            at: At::Line("[[region]]"),
+            says: &["UA46060250020011111", "parent UA46060250000099999", "not defined"],
+        },
+        Case {
+            name: "poll over the 8/min budget",
+            file: "sirena.toml",
+            edit: Edit::Replace("poll = \"10s\"", "poll = \"2s\""),
+            at: At::Line("poll = \"2s\""),
+            says: &["poll = 2s", "budget of 8 requests/min", "7s 500ms"],
+        },
+        Case {
+            name: "Fluent syntax error",
+            file: "locales/en/alerts.ftl",
+            edit: Edit::Append("broken = { $kind ]\n"),
+            at: At::Line("broken = "),
+            says: &["Fluent syntax error"],
+        },
+        Case {
+            name: "missing Fluent message",
+            file: "locales/uk/bot.ftl",
+            edit: Edit::Replace("bot-help =", "bot-hlep ="),
+            at: At::Whole("locales/uk"),
+            says: &["`bot-help` is missing"],
+        },
+    ]);
+}
+
+#[test]
+fn a_duplicate_order_id_names_where_it_was_first_used() {
+    let s = Scratch::new();
+    let first = s.append("regions/kharkiv.toml", ORDER);
+    let second = s.append("regions/lviv.toml", &ORDER.replace("UA63080090010026457", "UA46060250010015970"));
+    let errors = s.errors();
+    let first_at = format!("{}:{}", first.path.display(), first.line_of("id = \"kupiansk-2025-05\""));
+    let result = find_error(
+        &errors,
+        &second.path,
+        second.line_of("id = \"kupiansk-2025-05\""),
+        &["`kupiansk-2025-05` is already used", &first_at],
+    );
+    result.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The loader trims order ids, so ids that differ only in surrounding spaces are the
+/// same id and must be reported as a duplicate.
+#[test]
+fn order_ids_that_differ_only_in_spaces_are_duplicates() {
+    let s = Scratch::new();
+    let first = s.append("regions/kharkiv.toml", ORDER);
+    let second = s.append(
+        "regions/lviv.toml",
+        &ORDER
+            .replace("UA63080090010026457", "UA46060250010015970")
+            .replace("\"kupiansk-2025-05\"", "\" kupiansk-2025-05\""),
+    );
+    let first_at = format!("{}:{}", first.path.display(), first.line_of("id = \"kupiansk-2025-05\""));
+    find_error(&s.errors(), &second.path, second.line_of("id = \" kupiansk-2025-05\""), &["already used", &first_at])
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `u8::from_str` accepts a leading `+`, so a check built on it lets "+1:00" through.
+#[test]
+fn assembly_time_with_a_sign_is_rejected() {
+    check_all(&[Case {
+        name: "assembly time +1:00",
+        file: "regions/kharkiv.toml",
+        edit: Edit::Order("\"14:30\"", "\"+1:00\""),
+        at: At::Line("\"+1:00\""),
+        says: &["`+1:00` is not a time HH:MM"],
+    }]);
+}
+
+/// An unclosed placeable at the end of a line is detected on the next line; the error
+/// must still point at the broken message, not at the innocent one after it.
+#[test]
+fn fluent_error_points_at_the_broken_message() {
+    check_all(&[Case {
+        name: "unclosed placeable",
+        file: "locales/en/alerts.ftl",
+        edit: Edit::Append("broken = { $kind\nalso-fine = fine\n"),
+        at: At::Line("broken = "),
+        says: &["Fluent syntax error"],
+    }]);
+}
+
+/// Two regions that name each other as parent: neither is missing, but neither chain
+/// reaches an oblast, so `is_within` could never place them.
+#[test]
+fn a_parent_cycle_is_reported() {
+    let s = Scratch::new();
+    let edited = s.append(
+        "regions/lviv.toml",
+        "\n[[region]]\nid = \"UA46060250020011111\"\nparent = \"UA46060250030022222\"\nlevel = \"village\"\n\
+         name = { uk = \"Перше\" }\n\
+         \n[[region]]\nid = \"UA46060250030022222\"\nparent = \"UA46060250020011111\"\nlevel = \"village\"\n\
+         name = { uk = \"Друге\" }\n",
+    );
+    let errors = match load(&s.dir) {
+        Ok(_) => panic!("a config with a parent cycle loaded"),
+        Err(e) => e.0,
+    };
+    let first = edited.line_of("[[region]]");
+    let second = edited.line_of("id = \"UA46060250030022222\"") - 1;
+    assert!(
+        errors.iter().any(|e| e.file == edited.path
+            && (e.line == first || e.line == second)
+            && (e.message.contains("UA46060250020011111") || e.message.contains("UA46060250030022222"))),
+        "no error at {}:{first} or :{second} about the cycle; got:\n{}",
+        edited.path.display(),
+        listing(&errors)
+    );
+}
+
+#[test]
+fn errors_in_different_files_are_all_reported_in_one_load() {
+    let s = Scratch::new();
+    let settings = s.replace("sirena.toml", "poll = \"10s\"", "poll = \"2s\"");
+    let kharkiv = s.append(
+        "regions/kharkiv.toml",
+        "\n[[region]]\nid = \"UA63080070990011111\"\nparent = \"UA63080070000080622\"\nlevel = \"village\"\n\
+         name = { uk = \"Нове\" }\ncolour = \"red\"\n",
+    );
+    let lviv = s.append(
+        "regions/lviv.toml",
+        "\n[[region]]\nid = \"UA4606\"\nparent = \"UA46060250000025047\"\nlevel = \"village\"\nname = { uk = \"Нове\" }\n",
+    );
+    let ftl = s.append("locales/en/alerts.ftl", "broken = { $kind ]\n");
+    s.replace("locales/uk/bot.ftl", "bot-help =", "bot-hlep =");
+    let errors = s.errors();
+    let expected: [(&Path, usize, &[&str]); 5] = [
+        (&settings.path, settings.line_of("poll = "), &["budget"]),
+        (&kharkiv.path, kharkiv.line_of("colour = "), &["unknown field `colour`"]),
+        (&lviv.path, lviv.line_of("id = \"UA4606\""), &["`UA4606` is not a KATOTTG code"]),
+        (&ftl.path, ftl.line_of("broken = "), &["Fluent syntax error"]),
+        (&s.dir.join("locales/uk"), 0, &["`bot-help` is missing"]),
+    ];
+    let failures: Vec<String> =
+        expected.iter().filter_map(|(file, line, says)| find_error(&errors, file, *line, says).err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Orders are checked only when every region is valid, so a broken region in one file
+/// hides the order mistakes in another. Checks that need no tree (times, dates) should
+/// still be reported.
+#[test]
+fn order_mistakes_are_reported_alongside_region_mistakes() {
+    let s = Scratch::new();
+    let lviv = s.append(
+        "regions/lviv.toml",
+        "\n[[region]]\nid = \"UA46060250020011111\"\nparent = \"UA46060250000099999\"\nlevel = \"village\"\n\
+         name = { uk = \"Нове\" }\n",
+    );
+    let kharkiv = s.append("regions/kharkiv.toml", &ORDER.replacen("\"14:30\"", "\"25:00\"", 1));
+    let errors = s.errors();
+    let failures: Vec<String> = [
+        find_error(&errors, &lviv.path, lviv.line_of("[[region]]"), &["not defined"]),
+        find_error(&errors, &kharkiv.path, kharkiv.line_of("\"25:00\""), &["`25:00` is not a time HH:MM"]),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ---------------------------------------------------------------- check-config
+
+#[test]
+fn check_config_prints_file_line_col_and_exits_1() {
+    let s = Scratch::new();
+    let settings = s.replace("sirena.toml", "poll = \"10s\"", "poll = \"2s\"");
+    let order = s.append(
+        "regions/kharkiv.toml",
+        &ORDER.replacen("status = \"mandatory\"", "status = \"mandatory\"\ncolour = \"red\"", 1),
+    );
+    let out = sirena().arg("check-config").arg(&s.dir).output().expect("run sirena");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
+
+    let mut located = Vec::new();
+    for line in stdout.lines() {
+        let (path, rest) = line.split_once(".toml:").unwrap_or_else(|| panic!("not `file:line:col: message`: {line}"));
+        let mut parts = rest.splitn(3, ':');
+        let l: usize = parts.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no line number: {line}"));
+        let c: usize = parts.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no column: {line}"));
+        let message = parts.next().unwrap_or_else(|| panic!("no message: {line}"));
+        assert!(l >= 1 && c >= 1 && message.starts_with(' ') && message.len() > 1, "malformed: {line}");
+        located.push((PathBuf::from(format!("{path}.toml")), l));
+    }
+    located.sort();
+    let mut expected =
+        vec![(settings.path.clone(), settings.line_of("poll = ")), (order.path.clone(), order.line_of("colour = "))];
+    expected.sort();
+    assert_eq!(located, expected, "stdout: {stdout}");
+    assert!(stderr.contains("2 error(s)"), "stderr: {stderr}");
+}

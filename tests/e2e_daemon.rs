@@ -1,0 +1,109 @@
+//! The daemon across restarts and config reloads, over loopback with both simulators.
+
+use std::time::Duration;
+
+use sirena::alerts::{AlertKind, Transition};
+use sirena::demo::{Harness, Options, kharkiv_air_raid};
+use sirena::messages::Lang;
+use sirena::regions::RegionId;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Subscribes a chat to a place directly in the store and registers it with the
+/// Telegram simulator.
+fn resident(h: &Harness, chat: i64, place: &str) {
+    h.telegram.add_user(chat, "Resident", Some("uk"));
+    let (sub, _) = h.store().upsert_subscriber("telegram", &chat.to_string(), Lang::Uk).expect("subscriber");
+    h.store().add_place(sub.id, &RegionId::parse(place).expect("region id")).expect("place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_that_ends_across_a_restart_gets_its_all_clear_once() {
+    let mut h = Harness::start(Options::default()).await.expect("harness");
+    resident(&h, 3001, "UA63120270010096107"); // Kharkiv city
+    h.feed.set_alerts(vec![kharkiv_air_raid()]);
+    let started = h
+        .next_fanout(WAIT, |f| f.event.kind == AlertKind::AirRaid && f.event.transition == Transition::Started)
+        .await
+        .expect("air raid started");
+    assert_eq!(started.recipients, 1);
+    h.wait_drained(WAIT).await.expect("delivered");
+
+    // A restart while the alert is still on: the restarted daemon sees the same alert
+    // and must not announce it again.
+    h.stop_daemon().await;
+    h.start_daemon().await.expect("restart");
+    let since = h.feed.requests();
+    h.wait_polls(since, 4, WAIT).await.expect("polling resumed");
+    let replays: Vec<_> = h.drain_fanouts().into_iter().filter(|f| f.enqueued > 0).collect();
+    assert!(replays.is_empty(), "restart re-sent: {:?}", replays.iter().map(|f| &f.event.id).collect::<Vec<_>>());
+
+    // The alert ends while sirena is down (another oblast keeps the list non-empty).
+    h.stop_daemon().await;
+    let mut elsewhere = kharkiv_air_raid();
+    elsewhere.location_uid = 27;
+    elsewhere.location_title = "Львівська область".into();
+    h.feed.set_alerts(vec![elsewhere]);
+    h.start_daemon().await.expect("restart");
+    let ended = h
+        .next_fanout(WAIT, |f| f.event.kind == AlertKind::AirRaid && f.event.transition == Transition::Ended)
+        .await
+        .expect("the restored state knows the alert and announces its end");
+    assert_eq!(ended.event.id.0.replace(":ended", ":started"), started.event.id.0);
+    h.wait_drained(WAIT).await.expect("delivered");
+
+    let got = h.telegram.sent_to(3001);
+    assert_eq!(got.len(), 2, "start and all-clear, once each: {got:#?}");
+    assert!(got[0].text.contains("Повітряна тривога") && !got[0].text.contains("Відбій"));
+    assert!(got[1].text.contains("Відбій"));
+    h.shutdown().await;
+}
+
+const ORDER: &str = r#"
+[[evacuation]]
+id = "reload-test"
+status = "mandatory"
+targets = ["UA63080070000080622"]
+issued_at = 2023-11-06T08:00:00+02:00
+destination = { uk = "Харків", en = "Kharkiv" }
+hotline = "0 800 000 000"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_region_file_never_replaces_the_running_config() {
+    let mut h = Harness::start(Options::default()).await.expect("harness");
+    resident(&h, 3002, "UA63080070010082928"); // Kindrashivka village
+    let kharkiv = h.config_dir.join("regions/kharkiv.toml");
+    let base = std::fs::read_to_string(&kharkiv).expect("region file");
+
+    h.write_region_file("kharkiv.toml", &format!("{base}{ORDER}")).expect("write");
+    h.next_fanout(WAIT, |f| f.event.kind == AlertKind::Evacuation && f.event.transition == Transition::Started)
+        .await
+        .expect("order announced");
+    h.wait_drained(WAIT).await.expect("delivered");
+
+    // The operator deletes the order and, in the same save, breaks the file. Had the
+    // broken file been taken, the order would have ended.
+    let broken = base.replacen("level = \"oblast\"", "levle = \"oblast\"", 1);
+    assert_ne!(broken, base, "the test must really break the file");
+    h.write_region_file("kharkiv.toml", &broken).expect("write");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stray = h.drain_fanouts();
+    assert!(
+        stray.is_empty(),
+        "a rejected file produced events: {:?}",
+        stray.iter().map(|f| &f.event.id).collect::<Vec<_>>()
+    );
+
+    // The fixed file without the order is taken, and the order ends.
+    h.write_region_file("kharkiv.toml", &base).expect("write");
+    h.next_fanout(WAIT, |f| f.event.kind == AlertKind::Evacuation && f.event.transition == Transition::Ended)
+        .await
+        .expect("order ended after a valid change");
+    h.wait_drained(WAIT).await.expect("delivered");
+    let got = h.telegram.sent_to(3002);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(got[0].text.contains("Обов’язкова евакуація"));
+    assert!(got[1].text.contains("знято"));
+    h.shutdown().await;
+}
