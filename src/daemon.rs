@@ -190,6 +190,7 @@ struct Pipeline {
     alerts: AlertState,
     orders: OrderBook,
     health: BTreeMap<String, SourceHealth>,
+    unpublished: Vec<Event>,
     wake: Arc<Notify>,
     fanouts: broadcast::Sender<Fanout>,
     tree_tx: watch::Sender<Arc<crate::regions::RegionTree>>,
@@ -226,7 +227,18 @@ impl Pipeline {
             }),
             None => OrderBook::default(),
         };
-        Ok(Pipeline { config, store, alerts, orders, health: BTreeMap::new(), wake, fanouts, tree_tx, composer_tx })
+        Ok(Pipeline {
+            config,
+            store,
+            alerts,
+            orders,
+            health: BTreeMap::new(),
+            unpublished: Vec::new(),
+            wake,
+            fanouts,
+            tree_tx,
+            composer_tx,
+        })
     }
 
     async fn run(
@@ -240,6 +252,8 @@ impl Pipeline {
         self.publish(events);
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry = tokio::time::interval(Duration::from_secs(1));
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
@@ -250,6 +264,7 @@ impl Pipeline {
                     let events = self.orders.apply(&self.config.orders, Utc::now());
                     self.publish(events);
                 }
+                _ = retry.tick(), if !self.unpublished.is_empty() => self.publish(Vec::new()),
             }
         }
     }
@@ -307,21 +322,30 @@ impl Pipeline {
     }
 
     /// Matches, composes and enqueues events, then saves the state that produced them.
+    /// Events that could not be enqueued yet (the store failed) wait here and are
+    /// retried every second, in order, before anything newer; the state that produced
+    /// them is saved only once they are in the outbox, so a restart replays them too.
     fn publish(&mut self, events: Vec<Event>) {
-        if !events.is_empty() {
-            if let Err(e) = self.fan_out(&events) {
-                // The state is not saved either, so the events are produced again at the
-                // next start; within this run the outbox will not have them.
-                tracing::error!(error = %e, "could not enqueue events");
-                return;
+        self.unpublished.extend(events);
+        if !self.unpublished.is_empty() {
+            match self.fan_out(&self.unpublished) {
+                Ok(()) => {
+                    self.unpublished.clear();
+                    self.wake.notify_one();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, waiting = self.unpublished.len(), "could not enqueue events; retrying");
+                    return;
+                }
             }
-            self.wake.notify_one();
         }
         if let Err(e) = self.save_state() {
             tracing::error!(error = %e, "could not save alert state");
         }
     }
 
+    /// Idempotent: an event already in the store is skipped, so a retry after a partial
+    /// failure does not enqueue anything twice.
     fn fan_out(&self, events: &[Event]) -> Result<(), StoreError> {
         let tree = &self.config.tree;
         let index = MatchIndex::build(tree, self.store.active_places()?);

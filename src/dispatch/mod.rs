@@ -119,25 +119,46 @@ impl Dispatcher {
         }
         let mut in_flight: JoinSet<Attempt> = JoinSet::new();
         let mut busy_chats: HashSet<String> = HashSet::new();
+        // Answers the store failed to record; retried before anything new is admitted.
+        let mut unrecorded: Vec<(Delivery, Result<Sent, SendError>)> = Vec::new();
         let mut seed: u64 = now_ms() as u64 | 1;
         loop {
-            let wake_at = self.admit(&mut in_flight, &mut busy_chats)?;
+            let mut retry: Vec<_> = Vec::new();
+            for (delivery, result) in unrecorded.drain(..) {
+                seed = xorshift(seed);
+                if let Err(e) = self.record(delivery.clone(), result.clone(), (seed % 10_000) as f64 / 10_000.0) {
+                    tracing::error!(error = %e, delivery = delivery.id, "cannot record a send; will retry");
+                    retry.push((delivery, result));
+                }
+            }
+            unrecorded = retry;
+            let wake_at = if unrecorded.is_empty() {
+                self.admit(&mut in_flight, &mut busy_chats).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot read the outbox; retrying in a second");
+                    Instant::now() + Duration::from_secs(1)
+                })
+            } else {
+                Instant::now() + Duration::from_secs(1)
+            };
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
                 Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                     if let Ok((delivery, result)) = joined {
                         busy_chats.remove(&delivery.address);
-                        seed = xorshift(seed);
-                        self.record(delivery, result, (seed % 10_000) as f64 / 10_000.0)?;
+                        unrecorded.push((delivery, result));
                     }
                 }
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep_until(wake_at) => {}
             }
         }
-        // Shutdown: let requests already on the wire finish, briefly.
+        // Shutdown: let requests already on the wire finish, briefly. What cannot be
+        // recorded now stays `sending` and is queued again at the next start.
         let deadline = Instant::now() + grace;
+        for (delivery, result) in unrecorded {
+            self.record(delivery, result, 0.5)?;
+        }
         while !in_flight.is_empty() {
             match tokio::time::timeout_at(deadline, in_flight.join_next()).await {
                 Ok(Some(Ok((delivery, result)))) => self.record(delivery, result, 0.5)?,
