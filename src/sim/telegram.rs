@@ -1160,8 +1160,9 @@ fn edit_message(sim: &Inner, p: &Map<String, Value>, with_text: bool) -> ApiResu
 }
 
 /// Validates Telegram's HTML subset; returns the visible text (tags removed,
-/// entities decoded) or the reason Telegram would give.
-fn parse_html(text: &str) -> Result<String, String> {
+/// entities decoded) or the reason Telegram would give. Public so composer tests can
+/// hold every rendered message to the same rule the simulator enforces.
+pub fn parse_html(text: &str) -> Result<String, String> {
     let mut visible = String::with_capacity(text.len());
     let mut open: Vec<String> = Vec::new();
     let mut i = 0;

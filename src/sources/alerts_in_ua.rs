@@ -212,6 +212,11 @@ pub async fn run(
                         if !decoded.unmapped.is_empty() {
                             tracing::debug!(source = SOURCE, unmapped = ?decoded.unmapped, "alerts for locations no region file carries");
                         }
+                        if decoded.alerts.is_empty() {
+                            // An empty list is believed only when it repeats in full bodies
+                            // (see `alerts::state`); a 304 after it must not count again.
+                            client.forget_last_modified();
+                        }
                         last_good = Some(decoded.alerts.clone());
                         SourceReport::Observed(Observation { source: SOURCE.into(), at: now, alerts: decoded.alerts })
                     }

@@ -24,6 +24,6 @@ bot-not-subscribed = You are not subscribed to “{ $query }”. Your places: /l
 bot-lang-set = Language changed: English.
 bot-lang-usage = Choose a language: /lang uk or /lang en
 bot-unknown-command = I do not know the command { $command }.
-bot-too-long = That message is too long. Send just the name of the place.
+bot-too-long = That message is too long. Send /subscribe and the name of your place, or /help.
 bot-not-text = I only understand text. Send the name of a place or /help.
 bot-error = Something went wrong, please try again in a minute.

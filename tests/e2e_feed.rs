@@ -1,0 +1,191 @@
+//! Feed failures through the real daemon: the alerts.in.ua simulator misbehaves and
+//! no resident may get a false all-clear, while a real all-clear still gets through.
+//! Also decodes real and fixture bodies of alerts.in.ua with the shipped region files.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sirena::alerts::{AlertKind, Transition};
+use sirena::daemon::Fanout;
+use sirena::demo::{Harness, Options, kharkiv_air_raid};
+use sirena::messages::Lang;
+use sirena::regions::RegionId;
+use sirena::sim::feed::{Fault, SimAlert};
+
+/// Failure bound for anything event-driven; never reached when things work.
+const WAIT: Duration = Duration::from_secs(20);
+const CHAT: i64 = 2001;
+const KHARKIV_CITY: &str = "UA63120270010096107";
+const KHARKIV_OBLAST: &str = "UA63000000000041885";
+
+fn is(kind: AlertKind, transition: Transition) -> impl Fn(&Fanout) -> bool {
+    move |f: &Fanout| {
+        f.event.kind == kind
+            && f.event.transition == transition
+            && f.event.targets.iter().any(|t| t.as_str() == KHARKIV_OBLAST)
+    }
+}
+
+/// A daemon with one resident of Kharkiv city who has already received the air raid
+/// over Kharkiv oblast.
+async fn under_air_raid() -> Harness {
+    let mut h = Harness::start(Options::default()).await.expect("harness");
+    let (sub, _) = h.store().upsert_subscriber("telegram", &CHAT.to_string(), Lang::Uk).expect("subscriber");
+    h.store().add_place(sub.id, &RegionId::parse(KHARKIV_CITY).expect("region id")).expect("place");
+    h.telegram.add_user(CHAT, "Resident", Some("uk"));
+    h.feed.set_alerts(vec![kharkiv_air_raid()]);
+    let f = h.next_fanout(WAIT, is(AlertKind::AirRaid, Transition::Started)).await.expect("air raid started");
+    assert_eq!(f.recipients, 1);
+    h.wait_drained(WAIT).await.expect("delivered");
+    let got = h.telegram.wait_for_sent(CHAT, 1, WAIT).await;
+    assert_eq!(got.len(), 1, "the resident gets the air raid once");
+    assert!(got[0].text.starts_with("🔴 <b>Повітряна тривога"), "{}", got[0].text);
+    h
+}
+
+/// Serves `faults` in order, then the alert normally again for long enough that an
+/// empty view would have been confirmed (`confirm_empty = 3`), and checks that nothing
+/// happened: no event at all, and the resident still has exactly one message.
+async fn no_false_all_clear(faults: &[(Fault, u32)]) {
+    let mut h = under_air_raid().await;
+    let stray = h.drain_fanouts();
+    assert!(stray.is_empty(), "events before the faults: {stray:?}");
+    let since = h.feed.requests();
+    let mut faulty = 0;
+    for (fault, times) in faults {
+        h.feed.inject(fault.clone(), *times);
+        faulty += u64::from(*times);
+    }
+    // The faults, then enough normal answers for three confirmations and a margin so
+    // the pipeline has handled the last report we count on.
+    h.wait_polls(since, faulty + 6, WAIT).await.expect("the daemon keeps polling");
+    let stray = h.drain_fanouts();
+    let ids: Vec<&str> = stray.iter().map(|f| f.event.id.0.as_str()).collect();
+    assert!(stray.is_empty(), "feed faults {faults:?} produced events: {ids:?}");
+    h.wait_drained(WAIT).await.expect("drained");
+    let got = h.telegram.sent_to(CHAT);
+    assert_eq!(
+        got.len(),
+        1,
+        "the resident got more than the air raid: {:?}",
+        got.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_list_after_http_500s_is_not_an_all_clear() {
+    no_false_all_clear(&[(Fault::Status(500), 2), (Fault::EmptyList, 1)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_are_not_an_all_clear() {
+    // The Harness gives the client a 1 s timeout.
+    no_false_all_clear(&[(Fault::Delay(Duration::from_secs(3)), 2)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_and_garbage_bodies_are_not_an_all_clear() {
+    no_false_all_clear(&[(Fault::Truncated, 1), (Fault::Garbage, 1), (Fault::Truncated, 1)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_alert_type_reaches_residents_as_a_generic_alert() {
+    let mut h = under_air_raid().await;
+    let drones = SimAlert { alert_type: "drone_swarm".into(), ..kharkiv_air_raid() };
+    // The air raid stays listed, so nothing ends.
+    h.feed.set_alerts(vec![kharkiv_air_raid(), drones]);
+    let f = h.next_fanout(WAIT, |_| true).await.expect("an event for the unknown kind");
+    assert_eq!(f.event.kind, AlertKind::Unknown, "{f:?}");
+    assert_eq!(f.event.transition, Transition::Started);
+    assert!(f.event.targets.iter().any(|t| t.as_str() == KHARKIV_OBLAST), "{f:?}");
+    assert_eq!(f.recipients, 1);
+    h.wait_drained(WAIT).await.expect("drained");
+    let got = h.telegram.wait_for_sent(CHAT, 2, WAIT).await;
+    assert_eq!(got.len(), 2, "air raid, then the unknown kind");
+    let text = &got[1].text;
+    let title = text.lines().next().unwrap_or_default();
+    assert!(title.starts_with("🔴 <b>Тривога"), "generic title expected, got {text}");
+    assert!(!text.contains("Повітряна"), "the unknown kind is not an air raid: {text}");
+    assert!(text.contains("Харківська область"), "{text}");
+    assert!(h.drain_fanouts().iter().all(|f| f.event.transition != Transition::Ended));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_all_clear_arrives_after_confirmation() {
+    let mut h = under_air_raid().await;
+    let since = h.feed.requests();
+    h.feed.set_alerts(vec![]);
+    let f = h.next_fanout(WAIT, is(AlertKind::AirRaid, Transition::Ended)).await.expect("the all-clear arrives");
+    assert_eq!(f.recipients, 1);
+    assert!(h.feed.requests() >= since + 3, "an empty list is believed only after 3 answers");
+    h.wait_drained(WAIT).await.expect("drained");
+    let got = h.telegram.wait_for_sent(CHAT, 2, WAIT).await;
+    assert_eq!(got.len(), 2);
+    assert!(got[1].text.starts_with("🟢 <b>Відбій: Повітряна тривога"), "{}", got[1].text);
+    h.shutdown().await;
+}
+
+// ---------------------------------------------------------------- sample bodies
+
+fn shared_data() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("SIRENA_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
+        panic!("SIRENA_REQUIRE_SHARED=1 but {} not found", dir.display());
+    }
+    println!("SKIP: ../shared/data not found");
+    None
+}
+
+#[test]
+fn adapter_decodes_every_sample_body() {
+    let Some(data) = shared_data() else { return };
+    let config = sirena::config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .unwrap_or_else(|e| panic!("shipped config invalid:\n{e}"));
+    let dir = data.join("alerts_in_ua");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut decoded = Vec::new();
+    for path in files {
+        let bytes = std::fs::read(&path).expect("read sample");
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("sample is JSON");
+        if !json.get("alerts").is_some_and(serde_json::Value::is_array) {
+            continue;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let d = sirena::sources::alerts_in_ua::decode(&bytes, &config.tree)
+            .unwrap_or_else(|e| panic!("{name}: not decoded: {e}"));
+        assert!(d.unmapped.is_empty(), "{name}: locations without a region: {:?}", d.unmapped);
+        let listed = json["alerts"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x.get("finished_at").is_none_or(serde_json::Value::is_null)).count())
+            .unwrap_or(0);
+        assert_eq!(d.alerts.len(), listed, "{name}: every active alert is kept: {:?}", d.alerts);
+        decoded.push((name, d));
+    }
+    let get = |name: &str| {
+        decoded
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d)
+            .unwrap_or_else(|| panic!("{name} missing from {}", dir.display()))
+    };
+    // A real record: Luhansk oblast, uid as a string.
+    let luhansk = get("ralertsinua_active_alerts_sample.json");
+    assert_eq!(luhansk.alerts.len(), 1);
+    assert_eq!(luhansk.alerts[0].key.kind, AlertKind::AirRaid);
+    assert_eq!(luhansk.alerts[0].key.region.as_str(), "UA44000000000018893");
+    // A fixture with integer uids: Kharkiv oblast and uid 1293 (Kharkiv hromada).
+    let php = get("php_fixture_active_alerts.json");
+    let regions: Vec<&str> = php.alerts.iter().map(|a| a.key.region.as_str()).collect();
+    assert_eq!(regions, vec![KHARKIV_OBLAST, "UA63120270000028556"]);
+    assert!(php.alerts.iter().all(|a| a.key.kind == AlertKind::AirRaid && a.raw_kind.is_none()));
+}

@@ -1,0 +1,177 @@
+//! The composer with the shipped catalogues: every kind and transition renders in both
+//! languages, valid for Telegram's HTML parse mode, with the facts residents need.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use sirena::alerts::orders::{AssemblyPoint, Change, Order, OrderStatus};
+use sirena::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition};
+use sirena::config::{self, Config};
+use sirena::messages::Lang;
+use sirena::regions::{Localized, RegionId};
+use sirena::sim::telegram::parse_html;
+
+fn config() -> Config {
+    config::load(Path::new("config")).expect("shipped config loads")
+}
+
+fn rid(s: &str) -> RegionId {
+    RegionId::parse(s).expect("valid id")
+}
+
+fn at() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2023-11-06T08:00:00Z").expect("date").to_utc()
+}
+
+fn alert(kind: AlertKind, transition: Transition) -> Event {
+    Event {
+        id: EventId(format!("{kind}:x:{}", transition.as_str())),
+        kind,
+        transition,
+        revision: 1,
+        targets: vec![rid("UA63000000000041885")],
+        at: at(),
+        priority: Priority::OtherStart,
+        detail: EventDetail::Alert { started_at: at(), raw_kind: None },
+    }
+}
+
+fn loc(uk: &str, en: &str) -> Localized {
+    Localized { uk: uk.into(), en: Some(en.into()) }
+}
+
+fn order(status: OrderStatus) -> Order {
+    Order {
+        id: "kindrashivka".into(),
+        status,
+        targets: vec![rid("UA63080070000080622")],
+        issued_at: DateTime::parse_from_rfc3339("2023-11-06T08:00:00+02:00").expect("date"),
+        expires_at: None,
+        destination: Some(loc("Харків", "Kharkiv")),
+        transport: Some(loc("Автобуси", "Buses")),
+        hotline: Some("0 800 000 000".into()),
+        who: Some(loc("родини з дітьми", "families with children")),
+        text: Some(loc("Беріть документи & ліки <обов’язково>", "Take documents & medicine <without fail>")),
+        assembly_points: vec![AssemblyPoint {
+            name: loc("Адмінбудівля \"громади\"", "Hromada \"administration\""),
+            address: None,
+            place: Some(rid("UA63080070010082928")),
+            at: Some([49.79, 37.65]),
+            times: vec!["10:00".into(), "14:00".into()],
+        }],
+    }
+}
+
+fn order_event(transition: Transition, status: OrderStatus, changes: Vec<Change>) -> Event {
+    Event {
+        id: EventId(format!("evacuation:kindrashivka:r1:{}", transition.as_str())),
+        kind: AlertKind::Evacuation,
+        transition,
+        revision: 1,
+        targets: vec![rid("UA63080070000080622")],
+        at: at(),
+        priority: Priority::MandatoryEvacuation,
+        detail: EventDetail::Order { order: Box::new(order(status)), changes },
+    }
+}
+
+/// Renders and holds the text to Telegram's rules; returns the visible text.
+fn render(c: &Config, event: &Event, lang: Lang) -> (String, bool) {
+    let r = c.composer.telegram(event, &c.tree, lang);
+    let visible = parse_html(&r.text).unwrap_or_else(|e| panic!("invalid HTML ({e}) in:\n{}", r.text));
+    assert!(visible.encode_utf16().count() <= 4096, "too long for Telegram");
+    (visible, r.silent)
+}
+
+#[test]
+fn every_alert_kind_and_transition_renders_in_both_languages() {
+    let c = config();
+    let kinds = [
+        (AlertKind::AirRaid, "Повітряна тривога", "Air raid alert"),
+        (AlertKind::Artillery, "Загроза артобстрілу", "Artillery shelling threat"),
+        (AlertKind::UrbanFights, "Загроза вуличних боїв", "Street fighting threat"),
+        (AlertKind::Chemical, "Хімічна загроза", "Chemical threat"),
+        (AlertKind::Nuclear, "Радіаційна загроза", "Radiation threat"),
+        (AlertKind::Info, "Повідомлення", "Notice"),
+        (AlertKind::Unknown, "Тривога", "Alert"),
+    ];
+    for (kind, uk, en) in kinds {
+        let (text, silent) = render(&c, &alert(kind, Transition::Started), Lang::Uk);
+        assert!(text.starts_with(&format!("🔴 {uk}")), "{kind} uk start: {text}");
+        assert!(text.contains("Харківська область"));
+        assert!(!silent, "a start always rings");
+        let (text, _) = render(&c, &alert(kind, Transition::Started), Lang::En);
+        assert!(text.starts_with(&format!("🔴 {en}")), "{kind} en start: {text}");
+        assert!(text.contains("Kharkiv Oblast"));
+        let (text, silent) = render(&c, &alert(kind, Transition::Ended), Lang::Uk);
+        assert!(text.starts_with(&format!("🟢 Відбій: {uk}")), "{kind} uk end: {text}");
+        assert!(silent, "an all-clear does not ring");
+        let (text, _) = render(&c, &alert(kind, Transition::Ended), Lang::En);
+        assert!(text.starts_with(&format!("🟢 All clear: {en}")), "{kind} en end: {text}");
+    }
+}
+
+#[test]
+fn evacuation_messages_carry_instructions_and_escape_html() {
+    let c = config();
+    let (uk, _) = render(&c, &order_event(Transition::Started, OrderStatus::Mandatory, vec![]), Lang::Uk);
+    for needle in [
+        "🚨 Обов’язкова евакуація",
+        "Кіндрашівська громада",
+        "Для кого: родини з дітьми",
+        "Куди: Харків",
+        "Збірні пункти:",
+        "Адмінбудівля \"громади\", Кіндрашівка — відправлення о 10:00, 14:00",
+        "Транспорт: Автобуси",
+        "Гаряча лінія: 0 800 000 000",
+        "Беріть документи & ліки <обов’язково>",
+    ] {
+        assert!(uk.contains(needle), "missing `{needle}` in:\n{uk}");
+    }
+    let (en, _) = render(&c, &order_event(Transition::Started, OrderStatus::Recommended, vec![]), Lang::En);
+    for needle in [
+        "🚨 Recommended evacuation",
+        "Kindrashivka Hromada",
+        "Destination: Kharkiv",
+        "Assembly points:",
+        "departures at 10:00, 14:00",
+        "Transport: Buses",
+        "Hotline: 0 800 000 000",
+        "Take documents & medicine <without fail>",
+    ] {
+        assert!(en.contains(needle), "missing `{needle}` in:\n{en}");
+    }
+    // The raw HTML carries the operator's text escaped, not as tags.
+    let raw = c.composer.telegram(&order_event(Transition::Started, OrderStatus::Mandatory, vec![]), &c.tree, Lang::Uk);
+    assert!(raw.text.contains("&amp; ліки &lt;обов’язково&gt;"), "{}", raw.text);
+}
+
+#[test]
+fn updates_say_what_changed_and_endings_are_short() {
+    let c = config();
+    let event = order_event(Transition::Updated, OrderStatus::Mandatory, vec![Change::AssemblyPoints, Change::Hotline]);
+    let (uk, _) = render(&c, &event, Lang::Uk);
+    assert!(uk.starts_with("🔄 Оновлення: Обов’язкова евакуація"), "{uk}");
+    assert!(uk.contains("Змінено: збірні пункти, гаряча лінія"), "{uk}");
+    let (en, _) = render(&c, &event, Lang::En);
+    assert!(en.contains("Changed: assembly points, hotline"), "{en}");
+
+    let (lifted, silent) = render(&c, &order_event(Transition::Ended, OrderStatus::Lifted, vec![]), Lang::Uk);
+    assert!(lifted.starts_with("✅ Розпорядження про евакуацію знято"), "{lifted}");
+    assert!(!lifted.contains("Збірні пункти"), "an ended order repeats no instructions");
+    assert!(silent);
+    let (cancelled, silent) = render(&c, &order_event(Transition::Cancelled, OrderStatus::Cancelled, vec![]), Lang::En);
+    assert!(cancelled.starts_with("❌ Evacuation order cancelled: it was issued in error"), "{cancelled}");
+    assert!(!silent, "a cancellation is news: it rings");
+}
+
+#[test]
+fn overlong_operator_text_is_cut_to_telegrams_limit() {
+    let c = config();
+    let mut event = order_event(Transition::Started, OrderStatus::Mandatory, vec![]);
+    if let EventDetail::Order { order, .. } = &mut event.detail {
+        order.text = Some(loc(&"Дуже довгий текст & <ще>. ".repeat(400), "long"));
+    }
+    let (visible, _) = render(&c, &event, Lang::Uk);
+    assert!(visible.starts_with("🚨 Обов’язкова евакуація"));
+}
