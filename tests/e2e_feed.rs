@@ -1,8 +1,6 @@
 //! Feed failures through the real daemon: the alerts.in.ua simulator misbehaves and
 //! no resident may get a false all-clear, while a real all-clear still gets through.
-//! Also decodes real and fixture bodies of alerts.in.ua with the shipped region files.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sirena::alerts::{AlertKind, Transition};
@@ -125,67 +123,4 @@ async fn real_all_clear_arrives_after_confirmation() {
     assert_eq!(got.len(), 2);
     assert!(got[1].text.starts_with("🟢 <b>Відбій: Повітряна тривога"), "{}", got[1].text);
     h.shutdown().await;
-}
-
-// ---------------------------------------------------------------- sample bodies
-
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("SIRENA_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
-        panic!("SIRENA_REQUIRE_SHARED=1 but {} not found", dir.display());
-    }
-    println!("SKIP: ../shared/data not found");
-    None
-}
-
-#[test]
-fn adapter_decodes_every_sample_body() {
-    let Some(data) = shared_data() else { return };
-    let config = sirena::config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
-        .unwrap_or_else(|e| panic!("shipped config invalid:\n{e}"));
-    let dir = data.join("alerts_in_ua");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    let mut decoded = Vec::new();
-    for path in files {
-        let bytes = std::fs::read(&path).expect("read sample");
-        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("sample is JSON");
-        if !json.get("alerts").is_some_and(serde_json::Value::is_array) {
-            continue;
-        }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-        let d = sirena::sources::alerts_in_ua::decode(&bytes, &config.tree)
-            .unwrap_or_else(|e| panic!("{name}: not decoded: {e}"));
-        assert!(d.unmapped.is_empty(), "{name}: locations without a region: {:?}", d.unmapped);
-        let listed = json["alerts"]
-            .as_array()
-            .map(|a| a.iter().filter(|x| x.get("finished_at").is_none_or(serde_json::Value::is_null)).count())
-            .unwrap_or(0);
-        assert_eq!(d.alerts.len(), listed, "{name}: every active alert is kept: {:?}", d.alerts);
-        decoded.push((name, d));
-    }
-    let get = |name: &str| {
-        decoded
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, d)| d)
-            .unwrap_or_else(|| panic!("{name} missing from {}", dir.display()))
-    };
-    // A real record: Luhansk oblast, uid as a string.
-    let luhansk = get("ralertsinua_active_alerts_sample.json");
-    assert_eq!(luhansk.alerts.len(), 1);
-    assert_eq!(luhansk.alerts[0].key.kind, AlertKind::AirRaid);
-    assert_eq!(luhansk.alerts[0].key.region.as_str(), "UA44000000000018893");
-    // A fixture with integer uids: Kharkiv oblast and uid 1293 (Kharkiv hromada).
-    let php = get("php_fixture_active_alerts.json");
-    let regions: Vec<&str> = php.alerts.iter().map(|a| a.key.region.as_str()).collect();
-    assert_eq!(regions, vec![KHARKIV_OBLAST, "UA63120270000028556"]);
-    assert!(php.alerts.iter().all(|a| a.key.kind == AlertKind::AirRaid && a.raw_kind.is_none()));
 }

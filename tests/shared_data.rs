@@ -233,3 +233,52 @@ fn every_feed_id_agrees_with_the_crosswalk() {
     assert!(checked > 30, "only {checked} regions have a feed_id");
     assert!(wrong.is_empty(), "feed ids disagree with the reference data:\n{}", wrong.join("\n"));
 }
+
+/// Real and fixture bodies of alerts.in.ua decode with the shipped region files.
+#[test]
+fn adapter_decodes_every_sample_body() {
+    let Some(data) = shared_data() else { return };
+    let config = shipped();
+    let dir = data.join("alerts_in_ua");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut decoded = Vec::new();
+    for path in files {
+        let bytes = std::fs::read(&path).expect("read sample");
+        let json: Value = serde_json::from_slice(&bytes).expect("sample is JSON");
+        if !json.get("alerts").is_some_and(Value::is_array) {
+            continue;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let d = sirena::sources::alerts_in_ua::decode(&bytes, &config.tree)
+            .unwrap_or_else(|e| panic!("{name}: not decoded: {e}"));
+        assert!(d.unmapped.is_empty(), "{name}: locations without a region: {:?}", d.unmapped);
+        let listed = json["alerts"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x.get("finished_at").is_none_or(Value::is_null)).count())
+            .unwrap_or(0);
+        assert_eq!(d.alerts.len(), listed, "{name}: every active alert is kept: {:?}", d.alerts);
+        decoded.push((name, d));
+    }
+    let get = |name: &str| {
+        decoded
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d)
+            .unwrap_or_else(|| panic!("{name} missing from {}", dir.display()))
+    };
+    // A real record: Luhansk oblast, uid as a string.
+    let luhansk = get("ralertsinua_active_alerts_sample.json");
+    assert_eq!(luhansk.alerts.len(), 1);
+    assert_eq!(luhansk.alerts[0].key.kind, sirena::alerts::AlertKind::AirRaid);
+    assert_eq!(luhansk.alerts[0].key.region.as_str(), "UA44000000000018893");
+    // A fixture with integer uids: Kharkiv oblast and uid 1293 (Kharkiv hromada).
+    let php = get("php_fixture_active_alerts.json");
+    let regions: Vec<&str> = php.alerts.iter().map(|a| a.key.region.as_str()).collect();
+    assert_eq!(regions, vec!["UA63000000000041885", "UA63120270000028556"]);
+    assert!(php.alerts.iter().all(|a| a.key.kind == sirena::alerts::AlertKind::AirRaid && a.raw_kind.is_none()));
+}
