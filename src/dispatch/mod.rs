@@ -220,13 +220,9 @@ impl Dispatcher {
                 (d, result)
             });
         }
-        if let Some(nb) = self.store.next_not_before()? {
-            if nb > now {
-                let later = Duration::from_millis((nb - now) as u64);
-                wake_at = wake_at.min(Instant::now() + later);
-            } else if in_flight.is_empty() {
-                // Due work remains but nothing could start: the limiter said when.
-            }
+        // Deliveries waiting out a retry delay wake the loop when they fall due.
+        if let Some(nb) = self.store.next_not_before()?.filter(|&nb| nb > now) {
+            wake_at = wake_at.min(Instant::now() + Duration::from_millis((nb - now) as u64));
         }
         Ok(wake_at)
     }

@@ -1,0 +1,105 @@
+//! The `sirena` binary as an operator runs it: `run` refuses to start without its
+//! secrets, and on SIGTERM stops cleanly while pointed at the simulators.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sirena::sim::feed::{FeedSim, FeedSimConfig};
+use sirena::sim::telegram::{TelegramSim, TelegramSimConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sirena");
+
+#[test]
+fn run_without_tokens_names_the_missing_variable() {
+    let out = Command::new(BIN)
+        .args(["run", "--config", "config"])
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("ALERTS_IN_UA_TOKEN")
+        .output()
+        .expect("binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TELEGRAM_BOT_TOKEN") || stderr.contains("ALERTS_IN_UA_TOKEN"), "{stderr}");
+}
+
+#[test]
+fn run_on_an_invalid_config_says_where() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    sirena::demo::write_embedded_config(dir.path()).expect("config");
+    let path = dir.path().join("sirena.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replace("poll = \"10s\"", "pol = \"10s\"")).expect("write");
+    let out = Command::new(BIN).args(["run", "--config"]).arg(dir.path()).output().expect("binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sirena.toml:") && stderr.contains("unknown field `pol`"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_answers_residents_and_stops_cleanly_on_sigterm() {
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let feed_cfg = FeedSimConfig { requests_per_min: 600, ..FeedSimConfig::default() };
+    let feed_token = feed_cfg.token.clone();
+    let feed = FeedSim::start(feed_cfg, cancel.clone(), &tracker).await.expect("feed sim");
+    let tg_cfg = TelegramSimConfig::default();
+    let tg_token = tg_cfg.token.clone();
+    let telegram = TelegramSim::start(tg_cfg, cancel.clone(), &tracker).await.expect("telegram sim");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    sirena::demo::write_embedded_config(&config).expect("config");
+    let settings = std::fs::read_to_string(config.join("sirena.toml"))
+        .expect("read")
+        .replace("https://api.alerts.in.ua", &feed.base_url())
+        .replace("https://api.telegram.org", &telegram.base_url())
+        .replace("poll = \"10s\"", "poll = \"2s\"\nmax_requests_per_min = 600")
+        .replace("[telegram]", "[telegram]\nlong_poll = \"1s\"");
+    std::fs::write(config.join("sirena.toml"), settings).expect("write");
+
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("TELEGRAM_BOT_TOKEN", &tg_token)
+        .env("ALERTS_IN_UA_TOKEN", &feed_token)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+
+    telegram.add_user(4001, "Оксана", Some("uk"));
+    telegram.user_sends(4001, "/start");
+    let replies = telegram.wait_for_sent(4001, 1, Duration::from_secs(20)).await;
+    if replies.is_empty() {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("collect output");
+        panic!("the daemon's bot never answered /start; log:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(feed.requests() >= 1, "the daemon polled the feed");
+    assert!(dir.path().join("sirena.db").exists(), "the store sits beside config/");
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(std::time::Instant::now() < deadline, "sirena did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut log = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut log);
+    }
+    assert!(exit.success(), "exit {exit:?}; log:\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(!log.contains(&tg_token), "the bot token never reaches the log");
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
