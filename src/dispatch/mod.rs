@@ -221,7 +221,7 @@ impl Dispatcher {
             });
         }
         // Deliveries waiting out a retry delay wake the loop when they fall due.
-        if let Some(nb) = self.store.next_not_before()?.filter(|&nb| nb > now) {
+        if let Some(nb) = self.store.next_not_before(now)? {
             wake_at = wake_at.min(Instant::now() + Duration::from_millis((nb - now) as u64));
         }
         Ok(wake_at)

@@ -388,10 +388,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// When the earliest pending delivery that is not due yet becomes due.
-    pub fn next_not_before(&self) -> Result<Option<i64>, StoreError> {
+    /// When the earliest pending delivery that is not due at `now_ms` becomes due.
+    pub fn next_not_before(&self, now_ms: i64) -> Result<Option<i64>, StoreError> {
         let conn = self.conn();
-        Ok(conn.query_row("SELECT MIN(not_before) FROM deliveries WHERE state = 'pending'", [], |r| r.get(0))?)
+        Ok(conn.query_row(
+            "SELECT MIN(not_before) FROM deliveries WHERE state = 'pending' AND not_before > ?1",
+            params![now_ms],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn mark_sending(&self, id: DeliveryId) -> Result<(), StoreError> {
