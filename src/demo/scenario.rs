@@ -374,21 +374,29 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
 
 /// Waits for the event, prints its fan-out, waits for delivery.
 async fn step(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool, must_reach: bool) -> anyhow::Result<()> {
+    let before = h.store().counts()?;
     let f = h.next_fanout(STEP, pred).await.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
-    let places: Vec<String> = f.event.targets.iter().map(|t| t.to_string()).collect();
-    println!("{}   event {} [{}] → {} recipient(s)", h.clock(), describe(&f.event), places.join(", "), f.recipients);
+    let tree = crate::config::load(&h.config_dir).map(|c| c.tree).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let places: Vec<String> = f.event.targets.iter().map(|t| tree.name(t, crate::messages::Lang::En)).collect();
+    println!("{}   event: {} in {} → {} recipient(s)", h.clock(), describe(&f.event), places.join(", "), f.recipients);
     if must_reach && f.recipients == 0 {
         anyhow::bail!("{what}: reached nobody");
     }
     h.wait_drained(STEP).await?;
-    let c = h.store().counts()?;
-    println!("{}   outbox drained: {} sent in total, {} failed", h.clock(), c.sent, c.failed);
+    let after = h.store().counts()?;
+    let failed = after.failed - before.failed;
+    println!(
+        "{}   delivered {}{}",
+        h.clock(),
+        after.sent - before.sent,
+        if failed > 0 { format!(", {failed} failed (recipient blocked the bot: deactivated)") } else { String::new() }
+    );
     Ok(())
 }
 
 fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
     println!("\nWhat each resident received (checked against the Telegram simulator's records):\n");
-    println!("  {:<20} {:<4} {:<24} {:<58} verdict", "resident", "lang", "place", "received");
+    println!("  {:<20} {:<4} {:<24} {:<7} received", "resident", "lang", "place", "verdict");
     let mut all_ok = true;
     for (r, mark) in RESIDENTS.iter().zip(watermark) {
         let got: Vec<String> = h.telegram.sent_to(r.chat).into_iter().skip(*mark).map(|m| m.text).collect();
@@ -423,10 +431,24 @@ fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
             problems.push(format!("missed {}", missing.label()));
         }
         let received = if labels.is_empty() { "(nothing)".to_string() } else { labels.join(", ") };
-        let verdict = if problems.is_empty() { "ok".to_string() } else { format!("FAIL: {}", problems.join("; ")) };
+        let verdict = if problems.is_empty() { "ok" } else { "FAIL" };
         all_ok &= problems.is_empty();
         let lang = if r.english { "en" } else { "uk" };
-        println!("  {:<20} {:<4} {:<24} {:<58} {}", r.name, lang, r.place, received, verdict);
+        println!("  {:<20} {:<4} {:<24} {:<7} {}", r.name, lang, r.place, verdict, received);
+        for p in problems {
+            println!("  {:<20} {:<4} {:<24} {:<7}   ✗ {p}", "", "", "", "");
+        }
+    }
+    // Two messages in full, as the residents' phones show them.
+    for (chat, what) in [(1001, Mandatory), (1004, Updated)] {
+        let Some(r) = RESIDENTS.iter().find(|r| r.chat == chat) else { continue };
+        let marker = what.markers(r.english).0;
+        if let Some(m) = h.telegram.sent_to(chat).into_iter().find(|m| m.text.starts_with(marker)) {
+            println!("\n{}'s {} message:", r.name, what.label());
+            for line in plain(&m.text).lines() {
+                println!("  │ {line}");
+            }
+        }
     }
     let stats = h.telegram.stats();
     let counts = h.store().counts()?;
