@@ -315,3 +315,34 @@ async fn two_villages_of_one_name_are_told_apart_by_buttons() {
     assert_eq!(places(), both, "the first button is the other village");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_chat_is_cut_short_and_others_are_not_held_back() {
+    const FLOODER: i64 = 3401;
+    const NEIGHBOUR: i64 = 3402;
+    let h = Harness::start(Options::default()).await.expect("harness");
+    h.telegram.add_user(FLOODER, "Flooder", Some("uk"));
+    h.telegram.add_user(NEIGHBOUR, "Neighbour", Some("uk"));
+    for _ in 0..40 {
+        h.telegram.user_sends(FLOODER, "/help");
+    }
+    // Another resident is answered at once, not after the flood.
+    let reply = say(&h, NEIGHBOUR, "/start").await;
+    assert!(reply.text.contains("/subscribe"), "{}", reply.text);
+    // The flooder's queue drains at one reply a second; wait until it stops growing.
+    let mut seen = 0;
+    loop {
+        let now = h.telegram.wait_for_sent(FLOODER, seen + 1, Duration::from_secs(3)).await.len();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    assert!(seen >= 5, "the flooder still gets answers: {seen}");
+    assert!(seen < 40, "a flood is not answered message by message: {seen}");
+    // Once the flood is over, the chat is answered normally again.
+    let reply = say(&h, FLOODER, "/list").await;
+    assert!(reply.text.contains("/subscribe"), "{}", reply.text);
+    assert_eq!(h.telegram.stats().rate_limited, 0, "replies stayed within the limits");
+    h.shutdown().await;
+}

@@ -31,6 +31,8 @@ pub const CHANNEL: &str = "telegram";
 /// Callback data prefix of "subscribe to this place" buttons; the id fits the 64-byte
 /// callback_data limit (4 + 19 bytes).
 const SUBSCRIBE_PREFIX: &str = "sub:";
+/// Updates of one chat waiting for an answer before further ones are dropped.
+const MAX_QUEUED_PER_CHAT: usize = 10;
 /// Most choices shown at once for an ambiguous name.
 const MAX_CHOICES: usize = 8;
 
@@ -253,6 +255,13 @@ pub async fn run(
             offset = offset.max(i32::try_from(update.id.0).unwrap_or(i32::MAX).saturating_add(1));
             let Some((chat, app_lang, input, callback_id)) = read_update(update) else { continue };
             let lock = chat_locks.entry(chat).or_default().clone();
+            // Each waiting update holds a clone of its chat's lock (besides the map and
+            // this one). A chat with a long queue is flooding: answering it would take
+            // minutes at one reply per second, so the excess is dropped, not queued.
+            if Arc::strong_count(&lock) > MAX_QUEUED_PER_CHAT + 2 {
+                tracing::warn!(chat = %mask(&chat.to_string()), "flood: update dropped");
+                continue;
+            }
             let (bot, conversation, limiter) = (bot.clone(), conversation.clone(), limiter.clone());
             tracker.spawn(async move {
                 let _turn = lock.lock().await;
