@@ -103,3 +103,43 @@ async fn run_answers_residents_and_stops_cleanly_on_sigterm() {
     tracker.close();
     tracker.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_errors_are_logged_without_the_bot_token() {
+    // A port that nothing listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    sirena::demo::write_embedded_config(&config).expect("config");
+    let url = format!("http://{closed}");
+    let settings = std::fs::read_to_string(config.join("sirena.toml"))
+        .expect("read")
+        .replace("https://api.alerts.in.ua", &url)
+        .replace("https://api.telegram.org", &url);
+    std::fs::write(config.join("sirena.toml"), settings).expect("write");
+    const TOKEN: &str = "987654:SECRET-token-that-must-not-leak";
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("TELEGRAM_BOT_TOKEN", TOKEN)
+        .env("ALERTS_IN_UA_TOKEN", "feed-secret-that-must-not-leak")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+    // Long enough for the first getUpdates and the first feed poll to fail.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(std::time::Instant::now() < deadline, "sirena did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().expect("output");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("getUpdates failed"), "the failure is logged:\n{log}");
+    assert!(log.contains("source poll failed"), "the feed failure is logged:\n{log}");
+    assert!(!log.contains("SECRET-token") && !log.contains("feed-secret"), "a secret leaked:\n{log}");
+    assert!(out.status.success(), "a dead network is no reason to crash: {:?}", out.status);
+}

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::channels::telegram;
 use crate::config::secret::mask;
 use crate::dispatch::limits::SharedLimiter;
 use crate::messages::{Composer, Lang, escape};
@@ -241,7 +242,7 @@ pub async fn run(
                 u
             }
             Err(e) => {
-                tracing::warn!(error = %e, ?backoff, "getUpdates failed; retrying");
+                tracing::warn!(error = %telegram::describe(&e), ?backoff, "getUpdates failed; retrying");
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
@@ -268,7 +269,7 @@ pub async fn run(
                 if let Some(id) = callback_id {
                     // Stops the button's spinner; failure only leaves it spinning.
                     if let Err(e) = bot.answer_callback_query(id).await {
-                        tracing::debug!(error = %e, "answerCallbackQuery failed");
+                        tracing::debug!(error = %telegram::describe(&e), "answerCallbackQuery failed");
                     }
                 }
                 let replies = match conversation.handle(chat, app_lang.as_deref(), input) {
@@ -317,6 +318,6 @@ async fn send_reply(bot: &Bot, chat: i64, reply: Reply) {
         req = req.reply_markup(InlineKeyboardMarkup::new(rows));
     }
     if let Err(e) = req.await {
-        tracing::warn!(error = %e, chat = %mask(&chat.to_string()), "bot reply failed");
+        tracing::warn!(error = %telegram::describe(&e), chat = %mask(&chat.to_string()), "bot reply failed");
     }
 }

@@ -91,11 +91,39 @@ pub fn classify(e: RequestError) -> SendError {
             ApiError::Unknown(ref text) if is_server_side(text) => SendError::Transient(text.clone()),
             other => SendError::Rejected(other.to_string()),
         },
-        RequestError::Network(e) => SendError::Transient(format!("network: {e}")),
+        RequestError::Network(e) => SendError::Transient(network_error(&e)),
         RequestError::Io(e) => SendError::Transient(format!("io: {e}")),
         // A body that is not the Bot API's JSON is a proxy or gateway failure page.
         RequestError::InvalidJson { source, .. } => SendError::Transient(format!("unparsable answer: {source}")),
     }
+}
+
+/// Describes a teloxide error for a log line. reqwest's own message names the URL,
+/// and a Bot API URL carries the bot token, so network errors are described by their
+/// causes instead.
+pub fn describe(e: &RequestError) -> String {
+    match e {
+        RequestError::Network(e) => network_error(e),
+        other => other.to_string(),
+    }
+}
+
+fn network_error(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut out = format!("network: {what}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn is_server_side(text: &str) -> bool {
