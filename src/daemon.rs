@@ -115,24 +115,40 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<Store
     let (report_tx, report_rx) = mpsc::channel(64);
     let (reload_tx, reload_rx) = mpsc::channel(4);
 
-    if let Some(settings) = config.settings.sources.alerts_in_ua.clone() {
-        let token = secrets.alerts_in_ua.clone().context("alerts.in.ua is configured but has no token")?;
-        let client = sources::alerts_in_ua::Client::new(&settings, token).context("alerts.in.ua client")?;
+    // Everything that can fail is built before anything is spawned, so a failed start
+    // leaves no task running.
+    let feed = match config.settings.sources.alerts_in_ua.clone() {
+        Some(settings) => {
+            let token = secrets.alerts_in_ua.clone().context("alerts.in.ua is configured but has no token")?;
+            let client = sources::alerts_in_ua::Client::new(&settings, token).context("alerts.in.ua client")?;
+            Some((settings, client))
+        }
+        None => None,
+    };
+    let telegram_bot = match &config.settings.telegram {
+        Some(t) => {
+            let token = secrets.telegram.clone().context("telegram is configured but has no bot token")?;
+            Some((t.clone(), telegram::bot(&token, &t.api_url, t.long_poll)?))
+        }
+        None => None,
+    };
+    let watcher = ConfigWatcher::new(&config.dir);
+    let config_dir = config.dir.clone();
+    let pipeline = Pipeline::restore(config, store.clone(), wake.clone(), fanouts.clone(), tree_tx, composer_tx)?;
+
+    if let Some((settings, client)) = feed {
         tracker.spawn(sources::alerts_in_ua::run(settings, client, tree_rx.clone(), report_tx.clone(), cancel.clone()));
     }
     drop(report_tx);
 
-    let telegram_settings = config.settings.telegram.clone();
-    if let Some(t) = &telegram_settings {
-        let token = secrets.telegram.clone().context("telegram is configured but has no bot token")?;
-        let bot = telegram::bot(&token, &t.api_url, t.long_poll)?;
-        // A margin of 5% on every window absorbs clock jitter between us and the platform.
+    if let Some((t, bot)) = telegram_bot {
+        // 50 ms on every window absorbs clock jitter between us and the platform.
         let limiter = SharedLimiter::new(t.limits, Duration::from_millis(50));
         let dispatcher = Dispatcher {
             store: store.clone(),
             telegram: TelegramChannel::new(bot.clone()),
             limiter: limiter.clone(),
-            settings: config.settings.dispatch.clone(),
+            settings: pipeline.config.settings.dispatch.clone(),
             wake: wake.clone(),
             stats: stats.clone(),
         };
@@ -149,11 +165,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<Store
         tracing::warn!("no [telegram] section: events are stored but nothing is sent");
     }
 
-    // The watch is in place before `start` returns, so no change made after it is missed.
-    let watcher = ConfigWatcher::new(&config.dir);
-    tracker.spawn(watcher.run(config.dir.clone(), reload_tx, cancel.clone()));
-
-    let pipeline = Pipeline::restore(config, store.clone(), wake, fanouts.clone(), tree_tx, composer_tx)?;
+    // The watch was set up above, before `start` returns, so no later change is missed.
+    tracker.spawn(watcher.run(config_dir, reload_tx, cancel.clone()));
     tracker.spawn(pipeline.run(report_rx, reload_rx, cancel.clone()));
 
     Ok(Running { store, stats, fanouts, first_fanouts: Some(first_fanouts), cancel, tracker })
