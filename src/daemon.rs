@@ -90,10 +90,6 @@ impl Running {
         self.tracker.close();
         self.tracker.wait().await;
     }
-
-    pub fn cancel_token(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
 }
 
 /// Starts every part of the daemon on the given config.
@@ -189,20 +185,13 @@ pub async fn run(config_dir: PathBuf, shutdown: impl std::future::Future<Output 
 const ALERT_STATE_KEY: &str = "alert_state";
 const ORDER_BOOK_KEY: &str = "order_book";
 
-/// Health of one source, for logs and (later) `/sources`.
-#[derive(Clone, Debug, Default)]
-pub struct SourceHealth {
-    pub failures_in_row: u32,
-    pub total_failures: u64,
-    pub last_error: Option<String>,
-}
-
 struct Pipeline {
     config: Config,
     store: Arc<Store>,
     alerts: AlertState,
     orders: OrderBook,
-    health: BTreeMap<String, SourceHealth>,
+    /// Failed polls in a row per source, to log a recovery once.
+    failures_in_row: BTreeMap<String, u32>,
     unpublished: Vec<Event>,
     wake: Arc<Notify>,
     fanouts: broadcast::Sender<Fanout>,
@@ -245,7 +234,7 @@ impl Pipeline {
             store,
             alerts,
             orders,
-            health: BTreeMap::new(),
+            failures_in_row: BTreeMap::new(),
             unpublished: Vec::new(),
             wake,
             fanouts,
@@ -285,11 +274,9 @@ impl Pipeline {
     fn on_report(&mut self, report: SourceReport) {
         match report {
             SourceReport::Observed(obs) => {
-                let health = self.health.entry(obs.source.clone()).or_default();
-                if health.failures_in_row > 0 {
-                    tracing::info!(source = %obs.source, after_failures = health.failures_in_row, "source recovered");
+                if let Some(failures) = self.failures_in_row.remove(&obs.source) {
+                    tracing::info!(source = %obs.source, after_failures = failures, "source recovered");
                 }
-                health.failures_in_row = 0;
                 match self.alerts.apply(&obs) {
                     Applied::Events(events) => self.publish(events),
                     Applied::HeldEmpty { streak } => {
@@ -298,12 +285,10 @@ impl Pipeline {
                 }
             }
             SourceReport::Failed { source, error } => {
-                let health = self.health.entry(source.clone()).or_default();
-                health.failures_in_row += 1;
-                health.total_failures += 1;
-                health.last_error = Some(error.to_string());
+                let failures = self.failures_in_row.entry(source.clone()).or_default();
+                *failures += 1;
                 // The last good view stays; staleness grows until the source answers.
-                tracing::warn!(source = %source, failures_in_row = health.failures_in_row, error = %error, "source poll failed; keeping the last good view");
+                tracing::warn!(source = %source, failures_in_row = *failures, error = %error, "source poll failed; keeping the last good view");
             }
         }
     }

@@ -142,14 +142,6 @@ pub struct OrderBook {
 }
 
 impl OrderBook {
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
-    }
-
-    pub fn get(&self, id: &str) -> Option<&Entry> {
-        self.entries.get(id)
-    }
-
     /// Takes the full current set of orders (from every region file) and returns the
     /// events that bring residents up to date. Idempotent: applying the same set twice
     /// returns nothing the second time.

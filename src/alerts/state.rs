@@ -79,10 +79,6 @@ impl AlertState {
         }
     }
 
-    pub fn active(&self) -> impl Iterator<Item = (&AlertKey, &Active)> {
-        self.active.iter()
-    }
-
     /// When a source last gave a good answer.
     pub fn last_ok(&self, source: &str) -> Option<DateTime<Utc>> {
         self.sources.get(source).and_then(|s| s.last_ok)
