@@ -1,14 +1,15 @@
 //! Drives the Telegram simulator with the real teloxide client, so the
 //! simulator's wire format is checked against what sirena's adapter parses.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sirena::sim::telegram::{TelegramSim, TelegramSimConfig};
+use serde_json::json;
+use sirena::sim::telegram::{FaultTarget, SendFault, TelegramSim, TelegramSimConfig};
 use teloxide::dispatching::UpdateFilterExt;
 use teloxide::prelude::*;
 use teloxide::types::{
-    InlineKeyboardButton, InlineKeyboardMarkup, MaybeInaccessibleMessage, MessageEntityKind, ParseMode, Seconds,
-    UpdateKind,
+    InlineKeyboardButton, InlineKeyboardMarkup, MaybeInaccessibleMessage, MessageEntityKind, ParseMode, Recipient,
+    Seconds, UpdateKind,
 };
 use teloxide::{ApiError, RequestError};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,8 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 struct Harness {
     sim: TelegramSim,
     bot: Bot,
+    /// For what teloxide hides: raw statuses, transport errors, form bodies.
+    http: reqwest::Client,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -35,7 +38,7 @@ impl Harness {
         let bot_token = cfg.token.clone();
         let sim = TelegramSim::start(cfg, token.clone(), &tracker).await?;
         let bot = Bot::new(bot_token).set_api_url(reqwest::Url::parse(&sim.base_url())?);
-        Ok(Self { sim, bot, token, tracker })
+        Ok(Self { sim, bot, http: reqwest::Client::new(), token, tracker })
     }
 
     /// Cancels and waits for the server task, proving shutdown is prompt.
@@ -44,6 +47,56 @@ impl Harness {
         self.tracker.close();
         tokio::time::timeout(Duration::from_secs(3), self.tracker.wait()).await.expect("sim stops promptly");
     }
+}
+
+impl Harness {
+    /// `sendMessage` with a JSON body over plain reqwest. A connection the
+    /// simulator hung up on is never pooled again, so sharing one client
+    /// across faults is safe.
+    async fn raw_send(&self, body: serde_json::Value) -> Result<reqwest::Response, reqwest::Error> {
+        self.http.post(self.send_url()).json(&body).send().await
+    }
+
+    /// `sendMessage` with a form body, values as strings.
+    async fn raw_form(&self, form: &'static str) -> Result<reqwest::Response, reqwest::Error> {
+        self.http
+            .post(self.send_url())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+    }
+
+    fn send_url(&self) -> String {
+        format!("{}/bot{}/sendMessage", self.sim.base_url(), TelegramSimConfig::default().token)
+    }
+}
+
+/// Waits for something observable, failing the test after five seconds.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Sends one message to each chat at once and counts (accepted, 429).
+async fn burst(bot: &Bot, chats: std::ops::RangeInclusive<i64>, paid: bool) -> Result<(u32, u32), RequestError> {
+    let mut set = tokio::task::JoinSet::new();
+    for chat in chats {
+        let bot = bot.clone();
+        set.spawn(async move { bot.send_message(ChatId(chat), "alert").allow_paid_broadcast(paid).await });
+    }
+    let (mut ok, mut limited) = (0, 0);
+    while let Some(res) = set.join_next().await {
+        match res.expect("send task") {
+            Ok(_) => ok += 1,
+            Err(RequestError::RetryAfter(_)) => limited += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((ok, limited))
 }
 
 impl Drop for Harness {
@@ -459,6 +512,391 @@ async fn dispatcher_answers_a_command() -> TestResult {
     assert_eq!(first_poll.body["timeout"], 10);
     assert_eq!(first_poll.body["allowed_updates"], serde_json::json!(["message"]));
     assert!(!methods.iter().any(|m| m == "AnswerCallbackQuery"));
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unflagged_burst_over_the_global_limit_is_refused() -> TestResult {
+    let h = Harness::new().await?;
+    for chat in 1..=40 {
+        h.sim.add_user(chat, "User", None);
+    }
+    let (ok, limited) = burst(&h.bot, 1..=40, false).await?;
+    assert!(limited >= 10, "{limited} of 40 refused");
+    assert!(ok <= 30, "{ok} accepted");
+    assert_eq!(h.sim.stats().paid, 0);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn paid_broadcast_lifts_the_global_limit() -> TestResult {
+    let h = Harness::new().await?;
+    for chat in 1..=40 {
+        h.sim.add_user(chat, "User", None);
+    }
+    let (ok, limited) = burst(&h.bot, 1..=40, true).await?;
+    assert_eq!((ok, limited), (40, 0));
+    let stats = h.sim.stats();
+    assert_eq!((stats.sent, stats.paid, stats.rate_limited), (40, 40, 0));
+    let flagged = h.sim.send_requests().iter().filter(|r| r.body["allow_paid_broadcast"] == true).count();
+    assert_eq!(flagged, 40);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn paid_limit_counts_every_accepted_message() -> TestResult {
+    let h =
+        Harness::with(TelegramSimConfig { global_per_sec: 1, paid_per_sec: 3, ..TelegramSimConfig::default() }).await?;
+    for chat in 1..=5 {
+        h.sim.add_user(chat, "User", None);
+    }
+    // The free message fills the unflagged limit...
+    assert_eq!(h.raw_form("chat_id=1&text=a").await?.status(), 200);
+    assert_eq!(h.raw_form("chat_id=2&text=b").await?.status(), 429);
+    // ...while flagged ones, in a form or JSON, fit up to the paid limit,
+    // the free message included.
+    assert_eq!(h.raw_form("chat_id=2&text=b&allow_paid_broadcast=1").await?.status(), 200);
+    let resp = h.raw_send(json!({"chat_id": 3, "text": "c", "allow_paid_broadcast": true})).await?;
+    assert_eq!(resp.status(), 200);
+    let resp = h.raw_form("chat_id=4&text=d&allow_paid_broadcast=true").await?;
+    assert_eq!(resp.status(), 429);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["parameters"]["retry_after"], 1);
+    let stats = h.sim.stats();
+    assert_eq!((stats.sent, stats.paid, stats.rate_limited), (3, 2, 2));
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn paid_requests_keep_the_per_chat_limit() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(7, "Taras", None);
+    h.bot.send_message(ChatId(7), "one").allow_paid_broadcast(true).await?;
+    let err = h.bot.send_message(ChatId(7), "two").allow_paid_broadcast(true).await.expect_err("per-chat limit");
+    assert!(matches!(err, RequestError::RetryAfter(_)), "{err:?}");
+    assert_eq!(h.sim.stats().paid, 1);
+    h.stop().await;
+    Ok(())
+}
+
+const CHANNEL: i64 = -1_001_234_567_890;
+
+#[tokio::test]
+async fn channel_posts_by_username_and_by_id() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_channel(CHANNEL, Some("kupiansk_alerts"), "Куп'янськ: тривоги", true);
+    // Usernames are matched case-insensitively, as on Telegram.
+    let msg = h.bot.send_message(Recipient::ChannelUsername("@Kupiansk_Alerts".into()), "<b>Тривога</b>").await?;
+    assert_eq!(msg.chat.id, ChatId(CHANNEL));
+    assert!(msg.chat.is_channel(), "{:?}", msg.chat);
+    assert_eq!(msg.chat.title(), Some("Куп'янськ: тривоги"));
+    assert_eq!(msg.chat.username(), Some("kupiansk_alerts"));
+    // A channel post comes from the channel, not from the bot.
+    assert!(msg.from.is_none());
+    assert_eq!(msg.sender_chat.as_ref().map(|c| c.id), Some(ChatId(CHANNEL)));
+
+    let by_id = h.bot.send_message(ChatId(CHANNEL), "Відбій").await?;
+    assert!(by_id.chat.is_channel());
+    let sent = h.sim.sent_to(CHANNEL);
+    assert_eq!(sent.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["<b>Тривога</b>", "Відбій"]);
+    assert_eq!(h.sim.sent().len(), 2);
+    // The record keeps what was sent: the username as given.
+    assert_eq!(h.sim.send_requests()[0].body["chat_id"], "@Kupiansk_Alerts");
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn channel_needs_the_bot_as_admin_and_a_known_username() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_channel(CHANNEL, Some("kupiansk_alerts"), "Куп'янськ", false);
+    let err = h.bot.send_message(ChatId(CHANNEL), "x").await.expect_err("not an admin");
+    assert!(
+        matches!(&err, RequestError::Api(ApiError::Unknown(d)) if d == "Forbidden: bot is not a member of the channel chat"),
+        "{err:?}"
+    );
+    let err = h.bot.send_message(Recipient::ChannelUsername("@kupiansk_alerts".into()), "x").await.expect_err("same");
+    assert!(matches!(err, RequestError::Api(ApiError::Unknown(_))), "{err:?}");
+    assert_eq!(h.sim.stats().forbidden, 2);
+
+    let err = h.bot.send_message(Recipient::ChannelUsername("@nobody_here".into()), "x").await.expect_err("unknown");
+    assert!(matches!(err, RequestError::Api(ApiError::ChatNotFound)), "{err:?}");
+
+    h.sim.set_channel_admin(CHANNEL, true);
+    h.bot.send_message(Recipient::ChannelUsername("@kupiansk_alerts".into()), "x").await?;
+    h.sim.set_channel_admin(CHANNEL, false);
+    let err = h.bot.send_message(ChatId(CHANNEL), "y").await.expect_err("admin rights taken away");
+    assert!(matches!(err, RequestError::Api(ApiError::Unknown(_))), "{err:?}");
+    assert_eq!(h.sim.sent_to(CHANNEL).len(), 1);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn channel_posts_count_against_group_and_global_windows() -> TestResult {
+    let h = Harness::with(TelegramSimConfig { group_per_min: 2, global_per_sec: 3, ..TelegramSimConfig::default() })
+        .await?;
+    h.sim.add_channel(CHANNEL, None, "Громада", true);
+    h.sim.add_user(1, "A", None);
+    h.sim.add_user(2, "B", None);
+    h.bot.send_message(ChatId(CHANNEL), "a").await?;
+    h.bot.send_message(ChatId(CHANNEL), "b").await?;
+    let err = h.bot.send_message(ChatId(CHANNEL), "c").await.expect_err("group window");
+    match err {
+        RequestError::RetryAfter(s) => assert!(s.seconds() > 50, "{s}"),
+        e => return Err(e.into()),
+    }
+    // Two channel posts and this message fill the global second.
+    h.bot.send_message(ChatId(1), "d").await?;
+    let err = h.bot.send_message(ChatId(2), "e").await.expect_err("global window");
+    assert!(matches!(err, RequestError::RetryAfter(_)), "{err:?}");
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn latency_delays_the_answer_after_recording() -> TestResult {
+    let latency = Duration::from_millis(500);
+    let h = Harness::with(TelegramSimConfig { latency, ..TelegramSimConfig::default() }).await?;
+    h.sim.add_user(1, "U", None);
+    let bot = h.bot.clone();
+    let started = Instant::now();
+    let send = tokio::spawn(async move { bot.send_message(ChatId(1), "alert").await });
+    wait_until("the message is recorded", || h.sim.sent_to(1).len() == 1).await;
+    // Recorded, not yet answered.
+    assert_eq!(h.sim.in_progress(), 1);
+    assert!(!send.is_finished());
+    let msg = send.await??;
+    assert!(started.elapsed() >= latency, "{:?}", started.elapsed());
+    assert_eq!(msg.text(), Some("alert"));
+    assert_eq!(h.sim.in_progress(), 0);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn killed_client_leaves_an_accepted_unanswered_message() -> TestResult {
+    let h = Harness::with(TelegramSimConfig { latency: Duration::from_millis(500), ..TelegramSimConfig::default() })
+        .await?;
+    h.sim.add_user(1, "U", None);
+    h.sim.add_user(2, "V", None);
+    let mut set = tokio::task::JoinSet::new();
+    for chat in [1, 2] {
+        let bot = h.bot.clone();
+        set.spawn(async move { bot.send_message(ChatId(chat), "alert").await });
+    }
+    wait_until("both messages recorded", || h.sim.sent().len() == 2).await;
+    assert_eq!(h.sim.in_progress(), 2);
+    // The client dies with both requests in flight.
+    set.abort_all();
+    while set.join_next().await.is_some() {}
+    wait_until("no request in progress", || h.sim.in_progress() == 0).await;
+    assert_eq!(h.sim.stats().sent, 2, "accepted stays accepted");
+    assert!(h.sim.send_requests().iter().all(|r| r.status == 200));
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_faults_answer_with_the_envelope_and_use_no_limit() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(1, "U", None);
+    h.sim.inject(FaultTarget::Chat(1), SendFault::Status { code: 500, description: "Internal Server Error".into() }, 1);
+    h.sim.inject(FaultTarget::Chat(1), SendFault::Status { code: 502, description: "Bad Gateway".into() }, 1);
+    let resp = h.raw_send(json!({"chat_id": 1, "text": "a"})).await?;
+    assert_eq!(resp.status(), 500);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body, json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}));
+    let resp = h.raw_send(json!({"chat_id": 1, "text": "a"})).await?;
+    assert_eq!(resp.status(), 502);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["description"], "Bad Gateway");
+    // The faulted requests did not enter the per-chat window.
+    assert_eq!(h.raw_send(json!({"chat_id": 1, "text": "a"})).await?.status(), 200);
+    let stats = h.sim.stats();
+    assert_eq!((stats.server_errors, stats.sent, stats.rate_limited), (2, 1, 0));
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn injected_429_and_chat_not_found_reach_teloxide() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(2, "U", None);
+    h.sim.inject(FaultTarget::Chat(2), SendFault::TooManyRequests { retry_after: 7 }, 1);
+    h.sim.inject(FaultTarget::Chat(2), SendFault::ChatNotFound, 1);
+    let err = h.bot.send_message(ChatId(2), "a").await.expect_err("429");
+    assert!(matches!(err, RequestError::RetryAfter(s) if s == Seconds::from_seconds(7)), "{err:?}");
+    let err = h.bot.send_message(ChatId(2), "a").await.expect_err("chat not found");
+    assert!(matches!(err, RequestError::Api(ApiError::ChatNotFound)), "{err:?}");
+    h.bot.send_message(ChatId(2), "a").await?;
+    let retry: Vec<Option<u64>> = h.sim.send_requests().iter().map(|r| r.retry_after).collect();
+    assert_eq!(retry, [Some(7), None, None]);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn faults_come_after_authentication_before_other_checks() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(3, "U", None);
+    h.sim.block(3);
+    h.sim.inject(FaultTarget::Any, SendFault::Status { code: 503, description: "Service Unavailable".into() }, 2);
+    let wrong = Bot::new("654321:WRONG").set_api_url(reqwest::Url::parse(&h.sim.base_url())?);
+    let err = wrong.send_message(ChatId(3), "x").await.expect_err("wrong token");
+    assert!(matches!(err, RequestError::Api(ApiError::InvalidToken)), "{err:?}");
+    // The fault is still queued, and comes before "chat not found" and 403.
+    assert_eq!(h.raw_send(json!({"chat_id": 999, "text": "x"})).await?.status(), 503);
+    assert_eq!(h.raw_send(json!({"chat_id": 3, "text": ""})).await?.status(), 503);
+    assert_eq!(h.raw_send(json!({"chat_id": 999, "text": "x"})).await?.status(), 400);
+    assert_eq!(h.raw_send(json!({"chat_id": 3, "text": "x"})).await?.status(), 403);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn reset_closes_the_connection_without_an_answer() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(1, "U", None);
+    h.sim.add_user(2, "V", None);
+    h.sim.inject(FaultTarget::Chat(1), SendFault::Reset, 2);
+    // Another chat is not affected by chat 1's script.
+    assert_eq!(h.raw_send(json!({"chat_id": 2, "text": "x"})).await?.status(), 200);
+    let err = h.raw_send(json!({"chat_id": 1, "text": "x"})).await.expect_err("no answer");
+    assert!(err.status().is_none(), "a transport error, not a status: {err:?}");
+    let err = h.bot.send_message(ChatId(1), "x").await.expect_err("no answer");
+    assert!(matches!(err, RequestError::Network(_)), "{err:?}");
+    h.bot.send_message(ChatId(1), "x").await?;
+    assert_eq!(h.sim.sent_to(1).len(), 1);
+    let statuses: Vec<u16> = h.sim.send_requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 0, 0, 200]);
+    assert_eq!(h.sim.stats().dropped, 2);
+    assert_eq!(h.sim.in_progress(), 0);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn stall_holds_the_request_then_closes_without_an_answer() -> TestResult {
+    let stall = Duration::from_millis(300);
+    let h = Harness::new().await?;
+    h.sim.add_user(1, "U", None);
+    h.sim.inject(FaultTarget::Chat(1), SendFault::Stall(stall), 1);
+    let sim = h.sim.clone();
+    let url = h.send_url();
+    let started = Instant::now();
+    let send =
+        tokio::spawn(
+            async move { reqwest::Client::new().post(url).json(&json!({"chat_id": 1, "text": "x"})).send().await },
+        );
+    wait_until("the stalled request is in progress", || sim.in_progress() == 1).await;
+    let err = send.await?.expect_err("no answer");
+    assert!(err.status().is_none(), "a transport error, not a status: {err:?}");
+    assert!(started.elapsed() >= stall, "{:?}", started.elapsed());
+    assert_eq!(h.sim.in_progress(), 0);
+    assert!(h.sim.sent().is_empty());
+    let stats = h.sim.stats();
+    assert_eq!((stats.dropped, stats.sent), (1, 0));
+    // Nothing entered the per-chat window either.
+    h.bot.send_message(ChatId(1), "x").await?;
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn stall_ends_on_shutdown() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(1, "U", None);
+    h.sim.inject(FaultTarget::Any, SendFault::Stall(Duration::from_secs(60)), 1);
+    let bot = h.bot.clone();
+    let send = tokio::spawn(async move { bot.send_message(ChatId(1), "x").await });
+    let sim = h.sim.clone();
+    wait_until("the stalled request is in progress", || sim.in_progress() == 1).await;
+    h.stop().await;
+    let res = tokio::time::timeout(Duration::from_secs(3), send).await??;
+    assert!(matches!(res, Err(RequestError::Network(_))), "{res:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_fault_kind_can_be_a_share() -> TestResult {
+    let h = Harness::with(TelegramSimConfig { per_chat_per_sec: 100, ..TelegramSimConfig::default() }).await?;
+    h.sim.add_user(1, "U", None);
+    let kinds = [
+        (SendFault::Status { code: 502, description: "Bad Gateway".into() }, Some(502)),
+        (SendFault::TooManyRequests { retry_after: 2 }, Some(429)),
+        (SendFault::ChatNotFound, Some(400)),
+        (SendFault::Stall(Duration::from_millis(100)), None),
+        (SendFault::Reset, None),
+    ];
+    for (seed, (fault, expected)) in (1..).zip(kinds) {
+        h.sim.inject_share(fault.clone(), 1000, seed);
+        for _ in 0..2 {
+            let got = h.raw_send(json!({"chat_id": 1, "text": "x"})).await;
+            match (expected, got) {
+                (Some(status), Ok(resp)) => assert_eq!(resp.status(), status, "{fault:?}"),
+                (None, Err(e)) => assert!(e.status().is_none(), "{fault:?}: {e:?}"),
+                (_, got) => panic!("{fault:?}: {got:?}"),
+            }
+        }
+        h.sim.clear_faults();
+        assert_eq!(h.raw_send(json!({"chat_id": 1, "text": "x"})).await?.status(), 200, "{fault:?} cleared");
+    }
+    let stats = h.sim.stats();
+    assert_eq!((stats.sent, stats.dropped, stats.server_errors), (5, 4, 2));
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn fault_share_is_deterministic_per_seed() -> TestResult {
+    async fn pattern(seed: u64) -> Result<Vec<u16>, Box<dyn std::error::Error + Send + Sync>> {
+        let h = Harness::with(TelegramSimConfig { global_per_sec: 1000, ..TelegramSimConfig::default() }).await?;
+        for chat in 1..=40 {
+            h.sim.add_user(chat, "U", None);
+        }
+        h.sim.inject_share(SendFault::Status { code: 500, description: "Internal Server Error".into() }, 300, seed);
+        for chat in 1..=40 {
+            h.raw_send(json!({"chat_id": chat, "text": "x"})).await?;
+        }
+        let statuses = h.sim.send_requests().iter().map(|r| r.status).collect();
+        h.stop().await;
+        Ok(statuses)
+    }
+    let first = pattern(42).await?;
+    assert_eq!(first, pattern(42).await?, "same seed, same requests faulted");
+    assert_ne!(first, pattern(43).await?, "another seed, another pattern");
+    let faulted = first.iter().filter(|&&s| s == 500).count();
+    assert!((4..=24).contains(&faulted), "{faulted} of 40 at 300 per mille");
+    assert!(first.iter().all(|&s| s == 500 || s == 200), "{first:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn records_carry_arrival_status_and_retry_after() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_user(1, "U", None);
+    let before = Instant::now();
+    h.bot.get_me().await?;
+    h.bot.send_message(ChatId(1), "a").await?;
+    h.bot.send_message(ChatId(1), "b").await.expect_err("per-chat limit");
+    h.sim.inject(FaultTarget::Any, SendFault::Reset, 1);
+    h.bot.send_message(ChatId(1), "c").await.expect_err("reset");
+
+    let all = h.sim.requests();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].method, "GetMe");
+    let sends = h.sim.send_requests();
+    assert_eq!(sends.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 429, 0]);
+    assert_eq!(sends.iter().map(|r| r.retry_after).collect::<Vec<_>>(), [None, Some(1), None]);
+    assert!(all.windows(2).all(|w| w[0].at <= w[1].at), "arrivals in order");
+    assert!(all[0].at >= before && all[3].at <= Instant::now());
+    let stats = h.sim.stats();
+    assert_eq!((stats.requests, stats.rate_limited, stats.dropped), (4, 1, 1));
     h.stop().await;
     Ok(())
 }
