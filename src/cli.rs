@@ -55,10 +55,13 @@ enum RegionsCommand {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
-    /// Fan one air raid out to N simulated Telegram residents under the 30 msg/s limit.
+    /// Fan one air raid out to N simulated Telegram residents under Telegram's limit.
     Fanout {
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 2000)]
         residents: usize,
+        /// Use paid broadcast (up to 1000 msg/s).
+        #[arg(long)]
+        paid: bool,
     },
 }
 
@@ -126,8 +129,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { command: BenchCommand::Fanout { residents } } => {
-            let report = runtime()?.block_on(crate::demo::bench_fanout(residents))?;
+        Command::Bench { command } => {
+            let rt = runtime()?;
+            let report = match command {
+                BenchCommand::Fanout { residents, paid } => rt.block_on(crate::bench::fanout(residents, paid))?,
+            };
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }

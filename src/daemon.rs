@@ -1,40 +1,44 @@
-//! The daemon: wires sources, the pipeline, the dispatcher and the bot together, and
-//! stops them all on shutdown.
+//! The daemon: wires sources, the pipeline, the dispatcher's lanes and the bot
+//! together, supervises them, and stops them all on shutdown.
 //!
 //! ```text
-//! poller ──SourceReport──▶ ┐
-//! watcher ──new Config───▶ ├─ pipeline task ──enqueue──▶ store ◀── dispatcher task ──▶ Telegram
-//! tick (order expiry) ───▶ ┘                                ▲
-//!                                                         bot task ◀──▶ Telegram
+//! pollers ──SourceReport──▶ ┐
+//! watcher ──new Config────▶ ├─ pipeline ──enqueue──▶ store ◀── lanes (one per channel) ──▶ Telegram, SMS
+//! bot, lanes ──IndexDelta─▶ ┘        │ wake                ▲
+//!                                    └──────────────▶ lanes │
+//!                                               bot ◀──▶ store, Telegram
 //! ```
-//! The pipeline task alone owns the alert state and the order book, so events are
-//! produced in one order and need no locks. Every task is spawned on one
-//! [`TaskTracker`] and watches one [`CancellationToken`].
+//! Every task is spawned on one [`TaskTracker`] and watches one [`CancellationToken`].
+//! The core tasks — pipeline, sources, lanes, bot, watcher — are supervised: if one
+//! panics or returns while the daemon runs, everything is cancelled and
+//! [`Running::failed`] resolves, so `sirena run` exits non-zero for systemd to restart
+//! it instead of staying up deaf.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alerts::orders::OrderBook;
-use crate::alerts::state::{AlertState, Applied};
 use crate::alerts::{AlertKind, Event, Transition};
 use crate::bot::{self, Conversation};
 use crate::channels::telegram::{self, TelegramChannel};
+use crate::channels::{Channel, ChannelKind};
 use crate::config::secret::Secret;
 use crate::config::{self, Config, ConfigErrors};
 use crate::dispatch::limits::SharedLimiter;
-use crate::dispatch::{DispatchStats, Dispatcher};
-use crate::matcher::MatchIndex;
-use crate::messages::Lang;
-use crate::sources::{self, SourceReport};
-use crate::store::{NewDelivery, Store, StoreError, now_ms};
+use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
+use crate::pipeline::{Inputs, Outputs, Pipeline};
+use crate::sources::{self};
+use crate::store::{NodeId, SqliteStore, Store};
+
+pub use crate::pipeline::Fanout;
+
+/// How long the lanes wait for requests on the wire at shutdown.
+const GRACE: Duration = Duration::from_secs(5);
 
 /// Secrets resolved by the caller: from the environment for `sirena run`, from the
 /// simulators for the demo and tests.
@@ -61,55 +65,125 @@ impl Secrets {
     }
 }
 
-/// One event's fan-out, as the timeline shows it.
-#[derive(Clone, Debug)]
-pub struct Fanout {
-    pub event: Event,
-    pub recipients: usize,
-    /// New deliveries; 0 for an event replayed after a restart.
-    pub enqueued: usize,
+/// Why the daemon stopped on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub task: &'static str,
+    pub reason: String,
 }
 
 /// A running daemon. Dropping it does not stop it: call [`Running::shutdown`].
 pub struct Running {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub stats: Arc<DispatchStats>,
     pub fanouts: broadcast::Sender<Fanout>,
     /// A receiver subscribed before any task started, so an observer that takes it
     /// misses nothing; `None` once taken.
     pub first_fanouts: Option<broadcast::Receiver<Fanout>>,
+    /// For whoever changes subscribers' places outside the bot (imports, tests): tells
+    /// the pipeline so its match index follows.
+    pub deltas: mpsc::UnboundedSender<crate::matcher::IndexDelta>,
+    failure: watch::Receiver<Option<Failure>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Running {
-    /// Stops every task: sources and the bot at once, the dispatcher after a short
-    /// grace for requests in flight. Nothing queued is lost.
+    /// Stops every task: sources and the bot at once, the lanes after a short grace
+    /// for requests in flight. Nothing queued is lost.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
     }
+
+    /// Resolves when a core task panicked or stopped on its own; the daemon is then
+    /// already shutting down.
+    pub async fn failed(&self) -> Failure {
+        let mut rx = self.failure.clone();
+        loop {
+            if let Some(f) = rx.borrow_and_update().clone() {
+                return f;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// Spawns a core task on the tracker with a watcher that stops the daemon if the task
+/// panics, fails, or returns while the daemon is still meant to run.
+struct Supervisor {
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    failure: Arc<watch::Sender<Option<Failure>>>,
+}
+
+impl Supervisor {
+    fn spawn<F, E>(&self, task: &'static str, fut: F)
+    where
+        F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let handle = self.tracker.spawn(fut);
+        let (cancel, failure) = (self.cancel.clone(), self.failure.clone());
+        self.tracker.spawn(async move {
+            let reason = match handle.await {
+                Ok(Ok(())) if cancel.is_cancelled() => return,
+                Ok(Ok(())) => "stopped while the daemon was running".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) if e.is_panic() => format!("panicked: {}", panic_text(e.into_panic())),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(task, %reason, "a core task stopped; the daemon stops so its supervisor can restart it");
+            failure.send_if_modified(|f| {
+                if f.is_none() {
+                    *f = Some(Failure { task, reason });
+                    true
+                } else {
+                    false
+                }
+            });
+            cancel.cancel();
+        });
+    }
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 /// Starts every part of the daemon on the given config.
 pub async fn start(config: Config, secrets: Secrets) -> anyhow::Result<Running> {
     let store_path = config.store_path();
     let store =
-        Arc::new(Store::open(&store_path).with_context(|| format!("opening the store {}", store_path.display()))?);
-    start_with_store(config, secrets, store).await
+        SqliteStore::open(&store_path).with_context(|| format!("opening the store {}", store_path.display()))?;
+    start_with_store(config, secrets, Arc::new(store)).await
 }
 
-pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<Store>) -> anyhow::Result<Running> {
+pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn Store>) -> anyhow::Result<Running> {
+    // A store that cannot be written (a read-only file, a full disk) is found now, not
+    // by the first alert.
+    store.kv_put("started_at", &chrono::Utc::now().to_rfc3339()).await.context("the store cannot be written")?;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let wake = Arc::new(Notify::new());
     let stats = Arc::new(DispatchStats::default());
+    let (wake_tx, wake_rx) = watch::channel(0u64);
     let (fanouts, first_fanouts) = broadcast::channel(1024);
     let (tree_tx, tree_rx) = watch::channel(config.tree.clone());
     let (composer_tx, composer_rx) = watch::channel(config.composer.clone());
     let (report_tx, report_rx) = mpsc::channel(64);
     let (reload_tx, reload_rx) = mpsc::channel(4);
+    let (delta_tx, delta_rx) = mpsc::unbounded_channel();
+    let (failure_tx, failure_rx) = watch::channel(None);
+    let policy = Arc::new(DeliveryPolicy {
+        settings: config.settings.dispatch.clone(),
+        paid: config.settings.telegram.as_ref().map(|t| t.paid_broadcast.clone()).unwrap_or_default(),
+    });
 
     // Everything that can fail is built before anything is spawned, so a failed start
     // leaves no task running.
@@ -121,54 +195,111 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<Store
         }
         None => None,
     };
-    let telegram_bot = match &config.settings.telegram {
+    let telegram = match &config.settings.telegram {
         Some(t) => {
             let token = secrets.telegram.clone().context("telegram is configured but has no bot token")?;
-            Some((t.clone(), telegram::bot(&token, &t.api_url, t.long_poll)?))
+            let poller = telegram::bot(&token, &t.api_url, t.long_poll)?;
+            let sender = TelegramChannel::new(&token, &t.api_url, t.send_timeout)?;
+            Some((t.clone(), poller, sender, SharedLimiter::new(t.limits)))
         }
         None => None,
     };
     let watcher = ConfigWatcher::new(&config.dir);
     let config_dir = config.dir.clone();
-    let pipeline = Pipeline::restore(config, store.clone(), wake.clone(), fanouts.clone(), tree_tx, composer_tx)?;
+    let outputs = Outputs { wake: wake_tx, fanouts: fanouts.clone(), tree: tree_tx, composer: composer_tx };
+    let pipeline = Pipeline::restore(config, store.clone(), policy.clone(), outputs).await?;
+
+    let sup = Supervisor { tracker: tracker.clone(), cancel: cancel.clone(), failure: Arc::new(failure_tx) };
+    let node = NodeId::random();
+    let lane =
+        |kind: ChannelKind, channel: Option<Arc<dyn Channel>>, limiter: Option<SharedLimiter>, send_timeout| Lane {
+            kind,
+            channel,
+            limiter,
+            store: store.clone(),
+            policy: policy.clone(),
+            composer: composer_rx.clone(),
+            tree: tree_rx.clone(),
+            node,
+            stats: stats.clone(),
+            wake: wake_rx.clone(),
+            deltas: Some(delta_tx.clone()),
+            send_timeout,
+        };
+    let mut lanes = Vec::new();
+    match &telegram {
+        Some((t, _, sender, limiter)) => {
+            let channel: Arc<dyn Channel> = Arc::new(sender.clone());
+            // The request's own timeout comes first; the lane's is a backstop.
+            let budget = t.send_timeout + Duration::from_secs(2);
+            for kind in [ChannelKind::TelegramChat, ChannelKind::TelegramChannel] {
+                lanes.push(lane(kind, Some(channel.clone()), Some(limiter.clone()), budget));
+            }
+        }
+        None => {
+            tracing::warn!("no [telegram] section: Telegram deliveries fail as not configured");
+            for kind in [ChannelKind::TelegramChat, ChannelKind::TelegramChannel] {
+                lanes.push(lane(kind, None, None, Duration::from_secs(10)));
+            }
+        }
+    }
+    lanes.push(lane(ChannelKind::Sms, None, None, Duration::from_secs(10)));
+    for lane in lanes {
+        let task = match lane.kind {
+            ChannelKind::TelegramChat => "dispatcher (telegram chats)",
+            ChannelKind::TelegramChannel => "dispatcher (telegram channels)",
+            ChannelKind::Sms => "dispatcher (sms)",
+        };
+        sup.spawn(task, lane.run(cancel.clone(), GRACE));
+    }
 
     if let Some((settings, client)) = feed {
-        tracker.spawn(sources::alerts_in_ua::run(settings, client, tree_rx.clone(), report_tx.clone(), cancel.clone()));
+        let (tree, reports, c) = (tree_rx.clone(), report_tx.clone(), cancel.clone());
+        sup.spawn("source alerts_in_ua", async move {
+            sources::alerts_in_ua::run(settings, client, tree, reports, c).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
     }
     drop(report_tx);
 
-    if let Some((t, bot)) = telegram_bot {
-        // 50 ms on every window absorbs clock jitter between us and the platform.
-        let limiter = SharedLimiter::new(t.limits, Duration::from_millis(50));
-        let dispatcher = Dispatcher {
+    if let Some((t, poller, sender, limiter)) = telegram {
+        let conversation = Arc::new(Conversation {
             store: store.clone(),
-            telegram: TelegramChannel::new(bot.clone()),
-            limiter: limiter.clone(),
-            settings: pipeline.config.settings.dispatch.clone(),
-            wake: wake.clone(),
-            stats: stats.clone(),
-        };
-        let c = cancel.clone();
-        tracker.spawn(async move {
-            if let Err(e) = dispatcher.run(c, Duration::from_secs(5)).await {
-                tracing::error!(error = %e, "dispatcher stopped: the store failed");
-            }
+            tree: tree_rx.clone(),
+            composer: composer_rx,
+            deltas: delta_tx.clone(),
         });
-        let conversation =
-            Arc::new(Conversation { store: store.clone(), tree: tree_rx.clone(), composer: composer_rx });
-        tracker.spawn(bot::run(bot, conversation, limiter, t.long_poll, cancel.clone(), tracker.clone()));
-    } else {
-        tracing::warn!("no [telegram] section: events are stored but nothing is sent");
+        let replies = bot::Replies { channel: sender, limiter };
+        let (c, tr) = (cancel.clone(), tracker.clone());
+        sup.spawn("bot", async move {
+            bot::run(poller, conversation, replies, t.long_poll, c, tr).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
     }
 
     // The watch was set up above, before `start` returns, so no later change is missed.
-    tracker.spawn(watcher.run(config_dir, reload_tx, cancel.clone()));
-    tracker.spawn(pipeline.run(report_rx, reload_rx, cancel.clone()));
+    let c = cancel.clone();
+    sup.spawn("config watcher", async move {
+        watcher.run(config_dir, reload_tx, c).await;
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let inputs = Inputs { reports: report_rx, reloads: reload_rx, deltas: delta_rx };
+    sup.spawn("pipeline", pipeline.run(inputs, cancel.clone()));
 
-    Ok(Running { store, stats, fanouts, first_fanouts: Some(first_fanouts), cancel, tracker })
+    Ok(Running {
+        store,
+        stats,
+        fanouts,
+        first_fanouts: Some(first_fanouts),
+        deltas: delta_tx,
+        failure: failure_rx,
+        cancel,
+        tracker,
+    })
 }
 
-/// Runs the daemon until `shutdown` resolves (SIGTERM or Ctrl-C in `sirena run`).
+/// Runs the daemon until `shutdown` resolves (SIGTERM or Ctrl-C in `sirena run`), or
+/// until a core task fails, which is an error.
 pub async fn run(config_dir: PathBuf, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let config = config::load(&config_dir)
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -176,221 +307,15 @@ pub async fn run(config_dir: PathBuf, shutdown: impl std::future::Future<Output 
     let secrets = Secrets::from_env(&config)?;
     let running = start(config, secrets).await?;
     tracing::info!(config = %config_dir.display(), "sirena running");
-    shutdown.await;
+    let failed = tokio::select! {
+        () = shutdown => None,
+        f = running.failed() => Some(f),
+    };
     tracing::info!("shutting down");
     running.shutdown().await;
-    Ok(())
-}
-
-const ALERT_STATE_KEY: &str = "alert_state";
-const ORDER_BOOK_KEY: &str = "order_book";
-
-struct Pipeline {
-    config: Config,
-    store: Arc<Store>,
-    alerts: AlertState,
-    orders: OrderBook,
-    /// Failed polls in a row per source, to log a recovery once.
-    failures_in_row: BTreeMap<String, u32>,
-    unpublished: Vec<Event>,
-    wake: Arc<Notify>,
-    fanouts: broadcast::Sender<Fanout>,
-    tree_tx: watch::Sender<Arc<crate::regions::RegionTree>>,
-    composer_tx: watch::Sender<Arc<crate::messages::Composer>>,
-}
-
-impl Pipeline {
-    /// Loads the alert state and order book the last run left, so alerts that ended
-    /// and orders lifted while sirena was down are still announced.
-    fn restore(
-        config: Config,
-        store: Arc<Store>,
-        wake: Arc<Notify>,
-        fanouts: broadcast::Sender<Fanout>,
-        tree_tx: watch::Sender<Arc<crate::regions::RegionTree>>,
-        composer_tx: watch::Sender<Arc<crate::messages::Composer>>,
-    ) -> Result<Pipeline, StoreError> {
-        let settings = &config.settings.alerts;
-        let fresh = AlertState::new(
-            chrono::Duration::from_std(settings.stale_after).unwrap_or(chrono::Duration::minutes(5)),
-            settings.confirm_empty,
-        );
-        let alerts = match store.kv_get(ALERT_STATE_KEY)? {
-            Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "stored alert state unreadable; starting empty");
-                fresh
-            }),
-            None => fresh,
-        };
-        let orders = match store.kv_get(ORDER_BOOK_KEY)? {
-            Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "stored order book unreadable; starting empty");
-                OrderBook::default()
-            }),
-            None => OrderBook::default(),
-        };
-        Ok(Pipeline {
-            config,
-            store,
-            alerts,
-            orders,
-            failures_in_row: BTreeMap::new(),
-            unpublished: Vec::new(),
-            wake,
-            fanouts,
-            tree_tx,
-            composer_tx,
-        })
-    }
-
-    async fn run(
-        mut self,
-        mut reports: mpsc::Receiver<SourceReport>,
-        mut reloads: mpsc::Receiver<Result<Config, ConfigErrors>>,
-        cancel: CancellationToken,
-    ) {
-        // Orders from the files as they stand now.
-        let events = self.orders.apply(&self.config.orders, Utc::now());
-        self.publish(events);
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut retry = tokio::time::interval(Duration::from_secs(1));
-        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                Some(report) = reports.recv() => self.on_report(report),
-                Some(reload) = reloads.recv() => self.on_reload(reload),
-                _ = tick.tick() => {
-                    // Expiry needs no file change to happen.
-                    let events = self.orders.apply(&self.config.orders, Utc::now());
-                    self.publish(events);
-                }
-                _ = retry.tick(), if !self.unpublished.is_empty() => self.publish(Vec::new()),
-            }
-        }
-    }
-
-    fn on_report(&mut self, report: SourceReport) {
-        match report {
-            SourceReport::Observed(obs) => {
-                if let Some(failures) = self.failures_in_row.remove(&obs.source) {
-                    tracing::info!(source = %obs.source, after_failures = failures, "source recovered");
-                }
-                match self.alerts.apply(&obs) {
-                    Applied::Events(events) => self.publish(events),
-                    Applied::HeldEmpty { streak } => {
-                        tracing::warn!(source = %obs.source, streak, "empty snapshot after a non-empty one; not believed yet");
-                    }
-                }
-            }
-            SourceReport::Failed { source, error } => {
-                let failures = self.failures_in_row.entry(source.clone()).or_default();
-                *failures += 1;
-                // The last good view stays; staleness grows until the source answers.
-                tracing::warn!(source = %source, failures_in_row = *failures, error = %error, "source poll failed; keeping the last good view");
-            }
-        }
-    }
-
-    fn on_reload(&mut self, reload: Result<Config, ConfigErrors>) {
-        match reload {
-            Ok(config) => {
-                tracing::info!(regions = config.tree.len(), orders = config.orders.len(), "config reloaded");
-                // Sources keep their own settings until restart; regions, orders and
-                // texts take effect now.
-                let _ = self.tree_tx.send(config.tree.clone());
-                let _ = self.composer_tx.send(config.composer.clone());
-                self.config.tree = config.tree;
-                self.config.composer = config.composer;
-                self.config.orders = config.orders;
-                let events = self.orders.apply(&self.config.orders, Utc::now());
-                self.publish(events);
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!(file = %e.file.display(), line = e.line, col = e.col, message = %e.message, "config change rejected");
-                }
-                tracing::error!(
-                    errors = errors.0.len(),
-                    "config change rejected; still running on the last good config"
-                );
-            }
-        }
-    }
-
-    /// Matches, composes and enqueues events, then saves the state that produced them.
-    /// Events that could not be enqueued yet (the store failed) wait here and are
-    /// retried every second, in order, before anything newer; the state that produced
-    /// them is saved only once they are in the outbox, so a restart replays them too.
-    fn publish(&mut self, events: Vec<Event>) {
-        self.unpublished.extend(events);
-        if !self.unpublished.is_empty() {
-            match self.fan_out(&self.unpublished) {
-                Ok(()) => {
-                    self.unpublished.clear();
-                    self.wake.notify_one();
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, waiting = self.unpublished.len(), "could not enqueue events; retrying");
-                    return;
-                }
-            }
-        }
-        if let Err(e) = self.save_state() {
-            tracing::error!(error = %e, "could not save alert state");
-        }
-    }
-
-    /// Idempotent: an event already in the store is skipped, so a retry after a partial
-    /// failure does not enqueue anything twice.
-    fn fan_out(&self, events: &[Event]) -> Result<(), StoreError> {
-        let tree = &self.config.tree;
-        let index = MatchIndex::build(tree, self.store.active_places()?);
-        let deadline = now_ms() + self.config.settings.dispatch.deadline.as_millis() as i64;
-        for event in events {
-            if self.store.event_exists(&event.id.0)? {
-                tracing::debug!(event = %event.id, "event already stored; replay ignored");
-                continue;
-            }
-            let recipients = index.recipients(&event.targets);
-            let mut rendered: BTreeMap<Lang, crate::messages::Rendered> = BTreeMap::new();
-            let deliveries: Vec<NewDelivery> = recipients
-                .iter()
-                .map(|s| {
-                    let r =
-                        rendered.entry(s.lang).or_insert_with(|| self.config.composer.telegram(event, tree, s.lang));
-                    NewDelivery {
-                        subscriber_id: s.id,
-                        channel: s.channel.clone(),
-                        address: s.address.clone(),
-                        text: r.text.clone(),
-                        silent: r.silent,
-                    }
-                })
-                .collect();
-            let enqueued = self.store.enqueue(event, &deliveries, deadline)?;
-            tracing::info!(
-                event = %event.id,
-                kind = %event.kind,
-                transition = event.transition.as_str(),
-                recipients = recipients.len(),
-                enqueued = enqueued.deliveries,
-                "event"
-            );
-            let _ = self.fanouts.send(Fanout {
-                event: event.clone(),
-                recipients: recipients.len(),
-                enqueued: enqueued.deliveries,
-            });
-        }
-        Ok(())
-    }
-
-    fn save_state(&self) -> Result<(), StoreError> {
-        self.store.kv_put(ALERT_STATE_KEY, &serde_json::to_string(&self.alerts)?)?;
-        self.store.kv_put(ORDER_BOOK_KEY, &serde_json::to_string(&self.orders)?)?;
-        Ok(())
+    match failed {
+        None => Ok(()),
+        Some(f) => Err(anyhow::anyhow!("{} failed: {}", f.task, f.reason)),
     }
 }
 

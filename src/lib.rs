@@ -3,24 +3,30 @@
 //! The module tree follows the pipeline (see ARCHITECTURE.md):
 //!
 //! ```text
-//! sources ──Observation──▶ alerts ──Event──▶ matcher ──recipients──▶ messages ──▶ store (outbox) ──▶ dispatch ──▶ channels
-//!   config (region files) ──orders──┘                                                                    bot ◀──▶ store
+//! sources ──Observation──▶ alerts ──Event──▶ pipeline (matcher) ──▶ store (outbox) ──▶ dispatch (messages) ──▶ channels
+//!   config (region files) ──orders──┘                                                               bot ◀──▶ store
 //! ```
 //! - [`config`]: the operator's files, validated as a whole, with file:line errors.
 //! - [`regions`]: the KATOTTG tree and name search.
 //! - [`sources`]: feed adapters (HTTP) that produce observations.
 //! - [`alerts`]: pure alert state and order lifecycle → events with deterministic ids.
-//! - [`matcher`]: pure: which subscribers an event reaches.
+//! - [`pipeline`]: the heart: feed reports and config reloads in, events with their
+//!   audience out to the outbox.
+//! - [`matcher`]: pure: which subscribers an event reaches (an in-memory index).
 //! - [`messages`]: pure: Fluent texts, per language, per channel.
-//! - [`store`]: SQLite: subscribers, places, events, the delivery outbox.
-//! - [`dispatch`]: rate limits decided before each request, retries, the send loop.
-//! - [`channels`]: platform adapters (Telegram via teloxide).
+//! - [`store`]: one async `Store` trait (SQLite today): subscribers, places, events,
+//!   the channel-neutral delivery outbox with leases.
+//! - [`dispatch`]: one lane per channel: claims, coalesces, renders at claim, rate
+//!   limits decided before each request, retries.
+//! - [`channels`]: the closed set of channels and their adapters (Telegram).
 //! - [`bot`]: residents talk to sirena.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
 //! - [`sim`]: simulators of the platforms, for the demo and the tests.
 //! - [`demo`]: the Kupiansk scenario end to end.
+//! - [`bench`]: `sirena bench …`: the figures in docs/benchmarks.md.
 
 pub mod alerts;
+pub mod bench;
 pub mod bot;
 pub mod channels;
 pub mod cli;
@@ -30,6 +36,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod matcher;
 pub mod messages;
+pub mod pipeline;
 pub mod regions;
 pub mod sim;
 pub mod sources;

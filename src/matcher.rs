@@ -5,49 +5,100 @@
 //! result is a set of subscribers, not of places.
 //!
 //! The index maps every region to the subscribers whose places lie in it, with each
-//! place's ancestry resolved when the index is built, so an oblast-wide event is a
-//! union of a few posting lists rather than a scan.
+//! place's ancestry resolved when the place is added, so an oblast-wide event is one
+//! posting list rather than a scan. It lives in memory, is built once at start, and
+//! then follows subscribe and unsubscribe deltas; it is rebuilt only when the region
+//! tree's ancestry changes.
 //!
-//! **Architecture invariant:** no IO. The caller loads places from the store and hands
-//! them in with the region tree.
+//! **Architecture invariant:** no IO. The caller hands in the tree and the places.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::regions::{RegionId, RegionTree};
-use crate::store::{Subscriber, SubscriberId};
+use crate::store::SubscriberId;
+
+/// A change of who lives where, sent to the pipeline (which owns the index) by the
+/// bot and the dispatcher after they changed the store. Applying one twice is harmless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexDelta {
+    /// The subscriber now has these places too. The pipeline also tells them at once of
+    /// anything active there.
+    Added { subscriber: SubscriberId, places: Vec<RegionId> },
+    /// The subscriber no longer has these places.
+    Removed { subscriber: SubscriberId, places: Vec<RegionId> },
+    /// Blocked the bot or otherwise gone: out of every posting list.
+    Deactivated(SubscriberId),
+    /// Came back: their stored places count again.
+    Reactivated(SubscriberId),
+}
 
 #[derive(Debug, Default)]
 pub struct MatchIndex {
-    by_region: HashMap<RegionId, BTreeSet<SubscriberId>>,
-    subscribers: BTreeMap<SubscriberId, Subscriber>,
+    /// Region → subscribers with a place equal to or inside it. Ordered sets: a delta
+    /// is O(log n), and a posting list comes out sorted.
+    by_area: HashMap<RegionId, BTreeSet<SubscriberId>>,
 }
 
 impl MatchIndex {
     /// Builds the index from every (subscriber, place) pair. A place unknown to the tree
     /// (a region removed from the files) still matches events on that exact region.
-    pub fn build(tree: &RegionTree, places: impl IntoIterator<Item = (Subscriber, RegionId)>) -> Self {
+    pub fn build(tree: &RegionTree, places: impl IntoIterator<Item = (SubscriberId, RegionId)>) -> Self {
         let mut index = MatchIndex::default();
         for (sub, place) in places {
-            for area in tree.ancestors(&place) {
-                index.by_region.entry(area.clone()).or_default().insert(sub.id);
-            }
-            index.subscribers.entry(sub.id).or_insert(sub);
+            index.add(tree, sub, &place);
         }
         index
     }
 
+    /// A subscriber gained a place.
+    pub fn add(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId) {
+        for area in tree.ancestors(place) {
+            self.by_area.entry(area.clone()).or_default().insert(sub);
+        }
+    }
+
+    /// A subscriber lost a place; `remaining` are the places they keep, whose areas
+    /// they stay in (a city and its hromada share the raion and the oblast).
+    pub fn remove(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId, remaining: &[RegionId]) {
+        for area in tree.ancestors(place) {
+            if remaining.iter().any(|r| tree.is_within(r, area)) {
+                continue;
+            }
+            if let Some(set) = self.by_area.get_mut(area) {
+                set.remove(&sub);
+                if set.is_empty() {
+                    self.by_area.remove(area);
+                }
+            }
+        }
+    }
+
     /// Subscribers reached by an event on `targets`, each once, in id order.
-    pub fn recipients(&self, targets: &[RegionId]) -> Vec<&Subscriber> {
-        let ids: BTreeSet<SubscriberId> =
-            targets.iter().filter_map(|t| self.by_region.get(t)).flatten().copied().collect();
-        ids.iter().filter_map(|id| self.subscribers.get(id)).collect()
+    pub fn recipients(&self, targets: &[RegionId]) -> Vec<SubscriberId> {
+        let mut lists = targets.iter().filter_map(|t| self.by_area.get(t));
+        let Some(first) = lists.next() else { return Vec::new() };
+        let mut out: Vec<SubscriberId> = first.iter().copied().collect();
+        let mut merged = false;
+        for list in lists {
+            out.extend(list.iter().copied());
+            merged = true;
+        }
+        if merged {
+            out.sort_unstable();
+            out.dedup();
+        }
+        out
+    }
+
+    /// Whether `sub` is reached by an event on `target`.
+    pub fn reaches(&self, target: &RegionId, sub: SubscriberId) -> bool {
+        self.by_area.get(target).is_some_and(|s| s.contains(&sub))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::Lang;
     use crate::regions::{Level, Localized, Region};
 
     fn region(id: &str, parent: Option<&str>, level: Level) -> Region {
@@ -60,6 +111,7 @@ mod tests {
             point: None,
             approx: false,
             feed_id: None,
+            channel: None,
         }
     }
 
@@ -84,15 +136,11 @@ mod tests {
         .expect("tree")
     }
 
-    fn sub(id: i64) -> Subscriber {
-        Subscriber { id, channel: "telegram".into(), address: id.to_string(), lang: Lang::Uk, active: true }
-    }
-
     /// Subscribers 1..: each with the listed places; returns recipient ids per target set.
     fn check(places: &[(i64, &str)], targets: &[&str]) -> Vec<i64> {
-        let index = MatchIndex::build(&tree(), places.iter().map(|(s, p)| (sub(*s), RegionId::parse(p).expect("id"))));
+        let index = MatchIndex::build(&tree(), places.iter().map(|(s, p)| (*s, RegionId::parse(p).expect("id"))));
         let targets: Vec<RegionId> = targets.iter().map(|t| RegionId::parse(t).expect("id")).collect();
-        index.recipients(&targets).iter().map(|s| s.id).collect()
+        index.recipients(&targets)
     }
 
     #[test]
@@ -105,5 +153,22 @@ mod tests {
         // A raion-wide subscriber is not inside a hromada event.
         assert_eq!(check(&places, &[KUPIANSK]), vec![2, 4]);
         assert_eq!(check(&places, &[LVIV_OBLAST]), vec![3]);
+    }
+
+    #[test]
+    fn deltas_keep_what_other_places_still_cover() {
+        let tree = tree();
+        let rid = |s: &str| RegionId::parse(s).expect("id");
+        let mut index = MatchIndex::build(&tree, [(4, rid(KUPIANSK)), (4, rid(KUPIANSK_H)), (1, rid(KINDRASHIVKA))]);
+        // Subscriber 4 drops the city but keeps its hromada: still in the raion.
+        index.remove(&tree, 4, &rid(KUPIANSK), &[rid(KUPIANSK_H)]);
+        assert_eq!(index.recipients(&[rid(KUPIANSK)]), Vec::<i64>::new());
+        assert_eq!(index.recipients(&[rid(KUPIANSK_H)]), vec![4]);
+        assert_eq!(index.recipients(&[rid(RAION)]), vec![1, 4]);
+        index.remove(&tree, 4, &rid(KUPIANSK_H), &[]);
+        assert_eq!(index.recipients(&[rid(OBLAST)]), vec![1]);
+        index.add(&tree, 7, &rid(LVIV_OBLAST));
+        assert_eq!(index.recipients(&[rid(LVIV_OBLAST), rid(OBLAST)]), vec![1, 7]);
+        assert!(index.reaches(&rid(OBLAST), 1) && !index.reaches(&rid(OBLAST), 7));
     }
 }

@@ -5,22 +5,17 @@ use std::time::Duration;
 use sirena::alerts::{AlertKind, Transition};
 use sirena::demo::{Harness, Options, kharkiv_air_raid};
 use sirena::messages::Lang;
-use sirena::regions::RegionId;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Subscribes a chat to a place directly in the store and registers it with the
-/// Telegram simulator.
-fn resident(h: &Harness, chat: i64, place: &str) {
-    h.telegram.add_user(chat, "Resident", Some("uk"));
-    let (sub, _) = h.store().upsert_subscriber("telegram", &chat.to_string(), Lang::Uk).expect("subscriber");
-    h.store().add_place(sub.id, &RegionId::parse(place).expect("region id")).expect("place");
+async fn resident(h: &Harness, chat: i64, place: &str) {
+    h.add_resident(chat, place, Lang::Uk).await.expect("resident");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_that_ends_across_a_restart_gets_its_all_clear_once() {
     let mut h = Harness::start(Options::default()).await.expect("harness");
-    resident(&h, 3001, "UA63120270010096107"); // Kharkiv city
+    resident(&h, 3001, "UA63120270010096107").await; // Kharkiv city
     h.feed.set_alerts(vec![kharkiv_air_raid()]);
     let started = h
         .next_fanout(WAIT, |f| f.event.kind == AlertKind::AirRaid && f.event.transition == Transition::Started)
@@ -72,7 +67,7 @@ hotline = "0 800 000 000"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_region_file_never_replaces_the_running_config() {
     let mut h = Harness::start(Options::default()).await.expect("harness");
-    resident(&h, 3002, "UA63080070010082928"); // Kindrashivka village
+    resident(&h, 3002, "UA63080070010082928").await; // Kindrashivka village
     let kharkiv = h.config_dir.join("regions/kharkiv.toml");
     let base = std::fs::read_to_string(&kharkiv).expect("region file");
 

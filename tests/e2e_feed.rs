@@ -7,7 +7,6 @@ use sirena::alerts::{AlertKind, Transition};
 use sirena::daemon::Fanout;
 use sirena::demo::{Harness, Options, kharkiv_air_raid};
 use sirena::messages::Lang;
-use sirena::regions::RegionId;
 use sirena::sim::feed::{Fault, SimAlert};
 
 /// Failure bound for anything event-driven; never reached when things work.
@@ -28,9 +27,7 @@ fn is(kind: AlertKind, transition: Transition) -> impl Fn(&Fanout) -> bool {
 /// over Kharkiv oblast.
 async fn under_air_raid() -> Harness {
     let mut h = Harness::start(Options::default()).await.expect("harness");
-    let (sub, _) = h.store().upsert_subscriber("telegram", &CHAT.to_string(), Lang::Uk).expect("subscriber");
-    h.store().add_place(sub.id, &RegionId::parse(KHARKIV_CITY).expect("region id")).expect("place");
-    h.telegram.add_user(CHAT, "Resident", Some("uk"));
+    h.add_resident(CHAT, KHARKIV_CITY, Lang::Uk).await.expect("resident");
     h.feed.set_alerts(vec![kharkiv_air_raid()]);
     let f = h.next_fanout(WAIT, is(AlertKind::AirRaid, Transition::Started)).await.expect("air raid started");
     assert_eq!(f.recipients, 1);

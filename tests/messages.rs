@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sirena::alerts::orders::{AssemblyPoint, Change, Order, OrderStatus};
 use sirena::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition};
 use sirena::config::{self, Config};
-use sirena::messages::Lang;
+use sirena::messages::{Format, Lang, Part};
 use sirena::regions::{Localized, RegionId};
 use sirena::sim::telegram::parse_html;
 
@@ -75,12 +75,16 @@ fn order_event(transition: Transition, status: OrderStatus, changes: Vec<Change>
     }
 }
 
-/// Renders and holds the text to Telegram's rules; returns the visible text.
-fn render(c: &Config, event: &Event, lang: Lang) -> (String, bool) {
-    let r = c.composer.telegram(event, &c.tree, lang);
+/// Renders parts and holds the text to Telegram's rules; returns the visible text.
+fn render_parts(c: &Config, parts: &[Part<'_>], lang: Lang, format: Format) -> (String, bool) {
+    let r = c.composer.render(parts, lang, format, &c.tree);
     let visible = parse_html(&r.text).unwrap_or_else(|e| panic!("invalid HTML ({e}) in:\n{}", r.text));
     assert!(visible.encode_utf16().count() <= 4096, "too long for Telegram");
     (visible, r.silent)
+}
+
+fn render(c: &Config, event: &Event, lang: Lang) -> (String, bool) {
+    render_parts(c, &[Part::Event { event, as_new: false }], lang, Format::TelegramHtml)
 }
 
 #[test]
@@ -142,7 +146,9 @@ fn evacuation_messages_carry_instructions_and_escape_html() {
         assert!(en.contains(needle), "missing `{needle}` in:\n{en}");
     }
     // The raw HTML carries the operator's text escaped, not as tags.
-    let raw = c.composer.telegram(&order_event(Transition::Started, OrderStatus::Mandatory, vec![]), &c.tree, Lang::Uk);
+    let event = order_event(Transition::Started, OrderStatus::Mandatory, vec![]);
+    let raw =
+        c.composer.render(&[Part::Event { event: &event, as_new: false }], Lang::Uk, Format::TelegramHtml, &c.tree);
     assert!(raw.text.contains("&amp; ліки &lt;обов’язково&gt;"), "{}", raw.text);
 }
 
@@ -174,4 +180,64 @@ fn overlong_operator_text_is_cut_to_telegrams_limit() {
     }
     let (visible, _) = render(&c, &event, Lang::Uk);
     assert!(visible.starts_with("🚨 Обов’язкова евакуація"));
+}
+
+#[test]
+fn several_events_are_one_message_in_the_order_given() {
+    let c = config();
+    let order = order_event(Transition::Started, OrderStatus::Mandatory, vec![]);
+    let raid = alert(AlertKind::AirRaid, Transition::Started);
+    let parts = [Part::Event { event: &order, as_new: false }, Part::Event { event: &raid, as_new: false }];
+    let (text, silent) = render_parts(&c, &parts, Lang::Uk, Format::TelegramHtml);
+    let evac = text.find("🚨 Обов’язкова евакуація").expect("the order");
+    let air = text.find("🔴 Повітряна тривога").expect("the air raid");
+    assert!(evac < air, "the higher class first:\n{text}");
+    assert!(text.contains("\n\n🔴"), "parts are set apart by a blank line:\n{text}");
+    assert!(!silent, "a message with a start rings");
+}
+
+#[test]
+fn a_start_that_ended_before_it_was_told_is_one_line_in_kyiv_time() {
+    let c = config();
+    let start = alert(AlertKind::AirRaid, Transition::Started);
+    let mut end = alert(AlertKind::AirRaid, Transition::Ended);
+    end.at = at() + chrono::Duration::minutes(3);
+    let parts = [Part::Closed { start: &start, end: &end }];
+    let (uk, silent) = render_parts(&c, &parts, Lang::Uk, Format::TelegramHtml);
+    // 08:00 UTC on 6 November 2023 is 10:00 in Kyiv (winter time, UTC+2).
+    assert_eq!(uk, "🟢 Повітряна тривога: Харківська область, 10:00–10:03, відбій");
+    assert!(silent, "news that is already over does not ring");
+    let (en, _) = render_parts(&c, &parts, Lang::En, Format::TelegramHtml);
+    assert_eq!(en, "🟢 Air raid alert in Kharkiv Oblast, 10:00–10:03, ended");
+}
+
+#[test]
+fn an_update_merged_with_its_start_reads_as_a_start() {
+    let c = config();
+    let update = order_event(Transition::Updated, OrderStatus::Mandatory, vec![Change::Hotline]);
+    let (text, _) = render_parts(&c, &[Part::Event { event: &update, as_new: true }], Lang::Uk, Format::TelegramHtml);
+    assert!(text.starts_with("🚨 Обов’язкова евакуація"), "{text}");
+    assert!(!text.contains("Змінено"), "a reader who never had the order is not told what changed:\n{text}");
+}
+
+#[test]
+fn sms_is_compact_plain_text_with_the_facts() {
+    let c = config();
+    let order = order_event(Transition::Started, OrderStatus::Mandatory, vec![]);
+    let r = c.composer.render(&[Part::Event { event: &order, as_new: false }], Lang::Uk, Format::Sms, &c.tree);
+    for needle in ["Обов’язкова евакуація", "Куди: Харків", "10:00, 14:00", "Гаряча лінія: 0 800 000 000"]
+    {
+        assert!(r.text.contains(needle), "missing `{needle}` in: {}", r.text);
+    }
+    assert!(!r.text.contains('<') || r.text.contains("<обов’язково>"), "no markup: {}", r.text);
+    assert!(!r.text.contains("&amp;") && !r.text.contains("🚨") && !r.text.contains("<b>"), "{}", r.text);
+    assert!(r.text.chars().count() <= sirena::messages::SMS_MAX_CHARS, "{}", r.text.chars().count());
+}
+
+#[test]
+fn a_channel_post_carries_the_places_as_hashtags() {
+    let c = config();
+    let raid = alert(AlertKind::AirRaid, Transition::Started);
+    let (text, _) = render_parts(&c, &[Part::Event { event: &raid, as_new: false }], Lang::Uk, Format::ChannelPost);
+    assert!(text.ends_with("#Харківська_область"), "{text}");
 }

@@ -86,13 +86,19 @@ impl Transition {
 }
 
 /// Delivery priority classes, highest first (DESIGN §7). The derived order is the
-/// dispatch order: a smaller value goes out first.
+/// dispatch order: a smaller value goes out first. Each class has its own deadline
+/// (`[dispatch.deadlines]`) and may be allowed Telegram's paid broadcast.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     MandatoryEvacuation = 0,
     NuclearChemical = 1,
-    AirRaidStart = 2,
+    /// A new threat in the resident's own hromada or settlement: an alert on a local
+    /// region rather than a raion or the whole oblast.
+    LocalThreat = 2,
+    /// Every other start, and recommended evacuations. Events stored before the
+    /// classes were refined called an air-raid start `air_raid_start`.
+    #[serde(alias = "air_raid_start")]
     OtherStart = 3,
     Update = 4,
     End = 5,
@@ -100,8 +106,35 @@ pub enum Priority {
 }
 
 impl Priority {
+    pub const ALL: [Priority; 7] = [
+        Priority::MandatoryEvacuation,
+        Priority::NuclearChemical,
+        Priority::LocalThreat,
+        Priority::OtherStart,
+        Priority::Update,
+        Priority::End,
+        Priority::Info,
+    ];
+
     pub fn as_i64(self) -> i64 {
         self as i64
+    }
+
+    pub fn from_i64(n: i64) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_i64() == n)
+    }
+
+    /// The class's name in config (`[dispatch.deadlines]`, `paid_broadcast`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::MandatoryEvacuation => "mandatory_evacuation",
+            Priority::NuclearChemical => "nuclear_chemical",
+            Priority::LocalThreat => "local_threat",
+            Priority::OtherStart => "other_start",
+            Priority::Update => "update",
+            Priority::End => "end",
+            Priority::Info => "info",
+        }
     }
 }
 
@@ -129,6 +162,27 @@ pub struct Event {
     pub at: DateTime<Utc>,
     pub priority: Priority,
     pub detail: EventDetail,
+}
+
+impl Event {
+    /// What the event is about, shared by every event of one alert occurrence or one
+    /// order: `air_raid:UA63000000000041885:20231106T080000Z`,
+    /// `evacuation:kindrashivka-2023-11`. An all-clear goes to whoever was told of the
+    /// same subject, and pending events of one subject for one reader are merged.
+    pub fn subject(&self) -> String {
+        match &self.detail {
+            EventDetail::Order { order, .. } => format!("evacuation:{}", order.id),
+            EventDetail::Alert { .. } => match self.id.0.rsplit_once(':') {
+                Some((subject, _transition)) => subject.to_owned(),
+                None => self.id.0.clone(),
+            },
+        }
+    }
+
+    /// True for the events that close their subject: an end or a cancellation.
+    pub fn is_closing(&self) -> bool {
+        matches!(self.transition, Transition::Ended | Transition::Cancelled)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

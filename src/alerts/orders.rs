@@ -142,6 +142,15 @@ pub struct OrderBook {
 }
 
 impl OrderBook {
+    /// Every order in force: its subject and targets, to tell a new subscriber.
+    pub fn in_force(&self) -> Vec<(String, Vec<RegionId>)> {
+        self.entries
+            .values()
+            .filter(|e| e.in_force)
+            .map(|e| (format!("evacuation:{}", e.order.id), e.order.targets.clone()))
+            .collect()
+    }
+
     /// Takes the full current set of orders (from every region file) and returns the
     /// events that bring residents up to date. Idempotent: applying the same set twice
     /// returns nothing the second time.

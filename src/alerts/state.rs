@@ -88,6 +88,12 @@ impl AlertState {
         self.last_ok(source).is_some_and(|t| now - t <= self.stale_after)
     }
 
+    /// Every active alert's subject and region, to tell a new subscriber what is going
+    /// on where they live.
+    pub fn active_subjects(&self) -> Vec<(String, crate::regions::RegionId)> {
+        self.active.iter().map(|(key, a)| (alert_subject(key, a.started_at), key.region.clone())).collect()
+    }
+
     pub fn apply(&mut self, obs: &Observation) -> Applied {
         let view = self.sources.entry(obs.source.clone()).or_default();
         if obs.alerts.is_empty() && view.last_count > 0 {
@@ -157,23 +163,23 @@ mod as_pairs {
     }
 }
 
+/// `air_raid:UA63000000000041885:20231106T080000Z`: one occurrence of one alert.
+fn alert_subject(key: &AlertKey, started_at: DateTime<Utc>) -> String {
+    format!("{}:{}:{}", key.kind, key.region, started_at.format("%Y%m%dT%H%M%SZ"))
+}
+
 fn alert_event(key: &AlertKey, active: &Active, transition: Transition, at: DateTime<Utc>) -> Event {
     let priority = match (transition, key.kind) {
         (_, AlertKind::Info) => Priority::Info,
         (Transition::Started, AlertKind::Nuclear | AlertKind::Chemical) => Priority::NuclearChemical,
-        (Transition::Started, AlertKind::AirRaid) => Priority::AirRaidStart,
+        // A local alert is promoted to `LocalThreat` by the pipeline, which knows the
+        // region's level.
         (Transition::Started, _) => Priority::OtherStart,
         (Transition::Updated, _) => Priority::Update,
         (Transition::Ended | Transition::Cancelled, _) => Priority::End,
     };
     Event {
-        id: EventId(format!(
-            "{}:{}:{}:{}",
-            key.kind,
-            key.region,
-            active.started_at.format("%Y%m%dT%H%M%SZ"),
-            transition.as_str()
-        )),
+        id: EventId(format!("{}:{}", alert_subject(key, active.started_at), transition.as_str())),
         kind: key.kind,
         transition,
         revision: 1,

@@ -15,20 +15,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use teloxide::prelude::*;
-use teloxide::types::{CallbackQueryId, InlineKeyboardButton, InlineKeyboardMarkup, ParseMode, UpdateKind};
-use tokio::sync::watch;
+use teloxide::types::{CallbackQueryId, UpdateKind};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::channels::telegram;
+use crate::channels::telegram::{self, TelegramChannel};
+use crate::channels::{Address, Channel, ChannelKind, Outgoing};
 use crate::config::secret::mask;
-use crate::dispatch::limits::SharedLimiter;
+use crate::dispatch::limits::{Recipient, SharedLimiter};
+use crate::matcher::IndexDelta;
 use crate::messages::{Composer, Lang, escape};
 use crate::regions::{RegionId, RegionTree};
 use crate::store::{Store, StoreError, Subscriber};
 use commands::{Command, MAX_QUERY_CHARS};
 
-pub const CHANNEL: &str = "telegram";
+/// The channel residents talk to the bot on.
+pub const CHANNEL: ChannelKind = ChannelKind::TelegramChat;
 /// Callback data prefix of "subscribe to this place" buttons; the id fits the 64-byte
 /// callback_data limit (4 + 19 bytes).
 const SUBSCRIBE_PREFIX: &str = "sub:";
@@ -62,21 +65,29 @@ impl Reply {
 
 /// The bot's decisions, free of Telegram.
 pub struct Conversation {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub tree: watch::Receiver<Arc<RegionTree>>,
     pub composer: watch::Receiver<Arc<Composer>>,
+    /// Tells the pipeline of changed places, so the match index follows.
+    pub deltas: mpsc::UnboundedSender<IndexDelta>,
 }
 
 impl Conversation {
     /// Answers one input from one chat. `app_lang` is the language the resident's
     /// Telegram app reports, used for a first contact.
-    pub fn handle(&self, chat: i64, app_lang: Option<&str>, input: Input) -> Result<Vec<Reply>, StoreError> {
+    pub async fn handle(&self, chat: i64, app_lang: Option<&str>, input: Input) -> Result<Vec<Reply>, StoreError> {
         let composer = self.composer.borrow().clone();
         let tree = self.tree.borrow().clone();
         let address = chat.to_string();
-        let (sub, created) = match self.store.subscriber(CHANNEL, &address)? {
+        let (sub, created) = match self.store.subscriber(CHANNEL, &address).await? {
             Some(s) if s.active => (s, false),
-            _ => self.store.upsert_subscriber(CHANNEL, &address, Lang::from_telegram(app_lang))?,
+            _ => {
+                let up = self.store.upsert_subscriber(CHANNEL, &address, Lang::from_telegram(app_lang)).await?;
+                if up.reactivated {
+                    self.delta(IndexDelta::Reactivated(up.subscriber.id));
+                }
+                (up.subscriber, up.created)
+            }
         };
         let lang = sub.lang;
         let t = |id: &str, args: &[(&str, &str)]| escape(&composer.text(lang, id, args, id));
@@ -84,7 +95,7 @@ impl Conversation {
             Input::NotText => return Ok(vec![Reply::text(t("bot-not-text", &[]))]),
             Input::Button(data) => {
                 return match data.strip_prefix(SUBSCRIBE_PREFIX).and_then(|c| RegionId::parse(c).ok()) {
-                    Some(id) if tree.contains(&id) => self.subscribe(&sub, &id, &tree, &composer),
+                    Some(id) if tree.contains(&id) => self.subscribe(&sub, &id, &tree, &composer).await,
                     _ => Ok(vec![Reply::text(t("bot-help", &[]))]),
                 };
             }
@@ -93,21 +104,22 @@ impl Conversation {
         let replies = match command {
             Command::Start => {
                 let mut r = vec![Reply::text(t("bot-welcome", &[]))];
-                if !created && !self.store.places(sub.id)?.is_empty() {
-                    r.extend(self.list(&sub, &tree, &composer)?);
+                if !created && !self.store.places(sub.id).await?.is_empty() {
+                    r.extend(self.list(&sub, &tree, &composer).await?);
                 }
                 r
             }
             Command::Help => vec![Reply::text(t("bot-help", &[]))],
             Command::Subscribe(None) => vec![Reply::text(t("bot-subscribe-usage", &[]))],
-            Command::Subscribe(Some(q)) => self.find_and_offer(&sub, &q, &tree, &composer, true)?,
-            Command::List => self.list(&sub, &tree, &composer)?,
+            Command::Subscribe(Some(q)) => self.find_and_offer(&sub, &q, &tree, &composer, true).await?,
+            Command::List => self.list(&sub, &tree, &composer).await?,
             Command::Unsubscribe(None) => {
-                self.store.remove_places(sub.id, None)?;
+                let removed = self.store.remove_places(sub.id, None).await?;
+                self.delta(IndexDelta::Removed { subscriber: sub.id, places: removed });
                 vec![Reply::text(t("bot-unsubscribed-all", &[]))]
             }
             Command::Unsubscribe(Some(q)) => {
-                let places = self.store.places(sub.id)?;
+                let places = self.store.places(sub.id).await?;
                 let found: Vec<RegionId> =
                     tree.find(&q).into_iter().map(|r| r.id.clone()).filter(|id| places.contains(id)).collect();
                 if found.is_empty() {
@@ -115,7 +127,8 @@ impl Conversation {
                 } else {
                     let mut r = Vec::new();
                     for id in found {
-                        self.store.remove_places(sub.id, Some(&id))?;
+                        let removed = self.store.remove_places(sub.id, Some(&id)).await?;
+                        self.delta(IndexDelta::Removed { subscriber: sub.id, places: removed });
                         r.push(Reply::text(t("bot-unsubscribed", &[("place", &tree.qualified_name(&id, lang))])));
                     }
                     r
@@ -123,7 +136,7 @@ impl Conversation {
             }
             Command::Lang(arg) => match arg.as_deref().and_then(Lang::parse) {
                 Some(new) => {
-                    self.store.set_lang(sub.id, new)?;
+                    self.store.set_lang(sub.id, new).await?;
                     vec![Reply::text(escape(&composer.text(new, "bot-lang-set", &[], "OK")))]
                 }
                 None => vec![Reply::text(t("bot-lang-usage", &[]))],
@@ -144,14 +157,20 @@ impl Conversation {
                         t("bot-help", &[])
                     ))]
                 } else {
-                    self.find_and_offer(&sub, &text, &tree, &composer, false)?
+                    self.find_and_offer(&sub, &text, &tree, &composer, false).await?
                 }
             }
         };
         Ok(replies)
     }
 
-    fn find_and_offer(
+    fn delta(&self, delta: IndexDelta) {
+        // The pipeline stops last; a delta sent during shutdown has nobody to apply it,
+        // and the next start builds the index from the store anyway.
+        let _ = self.deltas.send(delta);
+    }
+
+    async fn find_and_offer(
         &self,
         sub: &Subscriber,
         query: &str,
@@ -164,7 +183,7 @@ impl Conversation {
         let found = tree.find(query);
         match found.as_slice() {
             [] => Ok(vec![Reply::text(t("bot-not-found", &[("query", &clip(query))]))]),
-            [one] if subscribe_if_unique => self.subscribe(sub, &one.id, tree, composer),
+            [one] if subscribe_if_unique => self.subscribe(sub, &one.id, tree, composer).await,
             many => {
                 let labels: Vec<String> = many.iter().map(|r| tree.qualified_name(&r.id, lang)).collect();
                 let buttons = many
@@ -186,7 +205,7 @@ impl Conversation {
         }
     }
 
-    fn subscribe(
+    async fn subscribe(
         &self,
         sub: &Subscriber,
         id: &RegionId,
@@ -194,12 +213,16 @@ impl Conversation {
         composer: &Composer,
     ) -> Result<Vec<Reply>, StoreError> {
         let place = tree.qualified_name(id, sub.lang);
-        let key = if self.store.add_place(sub.id, id)? { "bot-subscribed" } else { "bot-already" };
+        let added = self.store.add_place(sub.id, id).await?;
+        if added {
+            self.delta(IndexDelta::Added { subscriber: sub.id, places: vec![id.clone()] });
+        }
+        let key = if added { "bot-subscribed" } else { "bot-already" };
         Ok(vec![Reply::text(escape(&composer.text(sub.lang, key, &[("place", &place)], &place)))])
     }
 
-    fn list(&self, sub: &Subscriber, tree: &RegionTree, composer: &Composer) -> Result<Vec<Reply>, StoreError> {
-        let places = self.store.places(sub.id)?;
+    async fn list(&self, sub: &Subscriber, tree: &RegionTree, composer: &Composer) -> Result<Vec<Reply>, StoreError> {
+        let places = self.store.places(sub.id).await?;
         let lang = sub.lang;
         if places.is_empty() {
             return Ok(vec![Reply::text(escape(&composer.text(lang, "bot-list-empty", &[], "")))]);
@@ -217,12 +240,31 @@ fn clip(s: &str) -> String {
     s.chars().take(MAX_QUERY_CHARS.min(64)).collect()
 }
 
+/// How the bot's replies leave: through the same Telegram adapter, classification and
+/// limiter as the fan-out, ahead of the fan-out's next send.
+#[derive(Clone)]
+pub struct Replies {
+    pub channel: TelegramChannel,
+    pub limiter: SharedLimiter,
+}
+
+impl Replies {
+    async fn send(&self, chat: i64, reply: Reply) {
+        let to = Address::TelegramChat(chat);
+        self.limiter.acquire_reply(&Recipient::of(&to)).await;
+        let message = Outgoing { to: &to, text: &reply.text, silent: false, paid: false, buttons: &reply.buttons };
+        if let Err(e) = self.channel.send(message).await {
+            tracing::warn!(error = %e, chat = %mask(&chat.to_string()), "bot reply failed");
+        }
+    }
+}
+
 /// Polls Telegram for updates until cancelled. Each update is handled in a task on
 /// `tracker`; updates of one chat are handled in arrival order.
 pub async fn run(
     bot: Bot,
     conversation: Arc<Conversation>,
-    limiter: SharedLimiter,
+    replies: Replies,
     long_poll: Duration,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -263,7 +305,7 @@ pub async fn run(
                 tracing::warn!(chat = %mask(&chat.to_string()), "flood: update dropped");
                 continue;
             }
-            let (bot, conversation, limiter) = (bot.clone(), conversation.clone(), limiter.clone());
+            let (bot, conversation, replies) = (bot.clone(), conversation.clone(), replies.clone());
             tracker.spawn(async move {
                 let _turn = lock.lock().await;
                 if let Some(id) = callback_id {
@@ -272,7 +314,7 @@ pub async fn run(
                         tracing::debug!(error = %telegram::describe(&e), "answerCallbackQuery failed");
                     }
                 }
-                let replies = match conversation.handle(chat, app_lang.as_deref(), input) {
+                let answers = match conversation.handle(chat, app_lang.as_deref(), input).await {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = %e, chat = %mask(&chat.to_string()), "bot could not use the store");
@@ -280,9 +322,8 @@ pub async fn run(
                         vec![Reply::text(escape(&composer.text(Lang::Uk, "bot-error", &[], "Error")))]
                     }
                 };
-                for reply in replies {
-                    limiter.acquire(chat).await;
-                    send_reply(&bot, chat, reply).await;
+                for reply in answers {
+                    replies.send(chat, reply).await;
                 }
             });
         }
@@ -307,17 +348,5 @@ fn read_update(update: Update) -> Option<(i64, Option<String>, Input, Option<Cal
             Some((chat, q.from.language_code.clone(), Input::Button(data), Some(q.id.clone())))
         }
         _ => None,
-    }
-}
-
-async fn send_reply(bot: &Bot, chat: i64, reply: Reply) {
-    let mut req = bot.send_message(ChatId(chat), reply.text).parse_mode(ParseMode::Html);
-    if !reply.buttons.is_empty() {
-        let rows: Vec<Vec<InlineKeyboardButton>> =
-            reply.buttons.into_iter().map(|(label, data)| vec![InlineKeyboardButton::callback(label, data)]).collect();
-        req = req.reply_markup(InlineKeyboardMarkup::new(rows));
-    }
-    if let Err(e) = req.await {
-        tracing::warn!(error = %telegram::describe(&e), chat = %mask(&chat.to_string()), "bot reply failed");
     }
 }

@@ -1,12 +1,200 @@
-//! Channels: adapters that put a rendered message on a platform.
+//! Channels: the closed set of ways sirena reaches people, and the adapters that put a
+//! rendered message on each platform.
 //!
-//! Every platform answer is classified into [`SendError`] here, at the edge, so the
-//! dispatcher decides retries and deactivation without knowing any platform's wire
-//! format.
+//! A delivery names its [`ChannelKind`] and an [`Address`] parsed once for that kind;
+//! the dispatcher hands a [`Outgoing`] message to the adapter of that kind through the
+//! one [`Channel`] trait. Every platform answer is classified into [`SendError`] here,
+//! at the edge, so the dispatcher decides retries and deactivation without knowing any
+//! platform's wire format.
+//!
+//! **Architecture invariant:** an adapter never decides what to do about a failure; it
+//! only says what happened, as a variant. A 429 is [`SendError::RateLimited`] with its
+//! scope and `retry_after`, never a string to match.
 
 pub mod telegram;
 
+use std::fmt;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::secret::mask;
+
+/// Every channel sirena can deliver through. Stored as [`ChannelKind::code`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// A resident's private chat with the bot.
+    TelegramChat,
+    /// A region's public Telegram channel, where the bot is an admin: one post reaches
+    /// every reader.
+    TelegramChannel,
+    /// A phone number, through an SMS gateway.
+    Sms,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 3] = [ChannelKind::TelegramChat, ChannelKind::TelegramChannel, ChannelKind::Sms];
+
+    /// The name used in the store's subscriber rows, logs and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::TelegramChat => "telegram",
+            ChannelKind::TelegramChannel => "telegram_channel",
+            ChannelKind::Sms => "sms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChannelKind> {
+        ChannelKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The small integer a delivery row stores (rows are many; names are long).
+    pub fn code(self) -> i64 {
+        match self {
+            ChannelKind::TelegramChat => 0,
+            ChannelKind::TelegramChannel => 1,
+            ChannelKind::Sms => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<ChannelKind> {
+        ChannelKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// How messages for this channel are rendered.
+    pub fn format(self) -> crate::messages::Format {
+        use crate::messages::Format;
+        match self {
+            ChannelKind::TelegramChat => Format::TelegramHtml,
+            ChannelKind::TelegramChannel => Format::ChannelPost,
+            ChannelKind::Sms => Format::Sms,
+        }
+    }
+
+    /// A person can be told they are gone (blocked the bot, number dead); a region
+    /// channel is the operator's, and its failures are the operator's to fix.
+    pub fn is_personal(self) -> bool {
+        !matches!(self, ChannelKind::TelegramChannel)
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Telegram channel, by numeric id (`-100…`) or public username.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ChannelRef {
+    Id(i64),
+    /// Without the leading `@`.
+    Username(String),
+}
+
+/// Where a message goes, parsed once from the stored text for its kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Address {
+    TelegramChat(i64),
+    TelegramChannel(ChannelRef),
+    /// E.164: `+` and 8–15 digits.
+    Phone(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a {kind} address: {why}")]
+pub struct BadAddress {
+    pub kind: ChannelKind,
+    pub text: String,
+    pub why: &'static str,
+}
+
+impl Address {
+    pub fn parse(kind: ChannelKind, text: &str) -> Result<Address, BadAddress> {
+        let t = text.trim();
+        let bad = |why| BadAddress { kind, text: text.to_owned(), why };
+        match kind {
+            ChannelKind::TelegramChat => {
+                // Rust's integer parsing takes a leading `+`; a chat id never has one,
+                // and a phone number must not pass for a chat.
+                let digits = t.strip_prefix('-').unwrap_or(t);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad("not a chat id"));
+                }
+                t.parse().map(Address::TelegramChat).map_err(|_| bad("not a chat id"))
+            }
+            ChannelKind::TelegramChannel => {
+                if let Some(name) = t.strip_prefix('@') {
+                    // Telegram usernames: 5–32 characters of a-z, 0-9 and `_`.
+                    let ok = (5..=32).contains(&name.len())
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+                    if ok {
+                        Ok(Address::TelegramChannel(ChannelRef::Username(name.to_owned())))
+                    } else {
+                        Err(bad("not a @username"))
+                    }
+                } else {
+                    match t.parse::<i64>() {
+                        Ok(id) if id < 0 => Ok(Address::TelegramChannel(ChannelRef::Id(id))),
+                        _ => Err(bad("a channel is `@username` or a negative id like -1001234567890")),
+                    }
+                }
+            }
+            ChannelKind::Sms => {
+                let digits =
+                    t.strip_prefix('+').ok_or_else(|| bad("a phone number starts with + and the country code"))?;
+                if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+                    Ok(Address::Phone(t.to_owned()))
+                } else {
+                    Err(bad("8 to 15 digits after the +"))
+                }
+            }
+        }
+    }
+
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            Address::TelegramChat(_) => ChannelKind::TelegramChat,
+            Address::TelegramChannel(_) => ChannelKind::TelegramChannel,
+            Address::Phone(_) => ChannelKind::Sms,
+        }
+    }
+
+    /// For logs: a phone number or chat id shows only its last three characters; a
+    /// public channel name is not personal data.
+    pub fn masked(&self) -> String {
+        match self {
+            Address::TelegramChannel(ChannelRef::Username(_)) => self.to_string(),
+            other => mask(&other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::TelegramChat(id) | Address::TelegramChannel(ChannelRef::Id(id)) => write!(f, "{id}"),
+            Address::TelegramChannel(ChannelRef::Username(name)) => write!(f, "@{name}"),
+            Address::Phone(p) => f.write_str(p),
+        }
+    }
+}
+
+/// One message ready for the wire.
+#[derive(Clone, Copy, Debug)]
+pub struct Outgoing<'a> {
+    pub to: &'a Address,
+    pub text: &'a str,
+    /// Delivered without sound (all-clears, updates).
+    pub silent: bool,
+    /// May use the platform's paid high-throughput mode (Telegram's
+    /// `allow_paid_broadcast`); only for the classes the operator enabled.
+    pub paid: bool,
+    /// Inline buttons: (label, callback data). Only the bot's replies carry them.
+    pub buttons: &'a [(String, String)],
+}
 
 /// The platform accepted the message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,21 +203,76 @@ pub struct Sent {
     pub platform_id: String,
 }
 
+/// Which limit a 429 says was hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitScope {
+    /// Only this recipient must wait.
+    Recipient,
+    /// Every send on this channel must wait (the whole bot, the whole gateway account).
+    Channel,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// 429: wait this long, then try again. `chat_scoped` when only this chat is held.
-    #[error("rate limited, retry after {retry_after:?}")]
-    RetryAfter { retry_after: Duration, chat_scoped: bool },
-    /// The recipient blocked us or no longer exists: stop writing to them.
+    #[error("rate limited ({scope:?}), retry after {retry_after:?}")]
+    RateLimited { scope: LimitScope, retry_after: Duration },
+    /// The recipient blocked us, no longer exists or cannot be found: for a person,
+    /// stop writing to them; for a region channel, an operator must fix it.
     #[error("recipient gone: {0}")]
     RecipientGone(String),
     /// The chat moved to a new address (a group upgraded to a supergroup).
     #[error("chat migrated to {0}")]
     Migrated(String),
-    /// Network trouble, timeouts, 5xx: worth retrying with backoff.
+    /// Network trouble, timeouts, 5xx, an unreadable answer: worth retrying.
     #[error("transient: {0}")]
     Transient(String),
     /// The platform rejected the message itself; retrying would not help.
     #[error("rejected: {0}")]
     Rejected(String),
+}
+
+/// One platform adapter. Implementations are cheap to clone behind an `Arc` and safe
+/// to call concurrently; each call is one request with its own timeout.
+#[async_trait::async_trait]
+pub trait Channel: Send + Sync {
+    async fn send(&self, message: Outgoing<'_>) -> Result<Sent, SendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_once_per_kind() {
+        let ok = [
+            (ChannelKind::TelegramChat, "12345", "12345"),
+            (ChannelKind::TelegramChannel, "@kharkiv_sirena", "@kharkiv_sirena"),
+            (ChannelKind::TelegramChannel, "-1001234567890", "-1001234567890"),
+            (ChannelKind::Sms, " +380501234567 ", "+380501234567"),
+        ];
+        for (kind, text, shown) in ok {
+            let a = Address::parse(kind, text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(a.kind(), kind);
+            assert_eq!(a.to_string(), shown);
+        }
+        let bad = [
+            (ChannelKind::TelegramChat, "+380501234567"),
+            (ChannelKind::TelegramChannel, "12345"),
+            (ChannelKind::TelegramChannel, "@ab"),
+            (ChannelKind::Sms, "380501234567"),
+            (ChannelKind::Sms, "+38050abc"),
+        ];
+        for (kind, text) in bad {
+            assert!(Address::parse(kind, text).is_err(), "{kind} {text}");
+        }
+        assert_eq!(Address::parse(ChannelKind::Sms, "+380501234567").expect("phone").masked(), "**********567");
+    }
+
+    #[test]
+    fn kinds_round_trip_through_codes_and_names() {
+        for k in ChannelKind::ALL {
+            assert_eq!(ChannelKind::from_code(k.code()), Some(k));
+            assert_eq!(ChannelKind::parse(k.as_str()), Some(k));
+        }
+    }
 }

@@ -23,9 +23,12 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::alerts::Priority;
 use crate::alerts::orders::{AssemblyPoint, Order, OrderStatus};
+use crate::channels::{Address, ChannelKind};
+use crate::dispatch::SupersededMode;
 use crate::messages::{CatalogueError, CatalogueSource, Composer, Lang};
-use crate::regions::{Level, Localized, Point, Region, RegionId, RegionTree, TreeError};
+use crate::regions::{Level, Localized, Point, Region, RegionChannel, RegionId, RegionTree, TreeError};
 
 /// One problem in one file, located as precisely as we can.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +157,15 @@ pub struct TelegramSettings {
     pub token_env: String,
     #[serde(default)]
     pub limits: TelegramLimits,
+    /// Priority classes whose messages may use Telegram's paid broadcast
+    /// (`allow_paid_broadcast`: up to `limits.paid_per_sec`, charged in Stars per
+    /// message beyond the free rate). Must be the highest classes, e.g.
+    /// `["mandatory_evacuation", "nuclear_chemical"]`. Empty: never paid.
+    #[serde(default)]
+    pub paid_broadcast: Vec<Priority>,
+    /// One sendMessage's budget, separate from the long poll's.
+    #[serde(with = "humantime_serde", default = "default_send_timeout")]
+    pub send_timeout: Duration,
     /// Telegram user ids allowed to use operator commands.
     #[serde(default)]
     pub operators: Vec<i64>,
@@ -168,18 +180,35 @@ fn default_telegram_url() -> String {
 fn default_long_poll() -> Duration {
     Duration::from_secs(30)
 }
+fn default_send_timeout() -> Duration {
+    Duration::from_secs(10)
+}
 
+/// Telegram's limits per bot, enforced by sirena before each request.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TelegramLimits {
+    /// Messages per second across all chats (Telegram: 30).
     pub global_per_sec: u32,
+    /// With paid broadcast, for the classes allowed it (Telegram: up to 1000).
+    pub paid_per_sec: u32,
     pub per_chat_per_sec: u32,
+    /// Groups and channels.
     pub group_per_min: u32,
+    /// Added to every window against clock jitter between sirena and Telegram.
+    #[serde(with = "humantime_serde")]
+    pub margin: Duration,
 }
 
 impl Default for TelegramLimits {
     fn default() -> Self {
-        TelegramLimits { global_per_sec: 30, per_chat_per_sec: 1, group_per_min: 20 }
+        TelegramLimits {
+            global_per_sec: 30,
+            paid_per_sec: 1000,
+            per_chat_per_sec: 1,
+            group_per_min: 20,
+            margin: Duration::from_millis(10),
+        }
     }
 }
 
@@ -211,7 +240,7 @@ impl Default for AlertSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DispatchSettings {
-    /// Requests to the platform in flight at once.
+    /// Requests to each channel in flight at once.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
     /// First retry delay after a network error or 5xx; doubles up to `retry_max`.
@@ -219,9 +248,15 @@ pub struct DispatchSettings {
     pub retry_base: Duration,
     #[serde(with = "humantime_serde", default = "default_retry_max")]
     pub retry_max: Duration,
-    /// A delivery not sent within this long after it was queued is expired.
-    #[serde(with = "humantime_serde", default = "default_deadline")]
-    pub deadline: Duration,
+    /// How long a claimed delivery stays reserved for the node that claimed it without
+    /// a renewal; after a crash its in-flight deliveries are sent again this long later.
+    #[serde(with = "humantime_serde", default = "default_lease")]
+    pub lease: Duration,
+    /// A start that ended before it reached the reader: one line, or nothing.
+    #[serde(default = "default_superseded")]
+    pub superseded: SupersededMode,
+    #[serde(default)]
+    pub deadlines: Deadlines,
 }
 
 fn default_in_flight() -> usize {
@@ -233,8 +268,11 @@ fn default_retry_base() -> Duration {
 fn default_retry_max() -> Duration {
     Duration::from_secs(300)
 }
-fn default_deadline() -> Duration {
-    Duration::from_secs(6 * 3600)
+fn default_lease() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_superseded() -> SupersededMode {
+    SupersededMode::Line
 }
 
 impl Default for DispatchSettings {
@@ -243,8 +281,78 @@ impl Default for DispatchSettings {
             max_in_flight: default_in_flight(),
             retry_base: default_retry_base(),
             retry_max: default_retry_max(),
-            deadline: default_deadline(),
+            lease: default_lease(),
+            superseded: default_superseded(),
+            deadlines: Deadlines::default(),
         }
+    }
+}
+
+/// How long after it was queued a delivery of each class is still worth sending;
+/// `"none"` keeps it until its subject ends (an evacuation order holds until lifted).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deadlines {
+    #[serde(with = "deadline")]
+    pub mandatory_evacuation: Option<Duration>,
+    #[serde(with = "deadline")]
+    pub nuclear_chemical: Option<Duration>,
+    #[serde(with = "deadline")]
+    pub local_threat: Option<Duration>,
+    #[serde(with = "deadline")]
+    pub other_start: Option<Duration>,
+    #[serde(with = "deadline")]
+    pub update: Option<Duration>,
+    #[serde(with = "deadline")]
+    pub end: Option<Duration>,
+    #[serde(with = "deadline")]
+    pub info: Option<Duration>,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        let m = |minutes: u64| Some(Duration::from_secs(minutes * 60));
+        Deadlines {
+            mandatory_evacuation: None,
+            nuclear_chemical: m(120),
+            // An air-raid start 40 minutes late is noise.
+            local_threat: m(30),
+            other_start: m(30),
+            update: m(180),
+            end: m(120),
+            info: m(360),
+        }
+    }
+}
+
+impl Deadlines {
+    pub fn of(&self, p: Priority) -> Option<Duration> {
+        match p {
+            Priority::MandatoryEvacuation => self.mandatory_evacuation,
+            Priority::NuclearChemical => self.nuclear_chemical,
+            Priority::LocalThreat => self.local_threat,
+            Priority::OtherStart => self.other_start,
+            Priority::Update => self.update,
+            Priority::End => self.end,
+            Priority::Info => self.info,
+        }
+    }
+}
+
+/// `"30m"` or `"none"`.
+mod deadline {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "none" {
+            return Ok(None);
+        }
+        humantime::parse_duration(s.trim())
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like \"30m\" or \"none\": {e}")))
     }
 }
 
@@ -272,6 +380,10 @@ struct RegionEntry {
     point: Option<Spanned<[f64; 2]>>,
     #[serde(default)]
     approx: bool,
+    /// The region's Telegram channel (`@username` or `-100…`); the bot must be an admin.
+    channel: Option<Spanned<String>>,
+    /// The language of the channel's posts; Ukrainian by default.
+    channel_lang: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,12 +500,44 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
     }
     if let Some(t) = &settings.telegram {
         check_url(&src, &t.api_url, at("api_url"), errors);
-        if t.limits.global_per_sec == 0 || t.limits.per_chat_per_sec == 0 || t.limits.group_per_min == 0 {
+        let l = &t.limits;
+        if l.global_per_sec == 0 || l.per_chat_per_sec == 0 || l.group_per_min == 0 || l.paid_per_sec == 0 {
             errors.push(src.error(at("limits"), "telegram limits must all be at least 1"));
+        }
+        // Paid broadcast is a way for the most urgent classes to overtake everything;
+        // allowing it to a class but not to a more urgent one would invert priorities.
+        let mut paid = t.paid_broadcast.clone();
+        paid.sort();
+        paid.dedup();
+        if let Some(gap) = Priority::ALL.iter().take(paid.len()).zip(&paid).find(|(want, got)| want != got) {
+            errors.push(src.error(
+                at("paid_broadcast"),
+                format!(
+                    "paid_broadcast must list the most urgent classes first: `{}` is allowed but `{}` is not",
+                    gap.1.as_str(),
+                    gap.0.as_str()
+                ),
+            ));
+        }
+        if t.send_timeout.is_zero() {
+            errors.push(src.error(at("send_timeout"), "send_timeout must be more than zero"));
         }
     }
     if settings.dispatch.max_in_flight == 0 {
         errors.push(src.error(at("max_in_flight"), "max_in_flight must be at least 1"));
+    }
+    if settings.dispatch.lease < Duration::from_secs(1) {
+        errors.push(src.error(at("lease"), "lease must be at least 1s"));
+    }
+    if let Some(t) = &settings.telegram
+        && settings.dispatch.lease <= t.send_timeout
+    {
+        errors.push(src.error(at("lease"), "lease must be longer than telegram send_timeout"));
+    }
+    for p in Priority::ALL {
+        if settings.dispatch.deadlines.of(p).is_some_and(|d| d.is_zero()) {
+            errors.push(src.error(at(p.as_str()), format!("deadline of {} must be more than zero", p.as_str())));
+        }
     }
     Some(settings)
 }
@@ -551,6 +695,31 @@ fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<Conf
     if e.name.uk.trim().is_empty() {
         errors.push(src.error(Some(e.id.span()), "name.uk must not be empty"));
     }
+    let channel = match &e.channel {
+        Some(c) => match Address::parse(ChannelKind::TelegramChannel, c.get_ref()) {
+            Ok(address) => {
+                let lang = match &e.channel_lang {
+                    None => Lang::Uk,
+                    Some(l) => Lang::parse(l.get_ref()).unwrap_or_else(|| {
+                        errors
+                            .push(src.error(Some(l.span()), format!("channel_lang `{}` is not uk or en", l.get_ref())));
+                        Lang::Uk
+                    }),
+                };
+                Some(RegionChannel { address: address.to_string(), lang })
+            }
+            Err(err) => {
+                errors.push(src.error(Some(c.span()), err.to_string()));
+                None
+            }
+        },
+        None => {
+            if let Some(l) = &e.channel_lang {
+                errors.push(src.error(Some(l.span()), "channel_lang without a channel"));
+            }
+            None
+        }
+    };
     Some(Region {
         id,
         parent,
@@ -560,6 +729,7 @@ fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<Conf
         point,
         approx: e.approx,
         feed_id: e.feed_id,
+        channel,
     })
 }
 

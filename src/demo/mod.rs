@@ -7,7 +7,7 @@
 //! limits. The demo only plays the outside world (the feed, the operator, the
 //! residents) and checks what each resident received against what they should have.
 //!
-//! [`Harness`] is that outside world, shared with `sirena bench fanout` and the
+//! [`Harness`] is that outside world, shared with `sirena bench …` and the
 //! end-to-end tests.
 
 mod scenario;
@@ -21,11 +21,16 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config;
+use crate::alerts::Priority;
+use crate::channels::ChannelKind;
+use crate::config::{self, Deadlines, TelegramLimits};
 use crate::daemon::{self, Fanout, Running, Secrets};
+use crate::matcher::IndexDelta;
+use crate::messages::Lang;
+use crate::regions::RegionId;
 use crate::sim::feed::{FeedSim, FeedSimConfig, SimAlert};
 use crate::sim::telegram::{TelegramSim, TelegramSimConfig};
-use crate::store::Store;
+use crate::store::{Import, SqliteStore, Store, SubscriberId};
 
 pub use scenario::run;
 
@@ -61,11 +66,26 @@ pub struct Harness {
 pub struct Options {
     pub poll: Duration,
     pub requests_per_min: u32,
-    /// Limits the Telegram simulator enforces.
+    /// Limits the Telegram simulator enforces, its latency and so on.
     pub telegram_sim: TelegramSimConfig,
     /// Limits sirena's own limiter applies (normally the same as the simulator's).
-    pub telegram_limits: crate::config::TelegramLimits,
+    pub telegram_limits: TelegramLimits,
+    pub paid_broadcast: Vec<Priority>,
+    pub send_timeout: Duration,
     pub max_in_flight: usize,
+    pub retry_base: Duration,
+    pub lease: Duration,
+    pub superseded: &'static str,
+    pub deadlines: Deadlines,
+    /// Subscribers put in the store before the daemon starts (its index is built from
+    /// them), as an import would.
+    pub seed: Vec<Import>,
+    /// Extra text appended to the shipped `regions/kharkiv.toml` (an order in force at
+    /// start).
+    pub kharkiv_extra: String,
+    /// A Telegram channel for Kharkiv oblast (`@name` or `-100…`), written into the
+    /// oblast's region table.
+    pub oblast_channel: Option<String>,
 }
 
 impl Default for Options {
@@ -74,15 +94,89 @@ impl Default for Options {
             poll: Duration::from_millis(250),
             requests_per_min: 600,
             telegram_sim: TelegramSimConfig::default(),
-            telegram_limits: crate::config::TelegramLimits::default(),
+            telegram_limits: TelegramLimits::default(),
+            paid_broadcast: Vec::new(),
+            send_timeout: Duration::from_secs(5),
             max_in_flight: 16,
+            retry_base: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            superseded: "line",
+            deadlines: Deadlines::default(),
+            seed: Vec::new(),
+            kharkiv_extra: String::new(),
+            oblast_channel: None,
         }
+    }
+}
+
+fn duration(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+impl Options {
+    /// The settings file pointing at the simulators.
+    fn settings(&self, feed: &str, telegram: &str) -> String {
+        let l = &self.telegram_limits;
+        let paid: Vec<String> = self.paid_broadcast.iter().map(|p| format!("\"{}\"", p.as_str())).collect();
+        let deadlines: String = Priority::ALL
+            .iter()
+            .map(|p| {
+                let d = self.deadlines.of(*p).map_or("none".to_owned(), duration);
+                format!("{} = \"{d}\"\n", p.as_str())
+            })
+            .collect();
+        format!(
+            r#"# Written by sirena demo: the shipped settings, pointed at the simulators.
+[store]
+path = "sirena.db"
+
+[sources.alerts_in_ua]
+base_url = "{feed}"
+token_env = "SIRENA_DEMO_ALERTS_TOKEN"
+poll = "{poll}"
+timeout = "1s"
+max_requests_per_min = {rpm}
+
+[telegram]
+api_url = "{telegram}"
+token_env = "SIRENA_DEMO_TELEGRAM_TOKEN"
+long_poll = "1s"
+send_timeout = "{send_timeout}"
+paid_broadcast = [{paid}]
+limits = {{ global_per_sec = {gps}, paid_per_sec = {pps}, per_chat_per_sec = {pcs}, group_per_min = {gpm}, margin = "{margin}" }}
+
+[alerts]
+stale_after = "1m"
+confirm_empty = 3
+
+[dispatch]
+max_in_flight = {mif}
+retry_base = "{retry_base}"
+lease = "{lease}"
+superseded = "{superseded}"
+
+[dispatch.deadlines]
+{deadlines}"#,
+            poll = duration(self.poll),
+            rpm = self.requests_per_min,
+            send_timeout = duration(self.send_timeout),
+            paid = paid.join(", "),
+            gps = l.global_per_sec,
+            pps = l.paid_per_sec,
+            pcs = l.per_chat_per_sec,
+            gpm = l.group_per_min,
+            margin = duration(l.margin),
+            mif = self.max_in_flight,
+            retry_base = duration(self.retry_base),
+            lease = duration(self.lease),
+            superseded = self.superseded,
+        )
     }
 }
 
 impl Harness {
     /// Starts both simulators, writes the embedded config (pointed at them) into a
-    /// temporary directory, and starts the daemon on it.
+    /// temporary directory, seeds the store, and starts the daemon on it.
     pub async fn start(opts: Options) -> anyhow::Result<Harness> {
         let sims_cancel = CancellationToken::new();
         let sims = TaskTracker::new();
@@ -96,42 +190,25 @@ impl Harness {
         let dir = tempfile::tempdir().context("temporary directory")?;
         let config_dir = dir.path().join("config");
         write_embedded_config(&config_dir)?;
-        let settings = format!(
-            r#"# Written by sirena demo: the shipped settings, pointed at the simulators.
-[store]
-path = "sirena.db"
-
-[sources.alerts_in_ua]
-base_url = "{feed}"
-token_env = "SIRENA_DEMO_ALERTS_TOKEN"
-poll = "{poll}ms"
-timeout = "1s"
-max_requests_per_min = {rpm}
-
-[telegram]
-api_url = "{tg}"
-token_env = "SIRENA_DEMO_TELEGRAM_TOKEN"
-long_poll = "1s"
-limits = {{ global_per_sec = {gps}, per_chat_per_sec = {pcs}, group_per_min = {gpm} }}
-
-[alerts]
-stale_after = "1m"
-confirm_empty = 3
-
-[dispatch]
-max_in_flight = {mif}
-"#,
-            feed = feed.base_url(),
-            tg = telegram.base_url(),
-            poll = opts.poll.as_millis(),
-            rpm = opts.requests_per_min,
-            gps = opts.telegram_limits.global_per_sec,
-            pcs = opts.telegram_limits.per_chat_per_sec,
-            gpm = opts.telegram_limits.group_per_min,
-            mif = opts.max_in_flight,
-        );
-        std::fs::write(config_dir.join("sirena.toml"), settings)?;
+        std::fs::write(config_dir.join("sirena.toml"), opts.settings(&feed.base_url(), &telegram.base_url()))?;
+        let kharkiv = config_dir.join("regions/kharkiv.toml");
+        let mut text = std::fs::read_to_string(&kharkiv)?;
+        if let Some(channel) = &opts.oblast_channel {
+            text = text.replacen("feed_id = 22\n", &format!("feed_id = 22\nchannel = \"{channel}\"\n"), 1);
+        }
+        text.push_str(&opts.kharkiv_extra);
+        std::fs::write(&kharkiv, text)?;
         let config = config::load(&config_dir).map_err(|e| anyhow::anyhow!("embedded config invalid:\n{e}"))?;
+        let store = SqliteStore::open(&config.store_path())?;
+        for row in &opts.seed {
+            if row.kind == ChannelKind::TelegramChat
+                && let Ok(chat) = row.address.parse::<i64>()
+            {
+                telegram.add_user(chat, "Resident", Some(row.lang.code()));
+            }
+        }
+        store.import(opts.seed).await?;
+        drop(store);
         let secrets = Secrets {
             telegram: Some(config::secret::Secret::new(tg_token)),
             alerts_in_ua: Some(config::secret::Secret::new(feed_token)),
@@ -166,8 +243,20 @@ max_in_flight = {mif}
         Ok(())
     }
 
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.daemon.store
+    }
+
+    /// A resident of `place` who has started the bot, subscribed straight in the store
+    /// (as an import would) while the daemon runs.
+    pub async fn add_resident(&self, chat: i64, place: &str, lang: Lang) -> anyhow::Result<SubscriberId> {
+        self.telegram.add_user(chat, "Resident", Some(lang.code()));
+        let place = RegionId::parse(place)?;
+        let sub = self.store().upsert_subscriber(ChannelKind::TelegramChat, &chat.to_string(), lang).await?.subscriber;
+        self.store().add_place(sub.id, &place).await?;
+        // The pipeline applies deltas before matching anything newer.
+        let _ = self.daemon.deltas.send(IndexDelta::Added { subscriber: sub.id, places: vec![place] });
+        Ok(sub.id)
     }
 
     /// Seconds since start, for the timeline.
@@ -201,13 +290,13 @@ max_in_flight = {mif}
     pub async fn wait_drained(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.store().counts()?.is_drained() {
+            if self.store().drained().await? {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!("outbox not drained within {timeout:?}: {:?}", self.store().counts()?);
+                anyhow::bail!("outbox not drained within {timeout:?}: {:?}", self.store().counts().await?);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -253,6 +342,20 @@ pub fn write_embedded_config(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The air raid over Luhansk oblast that has gone on since April 2022, so a real
+/// snapshot is never empty.
+pub fn luhansk() -> SimAlert {
+    SimAlert {
+        location_uid: 16,
+        location_title: "Луганська область".into(),
+        location_type: "oblast".into(),
+        location_oblast: "Луганська область".into(),
+        location_oblast_uid: 16,
+        alert_type: "air_raid".into(),
+        started_at: chrono::DateTime::from_timestamp(1_649_090_739, 0).unwrap_or_default(),
+    }
+}
+
 /// An air raid over Kharkiv oblast, as the feed lists it.
 pub fn kharkiv_air_raid() -> SimAlert {
     SimAlert {
@@ -264,40 +367,4 @@ pub fn kharkiv_air_raid() -> SimAlert {
         alert_type: "air_raid".into(),
         started_at: chrono::Utc::now(),
     }
-}
-
-/// `sirena bench fanout`: one oblast air raid to `residents` Telegram chats.
-pub async fn bench_fanout(residents: usize) -> anyhow::Result<String> {
-    let h = Harness::start(Options::default()).await?;
-    let kharkiv = crate::regions::RegionId::parse("UA63120270010096107")?;
-    for i in 0..residents {
-        let chat = 500_000 + i as i64;
-        h.telegram.add_user(chat, "Resident", Some("uk"));
-        let (sub, _) =
-            h.store().upsert_subscriber(crate::bot::CHANNEL, &chat.to_string(), crate::messages::Lang::Uk)?;
-        h.store().add_place(sub.id, &kharkiv)?;
-    }
-    let mut h = h;
-    h.feed.set_alerts(vec![kharkiv_air_raid()]);
-    let fanout = h.next_fanout(Duration::from_secs(10), |_| true).await?;
-    let t0 = Instant::now();
-    h.wait_drained(Duration::from_secs(residents as u64 / 10 + 60)).await?;
-    let took = t0.elapsed();
-    let stats = h.telegram.stats();
-    let counts = h.store().counts()?;
-    h.shutdown().await;
-    let ideal = residents as f64 / 30.0;
-    Ok(format!(
-        "fan-out of one air raid to {} residents: {:.1} s from event to last delivery\n\
-         Telegram limit 30 msg/s → ideal {:.1} s; ratio {:.2}\n\
-         sent {} · failed {} · expired {} · simulator 429s {}",
-        fanout.recipients,
-        took.as_secs_f64(),
-        ideal,
-        took.as_secs_f64() / ideal,
-        counts.sent,
-        counts.failed,
-        counts.expired,
-        stats.rate_limited,
-    ))
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{EMBEDDED_CONFIG, Harness, Options, kharkiv_air_raid};
+use super::{EMBEDDED_CONFIG, Harness, Options, kharkiv_air_raid, luhansk};
 use crate::alerts::{AlertKind, Transition};
 use crate::daemon::{Fanout, describe};
 use crate::sim::feed::{Fault, SimAlert};
@@ -369,12 +369,12 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
     println!("{} operator: Kupiansk recommended order lifted", h.clock());
     step(h, "order lifted", is(AlertKind::Evacuation, Transition::Ended, KUPIANSK_CITY), true).await?;
 
-    summary(h, &watermark)
+    summary(h, &watermark).await
 }
 
 /// Waits for the event, prints its fan-out, waits for delivery.
 async fn step(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool, must_reach: bool) -> anyhow::Result<()> {
-    let before = h.store().counts()?;
+    let before = h.store().counts().await?;
     let f = h.next_fanout(STEP, pred).await.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
     let tree = crate::config::load(&h.config_dir).map(|c| c.tree).map_err(|e| anyhow::anyhow!("{e}"))?;
     let places: Vec<String> = f.event.targets.iter().map(|t| tree.name(t, crate::messages::Lang::En)).collect();
@@ -383,7 +383,7 @@ async fn step(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool, must_
         anyhow::bail!("{what}: reached nobody");
     }
     h.wait_drained(STEP).await?;
-    let after = h.store().counts()?;
+    let after = h.store().counts().await?;
     let failed = after.failed - before.failed;
     println!(
         "{}   delivered {}{}",
@@ -394,7 +394,7 @@ async fn step(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool, must_
     Ok(())
 }
 
-fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
+async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
     println!("\nWhat each resident received (checked against the Telegram simulator's records):\n");
     println!("  {:<20} {:<4} {:<24} {:<7} received", "resident", "lang", "place", "verdict");
     let mut all_ok = true;
@@ -451,7 +451,7 @@ fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         }
     }
     let stats = h.telegram.stats();
-    let counts = h.store().counts()?;
+    let counts = h.store().counts().await?;
     println!(
         "\nTelegram simulator: {} messages accepted, {} rate-limited (429), {} refused as blocked (403).",
         stats.sent, stats.rate_limited, stats.forbidden
@@ -468,18 +468,6 @@ fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         if all_ok { "\nDEMO OK: every resident got exactly what concerns their place, once." } else { "\nDEMO FAILED" }
     );
     Ok(all_ok)
-}
-
-fn luhansk() -> SimAlert {
-    SimAlert {
-        location_uid: 16,
-        location_title: "Луганська область".into(),
-        location_type: "oblast".into(),
-        location_oblast: "Луганська область".into(),
-        location_oblast_uid: 16,
-        alert_type: "air_raid".into(),
-        started_at: chrono::DateTime::from_timestamp(1_649_090_739, 0).unwrap_or_default(),
-    }
 }
 
 fn kupiansk_shelling() -> SimAlert {

@@ -1,45 +1,50 @@
-//! Dispatcher: takes due deliveries from the outbox, paces them under the platform's
-//! limits and records each outcome.
+//! Dispatcher: claims due deliveries from the outbox, renders each chat's as one
+//! message, paces them under the channel's limits and records each outcome.
 //!
-//! The loop is the only writer of delivery states after enqueueing:
-//! `pending` → `sending` (before the request) → `sent` | back to `pending` with a delay
-//! | `failed` | `expired`. Requests run concurrently up to `max_in_flight`, never two to
-//! the same chat at once (so one chat's messages keep their order). On shutdown the
-//! loop stops admitting, waits a short grace period for requests in flight, and leaves
-//! any still unanswered as `sending`; the next start puts them back in the queue.
+//! One [`lane::Lane`] per channel kind, each with its own admit loop, so a Telegram
+//! backlog never stalls SMS; lanes of one platform account share its limiter. A lane:
+//! - claims the due deliveries of as many chats as its limiter lets through now,
+//!   highest priority first, all of a chat's due rows together, under a lease it renews;
+//! - plans each chat's message ([`plan`]): expired and superseded rows are recorded as
+//!   such, the rest are rendered as one message from the stored events, with texts
+//!   cached per (event set, language, format);
+//! - sends, at most one request per chat in flight, `max_in_flight` in all, each with
+//!   its own timeout; a send task that panics frees its chat and puts its rows back;
+//! - decides what each answer means ([`decide`], pure) and records outcomes in batches.
+//!
+//! On shutdown a lane stops claiming, waits a short grace for requests on the wire,
+//! records what it learnt and hands everything else back to the queue.
 
+pub mod lane;
 pub mod limits;
+pub mod plan;
 
-use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-use crate::channels::telegram::TelegramChannel;
-use crate::channels::{SendError, Sent};
+use crate::alerts::Priority;
+use crate::channels::{ChannelKind, LimitScope, SendError, Sent};
 use crate::config::DispatchSettings;
-use crate::config::secret::mask;
-use crate::store::{Delivery, FinalState, Store, StoreError, now_ms};
-use limits::{SharedLimiter, Wait};
 
-/// What to do with a delivery after the platform answered. Pure, so the policy is
-/// tested without a platform.
+pub use lane::Lane;
+pub use plan::SupersededMode;
+
+/// What to do with a send's deliveries after the platform answered. Pure, so the
+/// policy is tested without a platform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Sent(String),
-    /// Back to the queue after this delay.
+    /// Back to the queue after this delay. `hold` is a 429's instruction to the limiter.
     Retry {
         after: Duration,
         reason: String,
-        hold_chat: bool,
+        hold: Option<LimitScope>,
     },
-    /// Recipient gone: fail this delivery and deactivate the subscriber.
+    /// A person is gone (blocked the bot, deleted the account): fail and deactivate.
     Deactivate(String),
+    /// A region channel refused the post: an operator must fix the channel; the post
+    /// fails, the channel is kept, private chats go on.
+    OperatorError(String),
     /// Chat moved: rewrite the address and send again at once.
     Migrate(String),
     Fail(String),
@@ -47,24 +52,27 @@ pub enum Outcome {
 }
 
 /// Decides the fate of one attempt. `attempts` counts this one; `until_deadline` is how
-/// long the delivery may still be tried.
+/// long the deliveries may still be tried (`None`: until their subject ends).
 pub fn decide(
     result: Result<Sent, SendError>,
+    kind: ChannelKind,
     attempts: u32,
-    until_deadline: Duration,
+    until_deadline: Option<Duration>,
     settings: &DispatchSettings,
     jitter: f64,
 ) -> Outcome {
+    let too_late = |after: Duration| until_deadline.is_some_and(|d| after >= d);
     match result {
         Ok(sent) => Outcome::Sent(sent.platform_id),
-        Err(SendError::RetryAfter { retry_after, chat_scoped }) => {
-            if retry_after >= until_deadline {
+        Err(SendError::RateLimited { scope, retry_after }) => {
+            if too_late(retry_after) {
                 Outcome::Expire(format!("rate limited past the deadline (retry after {retry_after:?})"))
             } else {
-                Outcome::Retry { after: retry_after, reason: "429 too many requests".into(), hold_chat: chat_scoped }
+                Outcome::Retry { after: retry_after, reason: "429 too many requests".into(), hold: Some(scope) }
             }
         }
-        Err(SendError::RecipientGone(why)) => Outcome::Deactivate(why),
+        Err(SendError::RecipientGone(why)) if kind.is_personal() => Outcome::Deactivate(why),
+        Err(SendError::RecipientGone(why)) => Outcome::OperatorError(why),
         Err(SendError::Migrated(to)) => Outcome::Migrate(to),
         Err(SendError::Rejected(why)) => Outcome::Fail(why),
         Err(SendError::Transient(why)) => {
@@ -72,220 +80,76 @@ pub fn decide(
             let base = exp.min(settings.retry_max);
             // Jitter in [0.5, 1.0) of the backoff spreads retries of a whole fan-out.
             let after = base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));
-            if after >= until_deadline {
+            if too_late(after) {
                 Outcome::Expire(format!("gave up at the deadline: {why}"))
             } else {
-                Outcome::Retry { after, reason: why, hold_chat: false }
+                Outcome::Retry { after, reason: why, hold: None }
             }
         }
     }
 }
 
-/// Counters of what the dispatcher did, for logs, `/sources` and the demo summary.
+/// Counters of what the dispatcher did, for logs, metrics and the demo summary.
+/// Message counters count requests; delivery counters count outbox rows.
 #[derive(Debug, Default)]
 pub struct DispatchStats {
+    /// Messages the platform accepted.
+    pub messages: AtomicU64,
+    /// Deliveries those messages carried.
     pub sent: AtomicU64,
+    /// Messages that carried more than one delivery.
+    pub coalesced: AtomicU64,
     pub retried: AtomicU64,
+    /// 429 answers: each one a defect of our limiter, counted.
     pub rate_limited: AtomicU64,
     pub failed: AtomicU64,
     pub expired: AtomicU64,
+    pub superseded: AtomicU64,
     pub deactivated: AtomicU64,
+    /// Region channels that refused a post (the bot is not an admin, the channel is
+    /// gone): for an operator to fix.
+    pub channel_errors: AtomicU64,
+    /// Deliveries for a channel kind no adapter is configured for.
+    pub unconfigured: AtomicU64,
+    /// Send tasks that panicked; their deliveries went back to the queue.
+    pub panics: AtomicU64,
+    pub migrated: AtomicU64,
 }
 
 impl DispatchStats {
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn bump(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
     }
 }
 
-pub struct Dispatcher {
-    pub store: Arc<Store>,
-    pub telegram: TelegramChannel,
-    pub limiter: SharedLimiter,
+/// Per-class deadlines and the classes that may use paid broadcast, resolved from
+/// config for the lanes.
+#[derive(Clone, Debug)]
+pub struct DeliveryPolicy {
     pub settings: DispatchSettings,
-    /// Poked by the pipeline when it enqueued something.
-    pub wake: Arc<Notify>,
-    pub stats: Arc<DispatchStats>,
+    /// Classes allowed Telegram's paid broadcast, highest first (a prefix of the
+    /// class order; config validation ensures it).
+    pub paid: Vec<Priority>,
 }
 
-type Attempt = (Delivery, Result<Sent, SendError>);
-
-impl Dispatcher {
-    /// Runs until `cancel`, then drains for at most `grace`.
-    pub async fn run(self, cancel: CancellationToken, grace: Duration) -> Result<(), StoreError> {
-        let recovered = self.store.recover_in_flight()?;
-        if recovered > 0 {
-            tracing::warn!(recovered, "deliveries that were in flight at the last stop are queued again");
-        }
-        let mut in_flight: JoinSet<Attempt> = JoinSet::new();
-        let mut busy_chats: HashSet<String> = HashSet::new();
-        // Answers the store failed to record; retried before anything new is admitted.
-        let mut unrecorded: Vec<(Delivery, Result<Sent, SendError>)> = Vec::new();
-        let mut seed: u64 = now_ms() as u64 | 1;
-        loop {
-            let mut retry: Vec<_> = Vec::new();
-            for (delivery, result) in unrecorded.drain(..) {
-                seed = xorshift(seed);
-                if let Err(e) = self.record(delivery.clone(), result.clone(), (seed % 10_000) as f64 / 10_000.0) {
-                    tracing::error!(error = %e, delivery = delivery.id, "cannot record a send; will retry");
-                    retry.push((delivery, result));
-                }
-            }
-            unrecorded = retry;
-            let wake_at = if unrecorded.is_empty() {
-                self.admit(&mut in_flight, &mut busy_chats).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "cannot read the outbox; retrying in a second");
-                    Instant::now() + Duration::from_secs(1)
-                })
-            } else {
-                Instant::now() + Duration::from_secs(1)
-            };
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => break,
-                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    if let Ok((delivery, result)) = joined {
-                        busy_chats.remove(&delivery.address);
-                        unrecorded.push((delivery, result));
-                    }
-                }
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep_until(wake_at) => {}
-            }
-        }
-        // Shutdown: let requests already on the wire finish, briefly. What cannot be
-        // recorded now stays `sending` and is queued again at the next start.
-        let deadline = Instant::now() + grace;
-        for (delivery, result) in unrecorded {
-            self.record(delivery, result, 0.5)?;
-        }
-        while !in_flight.is_empty() {
-            match tokio::time::timeout_at(deadline, in_flight.join_next()).await {
-                Ok(Some(Ok((delivery, result)))) => self.record(delivery, result, 0.5)?,
-                Ok(Some(Err(_))) => {}
-                Ok(None) => break,
-                Err(_) => {
-                    tracing::warn!(
-                        left = in_flight.len(),
-                        "shutdown grace over; unanswered sends stay in flight and are retried at next start"
-                    );
-                    in_flight.abort_all();
-                    break;
-                }
-            }
-        }
-        Ok(())
+impl DeliveryPolicy {
+    /// The deadline of a delivery of this class enqueued at `now_ms`.
+    pub fn deadline_ms(&self, priority: Priority, now_ms: i64) -> Option<i64> {
+        self.settings.deadlines.of(priority).map(|d| now_ms.saturating_add(d.as_millis() as i64))
     }
 
-    /// Starts as many due deliveries as limits allow; returns when to look again.
-    fn admit(&self, in_flight: &mut JoinSet<Attempt>, busy_chats: &mut HashSet<String>) -> Result<Instant, StoreError> {
-        let idle = Instant::now() + Duration::from_secs(5);
-        let mut wake_at = idle;
-        let free = self.settings.max_in_flight.saturating_sub(in_flight.len());
-        if free == 0 {
-            return Ok(wake_at);
-        }
-        let now = now_ms();
-        // Look past chats that must wait, but not through the whole queue.
-        let due = self.store.due(now, free.max(64) * 4)?;
-        for d in due {
-            if in_flight.len() >= self.settings.max_in_flight {
-                break;
-            }
-            if busy_chats.contains(&d.address) {
-                continue;
-            }
-            if d.deadline_ms <= now {
-                self.store.mark_final(d.id, FinalState::Expired, "deadline passed before sending")?;
-                DispatchStats::bump(&self.stats.expired);
-                continue;
-            }
-            let chat: i64 = d.address.parse().unwrap_or(0);
-            match self.limiter.try_acquire(chat) {
-                Ok(()) => {}
-                Err(Wait::Global(t)) => {
-                    wake_at = wake_at.min(t);
-                    break;
-                }
-                Err(Wait::Chat(t)) => {
-                    wake_at = wake_at.min(t);
-                    continue;
-                }
-            }
-            self.store.mark_sending(d.id)?;
-            busy_chats.insert(d.address.clone());
-            let channel = self.telegram.clone();
-            in_flight.spawn(async move {
-                let result = channel.send(&d.address, &d.text, d.silent).await;
-                (d, result)
-            });
-        }
-        // Deliveries waiting out a retry delay wake the loop when they fall due.
-        if let Some(nb) = self.store.next_not_before(now)? {
-            wake_at = wake_at.min(Instant::now() + Duration::from_millis((nb - now) as u64));
-        }
-        Ok(wake_at)
+    pub fn is_paid(&self, priority: Priority) -> bool {
+        self.paid.contains(&priority)
     }
 
-    fn record(&self, d: Delivery, result: Result<Sent, SendError>, jitter: f64) -> Result<(), StoreError> {
-        let until_deadline = Duration::from_millis((d.deadline_ms - now_ms()).max(0) as u64);
-        let attempts = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
-        let outcome = decide(result, attempts, until_deadline, &self.settings, jitter);
-        let to = mask(&d.address);
-        match outcome {
-            Outcome::Sent(platform_id) => {
-                self.store.mark_sent(d.id, &platform_id)?;
-                DispatchStats::bump(&self.stats.sent);
-                tracing::debug!(delivery = d.id, event = %d.event_id, to, "sent");
-            }
-            Outcome::Retry { after, reason, hold_chat } => {
-                if reason.starts_with("429") {
-                    DispatchStats::bump(&self.stats.rate_limited);
-                    let chat = d.address.parse().ok().filter(|_| hold_chat);
-                    self.limiter.penalize(chat, Instant::now() + after);
-                    tracing::warn!(
-                        delivery = d.id,
-                        to,
-                        ?after,
-                        "platform answered 429 despite our limiter; honouring retry_after"
-                    );
-                } else {
-                    tracing::info!(delivery = d.id, to, ?after, %reason, "send failed, will retry");
-                }
-                DispatchStats::bump(&self.stats.retried);
-                self.store.mark_retry(d.id, now_ms() + after.as_millis() as i64, &reason)?;
-            }
-            Outcome::Deactivate(why) => {
-                tracing::info!(subscriber = d.subscriber_id, to, %why, "recipient gone; subscriber deactivated");
-                self.store.mark_final(d.id, FinalState::Failed, &why)?;
-                self.store.deactivate(d.subscriber_id, &why)?;
-                DispatchStats::bump(&self.stats.deactivated);
-            }
-            Outcome::Migrate(new) => {
-                tracing::info!(to, new = %mask(&new), "chat migrated; address rewritten");
-                self.store.mark_retry(d.id, now_ms(), "chat migrated")?;
-                self.store.rewrite_address(&d.channel, &d.address, &new)?;
-            }
-            Outcome::Fail(why) => {
-                tracing::warn!(delivery = d.id, to, %why, "platform rejected the message");
-                self.store.mark_final(d.id, FinalState::Failed, &why)?;
-                DispatchStats::bump(&self.stats.failed);
-            }
-            Outcome::Expire(why) => {
-                tracing::warn!(delivery = d.id, to, %why, "delivery expired");
-                self.store.mark_final(d.id, FinalState::Expired, &why)?;
-                DispatchStats::bump(&self.stats.expired);
-            }
-        }
-        Ok(())
+    /// The lowest class allowed paid broadcast, if any.
+    pub fn lowest_paid(&self) -> Option<Priority> {
+        self.paid.iter().copied().max()
     }
-}
-
-fn xorshift(mut x: u64) -> u64 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
 }
 
 #[cfg(test)]
@@ -294,32 +158,49 @@ mod tests {
 
     fn settings() -> DispatchSettings {
         DispatchSettings {
-            max_in_flight: 4,
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
-            deadline: Duration::from_secs(3600),
+            ..DispatchSettings::default()
         }
     }
 
-    fn check(result: Result<Sent, SendError>, attempts: u32, until_deadline_s: u64) -> Outcome {
-        decide(result, attempts, Duration::from_secs(until_deadline_s), &settings(), 1.0)
+    fn check(result: Result<Sent, SendError>, kind: ChannelKind, attempts: u32, until_deadline_s: u64) -> Outcome {
+        decide(result, kind, attempts, Some(Duration::from_secs(until_deadline_s)), &settings(), 1.0)
     }
+
+    const CHAT: ChannelKind = ChannelKind::TelegramChat;
 
     #[test]
     fn outcomes() {
-        assert_eq!(check(Ok(Sent { platform_id: "9".into() }), 1, 60), Outcome::Sent("9".into()));
+        assert_eq!(check(Ok(Sent { platform_id: "9".into() }), CHAT, 1, 60), Outcome::Sent("9".into()));
         assert_eq!(
-            check(Err(SendError::RetryAfter { retry_after: Duration::from_secs(7), chat_scoped: true }), 1, 60),
-            Outcome::Retry { after: Duration::from_secs(7), reason: "429 too many requests".into(), hold_chat: true }
+            check(
+                Err(SendError::RateLimited { scope: LimitScope::Channel, retry_after: Duration::from_secs(7) }),
+                CHAT,
+                1,
+                60
+            ),
+            Outcome::Retry {
+                after: Duration::from_secs(7),
+                reason: "429 too many requests".into(),
+                hold: Some(LimitScope::Channel)
+            }
         );
-        assert!(matches!(check(Err(SendError::RecipientGone("blocked".into())), 1, 60), Outcome::Deactivate(_)));
-        assert!(matches!(check(Err(SendError::Rejected("too long".into())), 1, 60), Outcome::Fail(_)));
-        assert_eq!(check(Err(SendError::Migrated("-100".into())), 1, 60), Outcome::Migrate("-100".into()));
+        assert!(matches!(check(Err(SendError::RecipientGone("blocked".into())), CHAT, 1, 60), Outcome::Deactivate(_)));
+        assert!(
+            matches!(
+                check(Err(SendError::RecipientGone("not a member".into())), ChannelKind::TelegramChannel, 1, 60),
+                Outcome::OperatorError(_)
+            ),
+            "a region channel is never deactivated like a person"
+        );
+        assert!(matches!(check(Err(SendError::Rejected("too long".into())), CHAT, 1, 60), Outcome::Fail(_)));
+        assert_eq!(check(Err(SendError::Migrated("-100".into())), CHAT, 1, 60), Outcome::Migrate("-100".into()));
     }
 
     #[test]
-    fn transient_backoff_doubles_caps_and_expires() {
-        let after = |attempts| match check(Err(SendError::Transient("502".into())), attempts, 3600) {
+    fn transient_backoff_doubles_caps_and_expires_only_with_a_deadline() {
+        let after = |attempts| match check(Err(SendError::Transient("502".into())), CHAT, attempts, 3600) {
             Outcome::Retry { after, .. } => after,
             other => panic!("expected retry, got {other:?}"),
         };
@@ -327,6 +208,8 @@ mod tests {
         assert_eq!(after(2), Duration::from_secs(2));
         assert_eq!(after(4), Duration::from_secs(8));
         assert_eq!(after(30), Duration::from_secs(60), "capped at retry_max");
-        assert!(matches!(check(Err(SendError::Transient("502".into())), 5, 3), Outcome::Expire(_)));
+        assert!(matches!(check(Err(SendError::Transient("502".into())), CHAT, 5, 3), Outcome::Expire(_)));
+        let no_deadline = decide(Err(SendError::Transient("502".into())), CHAT, 30, None, &settings(), 1.0);
+        assert!(matches!(no_deadline, Outcome::Retry { .. }), "an evacuation order is retried until it ends");
     }
 }

@@ -135,6 +135,16 @@ pub struct Region {
     pub approx: bool,
     /// alerts.in.ua `location_uid`, which is the same id space as ukrainealarm `regionId`.
     pub feed_id: Option<u32>,
+    /// The region's Telegram channel, where every event reaching the region is posted.
+    pub channel: Option<RegionChannel>,
+}
+
+/// A region's Telegram channel as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionChannel {
+    /// `@username` or `-100…`, already checked.
+    pub address: String,
+    pub lang: Lang,
 }
 
 /// The whole region tree. Built once per config load; cheap to share behind an `Arc`.
@@ -249,6 +259,27 @@ impl RegionTree {
             }
             next = self.regions.get(cur).and_then(|r| r.parent.as_ref());
             Some(cur)
+        })
+    }
+
+    /// A hash of every (region, parent) pair: equal for two trees in which every place
+    /// has the same ancestry, so the match index survives a reload that only changed
+    /// names or orders.
+    pub fn ancestry_fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for r in self.regions.values() {
+            r.id.hash(&mut h);
+            r.parent.hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// True for the levels a resident lives in or next to (a hromada or a settlement):
+    /// an alert there is a threat in their own place, not a raion- or oblast-wide one.
+    pub fn is_local(&self, id: &RegionId) -> bool {
+        self.regions.get(id).is_some_and(|r| {
+            matches!(r.level, Level::Hromada) || (r.level.is_settlement() && r.level != Level::SpecialCity)
         })
     }
 

@@ -254,6 +254,7 @@ mod tests {
             point: None,
             approx: false,
             feed_id: Some(22),
+            channel: None,
         }])
         .expect("tree")
     }

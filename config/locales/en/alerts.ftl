@@ -1,8 +1,10 @@
 # sirena alert texts, English. Plain text only: the program adds the markup.
-# Variables: $kind, $status, $place, $phone, $times, $transport, $who, $what, $when.
+# Variables: $kind, $status, $place, $phone, $times, $transport, $who, $what, $when, $span (a time span, e.g. 10:02–10:05).
 
 alert-started = { $kind }
 alert-ended = All clear: { $kind }
+# A start that ended before it reached the reader, in one line.
+alert-closed = { $kind } in { $place }, { $span }, ended
 
 alert-kind-air_raid = Air raid alert
 alert-kind-artillery = Artillery shelling threat
@@ -24,6 +26,7 @@ evac-started-recommended = Recommended evacuation
 evac-updated = Update: { $status }
 evac-ended = Evacuation order lifted
 evac-cancelled = Evacuation order cancelled: it was issued in error
+evac-closed = Evacuation order for { $place }, { $span }, lifted
 evac-destination = Destination: { $place }
 evac-assembly-points = Assembly points:
 evac-assembly-times = departures at { $times }

@@ -1,8 +1,10 @@
 # Тексти сповіщень sirena, українською. Лише звичайний текст: розмітку додає програма.
-# Змінні: $kind — вид тривоги, $status, $place, $phone, $times, $transport, $who, $what, $when.
+# Змінні: $kind — вид тривоги, $status, $place, $phone, $times, $transport, $who, $what, $when, $span (проміжок часу, напр. 10:02–10:05).
 
 alert-started = { $kind }
 alert-ended = Відбій: { $kind }
+# Старт, що завершився раніше, ніж дійшов до читача: одним рядком.
+alert-closed = { $kind }: { $place }, { $span }, відбій
 
 alert-kind-air_raid = Повітряна тривога
 alert-kind-artillery = Загроза артобстрілу
@@ -24,6 +26,7 @@ evac-started-recommended = Рекомендована евакуація
 evac-updated = Оновлення: { $status }
 evac-ended = Розпорядження про евакуацію знято
 evac-cancelled = Розпорядження про евакуацію скасовано: його видано помилково
+evac-closed = Розпорядження про евакуацію ({ $place }), { $span }, знято
 evac-destination = Куди: { $place }
 evac-assembly-points = Збірні пункти:
 evac-assembly-times = відправлення о { $times }

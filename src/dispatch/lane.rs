@@ -1,0 +1,640 @@
+//! One channel kind's admit loop: claim, plan, render, pace, send, record.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::limits::{Recipient, SharedLimiter, Wait};
+use super::plan::{self, PartRef, Row, Verdict};
+use super::{DeliveryPolicy, DispatchStats, Outcome, decide};
+use crate::alerts::{Event, Priority};
+use crate::channels::{Address, Channel, ChannelKind, LimitScope, Outgoing, SendError, Sent};
+use crate::matcher::IndexDelta;
+use crate::messages::{Composer, Lang, Part, Rendered};
+use crate::regions::RegionTree;
+use crate::store::{
+    Claim, Claimed, DeliveryKey, EventRef, Finish, Finished, NodeId, Store, StoreError, SubscriberId, now_ms,
+};
+
+/// How long the store may fail in a row before the lane gives up and the daemon exits
+/// for its supervisor to restart it.
+const STORE_PATIENCE: Duration = Duration::from_secs(30);
+/// With nothing due, look at the queue this often anyway (another node may have
+/// enqueued, or a retry fell due).
+const IDLE: Duration = Duration::from_secs(2);
+/// Cached rendered texts, cleared when full or when texts or regions change.
+const CACHE_MAX: usize = 4096;
+const EVENTS_MAX: usize = 8192;
+
+/// One channel kind's sender.
+pub struct Lane {
+    pub kind: ChannelKind,
+    /// `None` when no adapter is configured for this kind: its deliveries fail,
+    /// counted, and are never sent through another channel.
+    pub channel: Option<Arc<dyn Channel>>,
+    /// The platform account's limiter, shared with its other lanes and the bot.
+    pub limiter: Option<SharedLimiter>,
+    pub store: Arc<dyn Store>,
+    pub policy: Arc<DeliveryPolicy>,
+    pub composer: watch::Receiver<Arc<Composer>>,
+    pub tree: watch::Receiver<Arc<RegionTree>>,
+    pub node: NodeId,
+    pub stats: Arc<DispatchStats>,
+    /// Bumped by the pipeline when it enqueued something.
+    pub wake: watch::Receiver<u64>,
+    /// Tells the pipeline to drop a deactivated subscriber from the match index.
+    pub deltas: Option<mpsc::UnboundedSender<IndexDelta>>,
+    /// One request's budget; the adapter's own timeout should be a little shorter.
+    pub send_timeout: Duration,
+}
+
+/// A chat's message, rendered and waiting for (or on) the wire.
+struct Ready {
+    subscriber: SubscriberId,
+    to: Address,
+    recipient: Recipient,
+    carried: Vec<DeliveryKey>,
+    parts: usize,
+    text: Arc<Rendered>,
+    paid: bool,
+    attempts: u32,
+    /// The latest deadline of the carried deliveries; `None` if any has none.
+    deadline_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum PartKey {
+    Event { event: EventRef, as_new: bool },
+    Closed { start: EventRef, end: EventRef },
+}
+
+type RenderKey = (Vec<PartKey>, Lang);
+
+/// What a lane keeps between rounds.
+struct State {
+    in_flight: JoinSet<Result<Sent, SendError>>,
+    sending: HashMap<tokio::task::Id, Box<Ready>>,
+    /// Chats with a message in flight or held.
+    busy: HashSet<SubscriberId>,
+    /// Rendered messages waiting for the limiter, with when to try again.
+    held: Vec<(Instant, Box<Ready>)>,
+    /// Outcomes not yet written to the store.
+    to_finish: Vec<Finished>,
+    events: HashMap<EventRef, Arc<Event>>,
+    cache: HashMap<RenderKey, Arc<Rendered>>,
+    /// When the last claim found less than it asked for, the queue is (nearly) empty.
+    queue_short: bool,
+    next_renew: Instant,
+    next_requeue: Instant,
+    failing_since: Option<Instant>,
+    seed: u64,
+}
+
+impl Lane {
+    /// Runs until `cancel`, then drains for at most `grace`. Returns an error only when
+    /// the store has failed for good.
+    pub async fn run(mut self, cancel: CancellationToken, grace: Duration) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut st = State {
+            in_flight: JoinSet::new(),
+            sending: HashMap::new(),
+            busy: HashSet::new(),
+            held: Vec::new(),
+            to_finish: Vec::new(),
+            events: HashMap::new(),
+            cache: HashMap::new(),
+            queue_short: false,
+            next_renew: now,
+            next_requeue: now,
+            failing_since: None,
+            seed: now_ms() as u64 | 1,
+        };
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let busy_again = match self.round(&mut st).await {
+                Ok(more) => {
+                    st.failing_since = None;
+                    more
+                }
+                Err(e) => {
+                    let since = *st.failing_since.get_or_insert_with(Instant::now);
+                    if e.is_permanent() || since.elapsed() > STORE_PATIENCE {
+                        tracing::error!(kind = %self.kind, error = %e, "the store keeps failing; the dispatcher stops");
+                        return Err(e);
+                    }
+                    tracing::error!(kind = %self.kind, error = %e, "store call failed; retrying in a second");
+                    false
+                }
+            };
+            if busy_again {
+                continue;
+            }
+            let wake_at = self.next_wake(&st);
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                Some(joined) = st.in_flight.join_next_with_id(), if !st.in_flight.is_empty() => {
+                    if let Err(e) = self.on_joined(&mut st, joined).await {
+                        tracing::error!(kind = %self.kind, error = %e, "could not record a send; will retry");
+                    }
+                }
+                r = self.wake.changed() => {
+                    if r.is_err() {
+                        // The pipeline is gone; keep draining what is queued.
+                        self.wake = watch::channel(0).1;
+                    }
+                }
+                () = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+        self.shutdown(st, grace).await
+    }
+
+    fn next_wake(&self, st: &State) -> Instant {
+        let now = Instant::now();
+        let mut at = now + IDLE;
+        at = at.min(st.next_renew).min(st.next_requeue);
+        if let Some(held) = st.held.iter().map(|(t, _)| *t).min() {
+            at = at.min(held);
+        }
+        if !st.queue_short
+            && let Some(l) = &self.limiter
+        {
+            at = at.min(l.next_free(self.policy.lowest_paid().is_some()));
+        }
+        if st.failing_since.is_some() {
+            at = at.min(now + Duration::from_secs(1)).max(now + Duration::from_millis(200));
+        }
+        at
+    }
+
+    /// One round of work. Returns true when there is more to do at once.
+    async fn round(&self, st: &mut State) -> Result<bool, StoreError> {
+        while let Some(joined) = st.in_flight.try_join_next_with_id() {
+            self.on_joined(st, joined).await?;
+        }
+        self.flush(st).await?;
+        self.housekeeping(st).await?;
+        if !self.start_held(st) {
+            return Ok(false);
+        }
+        let claimed = self.claim(st).await?;
+        if claimed == 0 {
+            return Ok(false);
+        }
+        self.flush(st).await?;
+        // More may be waiting; go again while there is room and the limiter allows.
+        let room = self.room(st) > 0 && self.capacity(false) > 0;
+        Ok(room && !st.queue_short)
+    }
+
+    async fn flush(&self, st: &mut State) -> Result<(), StoreError> {
+        if st.to_finish.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut st.to_finish);
+        if let Err(e) = self.store.finish(self.node, batch.clone()).await {
+            st.to_finish = batch;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn housekeeping(&self, st: &mut State) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let lease = self.policy.settings.lease;
+        if now >= st.next_renew {
+            self.store.renew_leases(self.node, now_ms() + lease.as_millis() as i64).await?;
+            st.next_renew = now + lease / 3;
+        }
+        if now >= st.next_requeue {
+            let n = self.store.requeue_expired_leases(now_ms()).await?;
+            if n > 0 {
+                tracing::warn!(kind = %self.kind, requeued = n, "deliveries whose lease ran out are queued again (a node stopped mid-send)");
+            }
+            st.next_requeue = now + (lease / 2).clamp(Duration::from_millis(500), Duration::from_secs(5));
+        }
+        Ok(())
+    }
+
+    fn room(&self, st: &State) -> usize {
+        self.policy.settings.max_in_flight.saturating_sub(st.in_flight.len() + st.held.len())
+    }
+
+    fn capacity(&self, paid: bool) -> usize {
+        match &self.limiter {
+            Some(l) => l.available(paid),
+            None => usize::MAX,
+        }
+    }
+
+    /// Starts held messages whose time has come. Returns false when the limiter holds
+    /// everyone, so nothing new should be claimed.
+    fn start_held(&self, st: &mut State) -> bool {
+        let now = Instant::now();
+        let mut still = Vec::new();
+        let mut open = true;
+        for (at, ready) in std::mem::take(&mut st.held) {
+            if !open || at > now {
+                still.push((at, ready));
+                continue;
+            }
+            if let Err((wait, ready)) = self.try_start(st, ready) {
+                if matches!(wait, Wait::Global(_)) {
+                    open = false;
+                }
+                still.push((wait.until(), ready));
+            }
+        }
+        st.held = still;
+        open
+    }
+
+    /// Claims as many chats as the limiter lets through now; returns the rows claimed.
+    async fn claim(&self, st: &mut State) -> Result<usize, StoreError> {
+        let room = self.room(st);
+        if room == 0 {
+            return Ok(0);
+        }
+        let now = now_ms();
+        let lease_until_ms = now + self.policy.settings.lease.as_millis() as i64;
+        let mut rows = Vec::new();
+        let mut asked = 0;
+        let mut chats = 0;
+        if let Some(lowest) = self.policy.lowest_paid() {
+            let n = room.min(self.capacity(true));
+            if n > 0 {
+                let got = self
+                    .store
+                    .claim(Claim {
+                        kind: self.kind,
+                        priorities: Priority::MandatoryEvacuation..=lowest,
+                        chats: n,
+                        busy: st.busy.iter().copied().collect(),
+                        node: self.node,
+                        now_ms: now,
+                        lease_until_ms,
+                    })
+                    .await?;
+                asked += n;
+                chats += distinct_chats(&got);
+                rows.extend(got);
+            }
+        }
+        let n = room.saturating_sub(chats).min(self.capacity(false).saturating_sub(chats));
+        if n > 0 {
+            let mut busy: Vec<SubscriberId> = st.busy.iter().copied().collect();
+            busy.extend(rows.iter().map(|r: &Claimed| r.key.subscriber));
+            let got = self
+                .store
+                .claim(Claim {
+                    kind: self.kind,
+                    priorities: Priority::MandatoryEvacuation..=Priority::Info,
+                    chats: n,
+                    busy,
+                    node: self.node,
+                    now_ms: now,
+                    lease_until_ms,
+                })
+                .await?;
+            asked += n;
+            chats += distinct_chats(&got);
+            rows.extend(got);
+        }
+        st.queue_short = asked > 0 && chats < asked;
+        let claimed = rows.len();
+        if claimed > 0 {
+            self.start_jobs(st, rows).await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Plans, renders and starts the claimed rows, one message per chat.
+    async fn start_jobs(&self, st: &mut State, rows: Vec<Claimed>) -> Result<(), StoreError> {
+        let missing: Vec<EventRef> = {
+            let mut m: Vec<EventRef> =
+                rows.iter().map(|r| r.key.event).filter(|e| !st.events.contains_key(e)).collect();
+            m.sort_unstable();
+            m.dedup();
+            m
+        };
+        if !missing.is_empty() {
+            if st.events.len() > EVENTS_MAX {
+                st.events.clear();
+            }
+            for (r, e) in self.store.events(missing).await? {
+                st.events.insert(r, Arc::new(e));
+            }
+        }
+        let mut jobs: Vec<(SubscriberId, Vec<Claimed>)> = Vec::new();
+        let mut at: HashMap<SubscriberId, usize> = HashMap::new();
+        for row in rows {
+            let i = *at.entry(row.key.subscriber).or_insert_with(|| {
+                jobs.push((row.key.subscriber, Vec::new()));
+                jobs.len() - 1
+            });
+            jobs[i].1.push(row);
+        }
+        // The most urgent chat first.
+        jobs.sort_by_key(|(_, rows)| rows.iter().map(|r| (r.priority, r.key.event)).min());
+        if self.composer.has_changed().unwrap_or(false) || self.tree.has_changed().unwrap_or(false) {
+            st.cache.clear();
+        }
+        let mut open = true;
+        for (subscriber, rows) in jobs {
+            let Some(ready) = self.prepare(st, subscriber, rows) else { continue };
+            if !open {
+                st.busy.insert(ready.subscriber);
+                st.held.push((Instant::now(), ready));
+                continue;
+            }
+            if let Err((wait, ready)) = self.try_start(st, ready) {
+                open = !matches!(wait, Wait::Global(_));
+                st.busy.insert(ready.subscriber);
+                st.held.push((wait.until(), ready));
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans one chat's rows; records the superseded and expired ones; renders the rest.
+    fn prepare(&self, st: &mut State, subscriber: SubscriberId, rows: Vec<Claimed>) -> Option<Box<Ready>> {
+        let now = now_ms();
+        // Rows whose event is unknown cannot be rendered; they fail rather than loop.
+        let (rows, orphans): (Vec<Claimed>, Vec<Claimed>) =
+            rows.into_iter().partition(|r| st.events.contains_key(&r.key.event));
+        for r in orphans {
+            tracing::error!(delivery = %r.key, "delivery of an event the store does not have");
+            self.finish(st, r.key, Finish::Failed { error: "event missing".into() });
+        }
+        let first = rows.first()?.clone();
+        let events: Vec<Arc<Event>> = rows.iter().filter_map(|r| st.events.get(&r.key.event).cloned()).collect();
+        let plan_rows: Vec<Row<'_>> = rows.iter().zip(&events).map(|(c, e)| Row { claimed: c, event: e }).collect();
+        let planned = plan::plan(&plan_rows, now, self.policy.settings.superseded);
+        let mut carried = Vec::new();
+        for (i, v) in planned.verdicts.iter().enumerate() {
+            let key = rows[i].key;
+            match v {
+                Verdict::Carried => carried.push(i),
+                Verdict::Superseded => {
+                    DispatchStats::bump(&self.stats.superseded, 1);
+                    st.to_finish.push(Finished { key, finish: Finish::Superseded });
+                }
+                Verdict::Expired => {
+                    DispatchStats::bump(&self.stats.expired, 1);
+                    st.to_finish.push(Finished {
+                        key,
+                        finish: Finish::Expired { reason: "deadline passed before sending".into() },
+                    });
+                }
+            }
+        }
+        if carried.is_empty() {
+            return None;
+        }
+        let keys: Vec<DeliveryKey> = carried.iter().map(|&i| rows[i].key).collect();
+        let fail_all = |st: &mut State, error: String| {
+            for &k in &keys {
+                st.to_finish.push(Finished { key: k, finish: Finish::Failed { error: error.clone() } });
+            }
+        };
+        if self.channel.is_none() {
+            DispatchStats::bump(&self.stats.unconfigured, keys.len() as u64);
+            tracing::warn!(kind = %self.kind, deliveries = keys.len(), "no channel of this kind is configured; deliveries fail");
+            fail_all(st, format!("no {} channel is configured", self.kind));
+            return None;
+        }
+        let to = match Address::parse(self.kind, &first.address) {
+            Ok(a) => a,
+            Err(e) => {
+                DispatchStats::bump(&self.stats.failed, keys.len() as u64);
+                tracing::warn!(subscriber, error = %e, "undeliverable address");
+                fail_all(st, e.to_string());
+                return None;
+            }
+        };
+        let key: RenderKey = (
+            planned
+                .parts
+                .iter()
+                .map(|p| match *p {
+                    PartRef::Event { row, as_new } => PartKey::Event { event: rows[row].key.event, as_new },
+                    PartRef::Closed { start, end } => {
+                        PartKey::Closed { start: rows[start].key.event, end: rows[end].key.event }
+                    }
+                })
+                .collect(),
+            first.lang,
+        );
+        if st.cache.len() > CACHE_MAX {
+            st.cache.clear();
+        }
+        let text = st
+            .cache
+            .entry(key)
+            .or_insert_with(|| {
+                let parts: Vec<Part<'_>> = planned
+                    .parts
+                    .iter()
+                    .map(|p| match *p {
+                        PartRef::Event { row, as_new } => Part::Event { event: &events[row], as_new },
+                        PartRef::Closed { start, end } => Part::Closed { start: &events[start], end: &events[end] },
+                    })
+                    .collect();
+                let composer = self.composer.borrow().clone();
+                let tree = self.tree.borrow().clone();
+                Arc::new(composer.render(&parts, first.lang, self.kind.format(), &tree))
+            })
+            .clone();
+        let deadline_ms =
+            carried.iter().map(|&i| rows[i].deadline_ms).collect::<Option<Vec<_>>>().and_then(|d| d.into_iter().max());
+        Some(Box::new(Ready {
+            subscriber,
+            recipient: Recipient::of(&to),
+            to,
+            parts: planned.parts.len(),
+            paid: carried.iter().any(|&i| self.policy.is_paid(rows[i].priority)),
+            attempts: carried.iter().map(|&i| rows[i].attempts).max().unwrap_or(1),
+            carried: keys,
+            text,
+            deadline_ms,
+        }))
+    }
+
+    /// Sends now if the limiter allows; otherwise hands the message back with the wait.
+    fn try_start(&self, st: &mut State, ready: Box<Ready>) -> Result<(), (Wait, Box<Ready>)> {
+        if let Some(l) = &self.limiter
+            && let Err(w) = l.try_acquire(&ready.recipient, ready.paid)
+        {
+            return Err((w, ready));
+        }
+        let Some(channel) = self.channel.clone() else {
+            return Ok(());
+        };
+        let (to, text, paid) = (ready.to.clone(), ready.text.clone(), ready.paid);
+        let limit = self.send_timeout;
+        let handle = st.in_flight.spawn(async move {
+            let message = Outgoing { to: &to, text: &text.text, silent: text.silent, paid, buttons: &[] };
+            match tokio::time::timeout(limit, channel.send(message)).await {
+                Ok(r) => r,
+                Err(_) => Err(SendError::Transient(format!("no answer within {limit:?}"))),
+            }
+        });
+        st.busy.insert(ready.subscriber);
+        st.sending.insert(handle.id(), ready);
+        Ok(())
+    }
+
+    fn finish(&self, st: &mut State, key: DeliveryKey, finish: Finish) {
+        st.to_finish.push(Finished { key, finish });
+    }
+
+    fn finish_all(&self, st: &mut State, ready: &Ready, finish: Finish) {
+        for &key in &ready.carried {
+            st.to_finish.push(Finished { key, finish: finish.clone() });
+        }
+    }
+
+    async fn on_joined(
+        &self,
+        st: &mut State,
+        joined: Result<(tokio::task::Id, Result<Sent, SendError>), tokio::task::JoinError>,
+    ) -> Result<(), StoreError> {
+        let (id, result) = match joined {
+            Ok((id, r)) => (id, Some(r)),
+            Err(e) => (e.id(), None),
+        };
+        let Some(ready) = st.sending.remove(&id) else { return Ok(()) };
+        st.busy.remove(&ready.subscriber);
+        let to = ready.to.masked();
+        let Some(result) = result else {
+            // The send task panicked (or was aborted at shutdown): nothing is known of
+            // the request, so its deliveries go back to the queue.
+            DispatchStats::bump(&self.stats.panics, 1);
+            tracing::error!(kind = %self.kind, to, "a send task panicked; its deliveries are queued again");
+            self.finish_all(
+                st,
+                &ready,
+                Finish::Retry { not_before_ms: now_ms() + 1_000, error: "send task panicked".into() },
+            );
+            return Ok(());
+        };
+        let until_deadline = ready.deadline_ms.map(|d| Duration::from_millis((d - now_ms()).max(0) as u64));
+        st.seed = xorshift(st.seed);
+        let jitter = (st.seed % 10_000) as f64 / 10_000.0;
+        let outcome = decide(result, self.kind, ready.attempts, until_deadline, &self.policy.settings, jitter);
+        let n = ready.carried.len() as u64;
+        match outcome {
+            Outcome::Sent(platform_id) => {
+                DispatchStats::bump(&self.stats.messages, 1);
+                DispatchStats::bump(&self.stats.sent, n);
+                if ready.parts > 1 {
+                    DispatchStats::bump(&self.stats.coalesced, 1);
+                }
+                tracing::debug!(kind = %self.kind, to, deliveries = n, parts = ready.parts, "sent");
+                self.finish_all(st, &ready, Finish::Sent { platform_id });
+            }
+            Outcome::Retry { after, reason, hold } => {
+                if let Some(scope) = hold {
+                    DispatchStats::bump(&self.stats.rate_limited, 1);
+                    if let Some(l) = &self.limiter {
+                        let who = (scope == LimitScope::Recipient).then_some(&ready.recipient);
+                        l.penalize(who, Instant::now() + after);
+                    }
+                    tracing::warn!(kind = %self.kind, to, ?after, ?scope, "platform answered 429 despite our limiter; holding sends for retry_after");
+                } else {
+                    tracing::info!(kind = %self.kind, to, ?after, %reason, "send failed, will retry");
+                }
+                DispatchStats::bump(&self.stats.retried, 1);
+                let not_before_ms = now_ms() + after.as_millis() as i64;
+                self.finish_all(st, &ready, Finish::Retry { not_before_ms, error: reason });
+            }
+            Outcome::Deactivate(why) => {
+                tracing::info!(kind = %self.kind, subscriber = ready.subscriber, to, %why, "recipient gone; subscriber deactivated");
+                DispatchStats::bump(&self.stats.deactivated, 1);
+                DispatchStats::bump(&self.stats.failed, n);
+                self.finish_all(st, &ready, Finish::Failed { error: why.clone() });
+                self.store.deactivate(ready.subscriber, &why).await?;
+                if let Some(d) = &self.deltas {
+                    let _ = d.send(IndexDelta::Deactivated(ready.subscriber));
+                }
+            }
+            Outcome::OperatorError(why) => {
+                tracing::error!(kind = %self.kind, channel = %ready.to, %why, "the region channel refused a post: make the bot an admin of the channel or fix the region file");
+                DispatchStats::bump(&self.stats.channel_errors, 1);
+                DispatchStats::bump(&self.stats.failed, n);
+                self.finish_all(st, &ready, Finish::Failed { error: why });
+            }
+            Outcome::Migrate(new) => {
+                tracing::info!(kind = %self.kind, to, new = %crate::config::secret::mask(&new), "chat migrated; address rewritten");
+                DispatchStats::bump(&self.stats.migrated, 1);
+                self.store.rewrite_address(self.kind, &ready.to.to_string(), &new).await?;
+                self.finish_all(st, &ready, Finish::Retry { not_before_ms: now_ms(), error: "chat migrated".into() });
+            }
+            Outcome::Fail(why) => {
+                tracing::warn!(kind = %self.kind, to, %why, "platform rejected the message");
+                DispatchStats::bump(&self.stats.failed, n);
+                self.finish_all(st, &ready, Finish::Failed { error: why });
+            }
+            Outcome::Expire(why) => {
+                tracing::warn!(kind = %self.kind, to, %why, "delivery expired");
+                DispatchStats::bump(&self.stats.expired, n);
+                self.finish_all(st, &ready, Finish::Expired { reason: why });
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets requests on the wire finish for `grace`, records what was learnt, and hands
+    /// every other claimed delivery back to the queue.
+    async fn shutdown(&self, mut st: State, grace: Duration) -> Result<(), StoreError> {
+        st.held.clear();
+        let deadline = Instant::now() + grace;
+        while !st.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, st.in_flight.join_next_with_id()).await {
+                Ok(Some(joined)) => {
+                    if let Err(e) = self.on_joined(&mut st, joined).await {
+                        tracing::warn!(error = %e, "could not record a send at shutdown");
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        kind = %self.kind,
+                        left = st.in_flight.len(),
+                        "shutdown grace over; unanswered sends are queued again and may repeat"
+                    );
+                    st.in_flight.abort_all();
+                    break;
+                }
+            }
+        }
+        // Unanswered sends were aborted: their rows are released below, not retried.
+        st.to_finish.retain(|f| !matches!(&f.finish, Finish::Retry { error, .. } if error == "send task panicked"));
+        self.flush(&mut st).await?;
+        let released = self.store.release(self.node).await?;
+        if released > 0 {
+            tracing::info!(kind = %self.kind, released, "claimed deliveries handed back to the queue");
+        }
+        Ok(())
+    }
+}
+
+fn distinct_chats(rows: &[Claimed]) -> usize {
+    let set: HashSet<SubscriberId> = rows.iter().map(|r| r.key.subscriber).collect();
+    set.len()
+}
+
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}

@@ -1,0 +1,407 @@
+//! Rendering: what one reader is told, in one message, in their channel's format.
+//!
+//! The dispatcher hands over the parts of one message — the events a reader has not
+//! been told yet, already merged by subject and sorted by priority — and gets one
+//! text back. Each part is first laid out as a [`Block`] (an icon, a title, one fact
+//! per line), then written out per [`Format`]: Telegram HTML (bold title, escaped
+//! text, ≤ 4096), a channel post (the same, with hashtags of the places), or compact
+//! SMS text (no markup, no icons, the facts a feature-phone reader acts on).
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
+
+use super::{Composer, Lang, Rendered};
+use crate::alerts::orders::{Change, Order, OrderStatus};
+use crate::alerts::{AlertKind, Event, EventDetail, Transition};
+use crate::regions::RegionTree;
+
+/// Telegram counts message length in UTF-16 code units after entity parsing; we
+/// bound the raw HTML, which is never shorter, so the bound is safe.
+pub const TELEGRAM_MAX_UTF16: usize = 4096;
+
+/// SMS texts are cut here until the SMS adapters' segment rules take over.
+pub const SMS_MAX_CHARS: usize = 612;
+
+/// How a message is written for its channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    /// A private Telegram chat: HTML parse mode.
+    TelegramHtml,
+    /// A region's Telegram channel: HTML, with the places as hashtags so readers can
+    /// find every post about their raion.
+    ChannelPost,
+    /// Plain compact text for a phone.
+    Sms,
+}
+
+/// One thing a message says.
+#[derive(Clone, Copy, Debug)]
+pub enum Part<'a> {
+    /// An event as it stands. `as_new` renders an update as a start, for a reader who
+    /// was never told the start (the start and its updates were merged).
+    Event { event: &'a Event, as_new: bool },
+    /// A start that ended before it reached the reader, told in one line:
+    /// "Air raid alert in Kupiansk Raion, 10:02–10:05, ended".
+    Closed { start: &'a Event, end: &'a Event },
+}
+
+impl Part<'_> {
+    fn silent(&self) -> bool {
+        match self {
+            Part::Closed { .. } => true,
+            Part::Event { event, as_new } => match (&event.detail, event.transition) {
+                (_, Transition::Started) => false,
+                (EventDetail::Order { .. }, Transition::Updated) => false,
+                (_, Transition::Updated) => !as_new,
+                (EventDetail::Order { .. }, Transition::Cancelled) => false,
+                (_, Transition::Ended | Transition::Cancelled) => true,
+            },
+        }
+    }
+}
+
+/// One fact on its own line.
+enum Line {
+    Text(String),
+    /// Said in passing (italic in HTML): what changed in an update.
+    Note(String),
+    /// An assembly point: its name stands out; `map` is a point to link to.
+    Point {
+        name: String,
+        rest: String,
+        map: Option<[f64; 2]>,
+    },
+    /// Free text from the administration, set apart by a blank line.
+    Free(String),
+}
+
+/// One part laid out.
+struct Block {
+    icon: &'static str,
+    title: String,
+    /// The places the part concerns, as names.
+    places: Vec<String>,
+    lines: Vec<Line>,
+}
+
+impl Composer {
+    /// Renders the parts of one message, highest priority first, in `format`.
+    pub fn render(&self, parts: &[Part<'_>], lang: Lang, format: Format, tree: &RegionTree) -> Rendered {
+        let blocks: Vec<Block> = parts.iter().map(|p| self.block(p, lang, tree)).collect();
+        let silent = !parts.is_empty() && parts.iter().all(Part::silent);
+        let text = match format {
+            Format::TelegramHtml => html(&blocks, false),
+            Format::ChannelPost => html(&blocks, true),
+            Format::Sms => sms(&blocks),
+        };
+        Rendered { text, silent }
+    }
+
+    fn block(&self, part: &Part<'_>, lang: Lang, tree: &RegionTree) -> Block {
+        match *part {
+            Part::Closed { start, end } => self.closed_block(start, end, lang, tree),
+            Part::Event { event, as_new } => {
+                let places = event.targets.iter().map(|t| tree.name(t, lang)).collect();
+                match &event.detail {
+                    EventDetail::Alert { .. } => self.alert_block(event, places, lang),
+                    EventDetail::Order { order, changes } => {
+                        let transition = if as_new { Transition::Started } else { event.transition };
+                        self.order_block(transition, order, changes, places, lang, tree)
+                    }
+                }
+            }
+        }
+    }
+
+    fn kind_name(&self, lang: Lang, kind: AlertKind) -> String {
+        self.text(lang, &format!("alert-kind-{kind}"), &[], kind.as_str())
+    }
+
+    fn alert_block(&self, event: &Event, places: Vec<String>, lang: Lang) -> Block {
+        let kind = self.kind_name(lang, event.kind);
+        let (icon, id) = match event.transition {
+            Transition::Started | Transition::Updated => ("🔴", "alert-started"),
+            Transition::Ended | Transition::Cancelled => ("🟢", "alert-ended"),
+        };
+        let title = self.text(lang, id, &[("kind", &kind)], &kind);
+        let mut lines = Vec::new();
+        if event.transition == Transition::Started {
+            let advice = match event.kind {
+                AlertKind::Info | AlertKind::Evacuation => None,
+                k @ (AlertKind::AirRaid
+                | AlertKind::Artillery
+                | AlertKind::Chemical
+                | AlertKind::Nuclear
+                | AlertKind::UrbanFights) => Some(k.as_str()),
+                AlertKind::Unknown => Some("unknown"),
+            };
+            if let Some(k) = advice {
+                lines.push(Line::Text(self.text(lang, &format!("alert-advice-{k}"), &[], "")));
+            }
+        }
+        Block { icon, title, places, lines }
+    }
+
+    fn closed_block(&self, start: &Event, end: &Event, lang: Lang, tree: &RegionTree) -> Block {
+        let place = end.targets.iter().map(|t| tree.name(t, lang)).collect::<Vec<_>>().join(", ");
+        let (from, icon, line) = match &start.detail {
+            EventDetail::Alert { started_at, .. } => (*started_at, "🟢", "alert-closed"),
+            EventDetail::Order { order, .. } => (order.issued_at.to_utc(), "✅", "evac-closed"),
+        };
+        let span = time_span(from, end.at);
+        let kind = self.kind_name(lang, start.kind);
+        let fallback = format!("{kind}: {place}, {span}");
+        let title = self.text(lang, line, &[("kind", &kind), ("place", &place), ("span", &span)], &fallback);
+        Block { icon, title, places: Vec::new(), lines: Vec::new() }
+    }
+
+    fn order_block(
+        &self,
+        transition: Transition,
+        order: &Order,
+        changes: &[Change],
+        places: Vec<String>,
+        lang: Lang,
+        tree: &RegionTree,
+    ) -> Block {
+        let status_title = |s: OrderStatus| {
+            let id = if s == OrderStatus::Mandatory { "evac-started-mandatory" } else { "evac-started-recommended" };
+            self.text(lang, id, &[], "Evacuation")
+        };
+        let (icon, title) = match transition {
+            Transition::Started => ("🚨", status_title(order.status)),
+            Transition::Updated => {
+                ("🔄", self.text(lang, "evac-updated", &[("status", &status_title(order.status))], "Evacuation update"))
+            }
+            Transition::Ended => ("✅", self.text(lang, "evac-ended", &[], "Evacuation order lifted")),
+            Transition::Cancelled => ("❌", self.text(lang, "evac-cancelled", &[], "Evacuation order cancelled")),
+        };
+        let mut lines = Vec::new();
+        let fact = |id: &str, key: &str, value: &str| Line::Text(self.text(lang, id, &[(key, value)], value));
+        if matches!(transition, Transition::Ended | Transition::Cancelled) {
+            if let Some(h) = &order.hotline {
+                lines.push(fact("evac-hotline", "phone", h));
+            }
+            return Block { icon, title, places, lines };
+        }
+        if transition == Transition::Updated && !changes.is_empty() {
+            let what: Vec<String> = changes
+                .iter()
+                .map(|c| {
+                    let key =
+                        serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                    self.text(lang, &format!("evac-change-{key}"), &[], &key)
+                })
+                .collect();
+            lines.push(Line::Note(self.text(lang, "evac-changed", &[("what", &what.join(", "))], "")));
+        }
+        if let Some(who) = &order.who {
+            lines.push(fact("evac-who", "who", who.get(lang)));
+        }
+        if let Some(dest) = &order.destination {
+            lines.push(fact("evac-destination", "place", dest.get(lang)));
+        }
+        if !order.assembly_points.is_empty() {
+            lines.push(Line::Text(self.text(lang, "evac-assembly-points", &[], "Assembly points:")));
+            for p in &order.assembly_points {
+                let mut rest = String::new();
+                if let Some(a) = &p.address {
+                    rest.push_str(&format!(", {}", a.get(lang)));
+                } else if let Some(place) = &p.place {
+                    rest.push_str(&format!(", {}", tree.name(place, lang)));
+                }
+                if !p.times.is_empty() {
+                    let times = p.times.join(", ");
+                    rest.push_str(&format!(
+                        " — {}",
+                        self.text(lang, "evac-assembly-times", &[("times", &times)], &times)
+                    ));
+                }
+                lines.push(Line::Point { name: p.name.get(lang).to_owned(), rest, map: p.at });
+            }
+        }
+        if let Some(t) = &order.transport {
+            lines.push(fact("evac-transport", "transport", t.get(lang)));
+        }
+        if let Some(h) = &order.hotline {
+            lines.push(fact("evac-hotline", "phone", h));
+        }
+        if let Some(e) = &order.expires_at {
+            let when = e.format("%d.%m.%Y %H:%M").to_string();
+            lines.push(fact("evac-expires", "when", &when));
+        }
+        if let Some(t) = &order.text {
+            lines.push(Line::Free(t.get(lang).to_owned()));
+        }
+        Block { icon, title, places, lines }
+    }
+}
+
+fn html(blocks: &[Block], hashtags: bool) -> String {
+    let mut parts = Vec::new();
+    for b in blocks {
+        let mut out = vec![format!("{} <b>{}</b>", b.icon, escape(&b.title))];
+        if !b.places.is_empty() {
+            out.push(escape(&b.places.join(", ")));
+        }
+        for line in &b.lines {
+            out.push(match line {
+                Line::Text(t) => escape(t),
+                Line::Note(t) => format!("<i>{}</i>", escape(t)),
+                Line::Free(t) => format!("\n{}", escape(t)),
+                Line::Point { name, rest, map } => {
+                    let mut l = format!("• <b>{}</b>{}", escape(name), escape(rest));
+                    if let Some([lat, lon]) = map {
+                        l.push_str(&format!(
+                            " (<a href=\"https://maps.google.com/?q={lat:.5},{lon:.5}\">{lat:.4}, {lon:.4}</a>)"
+                        ));
+                    }
+                    l
+                }
+            });
+        }
+        if hashtags && !b.places.is_empty() {
+            out.push(b.places.iter().map(|p| hashtag(p)).collect::<Vec<_>>().join(" "));
+        }
+        parts.push(out.into_iter().filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n"));
+    }
+    let mut text = parts.join("\n\n");
+    truncate_lines(&mut text, TELEGRAM_MAX_UTF16, |s| s.encode_utf16().count());
+    text
+}
+
+fn sms(blocks: &[Block]) -> String {
+    let mut parts = Vec::new();
+    for b in blocks {
+        let mut facts = vec![b.title.clone()];
+        if !b.places.is_empty() {
+            facts.push(b.places.join(", "));
+        }
+        for line in &b.lines {
+            match line {
+                Line::Text(t) | Line::Note(t) | Line::Free(t) => facts.push(t.clone()),
+                Line::Point { name, rest, .. } => facts.push(format!("{name}{rest}")),
+            }
+        }
+        let facts: Vec<&str> = facts.iter().map(|f| f.trim().trim_end_matches('.')).filter(|f| !f.is_empty()).collect();
+        parts.push(format!("{}.", facts.join(". ")));
+    }
+    let mut text = parts.join("\n");
+    truncate_lines(&mut text, SMS_MAX_CHARS, |s| s.chars().count());
+    text
+}
+
+/// `#Куп_янський_район`: letters and digits kept, everything else an underscore.
+fn hashtag(place: &str) -> String {
+    let mut tag = String::from("#");
+    for c in place.chars() {
+        if c.is_alphanumeric() {
+            tag.push(c);
+        } else if !tag.ends_with('_') && tag.len() > 1 {
+            tag.push('_');
+        }
+    }
+    tag.trim_end_matches('_').to_owned()
+}
+
+/// Escapes text for Telegram's HTML parse mode: `<`, `>`, `&` and `"`.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cuts a message to fit at a line boundary, so no tag or entity is split, and marks
+/// the cut. Parts are in priority order, so what is cut is the least urgent.
+fn truncate_lines(text: &mut String, max: usize, len: impl Fn(&str) -> usize) {
+    if len(text) <= max {
+        return;
+    }
+    let mut kept = String::new();
+    for line in text.lines() {
+        if len(&kept) + len(line) + 2 > max {
+            break;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept.push('…');
+    *text = kept;
+}
+
+/// "10:02–10:05" in Kyiv time, with dates when the span crosses midnight.
+fn time_span(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let (f, t) = (kyiv(from), kyiv(to));
+    if f.date_naive() == t.date_naive() {
+        format!("{}–{}", f.format("%H:%M"), t.format("%H:%M"))
+    } else {
+        format!("{} – {}", f.format("%d.%m %H:%M"), t.format("%d.%m %H:%M"))
+    }
+}
+
+/// Kyiv local time: UTC+2, and UTC+3 from 01:00 UTC on the last Sunday of March to
+/// 01:00 UTC on the last Sunday of October (the European rule Ukraine follows).
+pub fn kyiv(at: DateTime<Utc>) -> DateTime<chrono::FixedOffset> {
+    let last_sunday_1am = |month: u32| {
+        let first_of_next = if month == 12 {
+            Utc.with_ymd_and_hms(at.year() + 1, 1, 1, 1, 0, 0)
+        } else {
+            Utc.with_ymd_and_hms(at.year(), month + 1, 1, 1, 0, 0)
+        };
+        let mut day = first_of_next.single().unwrap_or(at) - Duration::days(1);
+        while day.weekday() != Weekday::Sun {
+            day -= Duration::days(1);
+        }
+        day
+    };
+    let summer = at >= last_sunday_1am(3) && at < last_sunday_1am(10);
+    let hours = if summer { 3 } else { 2 };
+    let offset = chrono::FixedOffset::east_opt(hours * 3600).expect("a whole-hour offset is valid");
+    at.with_timezone(&offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_html_specials() {
+        assert_eq!(escape("a < b & \"c\" > d"), "a &lt; b &amp; &quot;c&quot; &gt; d");
+    }
+
+    #[test]
+    fn truncation_keeps_whole_lines() {
+        let mut s = "<b>x</b>\n".repeat(1000);
+        truncate_lines(&mut s, 100, |s| s.encode_utf16().count());
+        assert!(s.encode_utf16().count() <= 100);
+        assert!(s.ends_with('…'));
+        assert!(!s.contains("<b>x\n"));
+    }
+
+    #[test]
+    fn kyiv_time_follows_summer_time() {
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("date").to_utc();
+        // 2023: summer time from 26 March to 29 October, 01:00 UTC.
+        assert_eq!(kyiv(utc("2023-11-06T08:02:00Z")).format("%H:%M").to_string(), "10:02");
+        assert_eq!(kyiv(utc("2023-07-01T08:02:00Z")).format("%H:%M").to_string(), "11:02");
+        assert_eq!(kyiv(utc("2023-03-26T00:59:00Z")).format("%H:%M").to_string(), "02:59");
+        assert_eq!(kyiv(utc("2023-03-26T01:00:00Z")).format("%H:%M").to_string(), "04:00");
+        assert_eq!(kyiv(utc("2023-10-29T00:59:00Z")).format("%H:%M").to_string(), "03:59");
+        assert_eq!(kyiv(utc("2023-10-29T01:00:00Z")).format("%H:%M").to_string(), "03:00");
+        assert_eq!(time_span(utc("2023-11-06T08:02:00Z"), utc("2023-11-06T08:05:00Z")), "10:02–10:05");
+        assert_eq!(time_span(utc("2023-11-06T21:50:00Z"), utc("2023-11-06T22:10:00Z")), "06.11 23:50 – 07.11 00:10");
+    }
+
+    #[test]
+    fn hashtags_are_single_words() {
+        assert_eq!(hashtag("Куп’янський район"), "#Куп_янський_район");
+        assert_eq!(hashtag("Kharkiv Oblast"), "#Kharkiv_Oblast");
+    }
+}

@@ -1,0 +1,382 @@
+//! The pipeline: the heart of the daemon. Source reports and validated config reloads
+//! come in; events go out to the outbox, each with its audience.
+//!
+//! ```text
+//! SourceReport ──▶ AlertState ──┐
+//! Config reload ─▶ OrderBook ───┼─ events ─▶ audience ─▶ store.enqueue ─▶ wake the lanes
+//! tick (expiry) ─▶ OrderBook ───┘      (match index, or "who was told")
+//! IndexDelta (bot, dispatcher) ─▶ match index, and catch-up of late subscribers
+//! ```
+//! One task owns the alert state, the order book and the match index, so events are
+//! produced in one order and need no locks. A start reaches the subscribers whose
+//! places lie in its targets (the in-memory [`MatchIndex`], kept current by deltas);
+//! an end or cancellation reaches whoever was told of the same subject, which the
+//! store knows. A subscriber who adds a place while something is active there is told
+//! of it at once.
+//!
+//! Events that could not be enqueued (the store failed) wait here and are retried
+//! every second, in order, before anything newer; the state that produced them is
+//! saved only once they are in the outbox, so a restart replays them too. A store that
+//! keeps failing stops the pipeline, and with it the daemon.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::orders::OrderBook;
+use crate::alerts::state::{AlertState, Applied};
+use crate::alerts::{AlertKind, Event, Priority, Transition};
+use crate::config::{Config, ConfigErrors};
+use crate::dispatch::DeliveryPolicy;
+use crate::matcher::{IndexDelta, MatchIndex};
+use crate::messages::Composer;
+use crate::regions::{RegionId, RegionTree};
+use crate::sources::SourceReport;
+use crate::store::{Audience, RegionChannel, Store, StoreError, SubscriberId, now_ms};
+
+const ALERT_STATE_KEY: &str = "alert_state";
+const ORDER_BOOK_KEY: &str = "order_book";
+/// How long the store may fail in a row before the pipeline gives up.
+const STORE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// One event's fan-out, as the timeline shows it.
+#[derive(Clone, Debug)]
+pub struct Fanout {
+    pub event: Event,
+    /// Subscribers the event is for.
+    pub recipients: usize,
+    /// New deliveries; 0 for an event replayed after a restart.
+    pub enqueued: usize,
+}
+
+/// Where the pipeline's output goes besides the store.
+pub struct Outputs {
+    /// Bumped after every enqueue, to wake the dispatcher's lanes.
+    pub wake: watch::Sender<u64>,
+    pub fanouts: broadcast::Sender<Fanout>,
+    pub tree: watch::Sender<Arc<RegionTree>>,
+    pub composer: watch::Sender<Arc<Composer>>,
+}
+
+/// The pipeline's inputs.
+pub struct Inputs {
+    pub reports: mpsc::Receiver<SourceReport>,
+    pub reloads: mpsc::Receiver<Result<Config, ConfigErrors>>,
+    pub deltas: mpsc::UnboundedReceiver<IndexDelta>,
+}
+
+pub struct Pipeline {
+    config: Config,
+    store: Arc<dyn Store>,
+    policy: Arc<DeliveryPolicy>,
+    alerts: AlertState,
+    orders: OrderBook,
+    index: MatchIndex,
+    /// Failed polls in a row per source, to log a recovery once.
+    failures_in_row: BTreeMap<String, u32>,
+    unpublished: Vec<Event>,
+    failing_since: Option<tokio::time::Instant>,
+    out: Outputs,
+}
+
+impl Pipeline {
+    /// Loads the alert state and order book the last run left (so alerts that ended
+    /// and orders lifted while sirena was down are still announced), syncs the region
+    /// channels and builds the match index.
+    pub async fn restore(
+        config: Config,
+        store: Arc<dyn Store>,
+        policy: Arc<DeliveryPolicy>,
+        out: Outputs,
+    ) -> Result<Pipeline, StoreError> {
+        let settings = &config.settings.alerts;
+        let fresh = AlertState::new(
+            chrono::Duration::from_std(settings.stale_after).unwrap_or(chrono::Duration::minutes(5)),
+            settings.confirm_empty,
+        );
+        let alerts = match store.kv_get(ALERT_STATE_KEY).await? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "stored alert state unreadable; starting empty");
+                fresh
+            }),
+            None => fresh,
+        };
+        let orders = match store.kv_get(ORDER_BOOK_KEY).await? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "stored order book unreadable; starting empty");
+                OrderBook::default()
+            }),
+            None => OrderBook::default(),
+        };
+        store.sync_region_channels(region_channels(&config.tree)).await?;
+        let started = std::time::Instant::now();
+        let index = MatchIndex::build(&config.tree, store.active_places().await?);
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "match index built");
+        Ok(Pipeline {
+            config,
+            store,
+            policy,
+            alerts,
+            orders,
+            index,
+            failures_in_row: BTreeMap::new(),
+            unpublished: Vec::new(),
+            failing_since: None,
+            out,
+        })
+    }
+
+    /// Runs until cancelled. Returns an error only when the store has failed for good.
+    pub async fn run(mut self, mut inputs: Inputs, cancel: CancellationToken) -> Result<(), StoreError> {
+        // Orders from the files as they stand now.
+        let events = self.orders.apply(&self.config.orders, Utc::now());
+        self.publish(events).await?;
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry = tokio::time::interval(Duration::from_secs(1));
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(()),
+                // Deltas first: the index is current before any event is matched.
+                Some(delta) = inputs.deltas.recv() => self.on_delta(delta).await?,
+                Some(report) = inputs.reports.recv() => self.on_report(report).await?,
+                Some(reload) = inputs.reloads.recv() => self.on_reload(reload).await?,
+                _ = tick.tick() => {
+                    // Expiry needs no file change to happen.
+                    let events = self.orders.apply(&self.config.orders, Utc::now());
+                    self.publish(events).await?;
+                }
+                _ = retry.tick(), if !self.unpublished.is_empty() => self.publish(Vec::new()).await?,
+            }
+        }
+    }
+
+    async fn on_report(&mut self, report: SourceReport) -> Result<(), StoreError> {
+        match report {
+            SourceReport::Observed(obs) => {
+                if let Some(failures) = self.failures_in_row.remove(&obs.source) {
+                    tracing::info!(source = %obs.source, after_failures = failures, "source recovered");
+                }
+                match self.alerts.apply(&obs) {
+                    Applied::Events(events) => self.publish(events).await?,
+                    Applied::HeldEmpty { streak } => {
+                        tracing::warn!(source = %obs.source, streak, "empty snapshot after a non-empty one; not believed yet");
+                    }
+                }
+            }
+            SourceReport::Failed { source, error } => {
+                let failures = self.failures_in_row.entry(source.clone()).or_default();
+                *failures += 1;
+                // The last good view stays; staleness grows until the source answers.
+                tracing::warn!(source = %source, failures_in_row = *failures, error = %error, "source poll failed; keeping the last good view");
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_reload(&mut self, reload: Result<Config, ConfigErrors>) -> Result<(), StoreError> {
+        match reload {
+            Ok(config) => {
+                tracing::info!(regions = config.tree.len(), orders = config.orders.len(), "config reloaded");
+                let rebuild = config.tree.ancestry_fingerprint() != self.config.tree.ancestry_fingerprint();
+                // Sources and channels keep their own settings until restart; regions,
+                // region channels, orders and texts take effect now.
+                let _ = self.out.tree.send(config.tree.clone());
+                let _ = self.out.composer.send(config.composer.clone());
+                self.config.tree = config.tree;
+                self.config.composer = config.composer;
+                self.config.orders = config.orders;
+                let changes = self.store.sync_region_channels(region_channels(&self.config.tree)).await?;
+                if rebuild {
+                    self.index = MatchIndex::build(&self.config.tree, self.store.active_places().await?);
+                    tracing::info!("region ancestry changed; match index rebuilt");
+                } else {
+                    for (sub, place) in changes.removed {
+                        let remaining = self.store.places(sub).await?;
+                        self.index.remove(&self.config.tree, sub, &place, &remaining);
+                    }
+                    for (sub, place) in &changes.added {
+                        self.index.add(&self.config.tree, *sub, place);
+                    }
+                }
+                let events = self.orders.apply(&self.config.orders, Utc::now());
+                self.publish(events).await?;
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(file = %e.file.display(), line = e.line, col = e.col, message = %e.message, "config change rejected");
+                }
+                tracing::error!(
+                    errors = errors.0.len(),
+                    "config change rejected; still running on the last good config"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_delta(&mut self, delta: IndexDelta) -> Result<(), StoreError> {
+        let tree = self.config.tree.clone();
+        match delta {
+            IndexDelta::Added { subscriber, places } => {
+                for p in &places {
+                    self.index.add(&tree, subscriber, p);
+                }
+                self.catch_up(subscriber, &places).await
+            }
+            IndexDelta::Removed { subscriber, places } => {
+                let remaining = self.store.places(subscriber).await?;
+                for p in &places {
+                    self.index.remove(&tree, subscriber, p, &remaining);
+                }
+                Ok(())
+            }
+            IndexDelta::Deactivated(subscriber) => {
+                for p in self.store.places(subscriber).await? {
+                    self.index.remove(&tree, subscriber, &p, &[]);
+                }
+                Ok(())
+            }
+            IndexDelta::Reactivated(subscriber) => {
+                let places = self.store.places(subscriber).await?;
+                for p in &places {
+                    self.index.add(&tree, subscriber, p);
+                }
+                self.catch_up(subscriber, &places).await
+            }
+        }
+    }
+
+    /// Tells a subscriber of everything active in their new places: the latest event of
+    /// each alert and order covering them. Enqueueing is idempotent, so one who already
+    /// had it gets nothing twice.
+    async fn catch_up(&mut self, subscriber: SubscriberId, places: &[RegionId]) -> Result<(), StoreError> {
+        let tree = &self.config.tree;
+        let covers = |targets: &[RegionId]| places.iter().any(|p| targets.iter().any(|t| tree.is_within(p, t)));
+        let mut subjects: Vec<String> = Vec::new();
+        for (subject, region) in self.alerts.active_subjects() {
+            if covers(std::slice::from_ref(&region)) {
+                subjects.push(subject);
+            }
+        }
+        for (subject, targets) in self.orders.in_force() {
+            if covers(&targets) {
+                subjects.push(subject);
+            }
+        }
+        let mut told = 0;
+        for subject in subjects {
+            let Some(event) = self.store.latest_event(&subject).await? else { continue };
+            if event.is_closing() {
+                continue;
+            }
+            let deadline = self.policy.deadline_ms(event.priority, now_ms());
+            told += self.store.enqueue(&event, Audience::Subscribers(vec![subscriber]), deadline).await?.deliveries;
+        }
+        if told > 0 {
+            tracing::info!(subscriber, active = told, "a new subscriber is told what is active in their place");
+            self.out.wake.send_modify(|n| *n += 1);
+        }
+        Ok(())
+    }
+
+    /// Matches and enqueues events, then saves the state that produced them.
+    async fn publish(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
+        self.unpublished.extend(events);
+        if !self.unpublished.is_empty() {
+            let pending = std::mem::take(&mut self.unpublished);
+            let result = self.fan_out(&pending).await;
+            if let Err(e) = result {
+                self.unpublished = pending;
+                return self.store_failed(e, "could not enqueue events; retrying");
+            }
+            self.out.wake.send_modify(|n| *n += 1);
+        }
+        match self.save_state().await {
+            Ok(()) => {
+                self.failing_since = None;
+                Ok(())
+            }
+            Err(e) => self.store_failed(e, "could not save alert state"),
+        }
+    }
+
+    /// Logs a store failure and decides whether it is time to give up.
+    fn store_failed(&mut self, e: StoreError, what: &str) -> Result<(), StoreError> {
+        let since = *self.failing_since.get_or_insert_with(tokio::time::Instant::now);
+        if e.is_permanent() || since.elapsed() > STORE_PATIENCE {
+            tracing::error!(error = %e, "the store keeps failing; the pipeline stops");
+            return Err(e);
+        }
+        tracing::error!(error = %e, waiting = self.unpublished.len(), "{what}");
+        Ok(())
+    }
+
+    /// Idempotent: an event already completely stored is skipped, so a retry after a
+    /// partial failure, or a replay after a restart, enqueues nothing twice.
+    async fn fan_out(&self, events: &[Event]) -> Result<(), StoreError> {
+        for event in events {
+            if self.store.event_complete(&event.id).await? {
+                tracing::debug!(event = %event.id, "event already stored; replay ignored");
+                continue;
+            }
+            let event = self.prioritised(event);
+            let (audience, recipients) = if event.is_closing() {
+                (Audience::ToldAbout(event.subject()), None)
+            } else {
+                let ids = self.index.recipients(&event.targets);
+                let n = ids.len();
+                (Audience::Subscribers(ids), Some(n))
+            };
+            let deadline = self.policy.deadline_ms(event.priority, now_ms());
+            let enqueued = self.store.enqueue(&event, audience, deadline).await?;
+            let recipients = recipients.unwrap_or(enqueued.deliveries);
+            tracing::info!(
+                event = %event.id,
+                kind = %event.kind,
+                transition = event.transition.as_str(),
+                recipients,
+                enqueued = enqueued.deliveries,
+                "event"
+            );
+            let _ = self.out.fanouts.send(Fanout { event, recipients, enqueued: enqueued.deliveries });
+        }
+        Ok(())
+    }
+
+    /// A start on a hromada or settlement is a threat in the residents' own place and
+    /// goes before oblast- and raion-wide starts (DESIGN §7).
+    fn prioritised(&self, event: &Event) -> Event {
+        let mut e = event.clone();
+        let local = !e.targets.is_empty() && e.targets.iter().all(|t| self.config.tree.is_local(t));
+        if e.transition == Transition::Started
+            && e.kind != AlertKind::Evacuation
+            && e.priority == Priority::OtherStart
+            && local
+        {
+            e.priority = Priority::LocalThreat;
+        }
+        e
+    }
+
+    async fn save_state(&self) -> Result<(), StoreError> {
+        self.store.kv_put(ALERT_STATE_KEY, &serde_json::to_string(&self.alerts)?).await?;
+        self.store.kv_put(ORDER_BOOK_KEY, &serde_json::to_string(&self.orders)?).await?;
+        Ok(())
+    }
+}
+
+/// The region channels the tree names.
+fn region_channels(tree: &RegionTree) -> Vec<RegionChannel> {
+    tree.iter()
+        .filter_map(|r| {
+            r.channel.as_ref().map(|c| RegionChannel { address: c.address.clone(), lang: c.lang, region: r.id.clone() })
+        })
+        .collect()
+}

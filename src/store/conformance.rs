@@ -1,0 +1,349 @@
+//! The behaviour every [`Store`] implementation must have, as one suite of cases.
+//!
+//! `tests/store.rs` runs [`run`] over every implementation (SQLite on a file and in
+//! memory today; PostgreSQL when it lands). A case takes a fresh, empty store and
+//! panics with a message naming what broke.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::alerts::{AlertKind, EventDetail, Transition};
+
+type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Every case, by name.
+pub const CASES: &[(&str, Case)] = &[
+    ("enqueue_is_idempotent", |s| Box::pin(enqueue_is_idempotent(s))),
+    ("claim_takes_a_chats_due_rows_together_in_priority_order", |s| Box::pin(claim_groups_by_chat(s))),
+    ("claim_honours_kind_range_busy_and_not_before", |s| Box::pin(claim_filters(s))),
+    ("finished_rows_are_never_claimed_again", |s| Box::pin(finished_rows_stay_final(s))),
+    ("only_expired_leases_are_requeued", |s| Box::pin(leases(s))),
+    ("an_all_clear_goes_to_whoever_was_told", |s| Box::pin(told_about(s))),
+    ("subscribers_deactivate_reactivate_and_follow_their_address", |s| Box::pin(subscriber_lifecycle(s))),
+    ("places_import_and_region_channels", |s| Box::pin(places_and_channels(s))),
+    ("a_large_enqueue_is_complete", |s| Box::pin(large_enqueue(s))),
+    ("events_and_small_state_round_trip", |s| Box::pin(events_and_kv(s))),
+];
+
+/// Runs every case, each on a store from `make`. A failing case panics; the cases
+/// printed before it passed.
+pub async fn run(make: impl Fn() -> Arc<dyn Store>) {
+    for (name, case) in CASES {
+        let started = std::time::Instant::now();
+        case(make()).await;
+        println!("store conformance: {name} ok ({} ms)", started.elapsed().as_millis());
+    }
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap_or_default()
+}
+
+fn region(s: &str) -> RegionId {
+    RegionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const OBLAST: &str = "UA63000000000041885";
+const CITY: &str = "UA63120270010096107";
+
+/// An alert event of occurrence `tag`; events of one tag share a subject.
+fn alert(tag: &str, transition: Transition, priority: Priority) -> Event {
+    Event {
+        id: EventId(format!("air_raid:{OBLAST}:{tag}:{}", transition.as_str())),
+        kind: AlertKind::AirRaid,
+        transition,
+        revision: 1,
+        targets: vec![region(OBLAST)],
+        at: t(0),
+        priority,
+        detail: EventDetail::Alert { started_at: t(0), raw_kind: None },
+    }
+}
+
+async fn chat(store: &dyn Store, address: &str) -> SubscriberId {
+    store.upsert_subscriber(ChannelKind::TelegramChat, address, Lang::Uk).await.expect("upsert").subscriber.id
+}
+
+fn claim(kind: ChannelKind, chats: usize, node: i64, now_ms: i64) -> Claim {
+    Claim {
+        kind,
+        priorities: Priority::MandatoryEvacuation..=Priority::Info,
+        chats,
+        busy: vec![],
+        node: NodeId(node),
+        now_ms,
+        lease_until_ms: now_ms + 60_000,
+    }
+}
+
+fn subscribers_of(rows: &[Claimed]) -> Vec<SubscriberId> {
+    let mut s: Vec<SubscriberId> = rows.iter().map(|r| r.key.subscriber).collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+async fn enqueue_is_idempotent(store: Arc<dyn Store>) {
+    let a = chat(&*store, "1").await;
+    let b = chat(&*store, "2").await;
+    let e = alert("idem", Transition::Started, Priority::OtherStart);
+    assert!(!store.event_complete(&e.id).await.expect("complete"));
+    let first = store.enqueue(&e, Audience::Subscribers(vec![a, b]), None).await.expect("enqueue");
+    assert_eq!(first, Enqueued { event_new: true, deliveries: 2 });
+    let again = store.enqueue(&e, Audience::Subscribers(vec![a, b]), None).await.expect("enqueue");
+    assert_eq!(again, Enqueued { event_new: false, deliveries: 0 }, "enqueueing twice is a no-op");
+    assert!(store.event_complete(&e.id).await.expect("complete"));
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.total()), (2, 2), "{counts:?}");
+    assert!(!store.drained().await.expect("drained"));
+}
+
+async fn claim_groups_by_chat(store: Arc<dyn Store>) {
+    let a = chat(&*store, "10").await;
+    let b = chat(&*store, "11").await;
+    let info = alert("info", Transition::Started, Priority::Info);
+    let end = alert("end", Transition::Ended, Priority::End);
+    let mandatory = alert("mandatory", Transition::Started, Priority::MandatoryEvacuation);
+    store.enqueue(&info, Audience::Subscribers(vec![a]), None).await.expect("enqueue");
+    store.enqueue(&end, Audience::Subscribers(vec![a]), None).await.expect("enqueue");
+    store.enqueue(&mandatory, Audience::Subscribers(vec![b]), Some(now_ms() + 5_000)).await.expect("enqueue");
+    let now = now_ms();
+    let first = store.claim(claim(ChannelKind::TelegramChat, 1, 1, now)).await.expect("claim");
+    assert_eq!(subscribers_of(&first), vec![b], "the chat with the highest class goes first: {first:?}");
+    assert_eq!(first[0].priority, Priority::MandatoryEvacuation);
+    assert!(first[0].deadline_ms.is_some());
+    assert_eq!(first[0].attempts, 1);
+    let second = store.claim(claim(ChannelKind::TelegramChat, 1, 1, now)).await.expect("claim");
+    assert_eq!(second.len(), 2, "both of a chat's due rows come together: {second:?}");
+    assert_eq!(subscribers_of(&second), vec![a]);
+    assert!(store.claim(claim(ChannelKind::TelegramChat, 5, 1, now)).await.expect("claim").is_empty());
+    assert_eq!(store.counts().await.expect("counts").sending, 3);
+}
+
+async fn claim_filters(store: Arc<dyn Store>) {
+    let a = chat(&*store, "20").await;
+    let b = chat(&*store, "21").await;
+    let sms = store.upsert_subscriber(ChannelKind::Sms, "+380501234567", Lang::Uk).await.expect("upsert").subscriber.id;
+    let e = alert("filters", Transition::Started, Priority::OtherStart);
+    store.enqueue(&e, Audience::Subscribers(vec![a, b, sms]), None).await.expect("enqueue");
+    let now = now_ms();
+    let mut only_top = claim(ChannelKind::TelegramChat, 10, 1, now);
+    only_top.priorities = Priority::MandatoryEvacuation..=Priority::NuclearChemical;
+    assert!(store.claim(only_top).await.expect("claim").is_empty(), "outside the priority range");
+    let mut not_b = claim(ChannelKind::TelegramChat, 10, 1, now);
+    not_b.busy = vec![b];
+    let got = store.claim(not_b).await.expect("claim");
+    assert_eq!(subscribers_of(&got), vec![a], "busy chats are skipped and SMS is another channel: {got:?}");
+    // b's row goes back with a delay: not due before it.
+    let got_b = store.claim(claim(ChannelKind::TelegramChat, 10, 1, now)).await.expect("claim");
+    assert_eq!(subscribers_of(&got_b), vec![b]);
+    let later = now + 30_000;
+    let retry = Finished { key: got_b[0].key, finish: Finish::Retry { not_before_ms: later, error: "502".into() } };
+    store.finish(NodeId(1), vec![retry]).await.expect("finish");
+    assert_eq!(store.next_due(ChannelKind::TelegramChat).await.expect("next"), Some(later));
+    assert!(store.claim(claim(ChannelKind::TelegramChat, 10, 1, now)).await.expect("claim").is_empty());
+    let due = store.claim(claim(ChannelKind::TelegramChat, 10, 1, later)).await.expect("claim");
+    assert_eq!(subscribers_of(&due), vec![b], "due once its time has come");
+    assert_eq!(due[0].attempts, 2);
+    let sms_rows = store.claim(claim(ChannelKind::Sms, 10, 1, now)).await.expect("claim");
+    assert_eq!(sms_rows.len(), 1);
+    assert_eq!(sms_rows[0].kind, ChannelKind::Sms);
+    assert_eq!(sms_rows[0].address, "+380501234567");
+}
+
+async fn finished_rows_stay_final(store: Arc<dyn Store>) {
+    let mut subs = Vec::new();
+    for i in 0..5 {
+        subs.push(chat(&*store, &format!("3{i}")).await);
+    }
+    let e = alert("final", Transition::Started, Priority::OtherStart);
+    store.enqueue(&e, Audience::Subscribers(subs.clone()), None).await.expect("enqueue");
+    let now = now_ms();
+    let rows = store.claim(claim(ChannelKind::TelegramChat, 10, 1, now)).await.expect("claim");
+    assert_eq!(rows.len(), 5);
+    let finishes = [
+        Finish::Sent { platform_id: "m1".into() },
+        Finish::Failed { error: "400".into() },
+        Finish::Superseded,
+        Finish::Expired { reason: "late".into() },
+        Finish::Sent { platform_id: "m2".into() },
+    ];
+    let done = rows.iter().zip(finishes).map(|(r, finish)| Finished { key: r.key, finish }).collect();
+    store.finish(NodeId(1), done).await.expect("finish");
+    let c = store.counts().await.expect("counts");
+    assert_eq!((c.sent, c.failed, c.superseded, c.expired, c.pending, c.sending), (2, 1, 1, 1, 0, 0), "{c:?}");
+    assert!(store.drained().await.expect("drained"));
+    assert_eq!(store.requeue_expired_leases(now + 3_600_000).await.expect("requeue"), 0);
+    assert!(store.claim(claim(ChannelKind::TelegramChat, 10, 2, now + 3_600_000)).await.expect("claim").is_empty());
+}
+
+async fn leases(store: Arc<dyn Store>) {
+    let a = chat(&*store, "40").await;
+    let b = chat(&*store, "41").await;
+    let e = alert("lease", Transition::Started, Priority::OtherStart);
+    store.enqueue(&e, Audience::Subscribers(vec![a, b]), None).await.expect("enqueue");
+    let now = now_ms();
+    let mut first = claim(ChannelKind::TelegramChat, 1, 1, now);
+    first.lease_until_ms = now + 1_000;
+    let held_by_1 = store.claim(first).await.expect("claim");
+    let mut second = claim(ChannelKind::TelegramChat, 1, 2, now);
+    second.lease_until_ms = now + 100_000;
+    let held_by_2 = store.claim(second).await.expect("claim");
+    assert_eq!(held_by_1.len() + held_by_2.len(), 2);
+    // Node 1 renews; node 2 dies. Only node 2's lease runs out.
+    assert_eq!(store.renew_leases(NodeId(1), now + 200_000).await.expect("renew"), 1);
+    assert_eq!(store.requeue_expired_leases(now + 150_000).await.expect("requeue"), 1, "only the expired lease");
+    let taken = store.claim(claim(ChannelKind::TelegramChat, 5, 3, now + 150_000)).await.expect("claim");
+    assert_eq!(taken.iter().map(|r| r.key).collect::<Vec<_>>(), held_by_2.iter().map(|r| r.key).collect::<Vec<_>>());
+    // Node 2 comes back late with an answer: the row is node 3's now and stays so.
+    let late = Finished { key: held_by_2[0].key, finish: Finish::Sent { platform_id: "late".into() } };
+    store.finish(NodeId(2), vec![late]).await.expect("finish");
+    assert_eq!(store.counts().await.expect("counts").sending, 2, "a stale node cannot finish a row it lost");
+    // A clean stop of node 1 hands its work back at once.
+    assert_eq!(store.release(NodeId(1)).await.expect("release"), 1);
+    assert_eq!(store.counts().await.expect("counts").pending, 1);
+}
+
+async fn told_about(store: Arc<dyn Store>) {
+    let told = chat(&*store, "50").await;
+    let queued = chat(&*store, "51").await;
+    let expired = chat(&*store, "52").await;
+    let gone = chat(&*store, "53").await;
+    let never = chat(&*store, "54").await;
+    let start = alert("told", Transition::Started, Priority::OtherStart);
+    store.enqueue(&start, Audience::Subscribers(vec![told, queued, expired, gone]), None).await.expect("enqueue");
+    let now = now_ms();
+    let mut c = claim(ChannelKind::TelegramChat, 10, 1, now);
+    c.busy = vec![queued];
+    let rows = store.claim(c).await.expect("claim");
+    let finish = |s: SubscriberId| {
+        if s == told { Finish::Sent { platform_id: "1".into() } } else { Finish::Expired { reason: "late".into() } }
+    };
+    let done = rows
+        .iter()
+        .filter(|r| r.key.subscriber != gone)
+        .map(|r| Finished { key: r.key, finish: finish(r.key.subscriber) })
+        .collect();
+    store.finish(NodeId(1), done).await.expect("finish");
+    store.deactivate(gone, "blocked").await.expect("deactivate");
+    let end = alert("told", Transition::Ended, Priority::End);
+    let got = store.enqueue(&end, Audience::ToldAbout(end.subject()), None).await.expect("enqueue");
+    assert_eq!(got.deliveries, 2, "the told and the still-queued get the all-clear, nobody else");
+    let rows = store.claim(claim(ChannelKind::TelegramChat, 10, 1, now)).await.expect("claim");
+    let ends: Vec<SubscriberId> = {
+        let mut v: Vec<_> = rows.iter().filter(|r| r.priority == Priority::End).map(|r| r.key.subscriber).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ends, vec![told, queued]);
+    assert!(!ends.contains(&never) && !ends.contains(&expired));
+}
+
+async fn subscriber_lifecycle(store: Arc<dyn Store>) {
+    let up = store.upsert_subscriber(ChannelKind::TelegramChat, "60", Lang::Uk).await.expect("upsert");
+    assert!(up.created && !up.reactivated);
+    let id = up.subscriber.id;
+    assert!(store.add_place(id, &region(CITY)).await.expect("place"));
+    assert!(!store.add_place(id, &region(CITY)).await.expect("place"), "a place is added once");
+    let e1 = alert("life1", Transition::Started, Priority::OtherStart);
+    store.enqueue(&e1, Audience::Subscribers(vec![id]), None).await.expect("enqueue");
+    store.set_lang(id, Lang::En).await.expect("lang");
+    let rows = store.claim(claim(ChannelKind::TelegramChat, 5, 1, now_ms())).await.expect("claim");
+    assert_eq!(rows[0].lang, Lang::En, "queued deliveries follow a language change");
+    store.release(NodeId(1)).await.expect("release");
+    // The chat moves: queued deliveries follow it.
+    store.rewrite_address(ChannelKind::TelegramChat, "60", "-1001").await.expect("rewrite");
+    let rows = store.claim(claim(ChannelKind::TelegramChat, 5, 1, now_ms())).await.expect("claim");
+    assert_eq!(rows[0].address, "-1001");
+    store.release(NodeId(1)).await.expect("release");
+    assert!(store.subscriber(ChannelKind::TelegramChat, "60").await.expect("lookup").is_none());
+    // Blocked: queued deliveries fail, places stop matching, and coming back reactivates.
+    assert_eq!(store.deactivate(id, "blocked").await.expect("deactivate"), 1);
+    assert!(store.active_places().await.expect("places").is_empty());
+    let e2 = alert("life2", Transition::Started, Priority::OtherStart);
+    assert_eq!(store.enqueue(&e2, Audience::Subscribers(vec![id]), None).await.expect("enqueue").deliveries, 0);
+    let back = store.upsert_subscriber(ChannelKind::TelegramChat, "-1001", Lang::Uk).await.expect("upsert");
+    assert!(back.reactivated && !back.created && back.subscriber.active);
+    assert_eq!(back.subscriber.lang, Lang::En, "coming back keeps the chosen language");
+    assert_eq!(store.active_places().await.expect("places"), vec![(id, region(CITY))]);
+    assert_eq!(store.counts().await.expect("counts").failed, 1);
+}
+
+async fn places_and_channels(store: Arc<dyn Store>) {
+    let id = chat(&*store, "70").await;
+    store.add_place(id, &region(CITY)).await.expect("place");
+    store.add_place(id, &region(OBLAST)).await.expect("place");
+    assert_eq!(store.places(id).await.expect("places"), vec![region(OBLAST), region(CITY)], "in code order");
+    assert_eq!(store.remove_places(id, Some(&region(CITY))).await.expect("remove"), vec![region(CITY)]);
+    assert_eq!(store.remove_places(id, None).await.expect("remove"), vec![region(OBLAST)]);
+    assert!(store.places(id).await.expect("places").is_empty());
+
+    let rows = (0..3)
+        .map(|i| Import {
+            kind: ChannelKind::Sms,
+            address: format!("+38050000000{i}"),
+            lang: Lang::Uk,
+            places: vec![region(CITY)],
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(store.import(rows.clone()).await.expect("import"), 3);
+    assert_eq!(store.import(rows).await.expect("import"), 0, "importing again creates nobody");
+    assert_eq!(store.active_places().await.expect("places").len(), 3);
+
+    let channel = |address: &str, r: &str| RegionChannel { address: address.into(), lang: Lang::Uk, region: region(r) };
+    let first = store.sync_region_channels(vec![channel("@kharkiv_alerts", OBLAST)]).await.expect("sync");
+    assert_eq!(first.added.len(), 1);
+    assert!(first.removed.is_empty());
+    let again = store.sync_region_channels(vec![channel("@kharkiv_alerts", OBLAST)]).await.expect("sync");
+    assert_eq!(again, PlaceChanges::default(), "an unchanged list changes nothing");
+    let swapped = store.sync_region_channels(vec![channel("@kharkiv_city", CITY)]).await.expect("sync");
+    assert_eq!(swapped.added.len(), 1);
+    assert_eq!(swapped.removed, first.added, "a channel no longer configured is dropped");
+    let old = store.subscriber(ChannelKind::TelegramChannel, "@kharkiv_alerts").await.expect("lookup");
+    assert!(old.is_some_and(|s| !s.active));
+}
+
+async fn large_enqueue(store: Arc<dyn Store>) {
+    let n = 60_000;
+    let rows = (0..n)
+        .map(|i| Import {
+            kind: ChannelKind::TelegramChat,
+            address: format!("{}", 1_000_000 + i),
+            lang: Lang::Uk,
+            places: vec![region(CITY)],
+        })
+        .collect();
+    store.import(rows).await.expect("import");
+    let all: Vec<SubscriberId> = store.active_places().await.expect("places").into_iter().map(|(s, _)| s).collect();
+    assert_eq!(all.len(), n);
+    let e = alert("large", Transition::Started, Priority::OtherStart);
+    let got = store.enqueue(&e, Audience::Subscribers(all), None).await.expect("enqueue");
+    assert_eq!(got.deliveries, n, "every chunk of a large enqueue is written");
+    assert!(store.event_complete(&e.id).await.expect("complete"));
+    assert_eq!(store.counts().await.expect("counts").pending, n as u64);
+}
+
+async fn events_and_kv(store: Arc<dyn Store>) {
+    let id = chat(&*store, "80").await;
+    let start = alert("round", Transition::Started, Priority::OtherStart);
+    let end = alert("round", Transition::Ended, Priority::End);
+    store.enqueue(&start, Audience::Subscribers(vec![id]), None).await.expect("enqueue");
+    assert_eq!(store.latest_event(&start.subject()).await.expect("latest").as_ref(), Some(&start));
+    store.enqueue(&end, Audience::ToldAbout(end.subject()), None).await.expect("enqueue");
+    assert_eq!(store.latest_event(&start.subject()).await.expect("latest").as_ref(), Some(&end));
+    assert!(store.latest_event("air_raid:nowhere").await.expect("latest").is_none());
+    let rows = store.claim(claim(ChannelKind::TelegramChat, 5, 1, now_ms())).await.expect("claim");
+    let refs: Vec<EventRef> = rows.iter().map(|r| r.key.event).collect();
+    let events = store.events(refs).await.expect("events");
+    let mut ids: Vec<&str> = events.iter().map(|(_, e)| e.id.0.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, vec![end.id.0.as_str(), start.id.0.as_str()]);
+    assert_eq!(store.kv_get("k").await.expect("get"), None);
+    store.kv_put("k", "v1").await.expect("put");
+    store.kv_put("k", "v2").await.expect("put");
+    assert_eq!(store.kv_get("k").await.expect("get").as_deref(), Some("v2"));
+}

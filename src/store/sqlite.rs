@@ -1,0 +1,898 @@
+//! The SQLite store: one file in WAL mode, the embedded default.
+//!
+//! Two connections: a writer and a reader. WAL lets the reader see the last committed
+//! state while the writer works, so the bot's lookups never wait for a fan-out. Both
+//! sit behind tokio mutexes, which are fair (first come, first served): between the
+//! short transactions of a large enqueue, a waiting bot write gets its turn. Every
+//! call runs on tokio's blocking pool.
+//!
+//! A delivery row is small on purpose (DESIGN §7: ≤ 100 bytes): a `WITHOUT ROWID`
+//! table keyed by (event, subscriber), integers for channel, language, priority and
+//! state, no text but the address, nothing stored that is not needed, and partial
+//! indexes that hold only queued (`deliveries_due`) or claimed (`deliveries_leased`)
+//! rows.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::Mutex;
+
+use super::*;
+
+/// Rows per transaction in a large enqueue: about 50 ms of writing each, so other
+/// writers wait at most that long.
+const CHUNK: usize = 25_000;
+
+/// Numbered migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[Migration] = &[migrate_1_spine, migrate_2_outbox];
+
+type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
+
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    /// `None` for an in-memory store, whose second connection would be another database.
+    reader: Option<Arc<Mutex<Connection>>>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let writer = Connection::open(path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL is durable across process crashes in WAL mode; only an OS crash or
+        // power loss can drop the last transactions.
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        let writer = init(writer)?;
+        let reader = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let reader = setup(reader)?;
+        Ok(SqliteStore { writer: Arc::new(Mutex::new(writer)), reader: Some(Arc::new(Mutex::new(reader))) })
+    }
+
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let writer = init(Connection::open_in_memory()?)?;
+        Ok(SqliteStore { writer: Arc::new(Mutex::new(writer)), reader: None })
+    }
+
+    /// Runs `f` on the blocking pool with the writer.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.writer.clone();
+        run_blocking(move || f(&mut conn.blocking_lock())).await
+    }
+
+    /// Runs `f` on the blocking pool with the reader (the writer for in-memory stores).
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.reader.clone().unwrap_or_else(|| self.writer.clone());
+        run_blocking(move || f(&conn.blocking_lock())).await
+    }
+}
+
+async fn run_blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(StoreError::Worker("a store call panicked".into())),
+        Err(e) => Err(StoreError::Worker(e.to_string())),
+    }
+}
+
+fn setup(conn: Connection) -> Result<Connection, StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    rusqlite::vtab::array::load_module(&conn)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn init(mut conn: Connection) -> Result<Connection, StoreError> {
+    // Migrations rebuild tables, which foreign keys would block; they are switched on
+    // once the schema is current.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew { found: version, known });
+    }
+    for (i, migrate) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = conn.transaction()?;
+        migrate(&tx)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    setup(conn)
+}
+
+fn migrate_1_spine(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1,
+            inactive_reason TEXT,
+            created_at INTEGER NOT NULL,
+            UNIQUE (channel, address)
+        );
+        CREATE TABLE places (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            region_id TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, region_id)
+        );
+        CREATE TABLE events (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            transition TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL REFERENCES events(id),
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            text TEXT NOT NULL,
+            silent INTEGER NOT NULL,
+            priority INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before INTEGER NOT NULL,
+            deadline INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            sent_at INTEGER,
+            platform_id TEXT,
+            last_error TEXT,
+            UNIQUE (event_id, subscriber_id, channel)
+        );
+        CREATE INDEX deliveries_due ON deliveries (state, priority, id);
+        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    )?;
+    Ok(())
+}
+
+/// The channel-neutral outbox: deliveries without text, keyed by (event, subscriber),
+/// with leases; events with a small integer key, their subject and a completion mark.
+/// Queued deliveries of the spine keep their place in the queue (their text is
+/// rendered again from the event when they are claimed).
+fn migrate_2_outbox(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "DROP INDEX deliveries_due;
+        ALTER TABLE deliveries RENAME TO deliveries_v1;
+        ALTER TABLE events RENAME TO events_v1;
+        CREATE TABLE events (
+            ref INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            transition TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            priority INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            complete INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX events_by_subject ON events (subject, ref);
+        CREATE TABLE deliveries (
+            event_ref INTEGER NOT NULL REFERENCES events(ref),
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            channel INTEGER NOT NULL,
+            address TEXT NOT NULL,
+            lang INTEGER NOT NULL,
+            priority INTEGER NOT NULL,
+            state INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before INTEGER NOT NULL DEFAULT 0,
+            deadline INTEGER,
+            claimed_by INTEGER,
+            lease_until INTEGER,
+            sent_at INTEGER,
+            platform_id TEXT,
+            last_error TEXT,
+            PRIMARY KEY (event_ref, subscriber_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX deliveries_by_subscriber ON deliveries (subscriber_id);
+        CREATE INDEX deliveries_due ON deliveries (channel, priority, not_before) WHERE state = 0;
+        CREATE INDEX deliveries_leased ON deliveries (lease_until) WHERE state = 1;",
+    )?;
+    // Subjects and priority classes are computed from each stored event.
+    type V1Event = (String, String, String, i64, String, String);
+    let old: Vec<V1Event> = {
+        let mut stmt = tx.prepare("SELECT id, kind, transition, revision, at, body FROM events_v1")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let now = now_ms();
+    for (id, kind, transition, revision, at, body) in old {
+        let event: Event = serde_json::from_str(&body)?;
+        tx.execute(
+            "INSERT INTO events (id, subject, kind, transition, revision, priority, at, body, created_ms, complete)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
+            params![id, event.subject(), kind, transition, revision, event.priority.as_i64(), at, body, now],
+        )?;
+    }
+    tx.execute_batch(&format!(
+        "INSERT OR IGNORE INTO deliveries
+            (event_ref, subscriber_id, channel, address, lang, priority, state, attempts, not_before, deadline,
+             sent_at, platform_id, last_error)
+         SELECT e.ref, d.subscriber_id, {channel}, d.address, {lang}, e.priority,
+                CASE d.state WHEN 'sent' THEN 2 WHEN 'failed' THEN 4 WHEN 'expired' THEN 6 ELSE 0 END,
+                d.attempts, d.not_before, d.deadline, d.sent_at, d.platform_id, d.last_error
+         FROM deliveries_v1 d JOIN events e ON e.id = d.event_id JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE d.channel IN ({known});
+         DROP TABLE deliveries_v1;
+         DROP TABLE events_v1;",
+        channel = channel_case("d.channel"),
+        lang = lang_case("s.lang"),
+        known = known_channels(),
+    ))?;
+    Ok(())
+}
+
+/// SQL that turns a stored channel name into its [`ChannelKind::code`].
+fn channel_case(column: &str) -> String {
+    let arms: String = ChannelKind::ALL.iter().map(|k| format!(" WHEN '{}' THEN {}", k.as_str(), k.code())).collect();
+    format!("CASE {column}{arms} END")
+}
+
+fn known_channels() -> String {
+    ChannelKind::ALL.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+/// SQL that turns a stored language code into its [`Lang::index`].
+fn lang_case(column: &str) -> String {
+    let arms: String = Lang::ALL.iter().map(|l| format!(" WHEN '{}' THEN {}", l.code(), l.index())).collect();
+    format!("CASE {column}{arms} ELSE {} END", Lang::Uk.index())
+}
+
+fn ids(values: impl IntoIterator<Item = i64>) -> Rc<Vec<Value>> {
+    Rc::new(values.into_iter().map(Value::from).collect())
+}
+
+fn subscriber_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Subscriber>> {
+    let kind: String = r.get(1)?;
+    let lang: String = r.get(3)?;
+    // A row of a channel this sirena does not know cannot be served; it is skipped.
+    Ok(ChannelKind::parse(&kind).map(|kind| Subscriber {
+        id: r.get(0).unwrap_or_default(),
+        kind,
+        address: r.get(2).unwrap_or_default(),
+        lang: Lang::parse(&lang).unwrap_or(Lang::Uk),
+        active: r.get(4).unwrap_or(false),
+    }))
+}
+
+fn query_subscriber(conn: &Connection, kind: ChannelKind, address: &str) -> Result<Option<Subscriber>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, channel, address, lang, active FROM subscribers WHERE channel = ?1 AND address = ?2",
+        )?
+        .query_row(params![kind.as_str(), address], subscriber_from_row)
+        .optional()?
+        .flatten())
+}
+
+fn parse_places(rows: Vec<String>) -> Vec<RegionId> {
+    // A row that is not a valid code cannot come from sirena itself; it is skipped
+    // rather than failing the whole list.
+    rows.iter().filter_map(|r| RegionId::parse(r).ok()).collect()
+}
+
+/// Inserts or reactivates one subscriber inside a transaction.
+fn upsert(conn: &Connection, kind: ChannelKind, address: &str, lang: Lang) -> Result<Upserted, StoreError> {
+    let created = conn
+        .prepare_cached(
+            "INSERT INTO subscribers (channel, address, lang, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (channel, address) DO NOTHING",
+        )?
+        .execute(params![kind.as_str(), address, lang.code(), now_ms()])?
+        == 1;
+    let reactivated = conn
+        .prepare_cached(
+            "UPDATE subscribers SET active = 1, inactive_reason = NULL
+             WHERE channel = ?1 AND address = ?2 AND active = 0",
+        )?
+        .execute(params![kind.as_str(), address])?
+        == 1;
+    let subscriber = query_subscriber(conn, kind, address)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    Ok(Upserted { subscriber, created, reactivated })
+}
+
+fn insert_event(conn: &Connection, event: &Event) -> Result<(EventRef, bool, bool), StoreError> {
+    let body = serde_json::to_string(event)?;
+    let new =
+        conn.prepare_cached(
+            "INSERT INTO events (id, subject, kind, transition, revision, priority, at, body, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            event.id.0,
+            event.subject(),
+            event.kind.as_str(),
+            event.transition.as_str(),
+            event.revision,
+            event.priority.as_i64(),
+            event.at.to_rfc3339(),
+            body,
+            now_ms()
+        ])? == 1;
+    let (r, complete): (EventRef, bool) = conn
+        .prepare_cached("SELECT ref, complete FROM events WHERE id = ?1")?
+        .query_row(params![event.id.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((r, new, complete))
+}
+
+fn decode_event(body: &str) -> Result<Event, StoreError> {
+    Ok(serde_json::from_str(body)?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn upsert_subscriber(&self, kind: ChannelKind, address: &str, lang: Lang) -> Result<Upserted, StoreError> {
+        let address = address.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let up = upsert(&tx, kind, &address, lang)?;
+            tx.commit()?;
+            Ok(up)
+        })
+        .await
+    }
+
+    async fn subscriber(&self, kind: ChannelKind, address: &str) -> Result<Option<Subscriber>, StoreError> {
+        let address = address.to_owned();
+        self.read(move |conn| query_subscriber(conn, kind, &address)).await
+    }
+
+    async fn set_lang(&self, id: SubscriberId, lang: Lang) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("UPDATE subscribers SET lang = ?2 WHERE id = ?1", params![id, lang.code()])?;
+            tx.execute(
+                "UPDATE deliveries SET lang = ?2 WHERE subscriber_id = ?1 AND state = 0",
+                params![id, lang.index()],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn deactivate(&self, id: SubscriberId, reason: &str) -> Result<u64, StoreError> {
+        let reason = reason.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("UPDATE subscribers SET active = 0, inactive_reason = ?2 WHERE id = ?1", params![id, reason])?;
+            let failed = tx.execute(
+                "UPDATE deliveries SET state = 4, last_error = ?2 WHERE subscriber_id = ?1 AND state = 0",
+                params![id, format!("subscriber inactive: {reason}")],
+            )?;
+            tx.commit()?;
+            Ok(failed as u64)
+        })
+        .await
+    }
+
+    async fn rewrite_address(&self, kind: ChannelKind, old: &str, new: &str) -> Result<(), StoreError> {
+        let (old, new) = (old.to_owned(), new.to_owned());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE subscribers SET address = ?3 WHERE channel = ?1 AND address = ?2",
+                params![kind.as_str(), old, new],
+            )?;
+            tx.execute(
+                "UPDATE deliveries SET address = ?3
+                 WHERE subscriber_id IN (SELECT id FROM subscribers WHERE channel = ?1 AND address = ?3)
+                   AND state IN (0, 1)",
+                params![kind.as_str(), old, new],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_place(&self, id: SubscriberId, region: &RegionId) -> Result<bool, StoreError> {
+        let region = region.to_string();
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached("INSERT OR IGNORE INTO places (subscriber_id, region_id) VALUES (?1, ?2)")?
+                .execute(params![id, region])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn remove_places(&self, id: SubscriberId, region: Option<&RegionId>) -> Result<Vec<RegionId>, StoreError> {
+        let region = region.map(|r| r.to_string());
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "DELETE FROM places WHERE subscriber_id = ?1 AND (?2 IS NULL OR region_id = ?2) RETURNING region_id",
+            )?;
+            let rows = stmt.query_map(params![id, region], |r| r.get::<_, String>(0))?;
+            Ok(parse_places(rows.collect::<Result<_, _>>()?))
+        })
+        .await
+    }
+
+    async fn places(&self, id: SubscriberId) -> Result<Vec<RegionId>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT region_id FROM places WHERE subscriber_id = ?1 ORDER BY region_id")?;
+            let rows = stmt.query_map(params![id], |r| r.get::<_, String>(0))?;
+            Ok(parse_places(rows.collect::<Result<_, _>>()?))
+        })
+        .await
+    }
+
+    async fn active_places(&self) -> Result<Vec<(SubscriberId, RegionId)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT p.subscriber_id, p.region_id FROM places p JOIN subscribers s ON s.id = p.subscriber_id
+                 WHERE s.active = 1",
+            )?;
+            let mut out = Vec::new();
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                if let Ok(region) = RegionId::parse(r.get_ref(1)?.as_str().unwrap_or_default()) {
+                    out.push((r.get(0)?, region));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn import(&self, rows: Vec<Import>) -> Result<usize, StoreError> {
+        let writer = self.writer.clone();
+        run_blocking(move || {
+            let mut created = 0;
+            for chunk in rows.chunks(CHUNK / 2) {
+                let mut conn = writer.blocking_lock();
+                let tx = conn.transaction()?;
+                for row in chunk {
+                    let up = upsert(&tx, row.kind, &row.address, row.lang)?;
+                    created += usize::from(up.created);
+                    let mut stmt =
+                        tx.prepare_cached("INSERT OR IGNORE INTO places (subscriber_id, region_id) VALUES (?1, ?2)")?;
+                    for place in &row.places {
+                        stmt.execute(params![up.subscriber.id, place.as_str()])?;
+                    }
+                }
+                tx.commit()?;
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn sync_region_channels(&self, channels: Vec<RegionChannel>) -> Result<PlaceChanges, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let mut changes = PlaceChanges::default();
+            let kind = ChannelKind::TelegramChannel;
+            let mut keep = Vec::new();
+            for ch in &channels {
+                let up = upsert(&tx, kind, &ch.address, ch.lang)?;
+                let id = up.subscriber.id;
+                keep.push(id);
+                tx.execute("UPDATE subscribers SET lang = ?2 WHERE id = ?1", params![id, ch.lang.code()])?;
+                let old: Vec<String> = tx
+                    .prepare("SELECT region_id FROM places WHERE subscriber_id = ?1")?
+                    .query_map(params![id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                for place in parse_places(old) {
+                    let configured = channels.iter().any(|c| c.address == ch.address && c.region == place);
+                    if !configured {
+                        tx.execute("DELETE FROM places WHERE subscriber_id = ?1 AND region_id = ?2", params![id, place.as_str()])?;
+                        changes.removed.push((id, place));
+                    }
+                }
+                let added = tx.execute(
+                    "INSERT OR IGNORE INTO places (subscriber_id, region_id) VALUES (?1, ?2)",
+                    params![id, ch.region.as_str()],
+                )?;
+                if added == 1 {
+                    changes.added.push((id, ch.region.clone()));
+                }
+            }
+            // Channels no longer in any region file stop receiving.
+            let gone: Vec<(SubscriberId, String)> = tx
+                .prepare(
+                    "SELECT s.id, p.region_id FROM subscribers s JOIN places p ON p.subscriber_id = s.id
+                     WHERE s.channel = ?1 AND s.active = 1 AND s.id NOT IN (SELECT value FROM rarray(?2))",
+                )?
+                .query_map(params![kind.as_str(), ids(keep.iter().copied())], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, place) in gone {
+                tx.execute(
+                    "UPDATE subscribers SET active = 0, inactive_reason = 'removed from the region files' WHERE id = ?1",
+                    params![id],
+                )?;
+                tx.execute("DELETE FROM places WHERE subscriber_id = ?1", params![id])?;
+                if let Ok(place) = RegionId::parse(&place) {
+                    changes.removed.push((id, place));
+                }
+            }
+            tx.commit()?;
+            Ok(changes)
+        })
+        .await
+    }
+
+    async fn event_complete(&self, id: &EventId) -> Result<bool, StoreError> {
+        let id = id.0.clone();
+        self.read(move |conn| {
+            let complete: Option<bool> = conn
+                .prepare_cached("SELECT complete FROM events WHERE id = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?;
+            Ok(complete.unwrap_or(false))
+        })
+        .await
+    }
+
+    async fn enqueue(
+        &self,
+        event: &Event,
+        audience: Audience,
+        deadline_ms: Option<i64>,
+    ) -> Result<Enqueued, StoreError> {
+        let event = event.clone();
+        let writer = self.writer.clone();
+        run_blocking(move || {
+            let columns = format!(
+                "INSERT OR IGNORE INTO deliveries (event_ref, subscriber_id, channel, address, lang, priority, deadline)
+                 SELECT ?1, s.id, {channel}, s.address, {lang}, ?2, ?3",
+                channel = channel_case("s.channel"),
+                lang = lang_case("s.lang"),
+            );
+            let known = known_channels();
+            let priority = event.priority.as_i64();
+            let (event_ref, event_new) = {
+                let mut conn = writer.blocking_lock();
+                let tx = conn.transaction()?;
+                let (r, new, _complete) = insert_event(&tx, &event)?;
+                tx.commit()?;
+                (r, new)
+            };
+            let subscribers = match audience {
+                Audience::Subscribers(ids) => ids,
+                Audience::ToldAbout(subject) => {
+                    let conn = writer.blocking_lock();
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT DISTINCT d.subscriber_id FROM events e JOIN deliveries d ON d.event_ref = e.ref
+                         WHERE e.subject = ?1 AND e.ref <> ?2 AND d.state IN (0, 1, 2, 3)",
+                    )?;
+                    let rows = stmt.query_map(params![subject, event_ref], |r| r.get::<_, SubscriberId>(0))?;
+                    rows.collect::<Result<Vec<_>, _>>()?
+                }
+            };
+            let sql = format!(
+                // CROSS JOIN keeps the id list as the outer loop: each id is one primary-key
+                // lookup. Left to choose, the planner may scan the subscribers for every id.
+                "{columns} FROM rarray(?4) r CROSS JOIN subscribers s ON s.id = r.value
+                 WHERE s.active = 1 AND s.channel IN ({known})"
+            );
+            let mut added = 0;
+            for chunk in subscribers.chunks(CHUNK) {
+                let mut conn = writer.blocking_lock();
+                let tx = conn.transaction()?;
+                added += tx.prepare_cached(&sql)?.execute(params![
+                    event_ref,
+                    priority,
+                    deadline_ms,
+                    ids(chunk.iter().copied())
+                ])?;
+                tx.commit()?;
+            }
+            writer.blocking_lock().execute("UPDATE events SET complete = 1 WHERE ref = ?1", params![event_ref])?;
+            Ok(Enqueued { event_new, deliveries: added })
+        })
+        .await
+    }
+
+    async fn latest_event(&self, subject: &str) -> Result<Option<Event>, StoreError> {
+        let subject = subject.to_owned();
+        self.read(move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body FROM events WHERE subject = ?1 ORDER BY ref DESC LIMIT 1")?
+                .query_row(params![subject], |r| r.get(0))
+                .optional()?;
+            body.as_deref().map(decode_event).transpose()
+        })
+        .await
+    }
+
+    async fn events(&self, refs: Vec<EventRef>) -> Result<Vec<(EventRef, Event)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT ref, body FROM events WHERE ref IN (SELECT value FROM rarray(?1))")?;
+            let rows =
+                stmt.query_map(params![ids(refs)], |r| Ok((r.get::<_, EventRef>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (r, body) = row?;
+                out.push((r, decode_event(&body)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn claim(&self, claim: Claim) -> Result<Vec<Claimed>, StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE deliveries SET state = 1, claimed_by = ?1, lease_until = ?2, attempts = attempts + 1
+                 WHERE state = 0 AND not_before <= ?3 AND subscriber_id IN (
+                     SELECT subscriber_id FROM deliveries
+                     WHERE state = 0 AND channel = ?4 AND priority BETWEEN ?5 AND ?6 AND not_before <= ?3
+                       AND subscriber_id NOT IN (SELECT value FROM rarray(?7))
+                     ORDER BY priority, not_before LIMIT ?8)
+                 RETURNING event_ref, subscriber_id, channel, address, lang, priority, attempts, deadline",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    claim.node.0,
+                    claim.lease_until_ms,
+                    claim.now_ms,
+                    claim.kind.code(),
+                    claim.priorities.start().as_i64(),
+                    claim.priorities.end().as_i64(),
+                    ids(claim.busy.iter().copied()),
+                    claim.chats as i64,
+                ],
+                |r| {
+                    Ok((
+                        DeliveryKey { event: r.get(0)?, subscriber: r.get(1)? },
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, Option<i64>>(7)?,
+                    ))
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, channel, address, lang, priority, attempts, deadline_ms) = row?;
+                out.push(Claimed {
+                    key,
+                    kind: ChannelKind::from_code(channel).unwrap_or(claim.kind),
+                    address,
+                    lang: Lang::from_index(lang),
+                    priority: Priority::from_i64(priority).unwrap_or(Priority::Info),
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    deadline_ms,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn finish(&self, node: NodeId, done: Vec<Finished>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut final_state = tx.prepare_cached(
+                    "UPDATE deliveries SET state = ?4, last_error = ?5, claimed_by = NULL, lease_until = NULL
+                     WHERE event_ref = ?1 AND subscriber_id = ?2 AND state = 1 AND claimed_by = ?3",
+                )?;
+                let mut sent = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 2, sent_at = ?4, platform_id = ?5, last_error = NULL,
+                            claimed_by = NULL, lease_until = NULL
+                     WHERE event_ref = ?1 AND subscriber_id = ?2 AND state = 1 AND claimed_by = ?3",
+                )?;
+                let mut retry = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 0, not_before = ?4, last_error = ?5, claimed_by = NULL, lease_until = NULL
+                     WHERE event_ref = ?1 AND subscriber_id = ?2 AND state = 1 AND claimed_by = ?3",
+                )?;
+                let now = now_ms();
+                for f in done {
+                    let (e, s) = (f.key.event, f.key.subscriber);
+                    match f.finish {
+                        Finish::Sent { platform_id } => sent.execute(params![e, s, node.0, now, platform_id])?,
+                        Finish::Retry { not_before_ms, error } => retry.execute(params![e, s, node.0, not_before_ms, error])?,
+                        Finish::Failed { error } => {
+                            final_state.execute(params![e, s, node.0, DeliveryState::Failed.code(), error])?
+                        }
+                        Finish::Superseded => final_state.execute(params![
+                            e,
+                            s,
+                            node.0,
+                            DeliveryState::Superseded.code(),
+                            Option::<String>::None
+                        ])?,
+                        Finish::Expired { reason } => {
+                            final_state.execute(params![e, s, node.0, DeliveryState::Expired.code(), reason])?
+                        }
+                    };
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn renew_leases(&self, node: NodeId, until_ms: i64) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE deliveries SET lease_until = ?2 WHERE state = 1 AND claimed_by = ?1",
+                params![node.0, until_ms],
+            )? as u64)
+        })
+        .await
+    }
+
+    async fn release(&self, node: NodeId) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE deliveries SET state = 0, claimed_by = NULL, lease_until = NULL WHERE state = 1 AND claimed_by = ?1",
+                params![node.0],
+            )? as u64)
+        })
+        .await
+    }
+
+    async fn requeue_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE deliveries SET state = 0, claimed_by = NULL, lease_until = NULL WHERE state = 1 AND lease_until < ?1",
+                params![now_ms],
+            )? as u64)
+        })
+        .await
+    }
+
+    async fn next_due(&self, kind: ChannelKind) -> Result<Option<i64>, StoreError> {
+        self.read(move |conn| {
+            // One index seek per class: the minimum of each (channel, priority) range.
+            let mut stmt = conn.prepare_cached(
+                "SELECT MIN(not_before) FROM deliveries WHERE state = 0 AND channel = ?1 AND priority = ?2",
+            )?;
+            let mut earliest: Option<i64> = None;
+            for p in Priority::ALL {
+                let t: Option<i64> = stmt.query_row(params![kind.code(), p.as_i64()], |r| r.get(0))?;
+                earliest = match (earliest, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Ok(earliest)
+        })
+        .await
+    }
+
+    async fn drained(&self) -> Result<bool, StoreError> {
+        self.read(move |conn| {
+            let busy: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE state = 0)
+                         OR EXISTS (SELECT 1 FROM deliveries WHERE state = 1)",
+                )?
+                .query_row([], |r| r.get(0))?;
+            Ok(!busy)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut c = Counts::default();
+            for row in rows {
+                let (state, n) = row?;
+                let n = n.max(0) as u64;
+                match DeliveryState::from_code(state) {
+                    Some(DeliveryState::Pending) => c.pending = n,
+                    Some(DeliveryState::Sending) => c.sending = n,
+                    Some(DeliveryState::Sent) => c.sent = n,
+                    Some(DeliveryState::Delivered) => c.delivered = n,
+                    Some(DeliveryState::Failed) => c.failed = n,
+                    Some(DeliveryState::Superseded) => c.superseded = n,
+                    Some(DeliveryState::Expired) => c.expired = n,
+                    None => {}
+                }
+            }
+            Ok(c)
+        })
+        .await
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            Ok(conn.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
+        })
+        .await
+    }
+
+    async fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by the spine (schema 1), with a queued delivery holding its
+    /// text, opens as schema 2 with the delivery still queued.
+    #[test]
+    fn the_spine_schema_migrates_with_its_queue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            let tx = conn.transaction().expect("tx");
+            migrate_1_spine(&tx).expect("schema 1");
+            tx.pragma_update(None, "user_version", 1).expect("version");
+            tx.commit().expect("commit");
+            let body = r#"{"id":"air_raid:UA63000000000041885:20231106T080000Z:started","kind":"air_raid","transition":"started","revision":1,"targets":["UA63000000000041885"],"at":"2023-11-06T08:00:00Z","priority":"air_raid_start","detail":{"type":"alert","started_at":"2023-11-06T08:00:00Z","raw_kind":null}}"#;
+            conn.execute_batch(&format!(
+                "INSERT INTO subscribers (id, channel, address, lang, created_at) VALUES (1, 'telegram', '42', 'en', 0);
+                 INSERT INTO events VALUES ('air_raid:UA63000000000041885:20231106T080000Z:started', 'air_raid', 'started', 1, '2023-11-06T08:00:00Z', '{body}');
+                 INSERT INTO deliveries (event_id, subscriber_id, channel, address, text, silent, priority, not_before, deadline, created_at)
+                 VALUES ('air_raid:UA63000000000041885:20231106T080000Z:started', 1, 'telegram', '42', '<b>old</b>', 0, 2, 0, 9999999999999, 0);"
+            ))
+            .expect("old rows");
+        }
+        let store = SqliteStore::open(&path).expect("migrates");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let counts = rt.block_on(store.counts()).expect("counts");
+        assert_eq!(counts.pending, 1, "{counts:?}");
+        let claimed = rt
+            .block_on(store.claim(Claim {
+                kind: ChannelKind::TelegramChat,
+                priorities: Priority::MandatoryEvacuation..=Priority::Info,
+                chats: 10,
+                busy: vec![],
+                node: NodeId(7),
+                now_ms: now_ms(),
+                lease_until_ms: now_ms() + 1000,
+            }))
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].lang, Lang::En);
+        assert_eq!(claimed[0].priority, Priority::OtherStart, "the old air-raid class is an ordinary start");
+        let events = rt.block_on(store.events(vec![claimed[0].key.event])).expect("events");
+        assert_eq!(events[0].1.subject(), "air_raid:UA63000000000041885:20231106T080000Z");
+    }
+}

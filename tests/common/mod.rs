@@ -1,0 +1,45 @@
+//! Helpers shared by the end-to-end tests. Each test crate uses a different subset.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use sirena::alerts::{AlertKind, Transition};
+use sirena::daemon::Fanout;
+use sirena::demo::Harness;
+use sirena::sim::telegram::SentMessage;
+
+/// Failure bound for anything event-driven; never reached when things work.
+pub const WAIT: Duration = Duration::from_secs(30);
+pub const KHARKIV_CITY: &str = "UA63120270010096107";
+pub const KHARKIV_OBLAST: &str = "UA63000000000041885";
+pub const KINDRASHIVKA: &str = "UA63080070010082928";
+pub const KINDRASHIVKA_HROMADA: &str = "UA63080070000080622";
+
+/// Polls `cond` until it holds; `what` names it in the failure.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn started(kind: AlertKind) -> impl Fn(&Fanout) -> bool {
+    move |f: &Fanout| f.event.kind == kind && f.event.transition == Transition::Started
+}
+
+pub fn ended(kind: AlertKind) -> impl Fn(&Fanout) -> bool {
+    move |f: &Fanout| f.event.kind == kind && f.event.transition == Transition::Ended
+}
+
+pub fn texts(messages: &[SentMessage]) -> Vec<&str> {
+    messages.iter().map(|m| m.text.as_str()).collect()
+}
+
+/// Every chat in `chats` got exactly `n` messages.
+pub fn each_got(h: &Harness, chats: impl IntoIterator<Item = i64>, n: usize) {
+    for chat in chats {
+        let got = h.telegram.sent_to(chat);
+        assert_eq!(got.len(), n, "chat {chat}: {:?}", texts(&got));
+    }
+}
