@@ -63,6 +63,20 @@ enum BenchCommand {
         #[arg(long)]
         paid: bool,
     },
+    /// Match and enqueue one oblast air raid for N subscribers; measure the index, the
+    /// outbox rows and a bot reply during the enqueue.
+    Scale {
+        #[arg(long, default_value_t = 1_000_000)]
+        subscribers: usize,
+    },
+    /// The seed scenario: a mandatory evacuation order to N Kupiansk-raion residents
+    /// and the raion's Telegram channel, against the platform's bound.
+    Evacuate {
+        #[arg(long, default_value_t = 12_000)]
+        evacuees: usize,
+        #[arg(long)]
+        paid: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -133,6 +147,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let rt = runtime()?;
             let report = match command {
                 BenchCommand::Fanout { residents, paid } => rt.block_on(crate::bench::fanout(residents, paid))?,
+                BenchCommand::Scale { subscribers } => rt.block_on(crate::bench::scale(subscribers))?,
+                BenchCommand::Evacuate { evacuees, paid } => rt.block_on(crate::bench::evacuate(evacuees, paid))?,
             };
             println!("{report}");
             Ok(ExitCode::SUCCESS)

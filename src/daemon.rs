@@ -424,3 +424,60 @@ pub fn describe(event: &Event) -> String {
     };
     format!("{what} {how}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn supervisor() -> (Supervisor, watch::Receiver<Option<Failure>>) {
+        let (tx, rx) = watch::channel(None);
+        let sup = Supervisor { tracker: TaskTracker::new(), cancel: CancellationToken::new(), failure: Arc::new(tx) };
+        (sup, rx)
+    }
+
+    async fn first_failure(rx: &mut watch::Receiver<Option<Failure>>) -> Failure {
+        let f = rx.wait_for(Option::is_some).await.expect("sender alive");
+        f.clone().expect("some")
+    }
+
+    #[tokio::test]
+    async fn a_core_task_that_panics_or_returns_stops_everything() {
+        let (sup, mut rx) = supervisor();
+        let c = sup.cancel.clone();
+        sup.spawn("listener", async move {
+            c.cancelled().await;
+            Ok::<(), String>(())
+        });
+        sup.spawn("pipeline", explode());
+        let f = first_failure(&mut rx).await;
+        assert_eq!((f.task, f.reason.as_str()), ("pipeline", "panicked: boom"));
+        assert!(sup.cancel.is_cancelled(), "the other tasks are told to stop");
+        sup.tracker.close();
+        sup.tracker.wait().await;
+
+        let (sup, mut rx) = supervisor();
+        sup.spawn("bot", async { Ok::<(), String>(()) });
+        assert_eq!(first_failure(&mut rx).await.reason, "stopped while the daemon was running");
+        let (sup, mut rx) = supervisor();
+        sup.spawn("dispatcher", async { Err::<(), String>("database: readonly".into()) });
+        assert_eq!(first_failure(&mut rx).await.reason, "database: readonly");
+    }
+
+    async fn explode() -> Result<(), String> {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_on_shutdown_is_no_failure() {
+        let (sup, rx) = supervisor();
+        let c = sup.cancel.clone();
+        sup.spawn("watcher", async move {
+            c.cancelled().await;
+            Ok::<(), String>(())
+        });
+        sup.cancel.cancel();
+        sup.tracker.close();
+        sup.tracker.wait().await;
+        assert!(rx.borrow().is_none());
+    }
+}

@@ -51,6 +51,10 @@ pub struct Fanout {
     pub recipients: usize,
     /// New deliveries; 0 for an event replayed after a restart.
     pub enqueued: usize,
+    /// Time spent finding the recipients in the match index.
+    pub match_ms: f64,
+    /// Time spent writing the event and its deliveries.
+    pub enqueue_ms: f64,
 }
 
 /// Where the pipeline's output goes besides the store.
@@ -327,6 +331,7 @@ impl Pipeline {
                 continue;
             }
             let event = self.prioritised(event);
+            let matching = std::time::Instant::now();
             let (audience, recipients) = if event.is_closing() {
                 (Audience::ToldAbout(event.subject()), None)
             } else {
@@ -334,8 +339,11 @@ impl Pipeline {
                 let n = ids.len();
                 (Audience::Subscribers(ids), Some(n))
             };
+            let match_ms = ms_since(matching);
             let deadline = self.policy.deadline_ms(event.priority, now_ms());
+            let enqueuing = std::time::Instant::now();
             let enqueued = self.store.enqueue(&event, audience, deadline).await?;
+            let enqueue_ms = ms_since(enqueuing);
             let recipients = recipients.unwrap_or(enqueued.deliveries);
             tracing::info!(
                 event = %event.id,
@@ -343,9 +351,17 @@ impl Pipeline {
                 transition = event.transition.as_str(),
                 recipients,
                 enqueued = enqueued.deliveries,
+                match_ms,
+                enqueue_ms,
                 "event"
             );
-            let _ = self.out.fanouts.send(Fanout { event, recipients, enqueued: enqueued.deliveries });
+            let _ = self.out.fanouts.send(Fanout {
+                event,
+                recipients,
+                enqueued: enqueued.deliveries,
+                match_ms,
+                enqueue_ms,
+            });
         }
         Ok(())
     }
@@ -370,6 +386,10 @@ impl Pipeline {
         self.store.kv_put(ORDER_BOOK_KEY, &serde_json::to_string(&self.orders)?).await?;
         Ok(())
     }
+}
+
+fn ms_since(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 /// The region channels the tree names.

@@ -2,6 +2,9 @@
 //! real daemon against the simulators on loopback, prints its figures, and prints as
 //! its last line one JSON object with the keys the issue that asked for it named.
 
+mod evacuate;
+mod scale;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,9 @@ use crate::messages::Lang;
 use crate::regions::RegionId;
 use crate::sim::telegram::TelegramSimConfig;
 use crate::store::Import;
+
+pub use evacuate::evacuate;
+pub use scale::scale;
 
 pub const KHARKIV_CITY: &str = "UA63120270010096107";
 

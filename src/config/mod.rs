@@ -207,7 +207,7 @@ impl Default for TelegramLimits {
             paid_per_sec: 1000,
             per_chat_per_sec: 1,
             group_per_min: 20,
-            margin: Duration::from_millis(10),
+            margin: Duration::from_millis(5),
         }
     }
 }

@@ -83,9 +83,23 @@ pub struct Options {
     /// Extra text appended to the shipped `regions/kharkiv.toml` (an order in force at
     /// start).
     pub kharkiv_extra: String,
-    /// A Telegram channel for Kharkiv oblast (`@name` or `-100…`), written into the
-    /// oblast's region table.
-    pub oblast_channel: Option<String>,
+    /// Telegram channels of regions of the Kharkiv file: (region id, `@name` or
+    /// `-100…`), written into each region's table.
+    pub region_channels: Vec<(String, String)>,
+    /// Wraps the store the daemon runs on (tests use it to make the store fail).
+    pub wrap_store: Option<StoreWrapper>,
+}
+
+/// A function from the store the harness opened to the one the daemon gets.
+#[derive(Clone)]
+pub struct StoreWrapper(pub Arc<WrapFn>);
+
+type WrapFn = dyn Fn(Arc<dyn Store>) -> Arc<dyn Store> + Send + Sync;
+
+impl std::fmt::Debug for StoreWrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreWrapper")
+    }
 }
 
 impl Default for Options {
@@ -104,7 +118,8 @@ impl Default for Options {
             deadlines: Deadlines::default(),
             seed: Vec::new(),
             kharkiv_extra: String::new(),
-            oblast_channel: None,
+            region_channels: Vec::new(),
+            wrap_store: None,
         }
     }
 }
@@ -193,8 +208,10 @@ impl Harness {
         std::fs::write(config_dir.join("sirena.toml"), opts.settings(&feed.base_url(), &telegram.base_url()))?;
         let kharkiv = config_dir.join("regions/kharkiv.toml");
         let mut text = std::fs::read_to_string(&kharkiv)?;
-        if let Some(channel) = &opts.oblast_channel {
-            text = text.replacen("feed_id = 22\n", &format!("feed_id = 22\nchannel = \"{channel}\"\n"), 1);
+        for (region, channel) in &opts.region_channels {
+            let table = format!("id = \"{region}\"\n");
+            anyhow::ensure!(text.contains(&table), "no region {region} in regions/kharkiv.toml");
+            text = text.replacen(&table, &format!("{table}channel = \"{channel}\"\n"), 1);
         }
         text.push_str(&opts.kharkiv_extra);
         std::fs::write(&kharkiv, text)?;
@@ -208,12 +225,17 @@ impl Harness {
             }
         }
         store.import(opts.seed).await?;
-        drop(store);
         let secrets = Secrets {
             telegram: Some(config::secret::Secret::new(tg_token)),
             alerts_in_ua: Some(config::secret::Secret::new(feed_token)),
         };
-        let mut daemon = daemon::start(config, secrets.clone()).await?;
+        let mut daemon = match &opts.wrap_store {
+            Some(wrap) => daemon::start_with_store(config, secrets.clone(), (wrap.0)(Arc::new(store))).await?,
+            None => {
+                drop(store);
+                daemon::start(config, secrets.clone()).await?
+            }
+        };
         let fanouts = daemon.first_fanouts.take().unwrap_or_else(|| daemon.fanouts.subscribe());
         Ok(Harness {
             feed,

@@ -1,11 +1,12 @@
 //! The seed scenario (DESIGN §13): who lives where, what happens, and what each
 //! resident must receive.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{EMBEDDED_CONFIG, Harness, Options, kharkiv_air_raid, luhansk};
+use super::{Harness, Options, kharkiv_air_raid, luhansk};
 use crate::alerts::{AlertKind, Transition};
 use crate::daemon::{Fanout, describe};
+use crate::dispatch::DispatchStats;
 use crate::sim::feed::{Fault, SimAlert};
 
 /// What a resident must receive, as markers that must appear in the message's
@@ -83,7 +84,8 @@ struct Resident {
     english: bool,
     place: &'static str,
     acts: &'static [Act],
-    expect: &'static [Expect],
+    /// The messages, in order; each lists its parts, most urgent first.
+    expect: &'static [&'static [Expect]],
 }
 
 use Act::*;
@@ -97,7 +99,8 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Кіндрашівка",
         acts: &[Send("/start"), Send("/subscribe Кіндрашівка")],
-        expect: &[AirRaid, AllClear, Mandatory],
+        // The order came while the air-raid fan-out was still on its way: one message.
+        expect: &[&[Mandatory, AirRaid], &[AllClear]],
     },
     Resident {
         chat: 1002,
@@ -106,7 +109,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Василівка (one of two)",
         acts: &[Send("/start"), Send("/subscribe с. Василівка"), PressFirstButton],
-        expect: &[AirRaid, AllClear, Mandatory],
+        expect: &[&[Mandatory, AirRaid], &[AllClear]],
     },
     Resident {
         chat: 1003,
@@ -115,7 +118,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Куп’янськ",
         acts: &[Send("/start"), Send("/subscribe куп'янськ")],
-        expect: &[AirRaid, AllClear, Recommended, Updated, Artillery, Lifted],
+        expect: &[&[AirRaid], &[AllClear], &[Recommended], &[Updated], &[Artillery], &[Lifted]],
     },
     Resident {
         chat: 1004,
@@ -124,7 +127,7 @@ const RESIDENTS: &[Resident] = &[
         english: true,
         place: "Kupiansk",
         acts: &[Send("/start"), Send("/subscribe Kupiansk")],
-        expect: &[AirRaid, AllClear, Recommended, Updated, Artillery, Lifted],
+        expect: &[&[AirRaid], &[AllClear], &[Recommended], &[Updated], &[Artillery], &[Lifted]],
     },
     Resident {
         chat: 1005,
@@ -133,7 +136,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Куп’янськ-Вузловий",
         acts: &[Send("/start"), Send("/subscribe Куп’янськ-Вузловий")],
-        expect: &[AirRaid, AllClear, Artillery],
+        expect: &[&[AirRaid], &[AllClear], &[Artillery]],
     },
     Resident {
         chat: 1006,
@@ -142,7 +145,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Харків",
         acts: &[Send("/start"), Send("/subscribe м. Харків")],
-        expect: &[AirRaid, AllClear],
+        expect: &[&[AirRaid], &[AllClear]],
     },
     Resident {
         chat: 1007,
@@ -160,7 +163,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Куп’янськ",
         acts: &[Send("/start"), Send("/subscribe Куп’янськ")],
-        expect: &[AirRaid, AllClear],
+        expect: &[&[AirRaid], &[AllClear]],
     },
     Resident {
         chat: 1009,
@@ -204,10 +207,6 @@ place = "UA63080090010026457"
 times = ["09:00"]
 "#;
 
-fn base_kharkiv() -> &'static str {
-    EMBEDDED_CONFIG.iter().find(|(p, _)| *p == "regions/kharkiv.toml").map(|(_, t)| *t).unwrap_or_default()
-}
-
 fn kupiansk_order(times: &str, status: &str) -> String {
     KUPIANSK_ORDER.replace(r#"times = ["09:00"]"#, times).replace(r#"status = "recommended""#, status)
 }
@@ -220,15 +219,31 @@ fn is(kind: AlertKind, transition: Transition, region: &'static str) -> impl Fn(
 }
 
 const KHARKIV_OBLAST: &str = "UA63000000000041885";
+const KHARKIV_CITY: &str = "UA63120270010096107";
 const KINDRASHIVKA_HROMADA: &str = "UA63080070000080622";
 const KUPIANSK_CITY: &str = "UA63080090010026457";
 const KUPIANSK_HROMADA: &str = "UA63080090000067457";
 
-const STEP: Duration = Duration::from_secs(20);
+/// Kharkiv residents subscribed before the demo starts, so the oblast air raid is a
+/// fan-out that takes a few seconds at Telegram's 30 messages a second, and the
+/// evacuation order comes while it is on its way.
+const CROWD: usize = 150;
+const CROWD_FIRST_CHAT: i64 = 200_000;
+/// Kharkiv oblast's Telegram channel, where the bot is an admin.
+const CHANNEL_ID: i64 = -1_001_000_000_022;
+const CHANNEL: &str = "@sirena_kharkiv";
+
+const STEP: Duration = Duration::from_secs(30);
 
 /// Plays the scenario; returns whether every resident got exactly what they should.
 pub async fn run() -> anyhow::Result<bool> {
-    let mut h = Harness::start(Options::default()).await?;
+    let opts = Options {
+        seed: crate::bench::residents(CROWD_FIRST_CHAT, CROWD, KHARKIV_CITY),
+        region_channels: vec![(KHARKIV_OBLAST.to_owned(), CHANNEL.to_owned())],
+        ..Options::default()
+    };
+    let mut h = Harness::start(opts).await?;
+    h.telegram.add_channel(CHANNEL_ID, Some(CHANNEL.trim_start_matches('@')), "Харківщина: тривоги", true);
     println!("sirena demo — Kupiansk raion, November 2023 (simulated feed and Telegram on loopback)\n");
     let result = play(&mut h).await;
     let ok = match result {
@@ -243,6 +258,7 @@ pub async fn run() -> anyhow::Result<bool> {
 }
 
 async fn play(h: &mut Harness) -> anyhow::Result<bool> {
+    let base = std::fs::read_to_string(h.config_dir.join("regions/kharkiv.toml"))?;
     // Residents open the bot and subscribe.
     for r in RESIDENTS {
         h.telegram.add_user(r.chat, r.name, r.app_lang);
@@ -281,18 +297,34 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
         let last = h.telegram.sent_to(r.chat).into_iter().last().map(|m| first_line(&m.text)).unwrap_or_default();
         println!("  {:<20} {:<24} bot: {}", r.name, r.place, plain(&last));
     }
+    println!("  and {CROWD} residents of Kharkiv city imported before the start; the oblast's channel {CHANNEL}.");
     let watermark: Vec<usize> = RESIDENTS.iter().map(|r| h.telegram.sent_to(r.chat).len()).collect();
     println!();
 
-    // 1. Air raid over the oblast.
-    let alerts_before = h.feed.requests();
+    // 1. Air raid over the oblast: a fan-out of a few seconds.
     h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid()]);
     println!("{} feed: air raid over Kharkiv oblast (Luhansk oblast has been under alert since 2022)", h.clock());
     // The first poll also reports Luhansk; nobody lives there in this demo.
-    step(h, "air raid", is(AlertKind::AirRaid, Transition::Started, KHARKIV_OBLAST), true).await?;
-    let _ = alerts_before;
+    let (before, _) = announce(h, "air raid", is(AlertKind::AirRaid, Transition::Started, KHARKIV_OBLAST)).await?;
 
-    // 2. The feed misbehaves: nothing may end.
+    // 2. While it goes out, the mandatory evacuation of Kindrashivka hromada.
+    h.write_region_file("kharkiv.toml", &format!("{base}{KINDRASHIVKA_ORDER}"))?;
+    println!("{} operator: mandatory evacuation of Kindrashivka hromada (regions/kharkiv.toml)", h.clock());
+    let (_, published) =
+        announce(h, "mandatory evacuation", is(AlertKind::Evacuation, Transition::Started, KINDRASHIVKA_HROMADA))
+            .await?;
+    let told = h.telegram.wait_for_sent(1001, watermark[0] + 1, STEP).await;
+    let backlog_left = h.store().counts().await?.pending;
+    if let Some(m) = told.get(watermark[0]) {
+        println!(
+            "{}   the order overtook the air-raid backlog: first told {:.2} s after it was queued, {backlog_left} air-raid messages still waiting",
+            h.clock(),
+            m.at.saturating_duration_since(published).as_secs_f64().max(0.0),
+        );
+    }
+    delivered(h, before).await?;
+
+    // 3. The feed misbehaves: nothing may end.
     let since = h.feed.requests();
     h.feed.inject(Fault::Status(500), 2);
     h.feed.inject(Fault::Garbage, 1);
@@ -312,24 +344,19 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
         anyhow::bail!("a feed failure produced events: {:?}", stray.iter().map(|f| &f.event.id).collect::<Vec<_>>());
     }
 
-    // 3. All clear.
+    // 4. All clear, to whoever was told the start.
     h.feed.set_alerts(vec![luhansk()]);
     println!("{} feed: Kharkiv oblast all clear", h.clock());
-    step(h, "all clear", is(AlertKind::AirRaid, Transition::Ended, KHARKIV_OBLAST), true).await?;
+    step(h, "all clear", is(AlertKind::AirRaid, Transition::Ended, KHARKIV_OBLAST)).await?;
 
-    // 4. Тарас blocks the bot.
+    // 5. Тарас blocks the bot.
     h.telegram.block(1008);
     println!("{} Тарас blocks the bot", h.clock());
-
-    // 5. Mandatory evacuation of Kindrashivka hromada.
-    h.write_region_file("kharkiv.toml", &format!("{}{KINDRASHIVKA_ORDER}", base_kharkiv()))?;
-    println!("{} operator: mandatory evacuation of Kindrashivka hromada (regions/kharkiv.toml)", h.clock());
-    step(h, "mandatory evacuation", is(AlertKind::Evacuation, Transition::Started, KINDRASHIVKA_HROMADA), true).await?;
 
     // 6. A typo: rejected, nothing changes.
     h.write_region_file(
         "kharkiv.toml",
-        &format!("{}{KINDRASHIVKA_ORDER}{}", base_kharkiv(), KUPIANSK_ORDER.replace("status =", "statuss =")),
+        &format!("{base}{KINDRASHIVKA_ORDER}{}", KUPIANSK_ORDER.replace("status =", "statuss =")),
     )?;
     let errors = match crate::config::load(&h.config_dir) {
         Ok(_) => anyhow::bail!("the typo was accepted"),
@@ -348,51 +375,95 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
     }
 
     // 7. Recommended evacuation of Kupiansk city.
-    h.write_region_file("kharkiv.toml", &format!("{}{KINDRASHIVKA_ORDER}{KUPIANSK_ORDER}", base_kharkiv()))?;
+    h.write_region_file("kharkiv.toml", &format!("{base}{KINDRASHIVKA_ORDER}{KUPIANSK_ORDER}"))?;
     println!("{} operator: recommended evacuation of Kupiansk city towards Kharkiv", h.clock());
-    step(h, "recommended evacuation", is(AlertKind::Evacuation, Transition::Started, KUPIANSK_CITY), true).await?;
+    step(h, "recommended evacuation", is(AlertKind::Evacuation, Transition::Started, KUPIANSK_CITY)).await?;
 
     // 8. An update adds a departure time.
     let updated = kupiansk_order(r#"times = ["09:00", "15:00"]"#, r#"status = "recommended""#);
-    h.write_region_file("kharkiv.toml", &format!("{}{KINDRASHIVKA_ORDER}{updated}", base_kharkiv()))?;
+    h.write_region_file("kharkiv.toml", &format!("{base}{KINDRASHIVKA_ORDER}{updated}"))?;
     println!("{} operator: Kupiansk order updated, second departure at 15:00", h.clock());
-    step(h, "evacuation update", is(AlertKind::Evacuation, Transition::Updated, KUPIANSK_CITY), true).await?;
+    step(h, "evacuation update", is(AlertKind::Evacuation, Transition::Updated, KUPIANSK_CITY)).await?;
 
     // 9. Shelling in Kupiansk hromada.
     h.feed.set_alerts(vec![luhansk(), kupiansk_shelling()]);
     println!("{} feed: artillery shelling threat in Kupiansk hromada", h.clock());
-    step(h, "artillery", is(AlertKind::Artillery, Transition::Started, KUPIANSK_HROMADA), true).await?;
+    step(h, "artillery", is(AlertKind::Artillery, Transition::Started, KUPIANSK_HROMADA)).await?;
 
     // 10. The recommended order is lifted.
     let lifted = kupiansk_order(r#"times = ["09:00", "15:00"]"#, r#"status = "lifted""#);
-    h.write_region_file("kharkiv.toml", &format!("{}{KINDRASHIVKA_ORDER}{lifted}", base_kharkiv()))?;
+    h.write_region_file("kharkiv.toml", &format!("{base}{KINDRASHIVKA_ORDER}{lifted}"))?;
     println!("{} operator: Kupiansk recommended order lifted", h.clock());
-    step(h, "order lifted", is(AlertKind::Evacuation, Transition::Ended, KUPIANSK_CITY), true).await?;
+    step(h, "order lifted", is(AlertKind::Evacuation, Transition::Ended, KUPIANSK_CITY)).await?;
 
     summary(h, &watermark).await
 }
 
-/// Waits for the event, prints its fan-out, waits for delivery.
-async fn step(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool, must_reach: bool) -> anyhow::Result<()> {
-    let before = h.store().counts().await?;
+/// The dispatcher's counters at one moment, to print what a step sent.
+#[derive(Clone, Copy)]
+struct Sent {
+    messages: u64,
+    rows: u64,
+    failed: u64,
+    coalesced: u64,
+}
+
+impl Sent {
+    fn now(h: &Harness) -> Sent {
+        let s = &h.daemon.stats;
+        Sent {
+            messages: DispatchStats::get(&s.messages),
+            rows: DispatchStats::get(&s.sent),
+            failed: DispatchStats::get(&s.failed),
+            coalesced: DispatchStats::get(&s.coalesced),
+        }
+    }
+}
+
+/// Waits for the event and prints its fan-out. Returns the dispatcher's counters as
+/// they were before the event could have gone out, and when it was queued.
+async fn announce(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool) -> anyhow::Result<(Sent, Instant)> {
+    let before = Sent::now(h);
     let f = h.next_fanout(STEP, pred).await.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    let queued = Instant::now();
     let tree = crate::config::load(&h.config_dir).map(|c| c.tree).map_err(|e| anyhow::anyhow!("{e}"))?;
     let places: Vec<String> = f.event.targets.iter().map(|t| tree.name(t, crate::messages::Lang::En)).collect();
     println!("{}   event: {} in {} → {} recipient(s)", h.clock(), describe(&f.event), places.join(", "), f.recipients);
-    if must_reach && f.recipients == 0 {
+    if f.recipients == 0 {
         anyhow::bail!("{what}: reached nobody");
     }
-    h.wait_drained(STEP).await?;
-    let after = h.store().counts().await?;
-    let failed = after.failed - before.failed;
+    Ok((before, queued))
+}
+
+/// Waits until the outbox is drained and prints what went out since `before`.
+async fn delivered(h: &Harness, before: Sent) -> anyhow::Result<()> {
+    h.wait_drained(STEP * 2).await?;
+    let now = Sent::now(h);
+    let coalesced = now.coalesced - before.coalesced;
+    let failed = now.failed - before.failed;
     println!(
-        "{}   delivered {}{}",
+        "{}   delivered {} in {} message(s){}{}",
         h.clock(),
-        after.sent - before.sent,
+        now.rows - before.rows,
+        now.messages - before.messages,
+        if coalesced > 0 { format!(", {coalesced} of them carrying more than one event") } else { String::new() },
         if failed > 0 { format!(", {failed} failed (recipient blocked the bot: deactivated)") } else { String::new() }
     );
     Ok(())
 }
+
+async fn step(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool) -> anyhow::Result<()> {
+    let (before, _) = announce(h, what, pred).await?;
+    delivered(h, before).await
+}
+
+/// Which of the expected kinds each part of a message is (parts are set apart by a
+/// blank line).
+fn parts_of(text: &str, english: bool) -> Vec<Option<Expect>> {
+    text.split("\n\n").map(|part| ALL.into_iter().find(|e| part.starts_with(e.markers(english).0))).collect()
+}
+
+const ALL: [Expect; 7] = [AirRaid, AllClear, Mandatory, Recommended, Updated, Artillery, Lifted];
 
 async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
     println!("\nWhat each resident received (checked against the Telegram simulator's records):\n");
@@ -403,32 +474,31 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         let mut problems = Vec::new();
         let mut labels = Vec::new();
         for (i, text) in got.iter().enumerate() {
-            let matched = [AirRaid, AllClear, Mandatory, Recommended, Updated, Artillery, Lifted]
-                .into_iter()
-                .find(|e| text.starts_with(e.markers(r.english).0));
-            match matched {
-                Some(e) => {
-                    labels.push(e.label());
-                    if r.expect.get(i) != Some(&e) {
-                        problems.push(format!("unexpected {}", e.label()));
+            let parts = parts_of(text, r.english);
+            let label: Vec<&str> = parts.iter().map(|p| p.map_or("?", Expect::label)).collect();
+            labels.push(label.join(" + "));
+            let want: Option<Vec<Option<Expect>>> = r.expect.get(i).map(|w| w.iter().copied().map(Some).collect());
+            if want.as_ref() != Some(&parts) {
+                problems.push(format!("unexpected message: {}", label.join(" + ")));
+            }
+            for (part, kind) in text.split("\n\n").zip(&parts) {
+                let Some(kind) = kind else {
+                    problems.push(format!("unrecognised: {}", plain(&first_line(part))));
+                    continue;
+                };
+                for needle in kind.markers(r.english).1 {
+                    if !part.contains(needle) {
+                        problems.push(format!("{} lacks `{needle}`", kind.label()));
                     }
-                    for needle in e.markers(r.english).1 {
-                        if !text.contains(needle) {
-                            problems.push(format!("{} lacks `{needle}`", e.label()));
-                        }
-                    }
-                }
-                None => {
-                    labels.push("?");
-                    problems.push(format!("unrecognised message: {}", plain(&first_line(text))));
                 }
             }
             if got[..i].contains(text) {
-                problems.push(format!("{} received twice", labels.last().copied().unwrap_or("?")));
+                problems.push(format!("{} received twice", labels.last().cloned().unwrap_or_default()));
             }
         }
         for missing in r.expect.iter().skip(got.len()) {
-            problems.push(format!("missed {}", missing.label()));
+            let names: Vec<&str> = missing.iter().map(|e| e.label()).collect();
+            problems.push(format!("missed {}", names.join(" + ")));
         }
         let received = if labels.is_empty() { "(nothing)".to_string() } else { labels.join(", ") };
         let verdict = if problems.is_empty() { "ok" } else { "FAIL" };
@@ -439,12 +509,48 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
             println!("  {:<20} {:<4} {:<24} {:<7}   ✗ {p}", "", "", "", "");
         }
     }
+    // The crowd: the air raid and its all-clear, once each.
+    let wrong: Vec<i64> = (CROWD_FIRST_CHAT..CROWD_FIRST_CHAT + CROWD as i64)
+        .filter(|&c| {
+            let got = h.telegram.sent_to(c);
+            let kinds: Vec<Vec<Option<Expect>>> = got.iter().map(|m| parts_of(&m.text, false)).collect();
+            kinds != vec![vec![Some(AirRaid)], vec![Some(AllClear)]]
+        })
+        .collect();
+    let crowd_ok = wrong.is_empty();
+    println!(
+        "  {:<20} {:<4} {:<24} {:<7} air raid, all clear{}",
+        format!("{CROWD} residents"),
+        "uk",
+        "Kharkiv city",
+        if crowd_ok { "ok" } else { "FAIL" },
+        if crowd_ok {
+            String::new()
+        } else {
+            format!(" — wrong for {} chats, e.g. {:?}", wrong.len(), wrong.first())
+        }
+    );
+    let posts: Vec<String> = h.telegram.sent_to(CHANNEL_ID).into_iter().map(|m| m.text).collect();
+    let post_kinds: Vec<Vec<Option<Expect>>> = posts.iter().map(|p| parts_of(p, false)).collect();
+    let channel_ok = post_kinds == vec![vec![Some(AirRaid)], vec![Some(AllClear)]]
+        && posts.iter().all(|p| p.contains("#Харківська_область"));
+    println!(
+        "  {:<20} {:<4} {:<24} {:<7} {} post(s): air raid, all clear, one request each for every reader",
+        CHANNEL,
+        "uk",
+        "Kharkiv oblast channel",
+        if channel_ok { "ok" } else { "FAIL" },
+        posts.len()
+    );
+    all_ok &= crowd_ok && channel_ok;
     // Two messages in full, as the residents' phones show them.
-    for (chat, what) in [(1001, Mandatory), (1004, Updated)] {
+    for (chat, what, title) in
+        [(1001, Mandatory, "one message for an order and an air raid"), (1004, Updated, "update")]
+    {
         let Some(r) = RESIDENTS.iter().find(|r| r.chat == chat) else { continue };
         let marker = what.markers(r.english).0;
         if let Some(m) = h.telegram.sent_to(chat).into_iter().find(|m| m.text.starts_with(marker)) {
-            println!("\n{}'s {} message:", r.name, what.label());
+            println!("\n{}'s {title}:", r.name);
             for line in plain(&m.text).lines() {
                 println!("  │ {line}");
             }
@@ -457,9 +563,12 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         stats.sent, stats.rate_limited, stats.forbidden
     );
     println!(
-        "Outbox: {} sent, {} failed (blocked recipients), {} expired. Feed polled {} times.",
+        "Outbox: {} delivered in {} messages ({} coalesced), {} failed (blocked recipients), {} superseded, {} expired. Feed polled {} times.",
         counts.sent,
+        DispatchStats::get(&h.daemon.stats.messages),
+        DispatchStats::get(&h.daemon.stats.coalesced),
         counts.failed,
+        counts.superseded,
         counts.expired,
         h.feed.requests()
     );

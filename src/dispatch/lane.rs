@@ -526,6 +526,16 @@ impl Lane {
             );
             return Ok(());
         };
+        if let Err(SendError::RateLimited { scope, retry_after }) = &result {
+            // A 429 holds the limiter even when its rows expire instead of waiting:
+            // sending to anyone inside the platform's wait only extends it.
+            DispatchStats::bump(&self.stats.rate_limited, 1);
+            if let Some(l) = &self.limiter {
+                let who = (*scope == LimitScope::Recipient).then_some(&ready.recipient);
+                l.penalize(who, Instant::now() + *retry_after);
+            }
+            tracing::warn!(kind = %self.kind, to, ?retry_after, ?scope, "platform answered 429 despite our limiter; holding sends for retry_after");
+        }
         let until_deadline = ready.deadline_ms.map(|d| Duration::from_millis((d - now_ms()).max(0) as u64));
         st.seed = xorshift(st.seed);
         let jitter = (st.seed % 10_000) as f64 / 10_000.0;
@@ -541,17 +551,8 @@ impl Lane {
                 tracing::debug!(kind = %self.kind, to, deliveries = n, parts = ready.parts, "sent");
                 self.finish_all(st, &ready, Finish::Sent { platform_id });
             }
-            Outcome::Retry { after, reason, hold } => {
-                if let Some(scope) = hold {
-                    DispatchStats::bump(&self.stats.rate_limited, 1);
-                    if let Some(l) = &self.limiter {
-                        let who = (scope == LimitScope::Recipient).then_some(&ready.recipient);
-                        l.penalize(who, Instant::now() + after);
-                    }
-                    tracing::warn!(kind = %self.kind, to, ?after, ?scope, "platform answered 429 despite our limiter; holding sends for retry_after");
-                } else {
-                    tracing::info!(kind = %self.kind, to, ?after, %reason, "send failed, will retry");
-                }
+            Outcome::Retry { after, reason } => {
+                tracing::info!(kind = %self.kind, to, ?after, %reason, "send failed, will retry");
                 DispatchStats::bump(&self.stats.retried, 1);
                 let not_before_ms = now_ms() + after.as_millis() as i64;
                 self.finish_all(st, &ready, Finish::Retry { not_before_ms, error: reason });

@@ -3,9 +3,9 @@
 //! Sliding windows, the same rule the platform applies: at most N messages in any
 //! window of W. A token bucket with a burst would be kinder to short spikes but can
 //! put 2N messages into one window, which Telegram answers with 429s. A small margin
-//! (`limits.margin`, 10 ms by default) is added to each window so loopback or network
+//! (`limits.margin`, 5 ms by default) is added to each window so loopback or network
 //! jitter between our clock and the platform's cannot turn a send that was on time
-//! into a 429; it costs 1 % of the rate.
+//! into a 429; it costs 0.5 % of the rate.
 //!
 //! One limiter per bot (Telegram's limits are per bot): the fan-out to private chats,
 //! posts to region channels and the bot's replies all count against it. The global

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::alerts::Priority;
-use crate::channels::{ChannelKind, LimitScope, SendError, Sent};
+use crate::channels::{ChannelKind, SendError, Sent};
 use crate::config::DispatchSettings;
 
 pub use lane::Lane;
@@ -34,11 +34,10 @@ pub use plan::SupersededMode;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Sent(String),
-    /// Back to the queue after this delay. `hold` is a 429's instruction to the limiter.
+    /// Back to the queue after this delay.
     Retry {
         after: Duration,
         reason: String,
-        hold: Option<LimitScope>,
     },
     /// A person is gone (blocked the bot, deleted the account): fail and deactivate.
     Deactivate(String),
@@ -64,11 +63,12 @@ pub fn decide(
     let too_late = |after: Duration| until_deadline.is_some_and(|d| after >= d);
     match result {
         Ok(sent) => Outcome::Sent(sent.platform_id),
-        Err(SendError::RateLimited { scope, retry_after }) => {
+        // The limiter is held by the lane for every 429, whatever becomes of the rows.
+        Err(SendError::RateLimited { retry_after, .. }) => {
             if too_late(retry_after) {
                 Outcome::Expire(format!("rate limited past the deadline (retry after {retry_after:?})"))
             } else {
-                Outcome::Retry { after: retry_after, reason: "429 too many requests".into(), hold: Some(scope) }
+                Outcome::Retry { after: retry_after, reason: "429 too many requests".into() }
             }
         }
         Err(SendError::RecipientGone(why)) if kind.is_personal() => Outcome::Deactivate(why),
@@ -83,7 +83,7 @@ pub fn decide(
             if too_late(after) {
                 Outcome::Expire(format!("gave up at the deadline: {why}"))
             } else {
-                Outcome::Retry { after, reason: why, hold: None }
+                Outcome::Retry { after, reason: why }
             }
         }
     }
@@ -155,6 +155,7 @@ impl DeliveryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channels::LimitScope;
 
     fn settings() -> DispatchSettings {
         DispatchSettings {
@@ -180,11 +181,7 @@ mod tests {
                 1,
                 60
             ),
-            Outcome::Retry {
-                after: Duration::from_secs(7),
-                reason: "429 too many requests".into(),
-                hold: Some(LimitScope::Channel)
-            }
+            Outcome::Retry { after: Duration::from_secs(7), reason: "429 too many requests".into() }
         );
         assert!(matches!(check(Err(SendError::RecipientGone("blocked".into())), CHAT, 1, 60), Outcome::Deactivate(_)));
         assert!(

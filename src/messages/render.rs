@@ -78,6 +78,8 @@ enum Line {
 struct Block {
     icon: &'static str,
     title: String,
+    /// A title that stands out (bold); a one-line note of something over does not.
+    loud: bool,
     /// The places the part concerns, as names.
     places: Vec<String>,
     lines: Vec<Line>,
@@ -138,7 +140,7 @@ impl Composer {
                 lines.push(Line::Text(self.text(lang, &format!("alert-advice-{k}"), &[], "")));
             }
         }
-        Block { icon, title, places, lines }
+        Block { icon, title, loud: true, places, lines }
     }
 
     fn closed_block(&self, start: &Event, end: &Event, lang: Lang, tree: &RegionTree) -> Block {
@@ -151,7 +153,7 @@ impl Composer {
         let kind = self.kind_name(lang, start.kind);
         let fallback = format!("{kind}: {place}, {span}");
         let title = self.text(lang, line, &[("kind", &kind), ("place", &place), ("span", &span)], &fallback);
-        Block { icon, title, places: Vec::new(), lines: Vec::new() }
+        Block { icon, title, loud: false, places: Vec::new(), lines: Vec::new() }
     }
 
     fn order_block(
@@ -181,7 +183,7 @@ impl Composer {
             if let Some(h) = &order.hotline {
                 lines.push(fact("evac-hotline", "phone", h));
             }
-            return Block { icon, title, places, lines };
+            return Block { icon, title, loud: true, places, lines };
         }
         if transition == Transition::Updated && !changes.is_empty() {
             let what: Vec<String> = changes
@@ -232,14 +234,15 @@ impl Composer {
         if let Some(t) = &order.text {
             lines.push(Line::Free(t.get(lang).to_owned()));
         }
-        Block { icon, title, places, lines }
+        Block { icon, title, loud: true, places, lines }
     }
 }
 
 fn html(blocks: &[Block], hashtags: bool) -> String {
     let mut parts = Vec::new();
     for b in blocks {
-        let mut out = vec![format!("{} <b>{}</b>", b.icon, escape(&b.title))];
+        let title = if b.loud { format!("<b>{}</b>", escape(&b.title)) } else { escape(&b.title) };
+        let mut out = vec![format!("{} {title}", b.icon)];
         if !b.places.is_empty() {
             out.push(escape(&b.places.join(", ")));
         }

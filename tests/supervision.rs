@@ -1,0 +1,170 @@
+//! A daemon whose store cannot be written stops instead of staying up deaf: at start
+//! it refuses to run, and a store that turns read-only while it runs stops every task
+//! and reports which one failed, so `sirena run` exits non-zero for systemd.
+//!
+//! Regression: after a restart on a store that opened read-only, the dispatcher task
+//! stopped ("attempt to write a readonly database") while the process stayed up; with
+//! permissions restored, 0 of 50 alerts went out and nothing exited.
+//!
+//! The tests run as root in CI, where file permissions do not stop writes, so the store
+//! is wrapped: every write answers SQLite's own read-only error once the switch is set.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::*;
+use sirena::alerts::{Event, EventId};
+use sirena::channels::ChannelKind;
+use sirena::demo::{Harness, Options, StoreWrapper, kharkiv_air_raid};
+use sirena::messages::Lang;
+use sirena::regions::RegionId;
+use sirena::store::*;
+
+struct ReadOnlySwitch {
+    inner: Arc<dyn Store>,
+    read_only: Arc<AtomicBool>,
+}
+
+impl ReadOnlySwitch {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.read_only.load(Ordering::SeqCst) {
+            let e = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY);
+            return Err(rusqlite::Error::SqliteFailure(e, Some("attempt to write a readonly database".into())).into());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for ReadOnlySwitch {
+    async fn upsert_subscriber(&self, kind: ChannelKind, address: &str, lang: Lang) -> Result<Upserted, StoreError> {
+        self.check()?;
+        self.inner.upsert_subscriber(kind, address, lang).await
+    }
+    async fn subscriber(&self, kind: ChannelKind, address: &str) -> Result<Option<Subscriber>, StoreError> {
+        self.inner.subscriber(kind, address).await
+    }
+    async fn set_lang(&self, id: SubscriberId, lang: Lang) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_lang(id, lang).await
+    }
+    async fn deactivate(&self, id: SubscriberId, reason: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.deactivate(id, reason).await
+    }
+    async fn rewrite_address(&self, kind: ChannelKind, old: &str, new: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.rewrite_address(kind, old, new).await
+    }
+    async fn add_place(&self, id: SubscriberId, region: &RegionId) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.add_place(id, region).await
+    }
+    async fn remove_places(&self, id: SubscriberId, region: Option<&RegionId>) -> Result<Vec<RegionId>, StoreError> {
+        self.check()?;
+        self.inner.remove_places(id, region).await
+    }
+    async fn places(&self, id: SubscriberId) -> Result<Vec<RegionId>, StoreError> {
+        self.inner.places(id).await
+    }
+    async fn active_places(&self) -> Result<Vec<(SubscriberId, RegionId)>, StoreError> {
+        self.inner.active_places().await
+    }
+    async fn import(&self, rows: Vec<Import>) -> Result<usize, StoreError> {
+        self.check()?;
+        self.inner.import(rows).await
+    }
+    async fn sync_region_channels(&self, channels: Vec<RegionChannel>) -> Result<PlaceChanges, StoreError> {
+        self.check()?;
+        self.inner.sync_region_channels(channels).await
+    }
+    async fn event_complete(&self, id: &EventId) -> Result<bool, StoreError> {
+        self.inner.event_complete(id).await
+    }
+    async fn enqueue(
+        &self,
+        event: &Event,
+        audience: Audience,
+        deadline_ms: Option<i64>,
+    ) -> Result<Enqueued, StoreError> {
+        self.check()?;
+        self.inner.enqueue(event, audience, deadline_ms).await
+    }
+    async fn latest_event(&self, subject: &str) -> Result<Option<Event>, StoreError> {
+        self.inner.latest_event(subject).await
+    }
+    async fn events(&self, refs: Vec<EventRef>) -> Result<Vec<(EventRef, Event)>, StoreError> {
+        self.inner.events(refs).await
+    }
+    async fn claim(&self, claim: Claim) -> Result<Vec<Claimed>, StoreError> {
+        self.check()?;
+        self.inner.claim(claim).await
+    }
+    async fn finish(&self, node: NodeId, done: Vec<Finished>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.finish(node, done).await
+    }
+    async fn renew_leases(&self, node: NodeId, until_ms: i64) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.renew_leases(node, until_ms).await
+    }
+    async fn release(&self, node: NodeId) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.release(node).await
+    }
+    async fn requeue_expired_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.requeue_expired_leases(now_ms).await
+    }
+    async fn next_due(&self, kind: ChannelKind) -> Result<Option<i64>, StoreError> {
+        self.inner.next_due(kind).await
+    }
+    async fn drained(&self) -> Result<bool, StoreError> {
+        self.inner.drained().await
+    }
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.inner.counts().await
+    }
+    async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.kv_get(key).await
+    }
+    async fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.kv_put(key, value).await
+    }
+}
+
+fn switched(read_only: &Arc<AtomicBool>) -> StoreWrapper {
+    let flag = read_only.clone();
+    StoreWrapper(Arc::new(move |inner| Arc::new(ReadOnlySwitch { inner, read_only: flag.clone() }) as Arc<dyn Store>))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_be_written_refuses_the_start() {
+    let read_only = Arc::new(AtomicBool::new(true));
+    let started = Harness::start(Options { wrap_store: Some(switched(&read_only)), ..Options::default() }).await;
+    let error = format!("{:#}", started.err().expect("the daemon must not start"));
+    assert!(error.contains("cannot be written") && error.contains("readonly"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_turns_read_only_stops_the_daemon_and_says_which_task() {
+    let read_only = Arc::new(AtomicBool::new(false));
+    let seed = sirena::bench::residents(5000, 3, KHARKIV_CITY);
+    let mut h = Harness::start(Options { seed, wrap_store: Some(switched(&read_only)), ..Options::default() })
+        .await
+        .expect("harness");
+    h.feed.set_alerts(vec![kharkiv_air_raid()]);
+    h.next_fanout(WAIT, started(sirena::alerts::AlertKind::AirRaid)).await.expect("air raid");
+    h.wait_drained(WAIT).await.expect("delivered while the store was fine");
+    read_only.store(true, Ordering::SeqCst);
+    let failure = tokio::time::timeout(Duration::from_secs(60), h.daemon.failed()).await.expect("the daemon gave up");
+    assert!(failure.task.starts_with("dispatcher") || failure.task == "pipeline", "{failure:?}");
+    assert!(failure.reason.contains("readonly"), "{failure:?}");
+    // Every task stops; shutdown returns instead of hanging on a deaf task.
+    tokio::time::timeout(Duration::from_secs(20), h.shutdown()).await.expect("everything stopped");
+}
