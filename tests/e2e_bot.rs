@@ -152,3 +152,19 @@ async fn a_resident_who_subscribes_during_an_alert_is_told_at_once_and_gets_the_
     assert_eq!(h.telegram.sent_to(CHAT).len(), 3);
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_draws_a_429_or_a_reset_still_arrives() {
+    use sirena::sim::telegram::{FaultTarget, SendFault};
+    const CHAT: i64 = 3601;
+    let h = Harness::start(Options::default()).await.expect("harness");
+    h.telegram.add_user(CHAT, "Resident", Some("uk"));
+    h.telegram.inject(FaultTarget::Chat(CHAT), SendFault::TooManyRequests { retry_after: 1 }, 1);
+    h.telegram.inject(FaultTarget::Chat(CHAT), SendFault::Reset, 1);
+    let reply = say(&h, CHAT, "/help").await;
+    assert!(reply.text.contains("/subscribe"), "{}", reply.text);
+    let tries: Vec<_> = h.telegram.send_requests().into_iter().map(|r| (r.status, r.at)).collect();
+    assert_eq!(tries.iter().map(|t| t.0).collect::<Vec<_>>(), vec![429, 0, 200], "{tries:?}");
+    assert!(tries[1].1 - tries[0].1 >= Duration::from_secs(1), "the reply waited out retry_after");
+    h.shutdown().await;
+}

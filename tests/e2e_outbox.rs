@@ -59,6 +59,22 @@ async fn hold_sends(h: &mut Harness, base: Vec<SimAlert>) {
     wait_until("the canary's 429", || telegram.send_requests().iter().any(|r| r.status == 429)).await;
 }
 
+/// The operator adds a mandatory evacuation of Kindrashivka hromada.
+fn add_order(h: &Harness, id: &str) {
+    let order = format!(
+        r#"
+[[evacuation]]
+id = "{id}"
+status = "mandatory"
+targets = ["{KINDRASHIVKA_HROMADA}"]
+issued_at = 2023-11-06T08:00:00+02:00
+hotline = "0 800 000 000"
+"#
+    );
+    let text = std::fs::read_to_string(h.config_dir.join("regions/kharkiv.toml")).expect("file");
+    h.write_region_file("kharkiv.toml", &format!("{text}{order}")).expect("write");
+}
+
 async fn with_canary(opts: Options) -> Harness {
     let h = Harness::start(opts).await.expect("harness");
     h.add_resident(CANARY, LVIV_CITY, Lang::Uk).await.expect("canary");
@@ -149,16 +165,7 @@ async fn a_start_past_its_deadline_expires_counted_and_an_order_does_not() {
     hold_sends(&mut h, vec![luhansk()]).await;
     h.feed.set_alerts(vec![luhansk(), lviv_air_raid(), kharkiv_air_raid()]);
     h.next_fanout(WAIT, |f| started(AlertKind::AirRaid)(f) && f.recipients == 5).await.expect("air raid");
-    let order = r#"
-[[evacuation]]
-id = "deadline-test"
-status = "mandatory"
-targets = ["UA63080070000080622"]
-issued_at = 2023-11-06T08:00:00+02:00
-hotline = "0 800 000 000"
-"#;
-    let text = std::fs::read_to_string(h.config_dir.join("regions/kharkiv.toml")).expect("file");
-    h.write_region_file("kharkiv.toml", &format!("{text}{order}")).expect("write");
+    add_order(&h, "deadline-test");
     h.next_fanout(WAIT, started(AlertKind::Evacuation)).await.expect("order");
     h.wait_drained(WAIT).await.expect("drained");
     for chat in 4200..4205 {
@@ -254,16 +261,7 @@ async fn paid_broadcast_is_used_only_by_the_classes_allowed_it() {
     h.feed.set_alerts(vec![kharkiv_air_raid()]);
     h.next_fanout(WAIT, started(AlertKind::AirRaid)).await.expect("air raid");
     h.wait_drained(WAIT).await.expect("drained");
-    let order = r#"
-[[evacuation]]
-id = "paid-test"
-status = "mandatory"
-targets = ["UA63080070000080622"]
-issued_at = 2023-11-06T08:00:00+02:00
-hotline = "0 800 000 000"
-"#;
-    let text = std::fs::read_to_string(h.config_dir.join("regions/kharkiv.toml")).expect("file");
-    h.write_region_file("kharkiv.toml", &format!("{text}{order}")).expect("write");
+    add_order(&h, "paid-test");
     let f = h.next_fanout(WAIT, |f| f.event.kind == AlertKind::Evacuation && f.event.transition == Transition::Started);
     f.await.expect("order");
     h.wait_drained(WAIT).await.expect("drained");

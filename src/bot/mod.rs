@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channels::telegram::{self, TelegramChannel};
-use crate::channels::{Address, Channel, ChannelKind, Outgoing};
+use crate::channels::{Address, Channel, ChannelKind, LimitScope, Outgoing, SendError};
 use crate::config::secret::mask;
 use crate::dispatch::limits::{Recipient, SharedLimiter};
 use crate::matcher::IndexDelta;
@@ -248,14 +248,37 @@ pub struct Replies {
     pub limiter: SharedLimiter,
 }
 
+/// A reply is tried this many times over a 429 or a network failure before giving up.
+const REPLY_ATTEMPTS: u32 = 3;
+
 impl Replies {
+    /// Sends one reply. A 429 holds the shared limiter, as for the fan-out, and the
+    /// reply waits it out; a transient failure is tried again a second later.
     async fn send(&self, chat: i64, reply: Reply) {
         let to = Address::TelegramChat(chat);
-        self.limiter.acquire_reply(&Recipient::of(&to)).await;
-        let message = Outgoing { to: &to, text: &reply.text, silent: false, paid: false, buttons: &reply.buttons };
-        if let Err(e) = self.channel.send(message).await {
-            tracing::warn!(error = %e, chat = %mask(&chat.to_string()), "bot reply failed");
+        let recipient = Recipient::of(&to);
+        for attempt in 1..=REPLY_ATTEMPTS {
+            self.limiter.acquire_reply(&recipient).await;
+            let message = Outgoing { to: &to, text: &reply.text, silent: false, paid: false, buttons: &reply.buttons };
+            let wait = match self.channel.send(message).await {
+                Ok(_) => return,
+                Err(SendError::RateLimited { scope, retry_after }) => {
+                    let who = (scope == LimitScope::Recipient).then_some(&recipient);
+                    self.limiter.penalize(who, tokio::time::Instant::now() + retry_after);
+                    retry_after
+                }
+                Err(SendError::Transient(why)) => {
+                    tracing::info!(%why, chat = %mask(&chat.to_string()), attempt, "bot reply failed; trying again");
+                    Duration::from_secs(1)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, chat = %mask(&chat.to_string()), "bot reply refused");
+                    return;
+                }
+            };
+            tokio::time::sleep(wait).await;
         }
+        tracing::warn!(chat = %mask(&chat.to_string()), "bot reply not delivered after {REPLY_ATTEMPTS} attempts");
     }
 }
 

@@ -263,51 +263,38 @@ impl Lane {
         if room == 0 {
             return Ok(0);
         }
-        let now = now_ms();
-        let lease_until_ms = now + self.policy.settings.lease.as_millis() as i64;
-        let mut rows = Vec::new();
+        let mut rows: Vec<Claimed> = Vec::new();
         let mut asked = 0;
-        let mut chats = 0;
-        if let Some(lowest) = self.policy.lowest_paid() {
-            let n = room.min(self.capacity(true));
-            if n > 0 {
-                let got = self
-                    .store
-                    .claim(Claim {
-                        kind: self.kind,
-                        priorities: Priority::MandatoryEvacuation..=lowest,
-                        chats: n,
-                        busy: st.busy.iter().copied().collect(),
-                        node: self.node,
-                        now_ms: now,
-                        lease_until_ms,
-                    })
-                    .await?;
-                asked += n;
-                chats += distinct_chats(&got);
-                rows.extend(got);
+        // Paid-broadcast classes first, at the paid rate; then everything at the free one.
+        let passes = [
+            self.policy.lowest_paid().map(|lowest| (lowest, room.min(self.capacity(true)))),
+            Some((Priority::Info, room.min(self.capacity(false)))),
+        ];
+        for (lowest, limit) in passes.into_iter().flatten() {
+            let chats = distinct_chats(&rows);
+            let n = limit.saturating_sub(chats);
+            if n == 0 {
+                continue;
             }
-        }
-        let n = room.saturating_sub(chats).min(self.capacity(false).saturating_sub(chats));
-        if n > 0 {
             let mut busy: Vec<SubscriberId> = st.busy.iter().copied().collect();
-            busy.extend(rows.iter().map(|r: &Claimed| r.key.subscriber));
+            busy.extend(rows.iter().map(|r| r.key.subscriber));
+            let now = now_ms();
             let got = self
                 .store
                 .claim(Claim {
                     kind: self.kind,
-                    priorities: Priority::MandatoryEvacuation..=Priority::Info,
+                    priorities: Priority::MandatoryEvacuation..=lowest,
                     chats: n,
                     busy,
                     node: self.node,
                     now_ms: now,
-                    lease_until_ms,
+                    lease_until_ms: now + self.policy.settings.lease.as_millis() as i64,
                 })
                 .await?;
             asked += n;
-            chats += distinct_chats(&got);
             rows.extend(got);
         }
+        let chats = distinct_chats(&rows);
         st.queue_short = asked > 0 && chats < asked;
         let claimed = rows.len();
         if claimed > 0 {
