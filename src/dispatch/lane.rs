@@ -87,7 +87,8 @@ struct State {
     to_finish: Vec<Finished>,
     events: HashMap<EventRef, Arc<Event>>,
     cache: HashMap<RenderKey, Arc<Rendered>>,
-    /// When the last claim found less than it asked for, the queue is (nearly) empty.
+    /// When the last claim found fewer due rows than it asked for, the queue is (nearly)
+    /// empty and the lane waits for news rather than for the limiter.
     queue_short: bool,
     next_renew: Instant,
     next_requeue: Instant,
@@ -264,7 +265,9 @@ impl Lane {
             return Ok(0);
         }
         let mut rows: Vec<Claimed> = Vec::new();
-        let mut asked = 0;
+        // The inner query of a claim picks `n` due rows; fewer back means the queue is
+        // (nearly) empty, more means chats with several rows, not a short queue.
+        let mut short = false;
         // Paid-broadcast classes first, at the paid rate; then everything at the free one.
         let passes = [
             self.policy.lowest_paid().map(|lowest| (lowest, room.min(self.capacity(true)))),
@@ -291,11 +294,10 @@ impl Lane {
                     lease_until_ms: now + self.policy.settings.lease.as_millis() as i64,
                 })
                 .await?;
-            asked += n;
+            short = got.len() < n;
             rows.extend(got);
         }
-        let chats = distinct_chats(&rows);
-        st.queue_short = asked > 0 && chats < asked;
+        st.queue_short = short;
         let claimed = rows.len();
         if claimed > 0 {
             self.start_jobs(st, rows).await?;
@@ -495,23 +497,25 @@ impl Lane {
         joined: Result<(tokio::task::Id, Result<Sent, SendError>), tokio::task::JoinError>,
     ) -> Result<(), StoreError> {
         let (id, result) = match joined {
-            Ok((id, r)) => (id, Some(r)),
-            Err(e) => (e.id(), None),
+            Ok((id, r)) => (id, Ok(r)),
+            Err(e) => (e.id(), Err(e)),
         };
         let Some(ready) = st.sending.remove(&id) else { return Ok(()) };
         st.busy.remove(&ready.subscriber);
         let to = ready.to.masked();
-        let Some(result) = result else {
-            // The send task panicked (or was aborted at shutdown): nothing is known of
-            // the request, so its deliveries go back to the queue.
-            DispatchStats::bump(&self.stats.panics, 1);
-            tracing::error!(kind = %self.kind, to, "a send task panicked; its deliveries are queued again");
-            self.finish_all(
-                st,
-                &ready,
-                Finish::Retry { not_before_ms: now_ms() + 1_000, error: "send task panicked".into() },
-            );
-            return Ok(());
+        let result = match result {
+            Ok(r) => r,
+            // Aborted at shutdown: the rows stay claimed and are handed back by release.
+            Err(e) if e.is_cancelled() => return Ok(()),
+            Err(_) => {
+                // The send task panicked: nothing is known of the request, so its
+                // deliveries go back to the queue.
+                DispatchStats::bump(&self.stats.panics, 1);
+                tracing::error!(kind = %self.kind, to, "a send task panicked; its deliveries are queued again");
+                let retry = Finish::Retry { not_before_ms: now_ms() + 1_000, error: "send task panicked".into() };
+                self.finish_all(st, &ready, retry);
+                return Ok(());
+            }
         };
         if let Err(SendError::RateLimited { scope, retry_after }) = &result {
             // A 429 holds the limiter even when its rows expire instead of waiting:
@@ -604,8 +608,6 @@ impl Lane {
                 }
             }
         }
-        // Unanswered sends were aborted: their rows are released below, not retried.
-        st.to_finish.retain(|f| !matches!(&f.finish, Finish::Retry { error, .. } if error == "send task panicked"));
         self.flush(&mut st).await?;
         let released = self.store.release(self.node).await?;
         if released > 0 {
