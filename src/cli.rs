@@ -1,4 +1,4 @@
-//! Command line: `sirena run | check-config | demo | regions find | bench fanout`.
+//! Command line: `sirena run | check-config | demo | regions find | bench fanout | bench crash`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +62,14 @@ enum BenchCommand {
         /// Use paid broadcast (up to 1000 msg/s).
         #[arg(long)]
         paid: bool,
+    },
+    /// SIGKILL `sirena run` at random points of a fan-out, restart it on the same store,
+    /// and count what was lost or sent twice.
+    Crash {
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        #[arg(long, default_value_t = 10_000)]
+        deliveries: usize,
     },
 }
 
@@ -133,6 +141,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let rt = runtime()?;
             let report = match command {
                 BenchCommand::Fanout { residents, paid } => rt.block_on(crate::bench::fanout(residents, paid))?,
+                BenchCommand::Crash { kills, deliveries } => rt.block_on(crate::bench::crash(kills, deliveries))?,
             };
             println!("{report}");
             Ok(ExitCode::SUCCESS)

@@ -2,6 +2,8 @@
 //! real daemon against the simulators on loopback, prints its figures, and prints as
 //! its last line one JSON object with the keys the issue that asked for it named.
 
+mod crash;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,8 @@ use crate::messages::Lang;
 use crate::regions::RegionId;
 use crate::sim::telegram::TelegramSimConfig;
 use crate::store::Import;
+
+pub use crash::{CrashReport, crash, crash_run};
 
 pub const KHARKIV_CITY: &str = "UA63120270010096107";
 
