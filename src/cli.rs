@@ -1,4 +1,4 @@
-//! Command line: `sirena run | check-config | demo | regions find | bench fanout`.
+//! Command line: `sirena run | check-config | demo | regions find | bench fanout | bench crash`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +77,14 @@ enum BenchCommand {
         #[arg(long)]
         paid: bool,
     },
+    /// SIGKILL `sirena run` at random points of a fan-out, restart it on the same store,
+    /// and count what was lost or sent twice.
+    Crash {
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        #[arg(long, default_value_t = 10_000)]
+        deliveries: usize,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -149,6 +157,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 BenchCommand::Fanout { residents, paid } => rt.block_on(crate::bench::fanout(residents, paid))?,
                 BenchCommand::Scale { subscribers } => rt.block_on(crate::bench::scale(subscribers))?,
                 BenchCommand::Evacuate { evacuees, paid } => rt.block_on(crate::bench::evacuate(evacuees, paid))?,
+                BenchCommand::Crash { kills, deliveries } => rt.block_on(crate::bench::crash(kills, deliveries))?,
             };
             println!("{report}");
             Ok(ExitCode::SUCCESS)

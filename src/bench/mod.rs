@@ -2,6 +2,7 @@
 //! real daemon against the simulators on loopback, prints its figures, and prints as
 //! its last line one JSON object with the keys the issue that asked for it named.
 
+mod crash;
 mod evacuate;
 mod scale;
 
@@ -19,6 +20,7 @@ use crate::regions::RegionId;
 use crate::sim::telegram::TelegramSimConfig;
 use crate::store::Import;
 
+pub use crash::{CrashReport, crash, crash_run};
 pub use evacuate::evacuate;
 pub use scale::scale;
 

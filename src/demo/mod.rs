@@ -46,6 +46,11 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
     ("locales/en/bot.ftl", include_str!("../../config/locales/en/bot.ftl")),
 ];
 
+/// The environment variables the written `sirena.toml` names for the simulators'
+/// tokens; a daemon started as a process (`sirena bench crash`) gets them set.
+pub const TELEGRAM_TOKEN_ENV: &str = "SIRENA_DEMO_TELEGRAM_TOKEN";
+pub const ALERTS_TOKEN_ENV: &str = "SIRENA_DEMO_ALERTS_TOKEN";
+
 /// The simulators, a config directory pointing at them, and a running daemon.
 pub struct Harness {
     pub feed: FeedSim,
@@ -129,8 +134,9 @@ fn duration(d: Duration) -> String {
 }
 
 impl Options {
-    /// The settings file pointing at the simulators.
-    fn settings(&self, feed: &str, telegram: &str) -> String {
+    /// The settings file pointing at the simulators; `sirena bench crash` writes it
+    /// for a daemon it runs as a separate process.
+    pub fn settings(&self, feed: &str, telegram: &str) -> String {
         let l = &self.telegram_limits;
         let paid: Vec<String> = self.paid_broadcast.iter().map(|p| format!("\"{}\"", p.as_str())).collect();
         let deadlines: String = Priority::ALL
@@ -147,14 +153,14 @@ path = "sirena.db"
 
 [sources.alerts_in_ua]
 base_url = "{feed}"
-token_env = "SIRENA_DEMO_ALERTS_TOKEN"
+token_env = "{alerts_env}"
 poll = "{poll}"
 timeout = "1s"
 max_requests_per_min = {rpm}
 
 [telegram]
 api_url = "{telegram}"
-token_env = "SIRENA_DEMO_TELEGRAM_TOKEN"
+token_env = "{telegram_env}"
 long_poll = "1s"
 send_timeout = "{send_timeout}"
 paid_broadcast = [{paid}]
@@ -172,6 +178,8 @@ superseded = "{superseded}"
 
 [dispatch.deadlines]
 {deadlines}"#,
+            alerts_env = ALERTS_TOKEN_ENV,
+            telegram_env = TELEGRAM_TOKEN_ENV,
             poll = duration(self.poll),
             rpm = self.requests_per_min,
             send_timeout = duration(self.send_timeout),

@@ -80,6 +80,24 @@ impl SqliteStore {
         Ok(SqliteStore { writer: Arc::new(Mutex::new(writer)), reader: None })
     }
 
+    /// Every claimed (`sending`) delivery with the node that holds its lease. For
+    /// inspecting a store from outside (the crash bench counts what a killed process
+    /// held); the dispatcher never needs it.
+    pub async fn leases(&self) -> Result<Vec<(DeliveryKey, NodeId)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT event_ref, subscriber_id, claimed_by FROM deliveries WHERE state = 1")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    DeliveryKey { event: r.get(0)?, subscriber: r.get(1)? },
+                    NodeId(r.get::<_, Option<i64>>(2)?.unwrap_or(0)),
+                ))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     /// Runs `f` on the blocking pool with the writer.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
