@@ -163,6 +163,9 @@ async fn a_reply_that_draws_a_429_or_a_reset_still_arrives() {
     h.telegram.inject(FaultTarget::Chat(CHAT), SendFault::Reset, 1);
     let reply = say(&h, CHAT, "/help").await;
     assert!(reply.text.contains("/subscribe"), "{}", reply.text);
+    // The simulator records a request once its answer is written, just after the message.
+    let telegram = h.telegram.clone();
+    wait_until("the third request recorded", || telegram.send_requests().len() >= 3).await;
     let tries: Vec<_> = h.telegram.send_requests().into_iter().map(|r| (r.status, r.at)).collect();
     assert_eq!(tries.iter().map(|t| t.0).collect::<Vec<_>>(), vec![429, 0, 200], "{tries:?}");
     assert!(tries[1].1 - tries[0].1 >= Duration::from_secs(1), "the reply waited out retry_after");
