@@ -117,9 +117,7 @@ impl Pipeline {
             None => OrderBook::default(),
         };
         store.sync_region_channels(region_channels(&config.tree)).await?;
-        let started = std::time::Instant::now();
-        let index = MatchIndex::build(&config.tree, store.active_places().await?);
-        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "match index built");
+        let index = build_index(&config.tree, &*store).await?;
         Ok(Pipeline {
             config,
             store,
@@ -198,8 +196,8 @@ impl Pipeline {
                 self.config.orders = config.orders;
                 let changes = self.store.sync_region_channels(region_channels(&self.config.tree)).await?;
                 if rebuild {
-                    self.index = MatchIndex::build(&self.config.tree, self.store.active_places().await?);
-                    tracing::info!("region ancestry changed; match index rebuilt");
+                    tracing::info!("region ancestry changed; rebuilding the match index");
+                    self.index = build_index(&self.config.tree, &*self.store).await?;
                 } else {
                     for (sub, place) in changes.removed {
                         let remaining = self.store.places(sub).await?;
@@ -386,6 +384,19 @@ impl Pipeline {
         self.store.kv_put(ORDER_BOOK_KEY, &serde_json::to_string(&self.orders)?).await?;
         Ok(())
     }
+}
+
+/// Builds the match index from every stored place, off the async workers: a million
+/// places take about a second of CPU.
+async fn build_index(tree: &Arc<RegionTree>, store: &dyn Store) -> Result<MatchIndex, StoreError> {
+    let places = store.active_places().await?;
+    let started = std::time::Instant::now();
+    let tree = tree.clone();
+    let index = tokio::task::spawn_blocking(move || MatchIndex::build(&tree, places))
+        .await
+        .map_err(|e| StoreError::Worker(format!("building the match index: {e}")))?;
+    tracing::info!(took_ms = started.elapsed().as_millis() as u64, "match index built");
+    Ok(index)
 }
 
 fn ms_since(t: std::time::Instant) -> f64 {

@@ -5,8 +5,8 @@
 //! - `match_ms`, `enqueue_ms`: the pipeline's own timing of the event (from its
 //!   [`Fanout`](crate::daemon::Fanout));
 //! - `index_bytes_per_subscriber`: resident memory grown by building the match index
-//!   from the stored places, over the subscriber count (the places list is kept alive
-//!   across both readings, so only the index counts);
+//!   of the same places, over the subscriber count, read before anything else of size
+//!   is allocated (so the allocator has no freed memory to hand back instead);
 //! - `db_bytes_per_delivery`: database pages grown by the enqueue, over the rows added;
 //! - `bot_reply_ms_during_enqueue`: the slowest answer to a `/start` sent, every 100 ms,
 //!   from the feed's air raid until the fan-out was written, measured from the moment
@@ -72,18 +72,23 @@ fn db_bytes(path: &std::path::Path) -> anyhow::Result<u64> {
 pub async fn scale(subscribers: usize) -> anyhow::Result<String> {
     let tree = shipped_tree()?;
     let places = settlements_in(&tree, OBLAST)?;
+    // The index's memory is read first, while the process is small and the allocator
+    // has no freed memory to reuse: the same (subscriber, place) pairs the import below
+    // writes (ids are given in import order), kept alive across both readings so that
+    // only the index counts.
+    let pairs: Vec<(i64, RegionId)> =
+        (0..subscribers).map(|i| (i as i64 + 1, places[i % places.len()].clone())).collect();
+    let before = rss_bytes().context("no /proc/self/status")?;
+    let index = MatchIndex::build(&tree, pairs.iter().cloned());
+    let after = rss_bytes().context("no /proc/self/status")?;
+    let index_bytes = after.saturating_sub(before) as f64 / subscribers.max(1) as f64;
+    drop(index);
+    drop(pairs);
+
     let started = Instant::now();
     let mut h =
         Harness::start(Options { seed: spread(FIRST_CHAT, subscribers, &places), ..Options::default() }).await?;
     let seeded_s = started.elapsed().as_secs_f64();
-
-    let stored = h.store().active_places().await?;
-    let before = rss_bytes().context("no /proc/self/status")?;
-    let index = MatchIndex::build(&tree, stored.iter().cloned());
-    let after = rss_bytes().context("no /proc/self/status")?;
-    let index_bytes = after.saturating_sub(before) as f64 / subscribers.max(1) as f64;
-    drop(index);
-    drop(stored);
 
     let path = h.config_dir.parent().unwrap_or(&h.config_dir).join("sirena.db");
     let db_before = db_bytes(&path)?;
