@@ -165,8 +165,8 @@ impl Conversation {
     }
 
     fn delta(&self, delta: IndexDelta) {
-        // The pipeline stops last; a delta sent during shutdown has nobody to apply it,
-        // and the next start builds the index from the store anyway.
+        // A delta sent while the daemon stops has nobody to apply it; the next start
+        // builds the index from the store anyway.
         let _ = self.deltas.send(delta);
     }
 
