@@ -83,6 +83,8 @@ pub struct Running {
     /// For whoever changes subscribers' places outside the bot (imports, tests): tells
     /// the pipeline so its match index follows.
     pub deltas: mpsc::UnboundedSender<crate::matcher::IndexDelta>,
+    /// The number of config reloads applied so far.
+    pub reloads: watch::Receiver<u64>,
     failure: watch::Receiver<Option<Failure>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -180,6 +182,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let (delta_tx, delta_rx) = mpsc::unbounded_channel();
     let (failure_tx, failure_rx) = watch::channel(None);
+    let (reloaded_tx, reloads) = watch::channel(0u64);
     let policy = Arc::new(DeliveryPolicy {
         settings: config.settings.dispatch.clone(),
         paid: config.settings.telegram.as_ref().map(|t| t.paid_broadcast.clone()).unwrap_or_default(),
@@ -206,7 +209,13 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     };
     let watcher = ConfigWatcher::new(&config.dir);
     let config_dir = config.dir.clone();
-    let outputs = Outputs { wake: wake_tx, fanouts: fanouts.clone(), tree: tree_tx, composer: composer_tx };
+    let outputs = Outputs {
+        wake: wake_tx,
+        fanouts: fanouts.clone(),
+        tree: tree_tx,
+        composer: composer_tx,
+        reloaded: reloaded_tx,
+    };
     let pipeline = Pipeline::restore(config, store.clone(), policy.clone(), outputs).await?;
 
     let sup = Supervisor { tracker: tracker.clone(), cancel: cancel.clone(), failure: Arc::new(failure_tx) };
@@ -292,6 +301,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         fanouts,
         first_fanouts: Some(first_fanouts),
         deltas: delta_tx,
+        reloads,
         failure: failure_rx,
         cancel,
         tracker,

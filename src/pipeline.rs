@@ -64,6 +64,9 @@ pub struct Outputs {
     pub fanouts: broadcast::Sender<Fanout>,
     pub tree: watch::Sender<Arc<RegionTree>>,
     pub composer: watch::Sender<Arc<Composer>>,
+    /// Bumped after every config reload the pipeline applied, so whoever waits for a
+    /// reload (tests, operators' tools) sees it happen instead of guessing.
+    pub reloaded: watch::Sender<u64>,
 }
 
 /// The pipeline's inputs.
@@ -185,7 +188,6 @@ impl Pipeline {
     async fn on_reload(&mut self, reload: Result<Config, ConfigErrors>) -> Result<(), StoreError> {
         match reload {
             Ok(config) => {
-                tracing::info!(regions = config.tree.len(), orders = config.orders.len(), "config reloaded");
                 let rebuild = config.tree.ancestry_fingerprint() != self.config.tree.ancestry_fingerprint();
                 // Sources and channels keep their own settings until restart; regions,
                 // region channels, orders and texts take effect now.
@@ -209,6 +211,13 @@ impl Pipeline {
                 }
                 let events = self.orders.apply(&self.config.orders, Utc::now());
                 self.publish(events).await?;
+                self.out.reloaded.send_modify(|g| *g += 1);
+                tracing::info!(
+                    generation = *self.out.reloaded.borrow(),
+                    regions = self.config.tree.len(),
+                    orders = self.config.orders.len(),
+                    "config reloaded"
+                );
             }
             Err(errors) => {
                 for e in &errors.0 {

@@ -102,3 +102,39 @@ async fn an_invalid_region_file_never_replaces_the_running_config() {
     assert!(got[1].text.contains("знято"));
     h.shutdown().await;
 }
+
+/// Messages are rendered when they are sent, from the catalogue in force then: an
+/// operator's rewording reaches the next message without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reworded_catalogue_reaches_the_next_message() {
+    let mut h = Harness::start(Options::default()).await.expect("harness");
+    resident(&h, 3003, "UA63120270010096107").await; // Kharkiv city
+    h.feed.set_alerts(vec![kharkiv_air_raid()]);
+    h.next_fanout(WAIT, |f| f.event.kind == AlertKind::AirRaid && f.event.transition == Transition::Started)
+        .await
+        .expect("air raid");
+    h.wait_drained(WAIT).await.expect("delivered");
+    let path = h.config_dir.join("locales/uk/alerts.ftl");
+    let text = std::fs::read_to_string(&path).expect("catalogue");
+    let reworded =
+        text.replace("alert-kind-artillery = Загроза артобстрілу", "alert-kind-artillery = УВАГА: артобстріл");
+    assert_ne!(reworded, text, "the test must really reword the message");
+    let mut reloads = h.daemon.reloads.clone();
+    // The watcher reloads once at start; count from after that one.
+    tokio::time::timeout(WAIT, reloads.wait_for(|g| *g >= 1)).await.expect("first reload").expect("daemon alive");
+    let before = *reloads.borrow_and_update();
+    let tmp = h.config_dir.join("locales/uk/.alerts.ftl.tmp");
+    std::fs::write(&tmp, reworded).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    tokio::time::timeout(WAIT, reloads.wait_for(|g| *g > before)).await.expect("reloaded").expect("daemon alive");
+    let shelling = sirena::sim::feed::SimAlert { alert_type: "artillery_shelling".into(), ..kharkiv_air_raid() };
+    h.feed.set_alerts(vec![kharkiv_air_raid(), shelling]);
+    h.next_fanout(WAIT, |f| f.event.kind == AlertKind::Artillery).await.expect("artillery");
+    let got = h.telegram.wait_for_sent(3003, 2, WAIT).await;
+    assert!(
+        got.len() == 2 && got[1].text.contains("УВАГА: артобстріл"),
+        "{:?}",
+        got.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    h.shutdown().await;
+}

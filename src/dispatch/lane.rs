@@ -87,6 +87,8 @@ struct State {
     to_finish: Vec<Finished>,
     events: HashMap<EventRef, Arc<Event>>,
     cache: HashMap<RenderKey, Arc<Rendered>>,
+    /// The texts and regions the cache was rendered with; a reload replaces them.
+    cached_with: Option<(Arc<Composer>, Arc<RegionTree>)>,
     /// When the last claim found fewer due rows than it asked for, the queue is (nearly)
     /// empty and the lane waits for news rather than for the limiter.
     queue_short: bool,
@@ -109,6 +111,7 @@ impl Lane {
             to_finish: Vec::new(),
             events: HashMap::new(),
             cache: HashMap::new(),
+            cached_with: None,
             queue_short: false,
             next_renew: now,
             next_requeue: now,
@@ -333,8 +336,12 @@ impl Lane {
         }
         // The most urgent chat first.
         jobs.sort_by_key(|(_, rows)| rows.iter().map(|r| (r.priority, r.key.event)).min());
-        if self.composer.has_changed().unwrap_or(false) || self.tree.has_changed().unwrap_or(false) {
+        let current = (self.composer.borrow().clone(), self.tree.borrow().clone());
+        let same =
+            st.cached_with.as_ref().is_some_and(|(c, t)| Arc::ptr_eq(c, &current.0) && Arc::ptr_eq(t, &current.1));
+        if !same {
             st.cache.clear();
+            st.cached_with = Some(current);
         }
         let mut open = true;
         for (subscriber, rows) in jobs {
@@ -437,8 +444,11 @@ impl Lane {
                         PartRef::Closed { start, end } => Part::Closed { start: &events[start], end: &events[end] },
                     })
                     .collect();
-                let composer = self.composer.borrow().clone();
-                let tree = self.tree.borrow().clone();
+                // Rendered with what the cache was keyed on (set when this claim began).
+                let (composer, tree) = match &st.cached_with {
+                    Some((c, t)) => (c.clone(), t.clone()),
+                    None => (self.composer.borrow().clone(), self.tree.borrow().clone()),
+                };
                 Arc::new(composer.render(&parts, first.lang, self.kind.format(), &tree))
             })
             .clone();
