@@ -368,7 +368,7 @@ impl Lane {
             rows.into_iter().partition(|r| st.events.contains_key(&r.key.event));
         for r in orphans {
             tracing::error!(delivery = %r.key, "delivery of an event the store does not have");
-            self.finish(st, r.key, Finish::Failed { error: "event missing".into() });
+            st.to_finish.push(Finished { key: r.key, finish: Finish::Failed { error: "event missing".into() } });
         }
         let first = rows.first()?.clone();
         let events: Vec<Arc<Event>> = rows.iter().filter_map(|r| st.events.get(&r.key.event).cloned()).collect();
@@ -489,10 +489,6 @@ impl Lane {
         st.busy.insert(ready.subscriber);
         st.sending.insert(handle.id(), ready);
         Ok(())
-    }
-
-    fn finish(&self, st: &mut State, key: DeliveryKey, finish: Finish) {
-        st.to_finish.push(Finished { key, finish });
     }
 
     fn finish_all(&self, st: &mut State, ready: &Ready, finish: Finish) {

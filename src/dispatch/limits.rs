@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::channels::{Address, ChannelRef};
+use crate::channels::Address;
 use crate::config::TelegramLimits;
 
 #[derive(Clone, Debug)]
@@ -99,12 +99,14 @@ impl Recipient {
         Recipient { key: address.to_string(), group }
     }
 
+    #[cfg(test)]
     pub fn chat(id: i64) -> Recipient {
         Recipient::of(&Address::TelegramChat(id))
     }
 
+    #[cfg(test)]
     pub fn channel(name: &str) -> Recipient {
-        Recipient::of(&Address::TelegramChannel(ChannelRef::Username(name.to_owned())))
+        Recipient::of(&Address::TelegramChannel(crate::channels::ChannelRef::Username(name.to_owned())))
     }
 }
 

@@ -265,11 +265,6 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Nothing left to send.
-    pub fn is_drained(&self) -> bool {
-        self.pending == 0 && self.sending == 0
-    }
-
     pub fn total(&self) -> u64 {
         self.pending + self.sending + self.sent + self.delivered + self.failed + self.superseded + self.expired
     }
