@@ -57,6 +57,77 @@ impl fmt::Display for AlertKind {
     }
 }
 
+/// How serious an alert is, where the feed says (alerts.in.ua `alert_level`,
+/// ukrainealarm `activeAlertLevels`). Yellow is a lower tier and messages say so.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    Red,
+    Yellow,
+    /// A level sirena does not know, kept as the feed spelled it.
+    Unknown(String),
+}
+
+impl AlertLevel {
+    /// Reads a feed's level name, case-insensitively; never fails.
+    pub fn parse(s: &str) -> AlertLevel {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "red" => AlertLevel::Red,
+            "yellow" => AlertLevel::Yellow,
+            _ => AlertLevel::Unknown(s.trim().to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            AlertLevel::Red => "red",
+            AlertLevel::Yellow => "yellow",
+            AlertLevel::Unknown(s) => s,
+        }
+    }
+}
+
+/// What the alert is about in detail (alerts.in.ua `threats[]`, CAP event codes).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Threat {
+    BallisticMissiles,
+    CruiseMissiles,
+    Drones,
+    GuidedBombs,
+    Aircraft,
+    /// A threat sirena does not know, kept as the feed spelled it.
+    Unknown(String),
+}
+
+impl Threat {
+    /// Reads a feed's threat name (snake_case, kebab-case or spaces, singular or
+    /// plural, case-insensitive); never fails.
+    pub fn parse(s: &str) -> Threat {
+        let norm: String =
+            s.trim().to_ascii_lowercase().chars().map(|c| if c == '-' || c == ' ' { '_' } else { c }).collect();
+        match norm.trim_end_matches('s') {
+            "ballistic" | "ballistic_missile" | "ballistic_missile_threat" => Threat::BallisticMissiles,
+            "cruise" | "cruise_missile" | "missile" | "rocket" => Threat::CruiseMissiles,
+            "drone" | "uav" | "shahed" | "attack_drone" => Threat::Drones,
+            "guided_bomb" | "guided_aerial_bomb" | "kab" | "glide_bomb" => Threat::GuidedBombs,
+            "aircraft" | "aviation" | "tactical_aviation" | "plane" => Threat::Aircraft,
+            _ => Threat::Unknown(s.trim().to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Threat::BallisticMissiles => "ballistic_missiles",
+            Threat::CruiseMissiles => "cruise_missiles",
+            Threat::Drones => "drones",
+            Threat::GuidedBombs => "guided_bombs",
+            Threat::Aircraft => "aircraft",
+            Threat::Unknown(s) => s,
+        }
+    }
+}
+
 /// An alert is identified by what it is about and where.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AlertKey {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AlertKey, AlertKind, Event, EventDetail, EventId, Priority, Transition};
+use super::{AlertKey, AlertKind, AlertLevel, Event, EventDetail, EventId, Priority, Threat, Transition};
 
 /// One source's full list of active alerts at one moment.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +31,10 @@ pub struct ObservedAlert {
     pub started_at: DateTime<Utc>,
     /// The feed's own name of the kind, when sirena mapped it to `unknown`.
     pub raw_kind: Option<String>,
+    /// Red or yellow, where the feed says.
+    pub level: Option<AlertLevel>,
+    /// Sorted and without duplicates.
+    pub threats: Vec<Threat>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -204,6 +208,8 @@ mod tests {
             key: AlertKey { kind, region: RegionId::parse(region).expect("valid id") },
             started_at: t(0),
             raw_kind: None,
+            level: None,
+            threats: Vec::new(),
         }
     }
 

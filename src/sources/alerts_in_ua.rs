@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{SourceError, SourceReport};
+use super::{Decoded, SourceError, SourceReport, Unmapped};
 use crate::alerts::state::{Observation, ObservedAlert};
 use crate::alerts::{AlertKey, AlertKind};
 use crate::config::AlertsInUaSettings;
@@ -43,14 +43,6 @@ struct RawAlert {
 enum Uid {
     Int(u64),
     Str(String),
-}
-
-/// A decoded body: alerts mapped to regions, and locations the region files lack.
-#[derive(Debug, PartialEq)]
-pub struct Decoded {
-    pub alerts: Vec<ObservedAlert>,
-    /// "uid (title)" of alerts whose location no region file carries.
-    pub unmapped: Vec<String>,
 }
 
 pub fn kind_of(alert_type: &str) -> AlertKind {
@@ -83,7 +75,7 @@ pub fn decode(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceError> {
             .map_err(|e| SourceError::Decode(format!("alerts[{i}].started_at `{}`: {e}", a.started_at)))?
             .to_utc();
         let Some(region) = tree.by_feed_id(uid) else {
-            unmapped.push(format!("{uid} ({})", a.location_title.as_deref().unwrap_or("?")));
+            unmapped.push(Unmapped { id: uid.to_string(), title: a.location_title.clone().unwrap_or_default() });
             continue;
         };
         let kind = kind_of(&a.alert_type);
@@ -95,6 +87,8 @@ pub fn decode(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceError> {
             key,
             started_at,
             raw_kind: (kind == AlertKind::Unknown).then(|| a.alert_type.clone()),
+            level: None,
+            threats: Vec::new(),
         });
     }
     Ok(Decoded { alerts, unmapped })
@@ -295,6 +289,6 @@ mod tests {
     fn unmapped_locations_are_reported() {
         let d = decode(body("9999", "air_raid").as_bytes(), &tree()).expect("decodes");
         assert!(d.alerts.is_empty());
-        assert_eq!(d.unmapped, vec!["9999 (Харківська область)".to_string()]);
+        assert_eq!(d.unmapped, vec![Unmapped { id: "9999".into(), title: "Харківська область".into() }]);
     }
 }

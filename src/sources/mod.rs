@@ -7,7 +7,23 @@
 
 pub mod alerts_in_ua;
 
-use crate::alerts::state::Observation;
+use crate::alerts::state::{Observation, ObservedAlert};
+
+/// A decoded snapshot: the alerts mapped to regions, and the feed's locations the
+/// region files lack (reported, never guessed).
+#[derive(Debug, PartialEq)]
+pub struct Decoded {
+    pub alerts: Vec<ObservedAlert>,
+    pub unmapped: Vec<Unmapped>,
+}
+
+/// A feed location no region carries.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Unmapped {
+    /// The feed's id for it (alerts.in.ua `location_uid`, ukrainealarm `regionId`).
+    pub id: String,
+    pub title: String,
+}
 
 /// What a poller tells the pipeline after each poll.
 #[derive(Debug)]
