@@ -1,8 +1,9 @@
 //! Matcher: which subscribers an event reaches.
 //!
 //! An event on region R reaches every subscriber with a place equal to R or inside it
-//! (DESIGN §5). A subscriber with several matching places still gets one message: the
-//! result is a set of subscribers, not of places.
+//! (DESIGN §5), less the places its [`Reach`] leaves out, plus the enclosing places it
+//! adds (coverage, `alerts::coverage`). A subscriber with several matching places
+//! still gets one message: the result is a set of subscribers, not of places.
 //!
 //! The index maps every region to the subscribers whose places lie in it, with each
 //! place's ancestry resolved when the place is added, so an oblast-wide event is one
@@ -12,8 +13,9 @@
 //!
 //! **Architecture invariant:** no IO. The caller hands in the tree and the places.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::alerts::coverage::Reach;
 use crate::regions::{RegionId, RegionTree};
 use crate::store::SubscriberId;
 
@@ -34,9 +36,14 @@ pub enum IndexDelta {
 
 #[derive(Debug, Default)]
 pub struct MatchIndex {
-    /// Region → subscribers with a place equal to or inside it. Ordered sets: a delta
-    /// is O(log n), and a posting list comes out sorted.
-    by_area: HashMap<RegionId, BTreeSet<SubscriberId>>,
+    /// Region → subscriber → how many of the subscriber's places lie in it (itself
+    /// included). Counting lets an event leave out the areas another alert decides and
+    /// still reach a subscriber with a second place outside them. Ordered: a delta is
+    /// O(log n), and a posting list comes out sorted.
+    by_area: HashMap<RegionId, BTreeMap<SubscriberId, u32>>,
+    /// Region → subscribers with exactly that place: an event that reaches a place
+    /// itself but not its subtree (an oblast resident told of an alert in one raion).
+    by_place: HashMap<RegionId, BTreeSet<SubscriberId>>,
 }
 
 impl MatchIndex {
@@ -50,40 +57,81 @@ impl MatchIndex {
         index
     }
 
-    /// A subscriber gained a place.
+    /// A subscriber gained a place. Adding a place they have is a no-op.
     pub fn add(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId) {
+        if !self.by_place.entry(place.clone()).or_default().insert(sub) {
+            return;
+        }
         for area in tree.ancestors(place) {
-            self.by_area.entry(area.clone()).or_default().insert(sub);
+            *self.by_area.entry(area.clone()).or_default().entry(sub).or_default() += 1;
         }
     }
 
-    /// A subscriber lost a place; `remaining` are the places they keep, whose areas
-    /// they stay in (a city and its hromada share the raion and the oblast).
-    pub fn remove(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId, remaining: &[RegionId]) {
+    /// A subscriber lost a place. Removing a place they do not have is a no-op.
+    pub fn remove(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId) {
+        let Some(subs) = self.by_place.get_mut(place) else { return };
+        if !subs.remove(&sub) {
+            return;
+        }
+        if subs.is_empty() {
+            self.by_place.remove(place);
+        }
         for area in tree.ancestors(place) {
-            if remaining.iter().any(|r| tree.is_within(r, area)) {
-                continue;
-            }
-            if let Some(set) = self.by_area.get_mut(area) {
-                set.remove(&sub);
-                if set.is_empty() {
-                    self.by_area.remove(area);
+            let Some(counts) = self.by_area.get_mut(area) else { continue };
+            if let Some(n) = counts.get_mut(&sub) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&sub);
                 }
             }
+            if counts.is_empty() {
+                self.by_area.remove(area);
+            }
         }
     }
 
-    /// Subscribers reached by an event on `targets`, each once, in id order.
-    pub fn recipients(&self, targets: &[RegionId]) -> Vec<SubscriberId> {
-        let mut lists = targets.iter().filter_map(|t| self.by_area.get(t));
-        let Some(first) = lists.next() else { return Vec::new() };
-        let mut out: Vec<SubscriberId> = first.iter().copied().collect();
-        let mut merged = false;
-        for list in lists {
-            out.extend(list.iter().copied());
-            merged = true;
+    /// Subscribers reached by an event on `targets` with `reach`, each once, in id
+    /// order: those with a place inside a target and outside what `reach` leaves out,
+    /// and those with one of `reach.enclosing` as a place.
+    pub fn recipients(&self, tree: &RegionTree, targets: &[RegionId], reach: &Reach) -> Vec<SubscriberId> {
+        if reach.quiet {
+            return Vec::new();
         }
-        if merged {
+        let mut out: Vec<SubscriberId> = Vec::new();
+        let mut lists = 0;
+        for target in targets {
+            let Some(inside) = self.by_area.get(target) else { continue };
+            lists += 1;
+            let except_areas: Vec<&RegionId> =
+                reach.except_areas.iter().filter(|e| tree.is_within(e, target)).collect();
+            let except_places: Vec<&RegionId> =
+                reach.except_places.iter().filter(|e| tree.is_within(e, target)).collect();
+            if except_areas.is_empty() && except_places.is_empty() {
+                out.extend(inside.keys().copied());
+                continue;
+            }
+            // How many of each subscriber's places inside the target are left out; the
+            // left-out areas and places are disjoint, so counts add up.
+            let mut left_out: HashMap<SubscriberId, u32> = HashMap::new();
+            for area in except_areas {
+                for (sub, n) in self.by_area.get(area).into_iter().flatten() {
+                    *left_out.entry(*sub).or_default() += n;
+                }
+            }
+            for place in except_places {
+                for sub in self.by_place.get(place).into_iter().flatten() {
+                    *left_out.entry(*sub).or_default() += 1;
+                }
+            }
+            out.extend(inside.iter().filter(|(sub, n)| **n > left_out.get(sub).copied().unwrap_or(0)).map(|(s, _)| *s));
+        }
+        for place in &reach.enclosing {
+            if let Some(subs) = self.by_place.get(place) {
+                lists += 1;
+                out.extend(subs.iter().copied());
+            }
+        }
+        if lists > 1 {
             out.sort_unstable();
             out.dedup();
         }
@@ -94,77 +142,77 @@ impl MatchIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regions::{Level, Localized, Region};
+    use crate::alerts::coverage::delta;
+    use crate::regions::tests_support::*;
 
-    fn region(id: &str, parent: Option<&str>, level: Level) -> Region {
-        Region {
-            id: RegionId::parse(id).expect("id"),
-            parent: parent.map(|p| RegionId::parse(p).expect("id")),
-            level,
-            name: Localized { uk: id.into(), en: None },
-            aliases: vec![],
-            point: None,
-            approx: false,
-            feed_id: None,
-            channel: None,
-        }
+    fn rid(s: &str) -> RegionId {
+        RegionId::parse(s).expect("id")
     }
 
-    const OBLAST: &str = "UA63000000000041885";
-    const RAION: &str = "UA63080000000032022";
-    const KINDRASHIVKA_H: &str = "UA63080070000080622";
-    const KINDRASHIVKA: &str = "UA63080070010082928";
-    const KUPIANSK_H: &str = "UA63080090000067457";
-    const KUPIANSK: &str = "UA63080090010026457";
-    const LVIV_OBLAST: &str = "UA46000000000026241";
-
-    fn tree() -> RegionTree {
-        RegionTree::build(vec![
-            region(OBLAST, None, Level::Oblast),
-            region(RAION, Some(OBLAST), Level::Raion),
-            region(KINDRASHIVKA_H, Some(RAION), Level::Hromada),
-            region(KINDRASHIVKA, Some(KINDRASHIVKA_H), Level::Village),
-            region(KUPIANSK_H, Some(RAION), Level::Hromada),
-            region(KUPIANSK, Some(KUPIANSK_H), Level::City),
-            region(LVIV_OBLAST, None, Level::Oblast),
-        ])
-        .expect("tree")
+    fn index(places: &[(i64, &str)]) -> MatchIndex {
+        MatchIndex::build(&tree(), places.iter().map(|(s, p)| (*s, rid(p))))
     }
 
-    /// Subscribers 1..: each with the listed places; returns recipient ids per target set.
-    fn check(places: &[(i64, &str)], targets: &[&str]) -> Vec<i64> {
-        let index = MatchIndex::build(&tree(), places.iter().map(|(s, p)| (*s, RegionId::parse(p).expect("id"))));
-        let targets: Vec<RegionId> = targets.iter().map(|t| RegionId::parse(t).expect("id")).collect();
-        index.recipients(&targets)
+    /// Recipients of a plain event (no coverage reach) on `targets`.
+    fn inside(index: &MatchIndex, targets: &[&str]) -> Vec<i64> {
+        let targets: Vec<RegionId> = targets.iter().map(|t| rid(t)).collect();
+        index.recipients(&tree(), &targets, &Reach::default())
     }
 
     #[test]
     fn event_reaches_places_inside_and_only_once() {
-        let places = [(1, KINDRASHIVKA), (2, KUPIANSK), (3, LVIV_OBLAST), (4, KUPIANSK), (4, KUPIANSK_H), (5, RAION)];
-        assert_eq!(check(&places, &[OBLAST]), vec![1, 2, 4, 5]);
-        assert_eq!(check(&places, &[KINDRASHIVKA_H]), vec![1]);
-        assert_eq!(check(&places, &[KUPIANSK_H]), vec![2, 4]);
-        assert_eq!(check(&places, &[KUPIANSK_H, KINDRASHIVKA_H]), vec![1, 2, 4]);
+        let index =
+            index(&[(1, KINDRASHIVKA), (2, KUPIANSK), (3, LVIV_OBLAST), (4, KUPIANSK), (4, KUPIANSK_H), (5, RAION)]);
+        assert_eq!(inside(&index, &[OBLAST]), vec![1, 2, 4, 5]);
+        assert_eq!(inside(&index, &[KINDRASHIVKA_H]), vec![1]);
+        assert_eq!(inside(&index, &[KUPIANSK_H]), vec![2, 4]);
+        assert_eq!(inside(&index, &[KUPIANSK_H, KINDRASHIVKA_H]), vec![1, 2, 4]);
         // A raion-wide subscriber is not inside a hromada event.
-        assert_eq!(check(&places, &[KUPIANSK]), vec![2, 4]);
-        assert_eq!(check(&places, &[LVIV_OBLAST]), vec![3]);
+        assert_eq!(inside(&index, &[KUPIANSK]), vec![2, 4]);
+        assert_eq!(inside(&index, &[LVIV_OBLAST]), vec![3]);
     }
 
     #[test]
-    fn deltas_keep_what_other_places_still_cover() {
+    fn deltas_keep_what_other_places_still_cover_and_repeat_harmlessly() {
         let tree = tree();
-        let rid = |s: &str| RegionId::parse(s).expect("id");
-        let mut index = MatchIndex::build(&tree, [(4, rid(KUPIANSK)), (4, rid(KUPIANSK_H)), (1, rid(KINDRASHIVKA))]);
+        let mut index = index(&[(4, KUPIANSK), (4, KUPIANSK_H), (1, KINDRASHIVKA)]);
         // Subscriber 4 drops the city but keeps its hromada: still in the raion.
-        index.remove(&tree, 4, &rid(KUPIANSK), &[rid(KUPIANSK_H)]);
-        assert_eq!(index.recipients(&[rid(KUPIANSK)]), Vec::<i64>::new());
-        assert_eq!(index.recipients(&[rid(KUPIANSK_H)]), vec![4]);
-        assert_eq!(index.recipients(&[rid(RAION)]), vec![1, 4]);
-        index.remove(&tree, 4, &rid(KUPIANSK_H), &[]);
-        assert_eq!(index.recipients(&[rid(OBLAST)]), vec![1]);
+        index.remove(&tree, 4, &rid(KUPIANSK));
+        index.remove(&tree, 4, &rid(KUPIANSK));
+        assert_eq!(inside(&index, &[KUPIANSK]), Vec::<i64>::new());
+        assert_eq!(inside(&index, &[KUPIANSK_H]), vec![4]);
+        assert_eq!(inside(&index, &[RAION]), vec![1, 4]);
+        index.remove(&tree, 4, &rid(KUPIANSK_H));
+        assert_eq!(inside(&index, &[OBLAST]), vec![1]);
         index.add(&tree, 7, &rid(LVIV_OBLAST));
-        assert_eq!(index.recipients(&[rid(LVIV_OBLAST), rid(OBLAST)]), vec![1, 7]);
-        let oblast = index.recipients(&[rid(OBLAST)]);
-        assert!(oblast.contains(&1) && !oblast.contains(&7));
+        index.add(&tree, 7, &rid(LVIV_OBLAST));
+        assert_eq!(inside(&index, &[LVIV_OBLAST, OBLAST]), vec![1, 7]);
+        index.remove(&tree, 7, &rid(LVIV_OBLAST));
+        assert_eq!(inside(&index, &[LVIV_OBLAST]), Vec::<i64>::new(), "added twice, removed once: gone");
+    }
+
+    #[test]
+    fn coverage_reach_leaves_out_decided_places_but_not_a_second_place() {
+        let tree = tree();
+        // 1 in Kindrashivka, 2 in Kupiansk, 3 in Kharkiv, 4 with Kindrashivka and Kharkiv,
+        // 5 chose the raion, 6 the oblast.
+        let index = index(&[
+            (1, KINDRASHIVKA),
+            (2, KUPIANSK),
+            (3, KHARKIV),
+            (4, KINDRASHIVKA),
+            (4, KHARKIV),
+            (5, RAION),
+            (6, OBLAST),
+        ]);
+        // An oblast alert while Kindrashivka hromada is under alert.
+        let reach = delta(&tree, &rid(OBLAST), [&rid(KINDRASHIVKA_H)]).expect("decides");
+        assert_eq!(index.recipients(&tree, &[rid(OBLAST)], &reach), vec![2, 3, 4]);
+        // A hromada alert alone: its residents, and those who chose its raion or oblast.
+        let reach = delta(&tree, &rid(KUPIANSK_H), []).expect("decides");
+        assert_eq!(index.recipients(&tree, &[rid(KUPIANSK_H)], &reach), vec![2, 5, 6]);
+        // The same while the next hromada is under alert: the raion and oblast already are.
+        let reach = delta(&tree, &rid(KUPIANSK_H), [&rid(KINDRASHIVKA_H)]).expect("decides");
+        assert_eq!(index.recipients(&tree, &[rid(KUPIANSK_H)], &reach), vec![2]);
     }
 }

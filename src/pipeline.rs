@@ -27,9 +27,10 @@ use chrono::Utc;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::coverage::overlaps;
 use crate::alerts::orders::OrderBook;
-use crate::alerts::state::{AlertState, Applied};
-use crate::alerts::{AlertKind, Event, Priority, Transition};
+use crate::alerts::state::{AlertState, Applied, Suspect};
+use crate::alerts::{AlertKind, Event, EventDetail, Priority, Transition};
 use crate::config::{Config, ConfigErrors};
 use crate::dispatch::DeliveryPolicy;
 use crate::matcher::{IndexDelta, MatchIndex};
@@ -101,17 +102,17 @@ impl Pipeline {
         out: Outputs,
     ) -> Result<Pipeline, StoreError> {
         let settings = &config.settings.alerts;
-        let fresh = AlertState::new(
-            chrono::Duration::from_std(settings.stale_after).unwrap_or(chrono::Duration::minutes(5)),
-            settings.confirm_empty,
-        );
-        let alerts = match store.kv_get(ALERT_STATE_KEY).await? {
+        let stale_after = chrono::Duration::from_std(settings.stale_after).unwrap_or(chrono::Duration::minutes(5));
+        let hold_for = chrono::Duration::from_std(settings.hold_implausible).unwrap_or(chrono::Duration::minutes(5));
+        let fresh = AlertState::new(stale_after, hold_for);
+        let mut alerts = match store.kv_get(ALERT_STATE_KEY).await? {
             Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "stored alert state unreadable; starting empty");
                 fresh
             }),
             None => fresh,
         };
+        alerts.configure(stale_after, hold_for);
         let orders = match store.kv_get(ORDER_BOOK_KEY).await? {
             Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "stored order book unreadable; starting empty");
@@ -168,14 +169,25 @@ impl Pipeline {
                 if let Some(failures) = self.failures_in_row.remove(&obs.source) {
                     tracing::info!(source = %obs.source, after_failures = failures, "source recovered");
                 }
-                match self.alerts.apply(&obs) {
-                    Applied::Events(events) => self.publish(events).await?,
-                    Applied::HeldEmpty { streak } => {
-                        tracing::warn!(source = %obs.source, streak, "empty snapshot after a non-empty one; not believed yet");
-                    }
+                let Applied { events, suspect } = self.alerts.apply(&obs, &self.config.tree);
+                match suspect {
+                    Some(Suspect::Holding { since, held }) => tracing::warn!(
+                        source = %obs.source,
+                        %since,
+                        held,
+                        "implausible snapshot (empty, or losing long-standing alerts with most others); its all-clears are held"
+                    ),
+                    Some(Suspect::Believed { since }) => tracing::warn!(
+                        source = %obs.source,
+                        %since,
+                        "an implausible snapshot persisted for the whole hold window; believed"
+                    ),
+                    None => {}
                 }
+                self.publish(events).await?;
             }
             SourceReport::Failed { source, error } => {
+                self.alerts.failed(&source);
                 let failures = self.failures_in_row.entry(source.clone()).or_default();
                 *failures += 1;
                 // The last good view stays; staleness grows until the source answers.
@@ -202,8 +214,7 @@ impl Pipeline {
                     self.index = build_index(&self.config.tree, &*self.store).await?;
                 } else {
                     for (sub, place) in changes.removed {
-                        let remaining = self.store.places(sub).await?;
-                        self.index.remove(&self.config.tree, sub, &place, &remaining);
+                        self.index.remove(&self.config.tree, sub, &place);
                     }
                     for (sub, place) in &changes.added {
                         self.index.add(&self.config.tree, *sub, place);
@@ -242,15 +253,14 @@ impl Pipeline {
                 self.catch_up(subscriber, &places).await
             }
             IndexDelta::Removed { subscriber, places } => {
-                let remaining = self.store.places(subscriber).await?;
                 for p in &places {
-                    self.index.remove(&tree, subscriber, p, &remaining);
+                    self.index.remove(&tree, subscriber, p);
                 }
                 Ok(())
             }
             IndexDelta::Deactivated(subscriber) => {
                 for p in self.store.places(subscriber).await? {
-                    self.index.remove(&tree, subscriber, &p, &[]);
+                    self.index.remove(&tree, subscriber, &p);
                 }
                 Ok(())
             }
@@ -264,16 +274,21 @@ impl Pipeline {
         }
     }
 
-    /// Tells a subscriber of everything active in their new places: the latest event of
-    /// each alert and order covering them. Enqueueing is idempotent, so one who already
-    /// had it gets nothing twice.
+    /// Tells a subscriber of everything active in their new places: for each new place
+    /// and alert kind, the latest event of the first alert over it (one is enough:
+    /// coverage rings a place once), and of each order covering them. Enqueueing is
+    /// idempotent, so one who already had it gets nothing twice.
     async fn catch_up(&mut self, subscriber: SubscriberId, places: &[RegionId]) -> Result<(), StoreError> {
         let tree = &self.config.tree;
         let covers = |targets: &[RegionId]| places.iter().any(|p| targets.iter().any(|t| tree.is_within(p, t)));
         let mut subjects: Vec<String> = Vec::new();
-        for (subject, region) in self.alerts.active_subjects() {
-            if covers(std::slice::from_ref(&region)) {
-                subjects.push(subject);
+        let active = self.alerts.active_subjects();
+        for place in places {
+            let mut kinds = std::collections::BTreeSet::new();
+            for (kind, subject, region) in &active {
+                if overlaps(tree, place, region) && kinds.insert(*kind) && !subjects.contains(subject) {
+                    subjects.push(subject.clone());
+                }
             }
         }
         for (subject, targets) in self.orders.in_force() {
@@ -339,10 +354,13 @@ impl Pipeline {
             }
             let event = self.prioritised(event);
             let matching = std::time::Instant::now();
-            let (audience, recipients) = if event.is_closing() {
+            // An order's end goes to whoever was told of it; an alert's goes by coverage
+            // to the places it leaves clear.
+            let by_subject = event.is_closing() && matches!(event.detail, EventDetail::Order { .. });
+            let (audience, recipients) = if by_subject {
                 (Audience::ToldAbout(event.subject()), None)
             } else {
-                let ids = self.index.recipients(&event.targets);
+                let ids = self.index.recipients(&self.config.tree, &event.targets, &event.reach);
                 let n = ids.len();
                 (Audience::Subscribers(ids), Some(n))
             };

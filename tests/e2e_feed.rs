@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sirena::alerts::{AlertKind, Transition};
 use sirena::daemon::Fanout;
-use sirena::demo::{Harness, Options, kharkiv_air_raid};
+use sirena::demo::{Harness, Options, kharkiv_air_raid, luhansk};
 use sirena::messages::Lang;
 use sirena::sim::feed::{Fault, SimAlert};
 
@@ -28,7 +28,8 @@ fn is(kind: AlertKind, transition: Transition) -> impl Fn(&Fanout) -> bool {
 async fn under_air_raid() -> Harness {
     let mut h = Harness::start(Options::default()).await.expect("harness");
     h.add_resident(CHAT, KHARKIV_CITY, Lang::Uk).await.expect("resident");
-    h.feed.set_alerts(vec![kharkiv_air_raid()]);
+    // Luhansk oblast has been under alert since 2022: a real snapshot is never empty.
+    h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid()]);
     let f = h.next_fanout(WAIT, is(AlertKind::AirRaid, Transition::Started)).await.expect("air raid started");
     assert_eq!(f.recipients, 1);
     h.wait_drained(WAIT).await.expect("delivered");
@@ -38,9 +39,10 @@ async fn under_air_raid() -> Harness {
     h
 }
 
-/// Serves `faults` in order, then the alert normally again for long enough that an
-/// empty view would have been confirmed (`confirm_empty = 3`), and checks that nothing
-/// happened: no event at all, and the resident still has exactly one message.
+/// Serves `faults` in order, then the alerts normally again for a few polls, and checks
+/// that nothing happened: no event at all, and the resident still has exactly one
+/// message. (An empty list is held as a suspected fault for `hold_implausible`; the
+/// alert state's unit tests cover that window in paused time.)
 async fn no_false_all_clear(faults: &[(Fault, u32)]) {
     let mut h = under_air_raid().await;
     let stray = h.drain_fanouts();
@@ -51,8 +53,8 @@ async fn no_false_all_clear(faults: &[(Fault, u32)]) {
         h.feed.inject(fault.clone(), *times);
         faulty += u64::from(*times);
     }
-    // The faults, then enough normal answers for three confirmations and a margin so
-    // the pipeline has handled the last report we count on.
+    // The faults, then a few normal answers so the pipeline has handled the last
+    // report we count on.
     h.wait_polls(since, faulty + 6, WAIT).await.expect("the daemon keeps polling");
     let stray = h.drain_fanouts();
     let ids: Vec<&str> = stray.iter().map(|f| f.event.id.0.as_str()).collect();
@@ -89,7 +91,7 @@ async fn unknown_alert_type_reaches_residents_as_a_generic_alert() {
     let mut h = under_air_raid().await;
     let drones = SimAlert { alert_type: "drone_swarm".into(), ..kharkiv_air_raid() };
     // The air raid stays listed, so nothing ends.
-    h.feed.set_alerts(vec![kharkiv_air_raid(), drones]);
+    h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid(), drones]);
     let f = h.next_fanout(WAIT, |_| true).await.expect("an event for the unknown kind");
     assert_eq!(f.event.kind, AlertKind::Unknown, "{f:?}");
     assert_eq!(f.event.transition, Transition::Started);
@@ -108,13 +110,12 @@ async fn unknown_alert_type_reaches_residents_as_a_generic_alert() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_all_clear_arrives_after_confirmation() {
+async fn an_ordinary_all_clear_is_believed_at_once() {
     let mut h = under_air_raid().await;
-    let since = h.feed.requests();
-    h.feed.set_alerts(vec![]);
+    // Kharkiv drops out, Luhansk stays: nothing implausible about it.
+    h.feed.set_alerts(vec![luhansk()]);
     let f = h.next_fanout(WAIT, is(AlertKind::AirRaid, Transition::Ended)).await.expect("the all-clear arrives");
     assert_eq!(f.recipients, 1);
-    assert!(h.feed.requests() >= since + 3, "an empty list is believed only after 3 answers");
     h.wait_drained(WAIT).await.expect("drained");
     let got = h.telegram.wait_for_sent(CHAT, 2, WAIT).await;
     assert_eq!(got.len(), 2);

@@ -243,9 +243,16 @@ async fn a_panicking_send_frees_its_chat_and_its_delivery_is_retried() {
         transition: sirena::alerts::Transition::Started,
         revision: 1,
         targets: vec![sirena::regions::RegionId::parse(KHARKIV_OBLAST).expect("id")],
+        reach: Default::default(),
         at: now,
         priority: sirena::alerts::Priority::OtherStart,
-        detail: sirena::alerts::EventDetail::Alert { started_at: now, raw_kind: None },
+        detail: sirena::alerts::EventDetail::Alert {
+            started_at: now,
+            raw_kind: None,
+            subject: None,
+            level: None,
+            threats: vec![],
+        },
     };
     store.enqueue(&event, Audience::Subscribers(ids), None).await.expect("enqueue");
     let stats = Arc::new(DispatchStats::default());

@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use sirena::alerts::coverage::Reach;
 use sirena::alerts::orders::{AssemblyPoint, Change, Order, OrderStatus};
-use sirena::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition};
+use sirena::alerts::{AlertKind, AlertLevel, Event, EventDetail, EventId, Priority, Threat, Transition};
 use sirena::config::{self, Config};
 use sirena::messages::{Format, Lang, Part};
 use sirena::regions::{Localized, RegionId};
@@ -30,9 +31,10 @@ fn alert(kind: AlertKind, transition: Transition) -> Event {
         transition,
         revision: 1,
         targets: vec![rid("UA63000000000041885")],
+        reach: Default::default(),
         at: at(),
         priority: Priority::OtherStart,
-        detail: EventDetail::Alert { started_at: at(), raw_kind: None },
+        detail: EventDetail::Alert { started_at: at(), raw_kind: None, subject: None, level: None, threats: vec![] },
     }
 }
 
@@ -69,6 +71,7 @@ fn order_event(transition: Transition, status: OrderStatus, changes: Vec<Change>
         transition,
         revision: 1,
         targets: vec![rid("UA63080070000080622")],
+        reach: Default::default(),
         at: at(),
         priority: Priority::MandatoryEvacuation,
         detail: EventDetail::Order { order: Box::new(order(status)), changes },
@@ -240,4 +243,38 @@ fn a_channel_post_carries_the_places_as_hashtags() {
     let raid = alert(AlertKind::AirRaid, Transition::Started);
     let (text, _) = render_parts(&c, &[Part::Event { event: &raid, as_new: false }], Lang::Uk, Format::ChannelPost);
     assert!(text.ends_with("#Харківська_область"), "{text}");
+}
+
+#[test]
+fn level_threats_and_what_goes_on_are_said_in_both_languages() {
+    let c = config();
+    let mut start = alert(AlertKind::AirRaid, Transition::Started);
+    start.detail = EventDetail::Alert {
+        started_at: at(),
+        raw_kind: None,
+        subject: None,
+        level: Some(AlertLevel::Yellow),
+        threats: vec![Threat::BallisticMissiles, Threat::Unknown("hypersonic".into())],
+    };
+    let (uk, _) = render(&c, &start, Lang::Uk);
+    assert!(uk.contains("Жовтий рівень: загроза нижчого рівня."), "{uk}");
+    assert!(uk.contains("Загроза: балістичні ракети, hypersonic"), "{uk}");
+    let (en, _) = render(&c, &start, Lang::En);
+    assert!(en.contains("Yellow level: a lower-tier threat."), "{en}");
+    assert!(en.contains("Threat: ballistic missiles, hypersonic"), "{en}");
+
+    let mut update = start.clone();
+    update.transition = Transition::Updated;
+    let (en, _) = render(&c, &update, Lang::En);
+    assert!(en.starts_with("🔴 Update: Air raid alert"), "{en}");
+    assert!(!en.contains("shelter"), "advice is for starts: {en}");
+
+    // The oblast's all-clear while Kupiansk raion stays under alert.
+    let mut end = alert(AlertKind::AirRaid, Transition::Ended);
+    end.reach = Reach { except_areas: vec![rid("UA63080000000032022")], ..Reach::default() };
+    let (uk, _) = render(&c, &end, Lang::Uk);
+    assert!(uk.contains("Тривога триває: Куп’янський район"), "{uk}");
+    assert!(!uk.contains("Загроза"), "an all-clear names no threat: {uk}");
+    let (en, _) = render(&c, &end, Lang::En);
+    assert!(en.contains("The alert goes on in: Kupiansk Raion"), "{en}");
 }

@@ -10,6 +10,7 @@
 //! deterministic, so replaying the same input after a restart produces the same ids,
 //! and the outbox turns a replay into a no-op.
 
+pub mod coverage;
 pub mod orders;
 pub mod state;
 
@@ -19,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::regions::RegionId;
+use coverage::Reach;
 
 /// What the alert is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -228,8 +230,13 @@ pub struct Event {
     pub kind: AlertKind,
     pub transition: Transition,
     pub revision: u32,
-    /// Regions the event concerns; a subscriber place inside any of them is reached.
+    /// Regions the event concerns; a subscriber place inside any of them is reached,
+    /// unless `reach` leaves it out.
     pub targets: Vec<RegionId>,
+    /// For an alert's start or end: what coverage leaves out of the targets and which
+    /// enclosing places it adds (`coverage`). Empty for orders.
+    #[serde(default, skip_serializing_if = "Reach::is_empty")]
+    pub reach: Reach,
     pub at: DateTime<Utc>,
     pub priority: Priority,
     pub detail: EventDetail,
@@ -243,7 +250,9 @@ impl Event {
     pub fn subject(&self) -> String {
         match &self.detail {
             EventDetail::Order { order, .. } => format!("evacuation:{}", order.id),
-            EventDetail::Alert { .. } => match self.id.0.rsplit_once(':') {
+            EventDetail::Alert { subject: Some(subject), .. } => subject.clone(),
+            // Events stored before alerts carried their subject.
+            EventDetail::Alert { subject: None, .. } => match self.id.0.rsplit_once(':') {
                 Some((subject, _transition)) => subject.to_owned(),
                 None => self.id.0.clone(),
             },
@@ -265,6 +274,15 @@ pub enum EventDetail {
         started_at: DateTime<Utc>,
         /// The kind name the feed used, kept for `unknown` kinds so operators see it.
         raw_kind: Option<String>,
+        /// One occurrence of one alert: `air_raid:UA63…:20231106T080000Z:o12`. Every
+        /// occurrence has its own, so an alert that ends and comes back with the same
+        /// start time is announced again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<AlertLevel>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        threats: Vec<Threat>,
     },
     /// An evacuation order, as it stands after this transition.
     Order {

@@ -249,6 +249,7 @@ fn event(entry: &Entry, transition: Transition, changes: Vec<Change>, now: DateT
         transition,
         revision: entry.revision,
         targets,
+        reach: Default::default(),
         at: now,
         priority,
         detail: EventDetail::Order { order: Box::new(order.clone()), changes },

@@ -218,22 +218,24 @@ pub struct AlertSettings {
     /// A source silent for longer than this neither starts nor ends alerts.
     #[serde(with = "humantime_serde", default = "default_stale_after")]
     pub stale_after: Duration,
-    /// How many empty answers in a row a source must give after a non-empty one
-    /// before sirena believes every alert is over.
-    #[serde(default = "default_confirm_empty")]
-    pub confirm_empty: u32,
+    /// How long a source must keep giving an implausible snapshot — empty after a
+    /// non-empty one, or losing long-standing alerts with most others — without
+    /// failing in between, before sirena believes it (unless another healthy source
+    /// confirms sooner).
+    #[serde(with = "humantime_serde", default = "default_hold_implausible")]
+    pub hold_implausible: Duration,
 }
 
 fn default_stale_after() -> Duration {
     Duration::from_secs(300)
 }
-fn default_confirm_empty() -> u32 {
-    3
+fn default_hold_implausible() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl Default for AlertSettings {
     fn default() -> Self {
-        AlertSettings { stale_after: default_stale_after(), confirm_empty: default_confirm_empty() }
+        AlertSettings { stale_after: default_stale_after(), hold_implausible: default_hold_implausible() }
     }
 }
 

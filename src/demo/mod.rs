@@ -168,7 +168,7 @@ limits = {{ global_per_sec = {gps}, paid_per_sec = {pps}, per_chat_per_sec = {pc
 
 [alerts]
 stale_after = "1m"
-confirm_empty = 3
+hold_implausible = "5m"
 
 [dispatch]
 max_in_flight = {mif}

@@ -21,6 +21,8 @@ enum Expect {
     Updated,
     Artillery,
     Lifted,
+    /// The all-clear of Kupiansk raion, which outlasted the oblast's alert.
+    RaionAllClear,
 }
 
 impl Expect {
@@ -33,6 +35,7 @@ impl Expect {
             Expect::Updated => "evacuation update",
             Expect::Artillery => "artillery",
             Expect::Lifted => "order lifted",
+            Expect::RaionAllClear => "raion all clear",
         }
     }
 
@@ -41,8 +44,15 @@ impl Expect {
         match (self, english) {
             (Expect::AirRaid, false) => ("🔴 <b>Повітряна тривога", &["Харківська область", "укриття"]),
             (Expect::AirRaid, true) => ("🔴 <b>Air raid alert", &["Kharkiv Oblast", "shelter"]),
-            (Expect::AllClear, false) => ("🟢 <b>Відбій: Повітряна тривога", &["Харківська область"]),
-            (Expect::AllClear, true) => ("🟢 <b>All clear: Air raid alert", &["Kharkiv Oblast"]),
+            // The oblast's all-clear says where the alert goes on.
+            (Expect::AllClear, false) => {
+                ("🟢 <b>Відбій: Повітряна тривога", &["Харківська область", "Тривога триває: Куп’янський район"])
+            }
+            (Expect::AllClear, true) => {
+                ("🟢 <b>All clear: Air raid alert", &["Kharkiv Oblast", "The alert goes on in: Kupiansk Raion"])
+            }
+            (Expect::RaionAllClear, false) => ("🟢 <b>Відбій: Повітряна тривога", &["Куп’янський район"]),
+            (Expect::RaionAllClear, true) => ("🟢 <b>All clear: Air raid alert", &["Kupiansk Raion"]),
             (Expect::Mandatory, false) => (
                 "🚨 <b>Обов’язкова евакуація",
                 &["Куди: Харків", "Збірні пункти", "Гаряча лінія: 0 800 000 000", "Автобуси"],
@@ -100,7 +110,7 @@ const RESIDENTS: &[Resident] = &[
         place: "Кіндрашівка",
         acts: &[Send("/start"), Send("/subscribe Кіндрашівка")],
         // The order came while the air-raid fan-out was still on its way: one message.
-        expect: &[&[Mandatory, AirRaid], &[AllClear]],
+        expect: &[&[Mandatory, AirRaid], &[RaionAllClear]],
     },
     Resident {
         chat: 1002,
@@ -109,7 +119,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Василівка (one of two)",
         acts: &[Send("/start"), Send("/subscribe с. Василівка"), PressFirstButton],
-        expect: &[&[Mandatory, AirRaid], &[AllClear]],
+        expect: &[&[Mandatory, AirRaid], &[RaionAllClear]],
     },
     Resident {
         chat: 1003,
@@ -118,7 +128,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Куп’янськ",
         acts: &[Send("/start"), Send("/subscribe куп'янськ")],
-        expect: &[&[AirRaid], &[AllClear], &[Recommended], &[Updated], &[Artillery], &[Lifted]],
+        expect: &[&[AirRaid], &[RaionAllClear], &[Recommended], &[Updated], &[Artillery], &[Lifted]],
     },
     Resident {
         chat: 1004,
@@ -127,7 +137,7 @@ const RESIDENTS: &[Resident] = &[
         english: true,
         place: "Kupiansk",
         acts: &[Send("/start"), Send("/subscribe Kupiansk")],
-        expect: &[&[AirRaid], &[AllClear], &[Recommended], &[Updated], &[Artillery], &[Lifted]],
+        expect: &[&[AirRaid], &[RaionAllClear], &[Recommended], &[Updated], &[Artillery], &[Lifted]],
     },
     Resident {
         chat: 1005,
@@ -136,7 +146,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Куп’янськ-Вузловий",
         acts: &[Send("/start"), Send("/subscribe Куп’янськ-Вузловий")],
-        expect: &[&[AirRaid], &[AllClear], &[Artillery]],
+        expect: &[&[AirRaid], &[RaionAllClear], &[Artillery]],
     },
     Resident {
         chat: 1006,
@@ -163,7 +173,7 @@ const RESIDENTS: &[Resident] = &[
         english: false,
         place: "Куп’янськ",
         acts: &[Send("/start"), Send("/subscribe Куп’янськ")],
-        expect: &[&[AirRaid], &[AllClear]],
+        expect: &[&[AirRaid], &[RaionAllClear]],
     },
     Resident {
         chat: 1009,
@@ -221,6 +231,7 @@ fn is(kind: AlertKind, transition: Transition, region: &'static str) -> impl Fn(
 const KHARKIV_OBLAST: &str = "UA63000000000041885";
 const KHARKIV_CITY: &str = "UA63120270010096107";
 const KINDRASHIVKA_HROMADA: &str = "UA63080070000080622";
+const KUPIANSK_RAION: &str = "UA63080000000032022";
 const KUPIANSK_CITY: &str = "UA63080090010026457";
 const KUPIANSK_HROMADA: &str = "UA63080090000067457";
 
@@ -302,7 +313,8 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
     println!();
 
     // 1. Air raid over the oblast: a fan-out of a few seconds.
-    h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid()]);
+    let oblast_started = chrono::Utc::now();
+    h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid_since(oblast_started)]);
     println!("{} feed: air raid over Kharkiv oblast (Luhansk oblast has been under alert since 2022)", h.clock());
     // The first poll also reports Luhansk; nobody lives there in this demo.
     let (before, _) = announce(h, "air raid", is(AlertKind::AirRaid, Transition::Started, KHARKIV_OBLAST)).await?;
@@ -344,16 +356,33 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
         anyhow::bail!("a feed failure produced events: {:?}", stray.iter().map(|f| &f.event.id).collect::<Vec<_>>());
     }
 
-    // 4. All clear, to whoever was told the start.
-    h.feed.set_alerts(vec![luhansk()]);
-    println!("{} feed: Kharkiv oblast all clear", h.clock());
+    // 4. An air raid over Kupiansk raion too: inside the oblast's alert, it rings no one.
+    h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid_since(oblast_started), kupiansk_raion_air_raid()]);
+    println!("{} feed: air raid over Kupiansk raion as well, inside the oblast's alert", h.clock());
+    let f = h
+        .next_fanout(STEP, is(AlertKind::AirRaid, Transition::Started, KUPIANSK_RAION))
+        .await
+        .map_err(|e| anyhow::anyhow!("raion air raid: {e}"))?;
+    println!("{}   event: stored for late subscribers, {} recipient(s): nobody is told twice", h.clock(), f.recipients);
+    if f.recipients != 0 {
+        anyhow::bail!("the raion's alert inside the oblast's rang {} residents again", f.recipients);
+    }
+
+    // 5. The oblast's alert ends while the raion's goes on: all clear outside the raion only.
+    h.feed.set_alerts(vec![luhansk(), kupiansk_raion_air_raid()]);
+    println!("{} feed: Kharkiv oblast all clear, Kupiansk raion still under alert", h.clock());
     step(h, "all clear", is(AlertKind::AirRaid, Transition::Ended, KHARKIV_OBLAST)).await?;
 
-    // 5. Тарас blocks the bot.
+    // 6. The raion's alert ends: its residents' one all-clear.
+    h.feed.set_alerts(vec![luhansk()]);
+    println!("{} feed: Kupiansk raion all clear", h.clock());
+    step(h, "raion all clear", is(AlertKind::AirRaid, Transition::Ended, KUPIANSK_RAION)).await?;
+
+    // 7. Тарас blocks the bot.
     h.telegram.block(1008);
     println!("{} Тарас blocks the bot", h.clock());
 
-    // 6. A typo: rejected, nothing changes.
+    // 8. A typo: rejected, nothing changes.
     h.write_region_file(
         "kharkiv.toml",
         &format!("{base}{KINDRASHIVKA_ORDER}{}", KUPIANSK_ORDER.replace("status =", "statuss =")),
@@ -374,23 +403,23 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
         anyhow::bail!("an invalid config produced events");
     }
 
-    // 7. Recommended evacuation of Kupiansk city.
+    // 9. Recommended evacuation of Kupiansk city.
     h.write_region_file("kharkiv.toml", &format!("{base}{KINDRASHIVKA_ORDER}{KUPIANSK_ORDER}"))?;
     println!("{} operator: recommended evacuation of Kupiansk city towards Kharkiv", h.clock());
     step(h, "recommended evacuation", is(AlertKind::Evacuation, Transition::Started, KUPIANSK_CITY)).await?;
 
-    // 8. An update adds a departure time.
+    // 10. An update adds a departure time.
     let updated = kupiansk_order(r#"times = ["09:00", "15:00"]"#, r#"status = "recommended""#);
     h.write_region_file("kharkiv.toml", &format!("{base}{KINDRASHIVKA_ORDER}{updated}"))?;
     println!("{} operator: Kupiansk order updated, second departure at 15:00", h.clock());
     step(h, "evacuation update", is(AlertKind::Evacuation, Transition::Updated, KUPIANSK_CITY)).await?;
 
-    // 9. Shelling in Kupiansk hromada.
+    // 11. Shelling in Kupiansk hromada.
     h.feed.set_alerts(vec![luhansk(), kupiansk_shelling()]);
     println!("{} feed: artillery shelling threat in Kupiansk hromada", h.clock());
     step(h, "artillery", is(AlertKind::Artillery, Transition::Started, KUPIANSK_HROMADA)).await?;
 
-    // 10. The recommended order is lifted.
+    // 12. The recommended order is lifted.
     let lifted = kupiansk_order(r#"times = ["09:00", "15:00"]"#, r#"status = "lifted""#);
     h.write_region_file("kharkiv.toml", &format!("{base}{KINDRASHIVKA_ORDER}{lifted}"))?;
     println!("{} operator: Kupiansk recommended order lifted", h.clock());
@@ -458,12 +487,18 @@ async fn step(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool) -> an
 }
 
 /// Which of the expected kinds each part of a message is (parts are set apart by a
-/// blank line).
+/// blank line): the first whose title and facts all match, else the first whose title
+/// does (and whose missing facts are then reported).
 fn parts_of(text: &str, english: bool) -> Vec<Option<Expect>> {
-    text.split("\n\n").map(|part| ALL.into_iter().find(|e| part.starts_with(e.markers(english).0))).collect()
+    text.split("\n\n")
+        .map(|part| {
+            let titled = || ALL.into_iter().filter(|e| part.starts_with(e.markers(english).0));
+            titled().find(|e| e.markers(english).1.iter().all(|n| part.contains(n))).or_else(|| titled().next())
+        })
+        .collect()
 }
 
-const ALL: [Expect; 7] = [AirRaid, AllClear, Mandatory, Recommended, Updated, Artillery, Lifted];
+const ALL: [Expect; 8] = [AirRaid, AllClear, RaionAllClear, Mandatory, Recommended, Updated, Artillery, Lifted];
 
 async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
     println!("\nWhat each resident received (checked against the Telegram simulator's records):\n");
@@ -532,10 +567,15 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
     );
     let posts: Vec<String> = h.telegram.sent_to(CHANNEL_ID).into_iter().map(|m| m.text).collect();
     let post_kinds: Vec<Vec<Option<Expect>>> = posts.iter().map(|p| parts_of(p, false)).collect();
-    let channel_ok = post_kinds == vec![vec![Some(AirRaid)], vec![Some(AllClear)]]
-        && posts.iter().all(|p| p.contains("#Харківська_область"));
+    // The oblast's channel hears of every alert in the oblast, and its all-clear only
+    // once no part of it is under alert.
+    let channel_ok = post_kinds == vec![vec![Some(AirRaid)], vec![Some(RaionAllClear)], vec![Some(Artillery)]]
+        && ["#Харківська_область", "#Куп_янський_район", "#Куп_янська_громада"]
+            .iter()
+            .zip(&posts)
+            .all(|(tag, p)| p.contains(tag));
     println!(
-        "  {:<20} {:<4} {:<24} {:<7} {} post(s): air raid, all clear, one request each for every reader",
+        "  {:<20} {:<4} {:<24} {:<7} {} post(s): air raid, all clear once the raion's ended, artillery; one request each",
         CHANNEL,
         "uk",
         "Kharkiv oblast channel",
@@ -577,6 +617,21 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         if all_ok { "\nDEMO OK: every resident got exactly what concerns their place, once." } else { "\nDEMO FAILED" }
     );
     Ok(all_ok)
+}
+
+/// The feed's air raid over Kupiansk raion, started a minute after the oblast's.
+fn kupiansk_raion_air_raid() -> SimAlert {
+    SimAlert {
+        location_uid: 123,
+        location_title: "Куп’янський район".into(),
+        location_type: "raion".into(),
+        ..kharkiv_air_raid()
+    }
+}
+
+/// The oblast's air raid with a fixed start, so that listing it again is the same alert.
+fn kharkiv_air_raid_since(started_at: chrono::DateTime<chrono::Utc>) -> SimAlert {
+    SimAlert { started_at, ..kharkiv_air_raid() }
 }
 
 fn kupiansk_shelling() -> SimAlert {

@@ -149,9 +149,16 @@ mod tests {
             transition,
             revision: 1,
             targets: vec![RegionId::parse("UA63000000000041885").expect("id")],
+            reach: Default::default(),
             at: at(secs),
             priority,
-            detail: EventDetail::Alert { started_at: at(0), raw_kind: None },
+            detail: EventDetail::Alert {
+                started_at: at(0),
+                raw_kind: None,
+                subject: None,
+                level: None,
+                threats: vec![],
+            },
         }
     }
 
@@ -175,6 +182,7 @@ mod tests {
             transition,
             revision,
             targets: vec![],
+            reach: Default::default(),
             at: at(i64::from(revision)),
             priority,
             detail: EventDetail::Order { order: Box::new(order), changes: vec![] },

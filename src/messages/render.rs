@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
 
 use super::{Composer, Lang, Rendered};
 use crate::alerts::orders::{Change, Order, OrderStatus};
-use crate::alerts::{AlertKind, Event, EventDetail, Transition};
+use crate::alerts::{AlertKind, AlertLevel, Event, EventDetail, Threat, Transition};
 use crate::regions::RegionTree;
 
 /// Telegram counts message length in UTF-16 code units after entity parsing; we
@@ -104,7 +104,7 @@ impl Composer {
             Part::Event { event, as_new } => {
                 let places = event.targets.iter().map(|t| tree.name(t, lang)).collect();
                 match &event.detail {
-                    EventDetail::Alert { .. } => self.alert_block(event, places, lang),
+                    EventDetail::Alert { .. } => self.alert_block(event, places, lang, tree),
                     EventDetail::Order { order, changes } => {
                         let transition = if as_new { Transition::Started } else { event.transition };
                         self.order_block(transition, order, changes, places, lang, tree)
@@ -118,14 +118,35 @@ impl Composer {
         self.text(lang, &format!("alert-kind-{kind}"), &[], kind.as_str())
     }
 
-    fn alert_block(&self, event: &Event, places: Vec<String>, lang: Lang) -> Block {
+    fn alert_block(&self, event: &Event, places: Vec<String>, lang: Lang, tree: &RegionTree) -> Block {
         let kind = self.kind_name(lang, event.kind);
         let (icon, id) = match event.transition {
-            Transition::Started | Transition::Updated => ("🔴", "alert-started"),
+            Transition::Started => ("🔴", "alert-started"),
+            Transition::Updated => ("🔴", "alert-updated"),
             Transition::Ended | Transition::Cancelled => ("🟢", "alert-ended"),
         };
         let title = self.text(lang, id, &[("kind", &kind)], &kind);
         let mut lines = Vec::new();
+        let EventDetail::Alert { level, threats, .. } = &event.detail else {
+            return Block { icon, title, loud: true, places, lines };
+        };
+        if !event.is_closing() {
+            if let Some(level) = level {
+                let fallback = level.as_str().to_owned();
+                lines.push(Line::Text(self.text(lang, &format!("alert-level-{}", level_id(level)), &[], &fallback)));
+            }
+            if !threats.is_empty() {
+                let names: Vec<String> = threats
+                    .iter()
+                    .map(|t| match t {
+                        Threat::Unknown(raw) => raw.clone(),
+                        known => self.text(lang, &format!("threat-{}", known.as_str()), &[], known.as_str()),
+                    })
+                    .collect();
+                let names = names.join(", ");
+                lines.push(Line::Text(self.text(lang, "alert-threats", &[("threats", &names)], &names)));
+            }
+        }
         if event.transition == Transition::Started {
             let advice = match event.kind {
                 AlertKind::Info | AlertKind::Evacuation => None,
@@ -139,6 +160,14 @@ impl Composer {
             if let Some(k) = advice {
                 lines.push(Line::Text(self.text(lang, &format!("alert-advice-{k}"), &[], "")));
             }
+        }
+        // Areas inside the event's region that another alert decides: on an all-clear
+        // the alert goes on there; on a start they were under alert already.
+        if !event.reach.except_areas.is_empty() {
+            let names: Vec<String> = event.reach.except_areas.iter().map(|r| tree.name(r, lang)).collect();
+            let names = names.join(", ");
+            let id = if event.is_closing() { "alert-goes-on" } else { "alert-already" };
+            lines.push(Line::Note(self.text(lang, id, &[("places", &names)], &names)));
         }
         Block { icon, title, loud: true, places, lines }
     }
@@ -368,6 +397,16 @@ pub fn kyiv(at: DateTime<Utc>) -> DateTime<chrono::FixedOffset> {
     let hours = if summer { 3 } else { 2 };
     let offset = chrono::FixedOffset::east_opt(hours * 3600).expect("a whole-hour offset is valid");
     at.with_timezone(&offset)
+}
+
+/// The catalogue id of a level: `alert-level-red`, `alert-level-yellow`,
+/// `alert-level-unknown` for one sirena does not know.
+fn level_id(level: &AlertLevel) -> &'static str {
+    match level {
+        AlertLevel::Red => "red",
+        AlertLevel::Yellow => "yellow",
+        AlertLevel::Unknown(_) => "unknown",
+    }
 }
 
 #[cfg(test)]

@@ -312,3 +312,50 @@ impl RegionTree {
         self.index.find(query).iter().filter_map(|id| self.regions.get(id)).collect()
     }
 }
+
+/// A small tree of the seed scenario's places (DESIGN §13) for unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub const OBLAST: &str = "UA63000000000041885";
+    pub const RAION: &str = "UA63080000000032022";
+    pub const KINDRASHIVKA_H: &str = "UA63080070000080622";
+    pub const KINDRASHIVKA: &str = "UA63080070010082928";
+    pub const KUPIANSK_H: &str = "UA63080090000067457";
+    pub const KUPIANSK: &str = "UA63080090010026457";
+    pub const KHARKIV_RAION: &str = "UA63120000000091135";
+    pub const KHARKIV_CITY_H: &str = "UA63120270000028556";
+    pub const KHARKIV: &str = "UA63120270010096107";
+    pub const LVIV_OBLAST: &str = "UA46000000000026241";
+
+    fn region(id: &str, parent: Option<&str>, level: Level) -> Region {
+        Region {
+            id: RegionId::parse(id).expect("id"),
+            parent: parent.map(|p| RegionId::parse(p).expect("id")),
+            level,
+            name: Localized { uk: id.into(), en: None },
+            aliases: vec![],
+            point: None,
+            approx: false,
+            feed_id: None,
+            channel: None,
+        }
+    }
+
+    pub fn tree() -> RegionTree {
+        RegionTree::build(vec![
+            region(OBLAST, None, Level::Oblast),
+            region(RAION, Some(OBLAST), Level::Raion),
+            region(KINDRASHIVKA_H, Some(RAION), Level::Hromada),
+            region(KINDRASHIVKA, Some(KINDRASHIVKA_H), Level::Village),
+            region(KUPIANSK_H, Some(RAION), Level::Hromada),
+            region(KUPIANSK, Some(KUPIANSK_H), Level::City),
+            region(KHARKIV_RAION, Some(OBLAST), Level::Raion),
+            region(KHARKIV_CITY_H, Some(KHARKIV_RAION), Level::Hromada),
+            region(KHARKIV, Some(KHARKIV_CITY_H), Level::City),
+            region(LVIV_OBLAST, None, Level::Oblast),
+        ])
+        .expect("tree")
+    }
+}

@@ -58,9 +58,10 @@ fn alert(tag: &str, transition: Transition, priority: Priority) -> Event {
         transition,
         revision: 1,
         targets: vec![region(OBLAST)],
+        reach: Default::default(),
         at: t(0),
         priority,
-        detail: EventDetail::Alert { started_at: t(0), raw_kind: None },
+        detail: EventDetail::Alert { started_at: t(0), raw_kind: None, subject: None, level: None, threats: vec![] },
     }
 }
 

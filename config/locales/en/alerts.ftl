@@ -6,6 +6,22 @@ alert-ended = All clear: { $kind }
 # A start that ended before it reached the reader, in one line.
 alert-closed = { $kind } in { $place }, { $span }, ended
 
+alert-updated = Update: { $kind }
+# Alert levels (alerts.in.ua, ukrainealarm): yellow is the lower tier.
+alert-level-red = Red level: a direct threat.
+alert-level-yellow = Yellow level: a lower-tier threat.
+alert-level-unknown = Threat level as reported by the source.
+alert-threats = Threat: { $threats }
+# Parts of the region another alert decides: on an all-clear it goes on there.
+alert-goes-on = The alert goes on in: { $places }
+alert-already = Already under alert: { $places }
+
+threat-ballistic_missiles = ballistic missiles
+threat-cruise_missiles = cruise missiles
+threat-drones = attack drones
+threat-guided_bombs = guided aerial bombs
+threat-aircraft = military aircraft
+
 alert-kind-air_raid = Air raid alert
 alert-kind-artillery = Artillery shelling threat
 alert-kind-urban_fights = Street fighting threat

@@ -6,6 +6,22 @@ alert-ended = Відбій: { $kind }
 # Старт, що завершився раніше, ніж дійшов до читача: одним рядком.
 alert-closed = { $kind }: { $place }, { $span }, відбій
 
+alert-updated = Оновлення: { $kind }
+# Рівні тривоги (alerts.in.ua, ukrainealarm): жовтий — нижчий.
+alert-level-red = Червоний рівень: пряма загроза.
+alert-level-yellow = Жовтий рівень: загроза нижчого рівня.
+alert-level-unknown = Рівень загрози за даними джерела.
+alert-threats = Загроза: { $threats }
+# Частини регіону, де триває інша тривога: при відбої вона там триває.
+alert-goes-on = Тривога триває: { $places }
+alert-already = Уже під тривогою: { $places }
+
+threat-ballistic_missiles = балістичні ракети
+threat-cruise_missiles = крилаті ракети
+threat-drones = ударні дрони
+threat-guided_bombs = керовані авіабомби
+threat-aircraft = військова авіація
+
 alert-kind-air_raid = Повітряна тривога
 alert-kind-artillery = Загроза артобстрілу
 alert-kind-urban_fights = Загроза вуличних боїв
