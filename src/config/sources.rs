@@ -329,10 +329,9 @@ pub(super) fn check(src: &SourceText<'_>, sources: &[(SourceSettings, Located)],
         match c.kind {
             SourceKind::AlertsInUa => {}
             // Their decoders are written separately; the poller is ready for them.
-            SourceKind::UkraineAlarm | SourceKind::Cap => errors.push(src.error(
-                at("kind"),
-                format!("kind = \"{}\" is not yet supported by this build", c.kind.as_str()),
-            )),
+            SourceKind::UkraineAlarm | SourceKind::Cap => errors.push(
+                src.error(at("kind"), format!("kind = \"{}\" is not yet supported by this build", c.kind.as_str())),
+            ),
         }
         let url_key = if c.kind == SourceKind::Cap { "url" } else { "base_url" };
         check_url(src, c.url, at(url_key), errors);
@@ -380,7 +379,8 @@ mod tests {
         (sources.into_iter().map(|(s, _)| s).collect(), errors)
     }
 
-    const ONE: &str = "[[source]]\nkind = \"alerts_in_ua\"\nbase_url = \"https://api.alerts.in.ua\"\ntoken_env = \"T\"\n";
+    const ONE: &str =
+        "[[source]]\nkind = \"alerts_in_ua\"\nbase_url = \"https://api.alerts.in.ua\"\ntoken_env = \"T\"\n";
 
     #[test]
     fn the_spanned_parse_agrees_with_the_serde_derive() {
@@ -431,7 +431,8 @@ mod tests {
 
     #[test]
     fn the_legacy_table_is_one_source() {
-        let legacy = "[sources.alerts_in_ua]\nbase_url = \"https://api.alerts.in.ua\"\ntoken_env = \"T\"\npoll = \"2s\"\n";
+        let legacy =
+            "[sources.alerts_in_ua]\nbase_url = \"https://api.alerts.in.ua\"\ntoken_env = \"T\"\npoll = \"2s\"\n";
         let (sources, errors) = parse(legacy);
         assert_eq!(sources.len(), 1);
         assert_eq!(sources[0].name(), "alerts_in_ua");

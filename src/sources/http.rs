@@ -398,10 +398,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_trickled_body_is_cut_off_at_the_timeout() {
-        let app = Router::new().route(
-            "/slow",
-            get(|| async { streamed(100, 1, Some(Duration::from_millis(50)), Arc::default()) }),
-        );
+        let app = Router::new()
+            .route("/slow", get(|| async { streamed(100, 1, Some(Duration::from_millis(50)), Arc::default()) }));
         let base = serve(app).await;
         let mut http = client(Duration::from_millis(500), 1024 * 1024);
         let started = Instant::now();

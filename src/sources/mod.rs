@@ -87,7 +87,8 @@ impl SourceSettings {
     /// its `token_env` names, if it has one.
     pub fn build(&self, token: Option<Secret>) -> Result<(Box<dyn Feed>, HttpGet), BuildError> {
         let c = self.common();
-        let options = HttpOptions { timeout: c.timeout, max_body: c.max_body, max_requests_per_min: c.max_requests_per_min };
+        let options =
+            HttpOptions { timeout: c.timeout, max_body: c.max_body, max_requests_per_min: c.max_requests_per_min };
         match self {
             SourceSettings::AlertsInUa(s) => {
                 let http = HttpGet::new(&options, token.map(Auth::Bearer))?;

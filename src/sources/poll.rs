@@ -66,7 +66,11 @@ pub struct Schedule {
 
 impl Default for Schedule {
     fn default() -> Self {
-        Schedule { poll: Duration::from_secs(10), max_backoff: Duration::from_secs(120), rate_limited: Duration::from_secs(60) }
+        Schedule {
+            poll: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(120),
+            rate_limited: Duration::from_secs(60),
+        }
     }
 }
 
@@ -273,7 +277,8 @@ mod tests {
     }
 
     fn snapshot(alerts: Vec<ObservedAlert>, unmapped: &[&str]) -> Result<Polled, SourceError> {
-        let unmapped = unmapped.iter().map(|id| Unmapped { id: (*id).to_owned(), title: format!("place {id}") }).collect();
+        let unmapped =
+            unmapped.iter().map(|id| Unmapped { id: (*id).to_owned(), title: format!("place {id}") }).collect();
         Ok(Polled::Snapshot(Decoded { alerts, unmapped }))
     }
 
@@ -362,8 +367,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn polls_every_interval_while_the_feed_answers() {
-        let r = run(vec![snapshot(vec![air_raid()], &[]), snapshot(vec![air_raid()], &[]), Ok(Polled::Unchanged)], schedule(), 1)
-            .await;
+        let r = run(
+            vec![snapshot(vec![air_raid()], &[]), snapshot(vec![air_raid()], &[]), Ok(Polled::Unchanged)],
+            schedule(),
+            1,
+        )
+        .await;
         assert_eq!(r.gaps, [secs(10); 3]);
         assert_eq!(r.reports.len(), 3);
         assert!(r.health.last_success.is_some());
