@@ -100,7 +100,8 @@ impl SourceSettings {
         }
     }
 
-    /// When the poller starts over after failures, and how long it waits after a 429.
+    /// The configured `poll`, with the default backoff cap (2 min) and wait after a 429
+    /// that gave no `Retry-After` (1 min).
     pub fn schedule(&self) -> Schedule {
         Schedule { poll: self.common().poll, ..Schedule::default() }
     }
