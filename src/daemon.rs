@@ -14,6 +14,7 @@
 //! [`Running::failed`] resolves, so `sirena run` exits non-zero for systemd to restart
 //! it instead of staying up deaf.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,7 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::dispatch::limits::SharedLimiter;
 use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
-use crate::sources::{self};
+use crate::sources::{Poller, SourceHealth};
 use crate::store::{NodeId, SqliteStore, Store};
 
 pub use crate::pipeline::Fanout;
@@ -45,22 +46,28 @@ const GRACE: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
     pub telegram: Option<Secret>,
-    pub alerts_in_ua: Option<Secret>,
+    /// Each source's token, by source name.
+    pub sources: BTreeMap<String, Secret>,
 }
 
 impl Secrets {
     /// Reads every secret the config names from the environment.
     pub fn from_env(config: &Config) -> anyhow::Result<Secrets> {
         let s = &config.settings;
+        let mut sources = BTreeMap::new();
+        for source in &s.sources {
+            let c = source.common();
+            if let Some(var) = c.token_env {
+                let token = Secret::from_env(var).with_context(|| format!("token of source {}", c.name))?;
+                sources.insert(c.name.to_owned(), token);
+            }
+        }
         Ok(Secrets {
             telegram: match &s.telegram {
                 Some(t) => Some(Secret::from_env(&t.token_env).context("telegram bot token")?),
                 None => None,
             },
-            alerts_in_ua: match &s.sources.alerts_in_ua {
-                Some(a) => Some(Secret::from_env(&a.token_env).context("alerts.in.ua token")?),
-                None => None,
-            },
+            sources,
         })
     }
 }
@@ -68,7 +75,7 @@ impl Secrets {
 /// Why the daemon stopped on its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    pub task: &'static str,
+    pub task: String,
     pub reason: String,
 }
 
@@ -85,6 +92,8 @@ pub struct Running {
     pub deltas: mpsc::UnboundedSender<crate::matcher::IndexDelta>,
     /// The number of config reloads applied so far.
     pub reloads: watch::Receiver<u64>,
+    /// Each source's health, by source name.
+    pub sources: BTreeMap<String, watch::Receiver<SourceHealth>>,
     failure: watch::Receiver<Option<Failure>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -123,11 +132,12 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn spawn<F, E>(&self, task: &'static str, fut: F)
+    fn spawn<F, E>(&self, task: impl Into<String>, fut: F)
     where
         F: std::future::Future<Output = Result<(), E>> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
+        let task = task.into();
         let handle = self.tracker.spawn(fut);
         let (cancel, failure) = (self.cancel.clone(), self.failure.clone());
         self.tracker.spawn(async move {
@@ -190,14 +200,22 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
 
     // Everything that can fail is built before anything is spawned, so a failed start
     // leaves no task running.
-    let feed = match config.settings.sources.alerts_in_ua.clone() {
-        Some(settings) => {
-            let token = secrets.alerts_in_ua.clone().context("alerts.in.ua is configured but has no token")?;
-            let client = sources::alerts_in_ua::Client::new(&settings, token).context("alerts.in.ua client")?;
-            Some((settings, client))
+    let mut pollers = Vec::new();
+    let mut health = BTreeMap::new();
+    for source in &config.settings.sources {
+        let c = source.common();
+        let token = secrets.sources.get(c.name).cloned();
+        if c.token_env.is_some() && token.is_none() {
+            anyhow::bail!("source {} is configured but has no token", c.name);
         }
-        None => None,
-    };
+        let (feed, http) = source.build(token).with_context(|| format!("source {}", c.name))?;
+        let (poller, h) = Poller::new(feed, http, source.schedule(), tree_rx.clone(), report_tx.clone());
+        pollers.push((c.name.to_owned(), poller));
+        health.insert(c.name.to_owned(), h);
+    }
+    if pollers.is_empty() {
+        tracing::warn!("no [[source]] configured: sirena hears no alerts");
+    }
     let telegram = match &config.settings.telegram {
         Some(t) => {
             let token = secrets.telegram.clone().context("telegram is configured but has no bot token")?;
@@ -262,10 +280,10 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         sup.spawn(task, lane.run(cancel.clone(), GRACE));
     }
 
-    if let Some((settings, client)) = feed {
-        let (tree, reports, c) = (tree_rx.clone(), report_tx.clone(), cancel.clone());
-        sup.spawn("source alerts_in_ua", async move {
-            sources::alerts_in_ua::run(settings, client, tree, reports, c).await;
+    for (name, poller) in pollers {
+        let c = cancel.clone();
+        sup.spawn(format!("source {name}"), async move {
+            poller.run(c).await;
             Ok::<(), std::convert::Infallible>(())
         });
     }
@@ -302,6 +320,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         first_fanouts: Some(first_fanouts),
         deltas: delta_tx,
         reloads,
+        sources: health,
         failure: failure_rx,
         cancel,
         tracker,
@@ -460,7 +479,7 @@ mod tests {
         });
         sup.spawn("pipeline", explode());
         let f = first_failure(&mut rx).await;
-        assert_eq!((f.task, f.reason.as_str()), ("pipeline", "panicked: boom"));
+        assert_eq!((f.task.as_str(), f.reason.as_str()), ("pipeline", "panicked: boom"));
         assert!(sup.cancel.is_cancelled(), "the other tasks are told to stop");
         sup.tracker.close();
         sup.tracker.wait().await;

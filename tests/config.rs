@@ -510,3 +510,73 @@ fn check_config_prints_file_line_col_and_exits_1() {
     assert_eq!(located, expected, "stdout: {stdout}");
     assert!(stderr.contains("2 error(s)"), "stderr: {stderr}");
 }
+
+/// `[[source]]` tables: names are unique (the default is the kind), kinds without an
+/// adapter are refused at their `kind`, and a mistyped key is reported on its line.
+#[test]
+fn source_mistakes_are_reported_at_their_line() {
+    check_all(&[
+        Case {
+            name: "a second source with the default name",
+            file: "sirena.toml",
+            edit: Edit::Append(
+                "\n[[source]]\nkind = \"alerts_in_ua\"\nbase_url = \"https://mirror.example.org\"\ntoken_env = \"MIRROR_TOKEN\"\n",
+            ),
+            at: At::Line("[[source]]"),
+            says: &["source name `alerts_in_ua`", "is already used by the source at", "sirena.toml:"],
+        },
+        Case {
+            name: "two sources named alike",
+            file: "sirena.toml",
+            edit: Edit::Append(
+                "\n[[source]]\nkind = \"alerts_in_ua\"\nname = \"alerts_in_ua\"\nbase_url = \"https://a.example.org\"\ntoken_env = \"A\"\n",
+            ),
+            at: At::Line("name = \"alerts_in_ua\""),
+            says: &["source name `alerts_in_ua` is already used"],
+        },
+        Case {
+            name: "a kind without an adapter yet",
+            file: "sirena.toml",
+            edit: Edit::Append("\n[[source]]\nkind = \"cap\"\nurl = \"https://example.org/cap/index.atom\"\n"),
+            at: At::Line("kind = \"cap\""),
+            says: &["kind = \"cap\" is not yet supported"],
+        },
+        Case {
+            name: "an unknown kind",
+            file: "sirena.toml",
+            edit: Edit::Append("\n[[source]]\nkind = \"sms\"\nurl = \"https://example.org\"\n"),
+            at: At::Line("kind = \"sms\""),
+            says: &["unknown variant `sms`", "`alerts_in_ua`"],
+        },
+        Case {
+            name: "a mistyped key in a [[source]]",
+            file: "sirena.toml",
+            edit: Edit::Replace("timeout = \"5s\"", "timeot = \"5s\""),
+            at: At::Line("timeot = "),
+            says: &["unknown field `timeot`", "`max_body`"],
+        },
+        Case {
+            name: "an empty body limit",
+            file: "sirena.toml",
+            edit: Edit::Replace("timeout = \"5s\"", "timeout = \"5s\"\nmax_body = 0"),
+            at: At::Line("max_body = 0"),
+            says: &["max_body must be at least 1 byte"],
+        },
+    ]);
+}
+
+/// The layout before `[[source]]` still loads, as one source named after its kind.
+#[test]
+fn the_deprecated_sources_table_still_loads() {
+    let s = Scratch::new();
+    s.replace("sirena.toml", "[[source]]\nkind = \"alerts_in_ua\"\n", "[sources.alerts_in_ua]\n");
+    let config = load(&s.dir).unwrap_or_else(|e| panic!("{e}"));
+    let sources = &config.settings.sources;
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    let c = sources[0].common();
+    assert_eq!(
+        (c.kind, c.name, c.url),
+        (sirena::config::SourceKind::AlertsInUa, "alerts_in_ua", "https://api.alerts.in.ua")
+    );
+    assert_eq!(c.token_env, Some("ALERTS_IN_UA_TOKEN"));
+}

@@ -2,7 +2,7 @@
 //! values the daemon runs on.
 //!
 //! ```text
-//! config/sirena.toml          sources, channels, store, limits; secrets by env name only
+//! config/sirena.toml          [[source]] feeds, channels, store, limits; secrets by env name only
 //! config/regions/*.toml       [[region]] tables and [[evacuation]] orders
 //! config/locales/{uk,en}/*.ftl
 //! ```
@@ -11,6 +11,12 @@
 //! config that fails validation never replaces the running one.
 
 pub mod secret;
+mod sources;
+
+pub use sources::{
+    AlertsInUaSettings, CapSettings, Common as SourceCommon, DEFAULT_MAX_BODY, SourceKind, SourceSettings,
+    UkraineAlarmSettings,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -101,8 +107,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub store: StoreSettings,
-    #[serde(default)]
-    pub sources: SourcesSettings,
+    /// The `[[source]]` tables (and a deprecated `[sources.alerts_in_ua]`), in file
+    /// order, validated; read by `parse_settings` with their positions, not by serde.
+    #[serde(skip)]
+    pub sources: Vec<SourceSettings>,
     pub telegram: Option<TelegramSettings>,
     #[serde(default)]
     pub alerts: AlertSettings,
@@ -116,37 +124,6 @@ pub struct StoreSettings {
     /// SQLite file; relative paths are relative to the config directory's parent, so
     /// `config/sirena.toml` with `path = "sirena.db"` puts the file beside `config/`.
     pub path: PathBuf,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourcesSettings {
-    pub alerts_in_ua: Option<AlertsInUaSettings>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertsInUaSettings {
-    pub base_url: String,
-    pub token_env: String,
-    #[serde(with = "humantime_serde", default = "default_poll")]
-    pub poll: Duration,
-    #[serde(with = "humantime_serde", default = "default_timeout")]
-    pub timeout: Duration,
-    /// The API's budget per client. The default is the published 8/min; raise it only
-    /// for a feed that allows more, such as the simulator.
-    #[serde(default = "default_requests_per_min")]
-    pub max_requests_per_min: u32,
-}
-
-fn default_poll() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_requests_per_min() -> u32 {
-    8
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -469,37 +446,25 @@ fn file_error(path: &Path, message: impl Into<String>) -> ConfigError {
 
 fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Option<Settings> {
     let src = SourceText { path, text };
-    let settings: Settings = match toml::from_str(text) {
+    let mut root = match toml::de::DeTable::parse(text) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(src.error(e.span(), e.message().trim().to_owned()));
+            return None;
+        }
+    };
+    let sources = sources::take(root.get_mut(), &src, errors);
+    let mut settings = match Settings::deserialize(toml::de::Deserializer::from(root)) {
         Ok(s) => s,
         Err(e) => {
             errors.push(src.error(e.span(), e.message().trim().to_owned()));
             return None;
         }
     };
+    sources::check(&src, &sources, errors);
+    settings.sources = sources.into_iter().map(|(s, _)| s).collect();
     // Semantic checks. The parsed struct has no spans, so point at the key's line.
     let at = |key: &str| -> Option<Range<usize>> { find_key(text, key) };
-    if let Some(a) = &settings.sources.alerts_in_ua {
-        check_url(&src, &a.base_url, at("base_url"), errors);
-        if a.max_requests_per_min == 0 {
-            errors.push(src.error(at("max_requests_per_min"), "max_requests_per_min must be at least 1"));
-        } else {
-            let min_poll = Duration::from_secs(60).div_f64(f64::from(a.max_requests_per_min));
-            if a.poll < min_poll {
-                errors.push(src.error(
-                    at("poll"),
-                    format!(
-                        "poll = {} would exceed the feed's budget of {} requests/min; use at least {}",
-                        humantime::format_duration(a.poll),
-                        a.max_requests_per_min,
-                        humantime::format_duration(min_poll)
-                    ),
-                ));
-            }
-        }
-        if a.timeout >= a.poll.max(Duration::from_secs(1)) * 3 {
-            errors.push(src.error(at("timeout"), "timeout should be shorter than three poll intervals"));
-        }
-    }
     if let Some(t) = &settings.telegram {
         check_url(&src, &t.api_url, at("api_url"), errors);
         let l = &t.limits;

@@ -151,7 +151,8 @@ impl Options {
 [store]
 path = "sirena.db"
 
-[sources.alerts_in_ua]
+[[source]]
+kind = "alerts_in_ua"
 base_url = "{feed}"
 token_env = "{alerts_env}"
 poll = "{poll}"
@@ -235,7 +236,7 @@ impl Harness {
         store.import(opts.seed).await?;
         let secrets = Secrets {
             telegram: Some(config::secret::Secret::new(tg_token)),
-            alerts_in_ua: Some(config::secret::Secret::new(feed_token)),
+            sources: [("alerts_in_ua".to_owned(), config::secret::Secret::new(feed_token))].into(),
         };
         let mut daemon = match &opts.wrap_store {
             Some(wrap) => daemon::start_with_store(config, secrets.clone(), (wrap.0)(Arc::new(store))).await?,

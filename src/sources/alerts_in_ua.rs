@@ -1,4 +1,5 @@
 //! alerts.in.ua: `GET /v1/alerts/active.json`, Bearer token, `If-Modified-Since`.
+//! The request, its limits and the poll loop are shared (`http.rs`, `poll.rs`).
 //!
 //! Decoding is strict about the envelope and lenient about what the API is known to
 //! vary: `location_uid` comes as a string or a number, and an `alert_type` sirena does
@@ -6,21 +7,15 @@
 //! it alone would read as "that alert ended".
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use async_trait::async_trait;
+use chrono::DateTime;
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 
-use super::{Decoded, SourceError, SourceReport, Unmapped};
-use crate::alerts::state::{Observation, ObservedAlert};
+use super::{Decoded, Feed, Fetched, HttpGet, Polled, SourceError, Unmapped};
+use crate::alerts::state::ObservedAlert;
 use crate::alerts::{AlertKey, AlertKind};
-use crate::config::AlertsInUaSettings;
-use crate::config::secret::Secret;
 use crate::regions::RegionTree;
-
-pub const SOURCE: &str = "alerts_in_ua";
 
 #[derive(Debug, Deserialize)]
 struct Body {
@@ -94,141 +89,32 @@ pub fn decode(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceError> {
     Ok(Decoded { alerts, unmapped })
 }
 
-/// An HTTP client for one alerts.in.ua endpoint.
-pub struct Client {
-    http: reqwest::Client,
+/// The alerts.in.ua adapter: one GET of `active.json` per poll.
+pub struct AlertsInUa {
+    name: String,
     url: String,
-    token: Secret,
-    timeout: Duration,
-    last_modified: Option<String>,
 }
 
-/// A good answer.
-pub enum Answer {
-    NotModified,
-    Body(bytes::Bytes),
-}
-
-impl Client {
-    pub fn new(settings: &AlertsInUaSettings, token: Secret) -> Result<Client, SourceError> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .user_agent(concat!("sirena/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SourceError::Transport(e.to_string()))?;
-        Ok(Client {
-            http,
-            url: format!("{}/v1/alerts/active.json", settings.base_url.trim_end_matches('/')),
-            token,
-            timeout: settings.timeout,
-            last_modified: None,
-        })
-    }
-
-    pub async fn fetch(&mut self) -> Result<Answer, SourceError> {
-        let mut req = self.http.get(&self.url).bearer_auth(self.token.expose());
-        if let Some(lm) = &self.last_modified {
-            req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
-        }
-        let resp = req.send().await.map_err(|e| self.transport(e))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_MODIFIED {
-            return Ok(Answer::NotModified);
-        }
-        let last_modified =
-            resp.headers().get(reqwest::header::LAST_MODIFIED).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = resp.bytes().await.map_err(|e| self.transport(e))?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
-            return Err(SourceError::Status { status: status.as_u16(), message });
-        }
-        // Remember the date only once the body is in hand, so a body lost to a
-        // timeout is fetched again instead of answered with 304.
-        self.last_modified = last_modified;
-        Ok(Answer::Body(body))
-    }
-
-    /// Forgets `Last-Modified`, so the next fetch gets a full body. Used after a body
-    /// failed to decode.
-    pub fn forget_last_modified(&mut self) {
-        self.last_modified = None;
-    }
-
-    fn transport(&self, e: reqwest::Error) -> SourceError {
-        if e.is_timeout() {
-            SourceError::Timeout(self.timeout)
-        } else {
-            SourceError::Transport(e.without_url().to_string())
-        }
+impl AlertsInUa {
+    pub fn new(name: &str, base_url: &str) -> AlertsInUa {
+        AlertsInUa { name: name.to_owned(), url: format!("{}/v1/alerts/active.json", base_url.trim_end_matches('/')) }
     }
 }
 
-/// Polls until cancelled, sending a report after every poll. A 429 pauses polling for
-/// a minute: the budget is per client and hammering only extends the ban.
-pub async fn run(
-    settings: AlertsInUaSettings,
-    mut client: Client,
-    tree: watch::Receiver<std::sync::Arc<RegionTree>>,
-    reports: mpsc::Sender<SourceReport>,
-    cancel: CancellationToken,
-) {
-    let mut interval = tokio::time::interval(settings.poll);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_good: Option<Vec<ObservedAlert>> = None;
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let answer = tokio::select! {
-            () = cancel.cancelled() => return,
-            a = client.fetch() => a,
-        };
-        let now: DateTime<Utc> = Utc::now();
-        let report = match answer {
-            Ok(Answer::NotModified) => match &last_good {
-                // Unchanged since the last good body: the same view, confirmed now.
-                Some(alerts) => {
-                    SourceReport::Observed(Observation { source: SOURCE.into(), at: now, alerts: alerts.clone() })
-                }
-                None => {
-                    client.forget_last_modified();
-                    continue;
-                }
-            },
-            Ok(Answer::Body(body)) => {
-                let tree = tree.borrow().clone();
-                match decode(&body, &tree) {
-                    Ok(decoded) => {
-                        if !decoded.unmapped.is_empty() {
-                            tracing::debug!(source = SOURCE, unmapped = ?decoded.unmapped, "alerts for locations no region file carries");
-                        }
-                        if decoded.alerts.is_empty() {
-                            // An empty list is believed only when it repeats in full bodies
-                            // (see `alerts::state`); a 304 after it must not count again.
-                            client.forget_last_modified();
-                        }
-                        last_good = Some(decoded.alerts.clone());
-                        SourceReport::Observed(Observation { source: SOURCE.into(), at: now, alerts: decoded.alerts })
-                    }
-                    Err(error) => {
-                        client.forget_last_modified();
-                        SourceReport::Failed { source: SOURCE.into(), error }
-                    }
-                }
+#[async_trait]
+impl Feed for AlertsInUa {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn poll(&mut self, http: &mut HttpGet, tree: &RegionTree) -> Result<Polled, SourceError> {
+        match http.get(&self.url).await? {
+            Fetched::NotModified => Ok(Polled::Unchanged),
+            Fetched::Body(body) => {
+                let decoded = decode(&body, tree)?;
+                http.keep(&self.url);
+                Ok(Polled::Snapshot(decoded))
             }
-            Err(error) => {
-                if matches!(error, SourceError::Status { status: 429, .. }) {
-                    interval.reset_after(Duration::from_secs(60));
-                }
-                SourceReport::Failed { source: SOURCE.into(), error }
-            }
-        };
-        if reports.send(report).await.is_err() {
-            return;
         }
     }
 }

@@ -1,0 +1,238 @@
+//! The ukrainealarm v3 adapter's requests, waiting for its decoders.
+//!
+//! `GET /api/v3/alerts/status` is cheap and answers `{lastActionIndex}`; the full
+//! `GET /api/v3/alerts` is fetched only when that index moved since the last snapshot
+//! (or the last snapshot was empty, or there is none). The key goes in
+//! `Authorization` as it is ([`Auth::Raw`](super::Auth::Raw)).
+//!
+//! The decoders are written in `ukrainealarm.rs`, separately; this adapter takes them
+//! as functions so it can be built and tested before they land. Once they are in,
+//! `SourceSettings::build` passes `ukrainealarm::decode_status` and
+//! `ukrainealarm::decode_alerts`, and this file can move into `ukrainealarm.rs`.
+
+use async_trait::async_trait;
+
+use super::{Decoded, Feed, Fetched, HttpGet, Polled, SourceError};
+use crate::regions::RegionTree;
+
+/// `/api/v3/alerts/status` body → `lastActionIndex`.
+pub type DecodeStatus = fn(&[u8]) -> Result<u64, SourceError>;
+/// `/api/v3/alerts` body → the snapshot.
+pub type DecodeAlerts = fn(&[u8], &RegionTree) -> Result<Decoded, SourceError>;
+
+pub struct UkraineAlarm {
+    name: String,
+    status_url: String,
+    alerts_url: String,
+    decode_status: DecodeStatus,
+    decode_alerts: DecodeAlerts,
+    /// The index in the status body last kept, for when the status answers 304.
+    status_index: Option<u64>,
+    /// The index the last snapshot was fetched under; `None` after an empty snapshot,
+    /// which must be confirmed by full bodies, not by an unmoved index.
+    snapshot_index: Option<u64>,
+}
+
+impl UkraineAlarm {
+    pub fn new(name: &str, base_url: &str, decode_status: DecodeStatus, decode_alerts: DecodeAlerts) -> UkraineAlarm {
+        let base = base_url.trim_end_matches('/');
+        UkraineAlarm {
+            name: name.to_owned(),
+            status_url: format!("{base}/api/v3/alerts/status"),
+            alerts_url: format!("{base}/api/v3/alerts"),
+            decode_status,
+            decode_alerts,
+            status_index: None,
+            snapshot_index: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Feed for UkraineAlarm {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn poll(&mut self, http: &mut HttpGet, tree: &RegionTree) -> Result<Polled, SourceError> {
+        let index = match http.get(&self.status_url).await? {
+            Fetched::NotModified => self.status_index,
+            Fetched::Body(body) => {
+                let index = (self.decode_status)(&body)?;
+                http.keep(&self.status_url);
+                self.status_index = Some(index);
+                Some(index)
+            }
+        };
+        if index.is_some() && index == self.snapshot_index {
+            return Ok(Polled::Unchanged);
+        }
+        match http.get(&self.alerts_url).await? {
+            Fetched::NotModified => {
+                self.snapshot_index = index;
+                Ok(Polled::Unchanged)
+            }
+            Fetched::Body(body) => {
+                let decoded = (self.decode_alerts)(&body, tree)?;
+                http.keep(&self.alerts_url);
+                self.snapshot_index = if decoded.alerts.is_empty() { None } else { index };
+                Ok(Polled::Snapshot(decoded))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use chrono::DateTime;
+
+    use super::*;
+    use crate::alerts::state::ObservedAlert;
+    use crate::alerts::{AlertKey, AlertKind};
+    use crate::config::secret::Secret;
+    use crate::regions::{Level, Localized, Region, RegionId};
+    use crate::sources::{Auth, HttpOptions};
+
+    const KHARKIV: &str = "UA63000000000041885";
+
+    /// What the fake API serves and what it was asked.
+    #[derive(Default)]
+    struct Api {
+        index: u64,
+        /// The `/api/v3/alerts` body, in the fake decoder's format: the number of alerts.
+        alerts: String,
+        status_hits: u32,
+        alerts_hits: u32,
+        auth: Vec<String>,
+    }
+
+    type Shared = Arc<Mutex<Api>>;
+
+    fn note_auth(api: &mut Api, headers: &HeaderMap) {
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("none");
+        api.auth.push(auth.to_owned());
+    }
+
+    async fn status(State(api): State<Shared>, headers: HeaderMap) -> String {
+        let mut api = api.lock().expect("lock");
+        api.status_hits += 1;
+        note_auth(&mut api, &headers);
+        format!("{{\"lastActionIndex\":{}}}", api.index)
+    }
+
+    async fn alerts(State(api): State<Shared>, headers: HeaderMap) -> String {
+        let mut api = api.lock().expect("lock");
+        api.alerts_hits += 1;
+        note_auth(&mut api, &headers);
+        api.alerts.clone()
+    }
+
+    fn fake_status(body: &[u8]) -> Result<u64, SourceError> {
+        let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| SourceError::Decode(e.to_string()))?;
+        v["lastActionIndex"].as_u64().ok_or_else(|| SourceError::Decode("lastActionIndex".into()))
+    }
+
+    fn fake_alerts(body: &[u8], _: &RegionTree) -> Result<Decoded, SourceError> {
+        let n: usize = std::str::from_utf8(body)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| SourceError::Decode("not a count".into()))?;
+        let alert = ObservedAlert {
+            key: AlertKey { kind: AlertKind::AirRaid, region: RegionId::parse(KHARKIV).expect("id") },
+            started_at: DateTime::parse_from_rfc3339("2025-11-06T08:00:00Z").expect("date").to_utc(),
+            raw_kind: None,
+            level: None,
+            threats: Vec::new(),
+        };
+        Ok(Decoded { alerts: vec![alert; n.min(1)], unmapped: Vec::new() })
+    }
+
+    fn tree() -> RegionTree {
+        RegionTree::build(vec![Region {
+            id: RegionId::parse(KHARKIV).expect("id"),
+            parent: None,
+            level: Level::Oblast,
+            name: Localized { uk: "Харківська область".into(), en: None },
+            aliases: vec![],
+            point: None,
+            approx: false,
+            feed_id: Some(22),
+            channel: None,
+        }])
+        .expect("tree")
+    }
+
+    async fn setup() -> (Shared, UkraineAlarm, HttpGet) {
+        let api: Shared = Arc::new(Mutex::new(Api { index: 1, alerts: "1".into(), ..Api::default() }));
+        let app = Router::new()
+            .route("/api/v3/alerts/status", get(status))
+            .route("/api/v3/alerts", get(alerts))
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let feed = UkraineAlarm::new("ukrainealarm", &base, fake_status, fake_alerts);
+        let options = HttpOptions { timeout: Duration::from_secs(5), max_body: 1024, max_requests_per_min: 600 };
+        let http = HttpGet::new(&options, Some(Auth::Raw(Secret::new("key-1")))).expect("client");
+        (api, feed, http)
+    }
+
+    fn hits(api: &Shared) -> (u32, u32) {
+        let api = api.lock().expect("lock");
+        (api.status_hits, api.alerts_hits)
+    }
+
+    fn count(p: &Polled) -> Option<usize> {
+        match p {
+            Polled::Unchanged => None,
+            Polled::Snapshot(d) => Some(d.alerts.len()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_full_list_is_fetched_only_when_the_index_moves() {
+        let (api, mut feed, mut http) = setup().await;
+        let tree = tree();
+        let mut poll = async || count(&feed.poll(&mut http, &tree).await.expect("poll"));
+        assert_eq!(poll().await, Some(1));
+        assert_eq!(hits(&api), (1, 1));
+        assert_eq!(poll().await, None, "same index: unchanged");
+        assert_eq!(hits(&api), (2, 1), "without asking for the list");
+        api.lock().expect("lock").index = 2;
+        assert_eq!(poll().await, Some(1));
+        assert_eq!(hits(&api), (3, 2));
+        assert!(api.lock().expect("lock").auth.iter().all(|a| a == "key-1"), "the key as it is, no Bearer");
+    }
+
+    #[tokio::test]
+    async fn a_list_that_did_not_decode_or_was_empty_is_fetched_again() {
+        let (api, mut feed, mut http) = setup().await;
+        let tree = tree();
+        api.lock().expect("lock").alerts = "<html>".into();
+        assert!(matches!(feed.poll(&mut http, &tree).await, Err(SourceError::Decode(_))));
+        api.lock().expect("lock").alerts = "1".into();
+        assert_eq!(count(&feed.poll(&mut http, &tree).await.expect("poll")), Some(1), "same index, list fetched");
+        assert_eq!(hits(&api), (2, 2));
+
+        api.lock().expect("lock").index = 5;
+        api.lock().expect("lock").alerts = "0".into();
+        assert_eq!(count(&feed.poll(&mut http, &tree).await.expect("poll")), Some(0));
+        assert_eq!(count(&feed.poll(&mut http, &tree).await.expect("poll")), Some(0), "an empty list is re-read");
+        assert_eq!(hits(&api), (4, 4));
+    }
+
+    #[tokio::test]
+    async fn a_bad_status_body_is_a_decode_error() {
+        let (api, mut feed, mut http) = setup().await;
+        feed.decode_status = |_| Err(SourceError::Decode("lastActionIndex missing".into()));
+        assert!(matches!(feed.poll(&mut http, &tree()).await, Err(SourceError::Decode(_))));
+        assert_eq!(hits(&api), (1, 0), "no list without a status");
+    }
+}
