@@ -316,12 +316,7 @@ mod tests {
         assert_eq!(a.level, Some(AlertLevel::Red));
         assert_eq!(
             a.threats,
-            vec![
-                Threat::BallisticMissiles,
-                Threat::Drones,
-                Threat::GuidedBombs,
-                Threat::Unknown("hypersonic".into())
-            ]
+            vec![Threat::BallisticMissiles, Threat::Drones, Threat::GuidedBombs, Threat::Unknown("hypersonic".into())]
         );
         let d = decode(body_with(r#""alert_level":"orange""#).as_bytes(), &tree()).expect("decodes");
         assert_eq!(d.alerts[0].level, Some(AlertLevel::Unknown("orange".into())));
