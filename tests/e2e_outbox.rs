@@ -33,6 +33,7 @@ fn lviv_air_raid() -> SimAlert {
         location_title: "Львівська область".into(),
         location_oblast: "Львівська область".into(),
         location_oblast_uid: 27,
+        katottg: Some("UA46000000000026241".into()),
         ..kharkiv_air_raid()
     }
 }
@@ -43,6 +44,7 @@ fn hromada_alert(uid: u32, title: &str) -> SimAlert {
         location_title: title.into(),
         location_type: "hromada".into(),
         alert_type: "artillery_shelling".into(),
+        katottg: None,
         ..kharkiv_air_raid()
     }
 }

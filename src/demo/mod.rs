@@ -384,6 +384,8 @@ pub fn luhansk() -> SimAlert {
         location_oblast_uid: 16,
         alert_type: "air_raid".into(),
         started_at: chrono::DateTime::from_timestamp(1_649_090_739, 0).unwrap_or_default(),
+        katottg: Some("UA44000000000018893".into()),
+        ..SimAlert::default()
     }
 }
 
@@ -397,5 +399,7 @@ pub fn kharkiv_air_raid() -> SimAlert {
         location_oblast_uid: 22,
         alert_type: "air_raid".into(),
         started_at: chrono::Utc::now(),
+        katottg: Some("UA63000000000041885".into()),
+        ..SimAlert::default()
     }
 }

@@ -643,6 +643,8 @@ fn kupiansk_shelling() -> SimAlert {
         location_oblast_uid: 22,
         alert_type: "artillery_shelling".into(),
         started_at: chrono::Utc::now(),
+        katottg: Some("UA63080090000067457".into()),
+        ..SimAlert::default()
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! Decoding is strict about the envelope and lenient about what the API is known to
 //! vary: `location_uid` comes as a string or a number, and an `alert_type` sirena does
-//! not know is kept as `unknown`. One malformed alert rejects the whole body: dropping
-//! it alone would read as "that alert ended".
+//! not know is kept as `unknown`, and so are levels and threats it does not know
+//! (`alert_level` and `threats` are optional and may be null). One malformed alert
+//! rejects the whole body: dropping it alone would read as "that alert ended".
 
 use std::collections::HashSet;
 
@@ -14,7 +15,7 @@ use serde::Deserialize;
 
 use super::{Decoded, Feed, Fetched, HttpGet, Polled, SourceError, Unmapped};
 use crate::alerts::state::ObservedAlert;
-use crate::alerts::{AlertKey, AlertKind};
+use crate::alerts::{AlertKey, AlertKind, AlertLevel, Threat};
 use crate::regions::RegionTree;
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +32,10 @@ struct RawAlert {
     finished_at: Option<String>,
     #[serde(default)]
     location_title: Option<String>,
+    #[serde(default)]
+    alert_level: Option<String>,
+    #[serde(default)]
+    threats: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,11 +87,20 @@ pub fn decode(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceError> {
             key,
             started_at,
             raw_kind: (kind == AlertKind::Unknown).then(|| a.alert_type.clone()),
-            level: None,
-            threats: Vec::new(),
+            level: a.alert_level.as_deref().filter(|l| !l.trim().is_empty()).map(AlertLevel::parse),
+            threats: threats_of(a.threats.as_deref().unwrap_or_default()),
         });
     }
     Ok(Decoded { alerts, unmapped })
+}
+
+/// The feed's threat names, parsed, sorted and without duplicates; blank names
+/// are dropped rather than kept as an unknown threat called "".
+fn threats_of(names: &[String]) -> Vec<Threat> {
+    let mut threats: Vec<Threat> = names.iter().filter(|n| !n.trim().is_empty()).map(|n| Threat::parse(n)).collect();
+    threats.sort();
+    threats.dedup();
+    threats
 }
 
 /// The alerts.in.ua adapter: one GET of `active.json` per poll.
@@ -169,6 +183,40 @@ mod tests {
         }
         let bad_date = full.replace("2023-11-06T08:00:00.000Z", "yesterday");
         assert!(decode(bad_date.as_bytes(), &tree()).is_err());
+    }
+
+    /// The body of `body("22", "air_raid")` with `extra` fields added to its alert.
+    fn body_with(extra: &str) -> String {
+        body("22", "air_raid").replace(r#""finished_at":null"#, &format!(r#""finished_at":null,{extra}"#))
+    }
+
+    #[test]
+    fn level_and_threats_are_read() {
+        let d = decode(
+            body_with(r#""alert_level":"Red","threats":["drones","ballistic","Drone","glide-bomb","hypersonic"]"#)
+                .as_bytes(),
+            &tree(),
+        )
+        .expect("decodes");
+        let a = &d.alerts[0];
+        assert_eq!(a.level, Some(AlertLevel::Red));
+        assert_eq!(
+            a.threats,
+            vec![Threat::BallisticMissiles, Threat::Drones, Threat::GuidedBombs, Threat::Unknown("hypersonic".into())]
+        );
+        let d = decode(body_with(r#""alert_level":"orange""#).as_bytes(), &tree()).expect("decodes");
+        assert_eq!(d.alerts[0].level, Some(AlertLevel::Unknown("orange".into())));
+    }
+
+    #[test]
+    fn level_and_threats_may_be_missing_null_or_blank() {
+        for extra in [r#""x":0"#, r#""alert_level":null,"threats":null"#, r#""alert_level":"","threats":[""," "]"#] {
+            let d = decode(body_with(extra).as_bytes(), &tree()).expect("decodes");
+            assert_eq!(d.alerts[0].level, None, "{extra}");
+            assert!(d.alerts[0].threats.is_empty(), "{extra}");
+        }
+        // A threat that is not a string is a malformed alert, not a silent drop.
+        assert!(decode(body_with(r#""threats":[1]"#).as_bytes(), &tree()).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 pub mod alerts_in_ua;
 pub mod http;
 pub mod poll;
+pub mod ukrainealarm;
 pub mod ukrainealarm_feed;
 
 use std::time::Duration;

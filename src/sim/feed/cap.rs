@@ -1,0 +1,301 @@
+//! CAP 1.2: `GET /cap/index.atom` and `GET /cap/messages/{id}.xml`.
+//!
+//! Role: an official publisher's CAP feed, as national alerting systems run
+//! them: an Atom index whose entries link to the messages.
+//!
+//! What it publishes, one message per change of the timeline:
+//! - an alert appearing is an `Alert`; its level, threats, title or code
+//!   changing is an `Update`; its end is a `Cancel`. `Update` and `Cancel`
+//!   carry `references` to every earlier message about the same alert
+//!   (`sender,identifier,sent`, space-separated, oldest first), as CAP 1.2
+//!   §3.2.1 requires;
+//! - every message has the 1.2 namespace, `status` Actual, `scope` Public,
+//!   `sent` with an explicit offset (CAP forbids `Z`), and one `info` per
+//!   language (`uk-UA`, `en-US`) with category `Safety`, the event's name,
+//!   urgency, severity, certainty, an `eventCode` `alert_type` holding the
+//!   alerts.in.ua type, `parameter`s `alert_level` and `threat` where set, and
+//!   an `area` whose `areaDesc` is the location's title and whose `geocode`
+//!   `KATOTTG` is the region's code when the alert has one;
+//! - the index lists the last `cap_keep` messages, newest first; older ones
+//!   are gone from the messages path too (404).
+//!
+//! The feed is public: no key, no limit, no conditional requests.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+
+use super::{AlertId, Change, Fault, FeedKind, FeedSimConfig, Inner, SimAlert, common_fault, error_answer, ok_body};
+
+const FEED: FeedKind = FeedKind::Cap;
+const NAMESPACE: &str = "urn:oasis:names:tc:emergency:cap:1.2";
+
+pub(super) fn routes() -> Router<Arc<Inner>> {
+    Router::new().route("/cap/index.atom", get(index)).route("/cap/messages/{file}", get(message))
+}
+
+/// One published message, rendered once.
+#[derive(Debug)]
+pub(super) struct Message {
+    identifier: String,
+    sent: DateTime<Utc>,
+    msg_type: &'static str,
+    title: String,
+    xml: String,
+}
+
+/// A message as another one references it.
+#[derive(Clone, Debug)]
+struct Ref {
+    identifier: String,
+    sent: DateTime<Utc>,
+}
+
+/// What the publisher remembers between changes.
+pub(super) struct Book {
+    seq: u64,
+    /// Per active alert, the messages sent about it, oldest first.
+    threads: HashMap<AlertId, Vec<Ref>>,
+    /// The index's `updated` before any message.
+    opened: DateTime<Utc>,
+}
+
+impl Book {
+    pub(super) fn new(now: DateTime<Utc>) -> Book {
+        Book { seq: 0, threads: HashMap::new(), opened: now }
+    }
+
+    /// Publishes one message per change into `out` (newest first, at most
+    /// `cfg.cap_keep`).
+    pub(super) fn publish(
+        &mut self,
+        cfg: &FeedSimConfig,
+        changes: &[Change],
+        now: DateTime<Utc>,
+        out: &mut VecDeque<Arc<Message>>,
+    ) {
+        let sent = super::whole_seconds(now);
+        for change in changes {
+            let (msg_type, alert) = match change {
+                Change::Started(a) => ("Alert", a),
+                Change::Updated(a) => ("Update", a),
+                Change::Ended(a) => ("Cancel", a),
+            };
+            self.seq += 1;
+            let identifier = format!("sirena-sim-{:06}", self.seq);
+            let key = alert.key();
+            let references = match change {
+                Change::Started(_) => Vec::new(),
+                Change::Updated(_) => self.threads.get(&key).cloned().unwrap_or_default(),
+                Change::Ended(_) => self.threads.remove(&key).unwrap_or_default(),
+            };
+            if !matches!(change, Change::Ended(_)) {
+                self.threads.entry(key).or_default().push(Ref { identifier: identifier.clone(), sent });
+            }
+            let xml = render_message(cfg, &identifier, sent, msg_type, alert, &references);
+            let title = headline(alert, msg_type, Lang::En);
+            out.push_front(Arc::new(Message { identifier, sent, msg_type, title, xml }));
+        }
+        out.truncate(cfg.cap_keep);
+    }
+}
+
+async fn index(State(sim): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let (fault, view) = sim.begin(FEED, &headers, true);
+    let mut truncate = false;
+    let mut empty = false;
+    match fault {
+        Some(Fault::Truncated) => truncate = true,
+        Some(Fault::EmptyList) => empty = true,
+        Some(f) => {
+            if let Some(answer) = common_fault(&sim, FEED, &f).await {
+                return answer;
+            }
+        }
+        None => {}
+    }
+    let opened = sim.lock().cap.opened;
+    let base = format!("http://{}", sim.addr);
+    let messages: Vec<&Message> = if empty { Vec::new() } else { view.cap.iter().map(|m| m.as_ref()).collect() };
+    ok_body("application/atom+xml; charset=utf-8", render_index(&sim.cfg, &base, &messages, opened), truncate)
+}
+
+async fn message(State(sim): State<Arc<Inner>>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let (fault, view) = sim.begin(FEED, &headers, false);
+    let mut truncate = false;
+    match fault {
+        Some(Fault::Truncated) => truncate = true,
+        Some(f) => {
+            if let Some(answer) = common_fault(&sim, FEED, &f).await {
+                return answer;
+            }
+        }
+        None => {}
+    }
+    let Some(id) = file.strip_suffix(".xml") else {
+        return error_answer(FEED, StatusCode::NOT_FOUND);
+    };
+    match view.cap.iter().find(|m| m.identifier == id) {
+        Some(m) => ok_body("application/cap+xml; charset=utf-8", m.xml.clone(), truncate),
+        None => error_answer(FEED, StatusCode::NOT_FOUND),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Lang {
+    Uk,
+    En,
+}
+
+/// The event's name; an unknown type is a generic alert.
+fn event(alert_type: &str, lang: Lang) -> &'static str {
+    match (alert_type, lang) {
+        ("air_raid", Lang::Uk) => "Повітряна тривога",
+        ("air_raid", Lang::En) => "Air raid alert",
+        ("artillery_shelling", Lang::Uk) => "Загроза артобстрілу",
+        ("artillery_shelling", Lang::En) => "Artillery shelling threat",
+        ("urban_fights", Lang::Uk) => "Загроза вуличних боїв",
+        ("urban_fights", Lang::En) => "Urban fighting threat",
+        ("chemical", Lang::Uk) => "Хімічна загроза",
+        ("chemical", Lang::En) => "Chemical threat",
+        ("nuclear", Lang::Uk) => "Радіаційна загроза",
+        ("nuclear", Lang::En) => "Nuclear threat",
+        (_, Lang::Uk) => "Тривога",
+        (_, Lang::En) => "Alert",
+    }
+}
+
+fn headline(a: &SimAlert, msg_type: &str, lang: Lang) -> String {
+    let event = event(&a.alert_type, lang);
+    match (msg_type, lang) {
+        ("Cancel", Lang::Uk) => format!("Відбій: {event} — {}", a.location_title),
+        ("Cancel", Lang::En) => format!("Ended: {event} — {}", a.location_title),
+        _ => format!("{event} — {}", a.location_title),
+    }
+}
+
+/// CAP's dateTime: whole seconds and an explicit offset.
+fn cap_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+}
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn render_message(
+    cfg: &FeedSimConfig,
+    identifier: &str,
+    sent: DateTime<Utc>,
+    msg_type: &str,
+    a: &SimAlert,
+    references: &[Ref],
+) -> String {
+    let sender = esc(&cfg.cap_sender);
+    let mut x = String::new();
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(x, "<alert xmlns=\"{NAMESPACE}\">");
+    let _ = writeln!(x, "  <identifier>{}</identifier>", esc(identifier));
+    let _ = writeln!(x, "  <sender>{sender}</sender>");
+    let _ = writeln!(x, "  <sent>{}</sent>", cap_time(sent));
+    x.push_str("  <status>Actual</status>\n");
+    let _ = writeln!(x, "  <msgType>{msg_type}</msgType>");
+    x.push_str("  <scope>Public</scope>\n");
+    if !references.is_empty() {
+        let refs: Vec<String> =
+            references.iter().map(|r| format!("{sender},{},{}", esc(&r.identifier), cap_time(r.sent))).collect();
+        let _ = writeln!(x, "  <references>{}</references>", refs.join(" "));
+    }
+    let cancel = msg_type == "Cancel";
+    let severity = match (cancel, a.alert_type.as_str()) {
+        (true, _) => "Minor",
+        (false, "chemical" | "nuclear") => "Extreme",
+        (false, _) => "Severe",
+    };
+    for (lang, code, sender_name) in
+        [(Lang::Uk, "uk-UA", "Симулятор стрічок Sirena"), (Lang::En, "en-US", "Sirena feed simulator")]
+    {
+        x.push_str("  <info>\n");
+        let _ = writeln!(x, "    <language>{code}</language>");
+        x.push_str("    <category>Safety</category>\n");
+        let _ = writeln!(x, "    <event>{}</event>", esc(event(&a.alert_type, lang)));
+        let _ = writeln!(x, "    <responseType>{}</responseType>", if cancel { "AllClear" } else { "Shelter" });
+        let _ = writeln!(x, "    <urgency>{}</urgency>", if cancel { "Past" } else { "Immediate" });
+        let _ = writeln!(x, "    <severity>{severity}</severity>");
+        x.push_str("    <certainty>Observed</certainty>\n");
+        let _ = writeln!(
+            x,
+            "    <eventCode>\n      <valueName>alert_type</valueName>\n      <value>{}</value>\n    </eventCode>",
+            esc(&a.alert_type)
+        );
+        let _ = writeln!(x, "    <effective>{}</effective>", cap_time(if cancel { sent } else { a.started_at }));
+        let _ = writeln!(x, "    <senderName>{sender_name}</senderName>");
+        let _ = writeln!(x, "    <headline>{}</headline>", esc(&headline(a, msg_type, lang)));
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        if let Some(level) = &a.alert_level {
+            params.push(("alert_level", level));
+        }
+        params.extend(a.threats.iter().map(|t| ("threat", t.as_str())));
+        for (name, value) in params {
+            let _ = writeln!(
+                x,
+                "    <parameter>\n      <valueName>{name}</valueName>\n      <value>{}</value>\n    </parameter>",
+                esc(value)
+            );
+        }
+        x.push_str("    <area>\n");
+        let _ = writeln!(x, "      <areaDesc>{}</areaDesc>", esc(&a.location_title));
+        if let Some(code) = &a.katottg {
+            let _ = writeln!(
+                x,
+                "      <geocode>\n        <valueName>KATOTTG</valueName>\n        <value>{}</value>\n      </geocode>",
+                esc(code)
+            );
+        }
+        x.push_str("    </area>\n  </info>\n");
+    }
+    x.push_str("</alert>\n");
+    x
+}
+
+fn render_index(cfg: &FeedSimConfig, base: &str, messages: &[&Message], opened: DateTime<Utc>) -> String {
+    let updated = messages.first().map_or(opened, |m| m.sent);
+    let mut x = String::new();
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str("<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
+    let _ = writeln!(x, "  <id>{}/cap/index.atom</id>", esc(base));
+    x.push_str("  <title>Sirena feed simulator: CAP alerts</title>\n");
+    let _ = writeln!(x, "  <updated>{}</updated>", cap_time(updated));
+    let _ = writeln!(x, "  <author>\n    <name>{}</name>\n  </author>", esc(&cfg.cap_sender));
+    let _ = writeln!(x, "  <link rel=\"self\" href=\"{}/cap/index.atom\"/>", esc(base));
+    for m in messages {
+        let href = format!("{base}/cap/messages/{}.xml", m.identifier);
+        x.push_str("  <entry>\n");
+        let _ = writeln!(x, "    <id>{}</id>", esc(&href));
+        let _ = writeln!(x, "    <title>{}</title>", esc(&m.title));
+        let _ = writeln!(x, "    <updated>{}</updated>", cap_time(m.sent));
+        let _ = writeln!(x, "    <link rel=\"alternate\" type=\"application/cap+xml\" href=\"{}\"/>", esc(&href));
+        let _ = writeln!(x, "    <summary>{}: {}</summary>", m.msg_type, esc(&m.title));
+        x.push_str("  </entry>\n");
+    }
+    x.push_str("</feed>\n");
+    x
+}
