@@ -6,6 +6,7 @@
 //! a [`SourceReport::Failed`]. Nothing downstream can read a failure as "no alerts".
 
 pub mod alerts_in_ua;
+pub mod cap;
 
 use crate::alerts::state::{Observation, ObservedAlert};
 
