@@ -36,7 +36,8 @@ pub fn regions_in(shape: Shape<'_>, tree: &RegionTree) -> Vec<RegionId> {
     let mut out = BTreeSet::new();
     for (name, value) in shape.geocodes {
         for code in value.split_whitespace() {
-            let code = if name.trim().eq_ignore_ascii_case("katottg") { code.to_ascii_uppercase() } else { code.into() };
+            let code =
+                if name.trim().eq_ignore_ascii_case("katottg") { code.to_ascii_uppercase() } else { code.into() };
             if let Ok(id) = RegionId::parse(&code)
                 && tree.contains(&id)
             {
@@ -165,7 +166,16 @@ mod tests {
     #[test]
     fn ray_casting_handles_concave_and_open_rings() {
         // A "C" open to the east around (49.7, 37.6): its mouth is outside.
-        let c = [(49.5, 37.4), (49.9, 37.4), (49.9, 37.8), (49.8, 37.8), (49.8, 37.5), (49.6, 37.5), (49.6, 37.8), (49.5, 37.8)];
+        let c = [
+            (49.5, 37.4),
+            (49.9, 37.4),
+            (49.9, 37.8),
+            (49.8, 37.8),
+            (49.8, 37.5),
+            (49.6, 37.5),
+            (49.6, 37.8),
+            (49.5, 37.8),
+        ];
         assert!(in_polygon((49.85, 37.6), &c), "upper arm");
         assert!(!in_polygon((49.7, 37.6), &c), "the mouth");
         assert!(in_polygon((49.7, 37.45), &c), "the back");

@@ -388,12 +388,7 @@ mod tests {
     }
 
     fn geocode(id: &str) -> CapArea {
-        CapArea {
-            desc: id.into(),
-            polygons: vec![],
-            circles: vec![],
-            geocodes: vec![("KATOTTG".into(), id.into())],
-        }
+        CapArea { desc: id.into(), polygons: vec![], circles: vec![], geocodes: vec![("KATOTTG".into(), id.into())] }
     }
 
     fn info(lang: &str, headline: &str, area: CapArea) -> CapInfo {
@@ -426,7 +421,11 @@ mod tests {
             scope: None,
             references: refs
                 .iter()
-                .map(|r| CapReference { sender: SENDER.into(), identifier: (*r).into(), sent: at("2024-01-01T10:00:00Z") })
+                .map(|r| CapReference {
+                    sender: SENDER.into(),
+                    identifier: (*r).into(),
+                    sent: at("2024-01-01T10:00:00Z"),
+                })
                 .collect(),
             infos,
         }
@@ -459,12 +458,16 @@ mod tests {
     fn an_update_replaces_regions_expiry_and_text() {
         let mut book = CapBook::default();
         book.apply(&air_raid("A1"), now(), &tree());
-        let mut new = info("uk-UA", "Тривога триває", CapArea {
-            desc: "Куп’янськ".into(),
-            polygons: vec![],
-            circles: vec![((49.717, 37.583), 3.0)],
-            geocodes: vec![],
-        });
+        let mut new = info(
+            "uk-UA",
+            "Тривога триває",
+            CapArea {
+                desc: "Куп’янськ".into(),
+                polygons: vec![],
+                circles: vec![((49.717, 37.583), 3.0)],
+                geocodes: vec![],
+            },
+        );
         new.expires = Some(at("2024-01-01T14:00:00Z"));
         let update = msg("A2", MsgType::Update, &["A1"], vec![new]);
         assert_eq!(book.apply(&update, now(), &tree()), CapApplied::Updated(identity("A1")));
@@ -475,7 +478,8 @@ mod tests {
         assert_eq!(a.started_at, at("2024-01-01T10:00:00Z").to_utc(), "an update does not restart");
 
         // An update about places the tree lacks keeps the regions it had.
-        let elsewhere = msg("A3", MsgType::Update, &["A1", "A2"], vec![info("uk-UA", "?", geocode("UA46060250010015970"))]);
+        let elsewhere =
+            msg("A3", MsgType::Update, &["A1", "A2"], vec![info("uk-UA", "?", geocode("UA46060250010015970"))]);
         assert_eq!(book.apply(&elsewhere, now(), &tree()), CapApplied::Updated(identity("A1")));
         assert_eq!(book.active(now())[0].regions, vec![rid(KUPIANSK)]);
     }

@@ -192,11 +192,9 @@ fn message(alert: &Element) -> Result<CapMessage, String> {
     let required = |name: &str| alert.child_text(name).ok_or_else(|| format!("missing <{name}>"));
     let sent = date("sent", required("sent")?)?;
     let references = match alert.child_text("references") {
-        Some(text) => text
-            .split_whitespace()
-            .enumerate()
-            .map(|(i, r)| reference(i, r))
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(text) => {
+            text.split_whitespace().enumerate().map(|(i, r)| reference(i, r)).collect::<Result<Vec<_>, _>>()?
+        }
         None => Vec::new(),
     };
     let infos = alert.children_named("info").enumerate().map(|(i, el)| info(i, el)).collect::<Result<_, _>>()?;
@@ -245,7 +243,11 @@ fn info(i: usize, el: &Element) -> Result<CapInfo, String> {
         expires: opt_date("expires")?,
         event_codes: el.children_named("eventCode").flat_map(pairs).collect(),
         parameters: el.children_named("parameter").flat_map(pairs).collect(),
-        areas: el.children_named("area").enumerate().map(|(j, a)| area(&format!("{path}.area[{j}]"), a)).collect::<Result<_, _>>()?,
+        areas: el
+            .children_named("area")
+            .enumerate()
+            .map(|(j, a)| area(&format!("{path}.area[{j}]"), a))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -257,7 +259,8 @@ fn area(path: &str, el: &Element) -> Result<CapArea, String> {
             continue;
         }
         let path = format!("{path}.polygon[{k}]");
-        let ring = normalize(p.text()).split_whitespace().map(|pair| coord(&path, pair)).collect::<Result<Vec<_>, _>>()?;
+        let ring =
+            normalize(p.text()).split_whitespace().map(|pair| coord(&path, pair)).collect::<Result<Vec<_>, _>>()?;
         if ring.len() < 3 {
             return Err(format!("{path} has {} points; a polygon needs at least 3", ring.len()));
         }
@@ -363,7 +366,8 @@ mod tests {
     #[test]
     fn prefixed_namespace_reads_the_same() {
         let prefixed = alert("").replace("<alert xmlns=", "<cap:alert xmlns:cap=").replace("</alert>", "</cap:alert>");
-        let prefixed = prefixed.replace("<identifier>", "<cap:identifier>").replace("</identifier>", "</cap:identifier>");
+        let prefixed =
+            prefixed.replace("<identifier>", "<cap:identifier>").replace("</identifier>", "</cap:identifier>");
         assert_eq!(decode_message(prefixed.as_bytes()).expect("decodes").identifier, "X1");
     }
 

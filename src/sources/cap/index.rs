@@ -44,7 +44,8 @@ fn atom_entry(i: usize, entry: &Element) -> Result<IndexEntry, String> {
     let url = atom_link(entry);
     let updated = match entry.child_text("updated").or_else(|| entry.child_text("published")) {
         Some(v) => Some(
-            DateTime::parse_from_rfc3339(v).map_err(|e| format!("{path}.updated `{v}` is not an RFC 3339 date: {e}"))?,
+            DateTime::parse_from_rfc3339(v)
+                .map_err(|e| format!("{path}.updated `{v}` is not an RFC 3339 date: {e}"))?,
         ),
         None => None,
     };
@@ -71,7 +72,8 @@ fn rss_item(i: usize, item: &Element) -> Result<IndexEntry, String> {
     let path = format!("item[{i}]");
     let updated = match item.child_text("pubDate") {
         Some(v) => Some(
-            DateTime::parse_from_rfc2822(v).map_err(|e| format!("{path}.pubDate `{v}` is not an RFC 2822 date: {e}"))?,
+            DateTime::parse_from_rfc2822(v)
+                .map_err(|e| format!("{path}.pubDate `{v}` is not an RFC 2822 date: {e}"))?,
         ),
         None => None,
     };
@@ -89,12 +91,11 @@ fn embedded(path: &str, content: Option<&Element>) -> Result<Option<CapMessage>,
         return message(alert).map(Some).map_err(in_path);
     }
     let text = content.text();
-    if text.starts_with('<') && text.contains("alert") {
-        if let Ok(root) = xml::parse(text.as_bytes()) {
-            if root.name == "alert" {
-                return message(&root).map(Some).map_err(in_path);
-            }
-        }
+    if text.starts_with('<')
+        && let Ok(root) = xml::parse(text.as_bytes())
+        && root.name == "alert"
+    {
+        return message(&root).map(Some).map_err(in_path);
     }
     Ok(None)
 }
@@ -150,8 +151,14 @@ mod tests {
         for (bad, want) in [
             ("<html><body>502</body></html>", "neither an Atom"),
             ("<feed><entry><id>x</id></entry></feed>", "entry[0] has no link"),
-            ("<feed><entry><id>x</id><updated>today</updated><link href='u'/></entry></feed>", "entry[0].updated `today`"),
-            ("<rss><channel><item><link>u</link><pubDate>now</pubDate></item></channel></rss>", "item[0].pubDate `now`"),
+            (
+                "<feed><entry><id>x</id><updated>today</updated><link href='u'/></entry></feed>",
+                "entry[0].updated `today`",
+            ),
+            (
+                "<rss><channel><item><link>u</link><pubDate>now</pubDate></item></channel></rss>",
+                "item[0].pubDate `now`",
+            ),
             ("<feed><entry><id>x</id>", "never closed"),
         ] {
             let err = decode_index(bad.as_bytes()).expect_err(bad).to_string();

@@ -61,9 +61,8 @@ pub(crate) fn parse(xml: &[u8]) -> Result<Element, String> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.error_position()))?;
+        let event =
+            reader.read_event().map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.error_position()))?;
         match event {
             Event::Start(start) => {
                 if stack.len() >= MAX_DEPTH {
@@ -104,10 +103,10 @@ fn element(start: &BytesStart<'_>) -> Result<Element, String> {
     let name = start.local_name().as_ref().to_owned();
     let mut attrs = Vec::new();
     for attr in start.attributes() {
-        let attr = attr.map_err(|e| format!("<{name}>: bad attribute: {e}"))?;
+        let attr = attr.map_err(|e| format!("not well-formed XML: <{name}> has a bad attribute: {e}"))?;
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|e| format!("<{name}>: bad attribute value: {e}"))?;
+            .map_err(|e| format!("not well-formed XML: <{name}> has a bad attribute value: {e}"))?;
         attrs.push((attr.key.local_name().as_ref().to_owned(), value.into_owned()));
     }
     Ok(Element { name, attrs, children: Vec::new(), text: String::new() })
