@@ -87,7 +87,7 @@ fn rss_item(i: usize, item: &Element) -> Result<IndexEntry, String> {
 fn embedded(path: &str, content: Option<&Element>) -> Result<Option<CapMessage>, String> {
     let Some(content) = content else { return Ok(None) };
     let in_path = |e: String| format!("{path}: embedded alert: {e}");
-    if let Some(alert) = if content.name == "alert" { Some(content) } else { content.find("alert") } {
+    if let Some(alert) = content.find("alert") {
         return message(alert).map(Some).map_err(in_path);
     }
     let text = content.text();

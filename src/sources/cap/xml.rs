@@ -146,6 +146,12 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_are_fine() {
+        let root = parse(b"\xEF\xBB\xBF<?xml version='1.0'?>\r\n<a>\r\n<b>x\r\ny</b></a>\r\n").expect("parses");
+        assert_eq!(root.child_text("b"), Some("x\ny"));
+    }
+
+    #[test]
     fn broken_documents_are_errors() {
         for (bad, want) in [
             (&b"<a><b>text</b>"[..], "never closed"),
