@@ -10,6 +10,8 @@
 //! deterministic, so replaying the same input after a restart produces the same ids,
 //! and the outbox turns a replay into a no-op.
 
+pub mod area;
+pub mod cap;
 pub mod coverage;
 pub mod orders;
 pub mod state;

@@ -15,6 +15,7 @@
 //! a [`SourceReport::Failed`]. Nothing downstream can read a failure as "no alerts".
 
 pub mod alerts_in_ua;
+pub mod cap;
 pub mod http;
 pub mod poll;
 pub mod ukrainealarm;

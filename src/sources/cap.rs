@@ -1,0 +1,403 @@
+//! CAP (OASIS Common Alerting Protocol) 1.1 and 1.2: messages and the Atom / RSS
+//! indexes that list them.
+//!
+//! Decoding is pure. Elements are looked up by local name, so the CAP namespace (1.1,
+//! 1.2, a prefix or none) does not matter, and an enveloped XML signature is skipped.
+//! The message's required elements (`identifier`, `sender`, `sent`, `status`,
+//! `msgType`) must be there, every date must parse, and every coordinate must be a
+//! number in range: a message that breaks one of those is an error naming the element,
+//! never a message with a hole. Values sirena does not know (a status, a category, …)
+//! are kept as `Unknown(text)`. Inside `<info>`, missing elements are read leniently
+//! (an empty event, `Unknown("")` enums): a sender's sloppy info should still warn.
+//!
+//! Identity and lifecycle (Alert → Update → Cancel) live in the core:
+//! [`crate::alerts::cap::CapBook`]. Areas resolve to regions in
+//! [`crate::alerts::area`].
+
+mod index;
+mod xml;
+
+pub use index::{IndexEntry, decode_index};
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use serde::{Deserialize, Serialize};
+
+use super::SourceError;
+use crate::alerts::area::Shape;
+use xml::Element;
+
+macro_rules! cap_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal $(| $alias:literal)*),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($variant,)+
+            /// A value sirena does not know, kept as the sender spelled it.
+            Unknown(String),
+        }
+
+        impl $name {
+            /// Reads a CAP value, case-insensitively; never fails.
+            pub fn parse(s: &str) -> Self {
+                let s = s.trim();
+                $(if s.eq_ignore_ascii_case($text) $(|| s.eq_ignore_ascii_case($alias))* {
+                    return $name::$variant;
+                })+
+                $name::Unknown(s.to_owned())
+            }
+
+            /// The CAP spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Unknown(s) => s,
+                }
+            }
+        }
+    };
+}
+
+cap_enum! {
+    /// `<status>`. Only `Actual` is ever delivered as real (DESIGN §4).
+    CapStatus { Actual = "Actual", Exercise = "Exercise", System = "System", Test = "Test", Draft = "Draft" }
+}
+
+cap_enum! {
+    /// `<msgType>`.
+    MsgType { Alert = "Alert", Update = "Update", Cancel = "Cancel", Ack = "Ack", Error = "Error" }
+}
+
+cap_enum! {
+    /// `<scope>`.
+    Scope { Public = "Public", Restricted = "Restricted", Private = "Private" }
+}
+
+cap_enum! {
+    /// `<info><category>`.
+    Category {
+        Geo = "Geo", Met = "Met", Safety = "Safety", Security = "Security", Rescue = "Rescue",
+        Fire = "Fire", Health = "Health", Env = "Env", Transport = "Transport", Infra = "Infra",
+        Cbrne = "CBRNE", Other = "Other",
+    }
+}
+
+cap_enum! {
+    /// `<urgency>`. CAP's own value `Unknown` reads as `Unknown("Unknown")`.
+    Urgency { Immediate = "Immediate", Expected = "Expected", Future = "Future", Past = "Past" }
+}
+
+cap_enum! {
+    /// `<severity>`. CAP's own value `Unknown` reads as `Unknown("Unknown")`.
+    Severity { Extreme = "Extreme", Severe = "Severe", Moderate = "Moderate", Minor = "Minor" }
+}
+
+cap_enum! {
+    /// `<certainty>`. CAP 1.1's `Very Likely` reads as `Likely`, as CAP 1.2 says to.
+    /// CAP's own value `Unknown` reads as `Unknown("Unknown")`.
+    Certainty { Observed = "Observed", Likely = "Likely" | "Very Likely", Possible = "Possible", Unlikely = "Unlikely" }
+}
+
+/// One entry of `<references>`: an earlier message, named as `sender,identifier,sent`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CapReference {
+    pub sender: String,
+    pub identifier: String,
+    pub sent: DateTime<FixedOffset>,
+}
+
+impl CapReference {
+    /// `sender,identifier,sent`, with `sent` in RFC 3339 as parsed.
+    pub fn triple(&self) -> String {
+        triple(&self.sender, &self.identifier, &self.sent)
+    }
+}
+
+/// `sender,identifier,sent` of a message or a reference: how CAP names a message.
+pub fn triple(sender: &str, identifier: &str, sent: &DateTime<FixedOffset>) -> String {
+    format!("{sender},{identifier},{}", sent.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapMessage {
+    pub identifier: String,
+    pub sender: String,
+    pub sent: DateTime<FixedOffset>,
+    pub status: CapStatus,
+    pub msg_type: MsgType,
+    pub scope: Option<Scope>,
+    /// The earlier messages an Update or Cancel refers to, in the sender's order.
+    pub references: Vec<CapReference>,
+    /// One per language (or per event); a Cancel often has none.
+    pub infos: Vec<CapInfo>,
+}
+
+impl CapMessage {
+    /// This message's own `sender,identifier,sent`.
+    pub fn triple(&self) -> String {
+        triple(&self.sender, &self.identifier, &self.sent)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapInfo {
+    /// RFC 3066 tag; CAP's default `en-US` when absent.
+    pub language: String,
+    pub categories: Vec<Category>,
+    pub event: String,
+    pub urgency: Urgency,
+    pub severity: Severity,
+    pub certainty: Certainty,
+    pub headline: Option<String>,
+    pub description: Option<String>,
+    pub instruction: Option<String>,
+    pub effective: Option<DateTime<FixedOffset>>,
+    pub onset: Option<DateTime<FixedOffset>>,
+    pub expires: Option<DateTime<FixedOffset>>,
+    /// `(valueName, value)` of each `<eventCode>`.
+    pub event_codes: Vec<(String, String)>,
+    /// `(valueName, value)` of each `<parameter>`.
+    pub parameters: Vec<(String, String)>,
+    pub areas: Vec<CapArea>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapArea {
+    pub desc: String,
+    /// Each a ring of `(lat, lon)` in degrees (WGS 84), as sent (CAP closes rings).
+    pub polygons: Vec<Vec<(f64, f64)>>,
+    /// `((lat, lon), radius_km)`.
+    pub circles: Vec<((f64, f64), f64)>,
+    /// `(valueName, value)` of each `<geocode>`.
+    pub geocodes: Vec<(String, String)>,
+}
+
+impl CapArea {
+    /// The area as the region resolver takes it.
+    pub fn shape(&self) -> Shape<'_> {
+        Shape { polygons: &self.polygons, circles: &self.circles, geocodes: &self.geocodes }
+    }
+}
+
+/// Decodes one CAP 1.1 or 1.2 `<alert>` document.
+pub fn decode_message(xml: &[u8]) -> Result<CapMessage, SourceError> {
+    let root = xml::parse(xml).map_err(SourceError::Decode)?;
+    if root.name != "alert" {
+        return Err(SourceError::Decode(format!("root element <{}> is not a CAP <alert>", root.name)));
+    }
+    message(&root).map_err(SourceError::Decode)
+}
+
+/// Reads an `<alert>` element (a whole document, or one embedded in an index).
+fn message(alert: &Element) -> Result<CapMessage, String> {
+    let required = |name: &str| alert.child_text(name).ok_or_else(|| format!("missing <{name}>"));
+    let sent = date("sent", required("sent")?)?;
+    let references = match alert.child_text("references") {
+        Some(text) => {
+            text.split_whitespace().enumerate().map(|(i, r)| reference(i, r)).collect::<Result<Vec<_>, _>>()?
+        }
+        None => Vec::new(),
+    };
+    let infos = alert.children_named("info").enumerate().map(|(i, el)| info(i, el)).collect::<Result<_, _>>()?;
+    Ok(CapMessage {
+        identifier: required("identifier")?.to_owned(),
+        sender: required("sender")?.to_owned(),
+        sent,
+        status: CapStatus::parse(required("status")?),
+        msg_type: MsgType::parse(required("msgType")?),
+        scope: alert.child_text("scope").map(Scope::parse),
+        references,
+        infos,
+    })
+}
+
+fn reference(i: usize, text: &str) -> Result<CapReference, String> {
+    let mut parts = text.splitn(3, ',');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(sender), Some(identifier), Some(sent)) if !sender.is_empty() && !identifier.is_empty() => {
+            Ok(CapReference {
+                sender: sender.to_owned(),
+                identifier: identifier.to_owned(),
+                sent: date(&format!("references[{i}]"), sent)?,
+            })
+        }
+        _ => Err(format!("references[{i}] `{text}` is not `sender,identifier,sent`")),
+    }
+}
+
+fn info(i: usize, el: &Element) -> Result<CapInfo, String> {
+    let path = format!("info[{i}]");
+    let text = |name: &str| el.child_text(name).map(str::to_owned);
+    let opt_date = |name: &str| el.child_text(name).map(|v| date(&format!("{path}.{name}"), v)).transpose();
+    Ok(CapInfo {
+        language: el.child_text("language").unwrap_or("en-US").to_owned(),
+        categories: el.children_named("category").map(|c| Category::parse(c.text())).collect(),
+        event: el.child_text("event").unwrap_or_default().to_owned(),
+        urgency: Urgency::parse(el.child_text("urgency").unwrap_or_default()),
+        severity: Severity::parse(el.child_text("severity").unwrap_or_default()),
+        certainty: Certainty::parse(el.child_text("certainty").unwrap_or_default()),
+        headline: text("headline"),
+        description: text("description"),
+        instruction: text("instruction"),
+        effective: opt_date("effective")?,
+        onset: opt_date("onset")?,
+        expires: opt_date("expires")?,
+        event_codes: el.children_named("eventCode").flat_map(pairs).collect(),
+        parameters: el.children_named("parameter").flat_map(pairs).collect(),
+        areas: el
+            .children_named("area")
+            .enumerate()
+            .map(|(j, a)| area(&format!("{path}.area[{j}]"), a))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+fn area(path: &str, el: &Element) -> Result<CapArea, String> {
+    let mut polygons = Vec::new();
+    for (k, p) in el.children_named("polygon").enumerate() {
+        // NWS sends an empty <polygon/> when the area is given by geocodes only.
+        if p.text().is_empty() {
+            continue;
+        }
+        let path = format!("{path}.polygon[{k}]");
+        let ring =
+            normalize(p.text()).split_whitespace().map(|pair| coord(&path, pair)).collect::<Result<Vec<_>, _>>()?;
+        if ring.len() < 3 {
+            return Err(format!("{path} has {} points; a polygon needs at least 3", ring.len()));
+        }
+        polygons.push(ring);
+    }
+    let mut circles = Vec::new();
+    for (k, c) in el.children_named("circle").enumerate() {
+        if c.text().is_empty() {
+            continue;
+        }
+        let path = format!("{path}.circle[{k}]");
+        let text = normalize(c.text());
+        let (center, radius) = match text.split_whitespace().collect::<Vec<_>>()[..] {
+            [center, radius] => (coord(&path, center)?, radius),
+            _ => return Err(format!("{path} `{text}` is not `lat,lon radius`")),
+        };
+        let radius: f64 = radius
+            .parse()
+            .ok()
+            .filter(|r: &f64| r.is_finite() && *r >= 0.0)
+            .ok_or_else(|| format!("{path} radius `{radius}` is not a distance in km"))?;
+        circles.push((center, radius));
+    }
+    Ok(CapArea {
+        desc: el.child_text("areaDesc").unwrap_or_default().to_owned(),
+        polygons,
+        circles,
+        geocodes: el.children_named("geocode").flat_map(pairs).collect(),
+    })
+}
+
+/// `lat, lon` written with a space after the comma (seen in the wild) → `lat,lon`.
+fn normalize(text: &str) -> String {
+    let mut out = text.to_owned();
+    while out.contains(", ") {
+        out = out.replace(", ", ",");
+    }
+    out
+}
+
+fn coord(path: &str, pair: &str) -> Result<(f64, f64), String> {
+    let bad = || format!("{path} point `{pair}` is not `lat,lon` in degrees");
+    let (lat, lon) = pair.split_once(',').ok_or_else(bad)?;
+    let lat: f64 = lat.parse().map_err(|_| bad())?;
+    let lon: f64 = lon.parse().map_err(|_| bad())?;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err(bad());
+    }
+    Ok((lat, lon))
+}
+
+/// `(valueName, value)` pairs in document order. CAP has one pair per element; NWS
+/// Atom indexes put several pairs into one `<cap:geocode>`, which this reads too.
+fn pairs(el: &Element) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut name = None;
+    for c in &el.children {
+        match c.name.as_str() {
+            "valueName" => name = Some(c.text().to_owned()),
+            "value" => out.push((name.take().unwrap_or_default(), c.text().to_owned())),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn date(field: &str, value: &str) -> Result<DateTime<FixedOffset>, String> {
+    DateTime::parse_from_rfc3339(value.trim()).map_err(|e| format!("{field} `{value}` is not a CAP date-time: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(body: &str) -> String {
+        format!(
+            r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>X1</identifier><sender>s@example.org</sender><sent>2024-01-01T10:00:00+02:00</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>{body}</alert>"#
+        )
+    }
+
+    fn decode(body: &str) -> Result<CapMessage, String> {
+        decode_message(alert(body).as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_values_are_kept_and_defaults_applied() {
+        let m = decode_message(
+            alert("").replace("Actual", "Rehearsal").replace("<msgType>Alert", "<msgType>Notice").as_bytes(),
+        )
+        .expect("decodes");
+        assert_eq!(m.status, CapStatus::Unknown("Rehearsal".into()));
+        assert_eq!(m.msg_type, MsgType::Unknown("Notice".into()));
+        let m = decode("<info><category>CBRNE</category><category>Nope</category><event>E</event><urgency>Unknown</urgency><severity>extreme</severity><certainty>Very Likely</certainty></info>")
+            .expect("decodes");
+        let info = &m.infos[0];
+        assert_eq!(info.language, "en-US");
+        assert_eq!(info.categories, vec![Category::Cbrne, Category::Unknown("Nope".into())]);
+        assert_eq!(info.urgency, Urgency::Unknown("Unknown".into()));
+        assert_eq!(info.severity, Severity::Extreme);
+        assert_eq!(info.certainty, Certainty::Likely);
+    }
+
+    #[test]
+    fn prefixed_namespace_reads_the_same() {
+        let prefixed = alert("").replace("<alert xmlns=", "<cap:alert xmlns:cap=").replace("</alert>", "</cap:alert>");
+        let prefixed =
+            prefixed.replace("<identifier>", "<cap:identifier>").replace("</identifier>", "</cap:identifier>");
+        assert_eq!(decode_message(prefixed.as_bytes()).expect("decodes").identifier, "X1");
+    }
+
+    #[test]
+    fn geometry_is_read_and_checked() {
+        let m = decode("<info><area><areaDesc>A</areaDesc><polygon>49.7,37.5 49.8, 37.6 49.6,37.7 49.7,37.5</polygon><circle>49.717,37.583 5</circle><geocode><valueName>KATOTTG</valueName><value>UA63080090010026457</value></geocode></area></info>")
+            .expect("decodes");
+        let a = &m.infos[0].areas[0];
+        assert_eq!(a.polygons, vec![vec![(49.7, 37.5), (49.8, 37.6), (49.6, 37.7), (49.7, 37.5)]]);
+        assert_eq!(a.circles, vec![((49.717, 37.583), 5.0)]);
+        assert_eq!(a.geocodes, vec![("KATOTTG".into(), "UA63080090010026457".into())]);
+
+        for (area, want) in [
+            ("<polygon>49.7,37.5 91,37.6 49.6,37.7</polygon>", "info[0].area[0].polygon[0] point `91,37.6`"),
+            ("<polygon>49.7,37.5 49.6,37.7</polygon>", "has 2 points"),
+            ("<circle>49.7,37.5</circle>", "info[0].area[0].circle[0] `49.7,37.5` is not `lat,lon radius`"),
+            ("<circle>49.7,37.5 -3</circle>", "radius `-3`"),
+        ] {
+            let err = decode(&format!("<info><area>{area}</area></info>")).expect_err(area);
+            assert!(err.contains(want), "{area}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_references_and_dates_name_the_field() {
+        let err = decode("<references>a,b</references>").expect_err("bad reference");
+        assert!(err.contains("references[0] `a,b`"), "{err}");
+        let err = decode("<references>a,b,2024-01-01T10:00:00Z a,c,yesterday</references>").expect_err("bad date");
+        assert!(err.contains("references[1] `yesterday`"), "{err}");
+        let err = decode("<info><expires>soon</expires></info>").expect_err("bad expires");
+        assert!(err.contains("info[0].expires `soon`"), "{err}");
+    }
+}
