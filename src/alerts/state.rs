@@ -37,6 +37,9 @@ pub struct Observation {
     pub source: String,
     pub at: DateTime<Utc>,
     pub alerts: Vec<ObservedAlert>,
+    /// The source ends alerts by explicit messages (CAP), not by leaving them out, so
+    /// its snapshots are never implausible.
+    pub explicit_ends: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -233,7 +236,7 @@ impl AlertState {
         // healthy, unsuspected source confirms by not reporting the alert.
         let mut suspect = None;
         let mut held: BTreeSet<AlertKey> = BTreeSet::new();
-        if self.implausible(&previous, &dropped, seen.is_empty(), now) {
+        if !obs.explicit_ends && self.implausible(&previous, &dropped, seen.is_empty(), now) {
             let since = self.sources.get(source).and_then(|v| v.held_since).unwrap_or(now);
             if now - since >= self.hold_for {
                 suspect = Some(Suspect::Believed { since });
@@ -463,7 +466,7 @@ mod tests {
     }
 
     fn obs(source: &str, at: i64, alerts: Vec<ObservedAlert>) -> Observation {
-        Observation { source: source.into(), at: t(at), alerts }
+        Observation { source: source.into(), at: t(at), alerts, explicit_ends: false }
     }
 
     /// Residents by what they chose: 1 Kindrashivka village, 2 Kupiansk city, 3 Kharkiv

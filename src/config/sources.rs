@@ -326,13 +326,6 @@ pub(super) fn check(src: &SourceText<'_>, sources: &[(SourceSettings, Located)],
                 ),
             ));
         }
-        match c.kind {
-            SourceKind::AlertsInUa => {}
-            // Their decoders are written separately; the poller is ready for them.
-            SourceKind::UkraineAlarm | SourceKind::Cap => errors.push(
-                src.error(at("kind"), format!("kind = \"{}\" is not yet supported by this build", c.kind.as_str())),
-            ),
-        }
         let url_key = if c.kind == SourceKind::Cap { "url" } else { "base_url" };
         check_url(src, c.url, at(url_key), errors);
         if c.token_env.is_some_and(|t| t.trim().is_empty()) {
@@ -443,19 +436,14 @@ mod tests {
     }
 
     #[test]
-    fn kinds_without_an_adapter_are_refused_at_their_kind() {
+    fn every_kind_parses() {
         let text = "[[source]]\nkind = \"cap\"\nurl = \"https://example.org/cap.atom\"\n\n\
                     [[source]]\nkind = \"ukrainealarm\"\nbase_url = \"https://api.ukrainealarm.com\"\ntoken_env = \"U\"\n";
         let (sources, errors) = parse(text);
         assert_eq!(sources.len(), 2, "both parse");
-        let at: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.message.as_str())).collect();
-        assert_eq!(
-            at,
-            [
-                (2, "kind = \"cap\" is not yet supported by this build"),
-                (6, "kind = \"ukrainealarm\" is not yet supported by this build")
-            ]
-        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(sources[0].common().kind, SourceKind::Cap);
+        assert_eq!(sources[1].common().name, "ukrainealarm");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 mod scenario;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ use crate::daemon::{self, Fanout, Running, Secrets};
 use crate::matcher::IndexDelta;
 use crate::messages::Lang;
 use crate::regions::RegionId;
-use crate::sim::feed::{FeedSim, FeedSimConfig, SimAlert};
+use crate::sim::feed::{FeedKind, FeedSim, FeedSimConfig, SimAlert};
 use crate::sim::telegram::{TelegramSim, TelegramSimConfig};
 use crate::store::{Import, SqliteStore, Store, SubscriberId};
 
@@ -50,6 +51,8 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
 /// tokens; a daemon started as a process (`sirena bench crash`) gets them set.
 pub const TELEGRAM_TOKEN_ENV: &str = "SIRENA_DEMO_TELEGRAM_TOKEN";
 pub const ALERTS_TOKEN_ENV: &str = "SIRENA_DEMO_ALERTS_TOKEN";
+/// Where the demo daemon finds the ukrainealarm key.
+pub const UKRAINEALARM_TOKEN_ENV: &str = "SIRENA_DEMO_UKRAINEALARM_TOKEN";
 
 /// The simulators, a config directory pointing at them, and a running daemon.
 pub struct Harness {
@@ -59,6 +62,8 @@ pub struct Harness {
     pub daemon: Running,
     pub fanouts: broadcast::Receiver<Fanout>,
     pub started: Instant,
+    /// The feeds the daemon polls.
+    pub sources: Vec<FeedKind>,
     secrets: Secrets,
     sims_cancel: CancellationToken,
     sims: TaskTracker,
@@ -93,6 +98,12 @@ pub struct Options {
     pub region_channels: Vec<(String, String)>,
     /// Wraps the store the daemon runs on (tests use it to make the store fail).
     pub wrap_store: Option<StoreWrapper>,
+    /// The feeds the daemon polls, all served by the one feed simulator from one
+    /// timeline; each becomes a `[[source]]` named after its kind.
+    pub sources: Vec<FeedKind>,
+    /// `[alerts]`: when a source is stale, and how long an implausible snapshot is held.
+    pub stale_after: Duration,
+    pub hold_implausible: Duration,
 }
 
 /// A function from the store the harness opened to the one the daemon gets.
@@ -125,6 +136,9 @@ impl Default for Options {
             kharkiv_extra: String::new(),
             region_channels: Vec::new(),
             wrap_store: None,
+            sources: vec![FeedKind::AlertsInUa],
+            stale_after: Duration::from_secs(60),
+            hold_implausible: Duration::from_secs(300),
         }
     }
 }
@@ -138,6 +152,24 @@ impl Options {
     /// for a daemon it runs as a separate process.
     pub fn settings(&self, feed: &str, telegram: &str) -> String {
         let l = &self.telegram_limits;
+        let poll = duration(self.poll);
+        let rpm = self.requests_per_min;
+        let sources: String = self
+            .sources
+            .iter()
+            .map(|kind| {
+                let (kind, at) = match kind {
+                    FeedKind::AlertsInUa => ("alerts_in_ua", format!("base_url = \"{feed}\"\ntoken_env = \"{ALERTS_TOKEN_ENV}\"")),
+                    FeedKind::UkraineAlarm => {
+                        ("ukrainealarm", format!("base_url = \"{feed}\"\ntoken_env = \"{UKRAINEALARM_TOKEN_ENV}\""))
+                    }
+                    FeedKind::Cap => ("cap", format!("url = \"{feed}/cap/index.atom\"")),
+                };
+                format!(
+                    "[[source]]\nkind = \"{kind}\"\n{at}\npoll = \"{poll}\"\ntimeout = \"1s\"\nmax_requests_per_min = {rpm}\n\n"
+                )
+            })
+            .collect();
         let paid: Vec<String> = self.paid_broadcast.iter().map(|p| format!("\"{}\"", p.as_str())).collect();
         let deadlines: String = Priority::ALL
             .iter()
@@ -151,15 +183,7 @@ impl Options {
 [store]
 path = "sirena.db"
 
-[[source]]
-kind = "alerts_in_ua"
-base_url = "{feed}"
-token_env = "{alerts_env}"
-poll = "{poll}"
-timeout = "1s"
-max_requests_per_min = {rpm}
-
-[telegram]
+{sources}[telegram]
 api_url = "{telegram}"
 token_env = "{telegram_env}"
 long_poll = "1s"
@@ -168,8 +192,8 @@ paid_broadcast = [{paid}]
 limits = {{ global_per_sec = {gps}, paid_per_sec = {pps}, per_chat_per_sec = {pcs}, group_per_min = {gpm}, margin = "{margin}" }}
 
 [alerts]
-stale_after = "1m"
-hold_implausible = "5m"
+stale_after = "{stale_after}"
+hold_implausible = "{hold}"
 
 [dispatch]
 max_in_flight = {mif}
@@ -179,10 +203,9 @@ superseded = "{superseded}"
 
 [dispatch.deadlines]
 {deadlines}"#,
-            alerts_env = ALERTS_TOKEN_ENV,
             telegram_env = TELEGRAM_TOKEN_ENV,
-            poll = duration(self.poll),
-            rpm = self.requests_per_min,
+            stale_after = duration(self.stale_after),
+            hold = duration(self.hold_implausible),
             send_timeout = duration(self.send_timeout),
             paid = paid.join(", "),
             gps = l.global_per_sec,
@@ -204,8 +227,21 @@ impl Harness {
     pub async fn start(opts: Options) -> anyhow::Result<Harness> {
         let sims_cancel = CancellationToken::new();
         let sims = TaskTracker::new();
-        let feed_cfg = FeedSimConfig { requests_per_min: opts.requests_per_min, ..FeedSimConfig::default() };
-        let feed_token = feed_cfg.token.clone();
+        let feed_cfg = FeedSimConfig {
+            requests_per_min: opts.requests_per_min,
+            ukrainealarm_requests_per_min: opts.requests_per_min,
+            ..FeedSimConfig::default()
+        };
+        let mut source_tokens = BTreeMap::new();
+        for kind in &opts.sources {
+            match kind {
+                FeedKind::AlertsInUa => source_tokens.insert("alerts_in_ua".to_owned(), feed_cfg.token.clone()),
+                FeedKind::UkraineAlarm => {
+                    source_tokens.insert("ukrainealarm".to_owned(), feed_cfg.ukrainealarm_key.clone())
+                }
+                FeedKind::Cap => None,
+            };
+        }
         let feed = FeedSim::start(feed_cfg, sims_cancel.clone(), &sims).await.context("feed simulator")?;
         let tg_cfg = opts.telegram_sim.clone();
         let tg_token = tg_cfg.token.clone();
@@ -236,7 +272,7 @@ impl Harness {
         store.import(opts.seed).await?;
         let secrets = Secrets {
             telegram: Some(config::secret::Secret::new(tg_token)),
-            sources: [("alerts_in_ua".to_owned(), config::secret::Secret::new(feed_token))].into(),
+            sources: source_tokens.into_iter().map(|(name, t)| (name, config::secret::Secret::new(t))).collect(),
         };
         let mut daemon = match &opts.wrap_store {
             Some(wrap) => daemon::start_with_store(config, secrets.clone(), (wrap.0)(Arc::new(store))).await?,
@@ -247,6 +283,7 @@ impl Harness {
         };
         let fanouts = daemon.first_fanouts.take().unwrap_or_else(|| daemon.fanouts.subscribe());
         Ok(Harness {
+            sources: opts.sources.clone(),
             feed,
             telegram,
             config_dir,
@@ -331,10 +368,16 @@ impl Harness {
         }
     }
 
-    /// Waits until the feed simulator has answered `n` more requests than `since`.
+    /// Requests the feed simulator has answered on the feeds the daemon polls.
+    pub fn feed_requests(&self) -> u64 {
+        self.sources.iter().map(|k| self.feed.requests_for(*k)).sum()
+    }
+
+    /// Waits until the feed simulator has answered `n` more requests than `since` (a
+    /// [`Harness::feed_requests`] count).
     pub async fn wait_polls(&self, since: u64, n: u64, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        while self.feed.requests() < since + n {
+        while self.feed_requests() < since + n {
             if tokio::time::Instant::now() >= deadline {
                 anyhow::bail!("the daemon stopped polling the feed");
             }

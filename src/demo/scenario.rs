@@ -7,7 +7,7 @@ use super::{Harness, Options, kharkiv_air_raid, luhansk};
 use crate::alerts::{AlertKind, Transition};
 use crate::daemon::{Fanout, describe};
 use crate::dispatch::DispatchStats;
-use crate::sim::feed::{Fault, SimAlert};
+use crate::sim::feed::{Fault, FeedKind, SimAlert};
 
 /// What a resident must receive, as markers that must appear in the message's
 /// first line, per language. Checked against the Telegram simulator's records, not
@@ -247,15 +247,19 @@ const CHANNEL: &str = "@sirena_kharkiv";
 const STEP: Duration = Duration::from_secs(30);
 
 /// Plays the scenario; returns whether every resident got exactly what they should.
-pub async fn run() -> anyhow::Result<bool> {
+pub async fn run(source: FeedKind) -> anyhow::Result<bool> {
     let opts = Options {
+        sources: vec![source],
         seed: crate::bench::residents(CROWD_FIRST_CHAT, CROWD, KHARKIV_CITY),
         region_channels: vec![(KHARKIV_OBLAST.to_owned(), CHANNEL.to_owned())],
         ..Options::default()
     };
     let mut h = Harness::start(opts).await?;
     h.telegram.add_channel(CHANNEL_ID, Some(CHANNEL.trim_start_matches('@')), "Харківщина: тривоги", true);
-    println!("sirena demo — Kupiansk raion, November 2023 (simulated feed and Telegram on loopback)\n");
+    println!(
+        "sirena demo — Kupiansk raion, November 2023 (simulated {} feed and Telegram on loopback)\n",
+        source.label()
+    );
     let result = play(&mut h).await;
     let ok = match result {
         Ok(ok) => ok,
@@ -337,10 +341,12 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
     delivered(h, before).await?;
 
     // 3. The feed misbehaves: nothing may end.
-    let since = h.feed.requests();
-    h.feed.inject(Fault::Status(500), 2);
-    h.feed.inject(Fault::Garbage, 1);
-    h.feed.inject(Fault::Truncated, 1);
+    let since = h.feed_requests();
+    for kind in h.sources.clone() {
+        h.feed.inject_for(kind, Fault::Status(500), 2);
+        h.feed.inject_for(kind, Fault::Garbage, 1);
+        h.feed.inject_for(kind, Fault::Truncated, 1);
+    }
     h.wait_polls(since, 5, STEP).await?;
     let stray = h.drain_fanouts();
     println!(
@@ -610,7 +616,7 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         counts.failed,
         counts.superseded,
         counts.expired,
-        h.feed.requests()
+        h.feed_requests()
     );
     println!(
         "{}",
@@ -625,6 +631,7 @@ fn kupiansk_raion_air_raid() -> SimAlert {
         location_uid: 123,
         location_title: "Куп’янський район".into(),
         location_type: "raion".into(),
+        katottg: Some(KUPIANSK_RAION.into()),
         ..kharkiv_air_raid()
     }
 }

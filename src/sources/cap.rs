@@ -14,6 +14,7 @@
 //! [`crate::alerts::cap::CapBook`]. Areas resolve to regions in
 //! [`crate::alerts::area`].
 
+pub mod feed;
 mod index;
 mod xml;
 

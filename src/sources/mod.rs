@@ -16,6 +16,7 @@
 
 pub mod alerts_in_ua;
 pub mod cap;
+pub mod decode;
 pub mod http;
 pub mod poll;
 pub mod ukrainealarm;
@@ -79,9 +80,6 @@ pub enum SourceError {
 pub enum BuildError {
     #[error(transparent)]
     Client(#[from] SourceError),
-    /// Config validation refuses these kinds, so only a `Config` built by hand gets here.
-    #[error("kind = \"{0}\" is not yet supported by this build")]
-    Unsupported(&'static str),
 }
 
 impl SourceSettings {
@@ -96,9 +94,20 @@ impl SourceSettings {
                 let http = HttpGet::new(&options, token.map(Auth::Bearer))?;
                 Ok((Box::new(alerts_in_ua::AlertsInUa::new(c.name, &s.base_url)), http))
             }
-            // The adapters wait for their decoders; see `ukrainealarm_feed` for the
-            // ukrainealarm one, ready to be given them.
-            SourceSettings::UkraineAlarm(_) | SourceSettings::Cap(_) => Err(BuildError::Unsupported(c.kind.as_str())),
+            SourceSettings::UkraineAlarm(s) => {
+                let http = HttpGet::new(&options, token.map(Auth::Raw))?;
+                let feed = ukrainealarm_feed::UkraineAlarm::new(
+                    c.name,
+                    &s.base_url,
+                    ukrainealarm::decode_status,
+                    ukrainealarm::decode_alerts,
+                );
+                Ok((Box::new(feed), http))
+            }
+            SourceSettings::Cap(s) => {
+                let http = HttpGet::new(&options, token.map(Auth::Bearer))?;
+                Ok((Box::new(cap::feed::CapFeed::new(c.name, &s.url)), http))
+            }
         }
     }
 

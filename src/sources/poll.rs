@@ -44,6 +44,12 @@ pub trait Feed: Send {
     /// After a snapshot with no alerts, the next poll must fetch a full snapshot
     /// rather than answer [`Polled::Unchanged`] from a cheaper check.
     async fn poll(&mut self, http: &mut HttpGet, tree: &RegionTree) -> Result<Polled, SourceError>;
+
+    /// True for a feed whose alerts end by explicit messages (CAP Cancel, expiry)
+    /// rather than by dropping out of a list: its snapshot may legitimately empty.
+    fn ends_explicitly(&self) -> bool {
+        false
+    }
 }
 
 /// A good answer.
@@ -212,7 +218,12 @@ impl Poller {
             h.consecutive_failures = 0;
             h.last_success = Some(at);
         });
-        Some(SourceReport::Observed(Observation { source: self.feed.name().to_owned(), at, alerts }))
+        Some(SourceReport::Observed(Observation {
+            source: self.feed.name().to_owned(),
+            at,
+            alerts,
+            explicit_ends: self.feed.ends_explicitly(),
+        }))
     }
 
     fn tell_unmapped(&mut self, unmapped: &[Unmapped]) {

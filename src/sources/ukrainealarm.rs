@@ -50,6 +50,8 @@ pub fn decode_alerts(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceEr
 
 /// Decodes one webhook push: a single region record.
 pub fn decode_record(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceError> {
+    // A record without its own region id says nothing about where.
+    record_region_id(body)?;
     let value = parse(body)?;
     let mut out = Collector::default();
     out.record(&value, "", tree)?;

@@ -5,10 +5,12 @@
 //! (or the last snapshot was empty, or there is none). The key goes in
 //! `Authorization` as it is ([`Auth::Raw`](super::Auth::Raw)).
 //!
-//! The decoders are written in `ukrainealarm.rs`, separately; this adapter takes them
-//! as functions so it can be built and tested before they land. Once they are in,
-//! `SourceSettings::build` passes `ukrainealarm::decode_status` and
-//! `ukrainealarm::decode_alerts`, and this file can move into `ukrainealarm.rs`.
+//! The decoders are in `ukrainealarm.rs`; this adapter takes them as functions, so its
+//! tests can drive it with simpler ones.
+//!
+//! The provider answers throttling with 401, not 429. A 401 after requests that
+//! worked is taken for throttling (the poller backs off) until it has repeated
+//! [`THROTTLING_401S`] times in a row; then it is what it says, a refused key.
 
 use async_trait::async_trait;
 
@@ -20,8 +22,14 @@ pub type DecodeStatus = fn(&[u8]) -> Result<u64, SourceError>;
 /// `/api/v3/alerts` body → the snapshot.
 pub type DecodeAlerts = fn(&[u8], &RegionTree) -> Result<Decoded, SourceError>;
 
+/// 401s in a row, after the key has worked, still read as throttling.
+pub const THROTTLING_401S: u32 = 5;
+
 pub struct UkraineAlarm {
     name: String,
+    /// The key has been accepted at least once.
+    worked: bool,
+    unauthorized_in_row: u32,
     status_url: String,
     alerts_url: String,
     decode_status: DecodeStatus,
@@ -38,6 +46,8 @@ impl UkraineAlarm {
         let base = base_url.trim_end_matches('/');
         UkraineAlarm {
             name: name.to_owned(),
+            worked: false,
+            unauthorized_in_row: 0,
             status_url: format!("{base}/api/v3/alerts/status"),
             alerts_url: format!("{base}/api/v3/alerts"),
             decode_status,
@@ -55,6 +65,26 @@ impl Feed for UkraineAlarm {
     }
 
     async fn poll(&mut self, http: &mut HttpGet, tree: &RegionTree) -> Result<Polled, SourceError> {
+        match self.ask(http, tree).await {
+            Err(SourceError::Status { status: 401, message })
+                if self.worked && self.unauthorized_in_row < THROTTLING_401S =>
+            {
+                self.unauthorized_in_row += 1;
+                tracing::debug!(source = %self.name, message, in_row = self.unauthorized_in_row, "401 after working requests: throttled");
+                Err(SourceError::RateLimited { retry_after: None })
+            }
+            Err(e) => Err(e),
+            Ok(polled) => {
+                self.worked = true;
+                self.unauthorized_in_row = 0;
+                Ok(polled)
+            }
+        }
+    }
+}
+
+impl UkraineAlarm {
+    async fn ask(&mut self, http: &mut HttpGet, tree: &RegionTree) -> Result<Polled, SourceError> {
         let index = match http.get(&self.status_url).await? {
             Fetched::NotModified => self.status_index,
             Fetched::Body(body) => {

@@ -164,6 +164,15 @@ impl FeedKind {
             FeedKind::Cap => 2,
         }
     }
+
+    /// The feed's name as people write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            FeedKind::AlertsInUa => "alerts.in.ua",
+            FeedKind::UkraineAlarm => "ukrainealarm",
+            FeedKind::Cap => "CAP",
+        }
+    }
 }
 
 /// Where webhook pushes go: a URL on loopback, with a secret in a header.

@@ -1,0 +1,115 @@
+//! `sirena feed decode`: one saved payload through the same decoders the pollers use,
+//! printed as normalised alerts, so an operator can check what sirena makes of it.
+
+use serde_json::json;
+
+use super::{Decoded, SourceError, alerts_in_ua, cap, ukrainealarm};
+use crate::alerts::cap::{CapApplied, CapBook};
+use crate::alerts::state::ObservedAlert;
+use crate::regions::RegionTree;
+
+/// Which feed a payload comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    AlertsInUa,
+    UkraineAlarm,
+    Cap,
+}
+
+/// What a payload holds: one JSON object per alert, and notes on what was not an
+/// alert (unmapped ids, ignored CAP messages, an index's entries).
+#[derive(Debug, Default)]
+pub struct Output {
+    pub lines: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+pub fn decode(payload: Payload, body: &[u8], tree: &RegionTree) -> Result<Output, SourceError> {
+    match payload {
+        Payload::AlertsInUa => Ok(output("alerts_in_ua", alerts_in_ua::decode(body, tree)?, tree)),
+        Payload::UkraineAlarm => {
+            // `/api/v3/alerts` is a list, a webhook push one record, the status index
+            // an object with `lastActionIndex`.
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| SourceError::Decode(format!("not JSON: {e}")))?;
+            if value.is_array() {
+                Ok(output("ukrainealarm", ukrainealarm::decode_alerts(body, tree)?, tree))
+            } else if let Some(states) = value.get("states").and_then(|s| s.as_array()) {
+                Ok(Output {
+                    lines: Vec::new(),
+                    notes: vec![format!("a regions tree (/api/v3/regions) of {} oblasts, no alerts", states.len())],
+                })
+            } else if value.get("lastActionIndex").is_some() {
+                let index = ukrainealarm::decode_status(body)?;
+                Ok(Output { lines: Vec::new(), notes: vec![format!("status index: lastActionIndex {index}")] })
+            } else {
+                Ok(output("ukrainealarm", ukrainealarm::decode_record(body, tree)?, tree))
+            }
+        }
+        Payload::Cap => decode_cap(body, tree),
+    }
+}
+
+fn decode_cap(body: &[u8], tree: &RegionTree) -> Result<Output, SourceError> {
+    let messages = match cap::decode_message(body) {
+        Ok(msg) => vec![msg],
+        Err(message_error) => {
+            let entries = cap::decode_index(body).map_err(|index_error| {
+                SourceError::Decode(format!("neither a CAP message ({message_error}) nor an index ({index_error})"))
+            })?;
+            let mut notes = Vec::new();
+            let mut messages = Vec::new();
+            for e in entries {
+                match e.embedded {
+                    Some(msg) => messages.push(msg),
+                    None => notes.push(format!("index entry {} → {}", e.id, e.url.unwrap_or_default())),
+                }
+            }
+            if messages.is_empty() {
+                return Ok(Output { lines: Vec::new(), notes });
+            }
+            messages
+        }
+    };
+    let mut book = CapBook::default();
+    let mut notes = Vec::new();
+    // A saved message is judged as of when it was sent, so an old one is not expired.
+    let mut now = chrono::Utc::now();
+    for msg in &messages {
+        let sent = msg.sent.to_utc();
+        now = now.min(sent);
+        match book.apply(msg, sent, tree) {
+            CapApplied::Ignored(why) => notes.push(format!("message {}: ignored ({why:?})", msg.identifier)),
+            applied => notes.push(format!("message {}: {applied:?}", msg.identifier)),
+        }
+    }
+    let alerts = book.observed(now);
+    Ok(output("cap", Decoded { alerts, unmapped: Vec::new() }, tree).with_notes(notes))
+}
+
+impl Output {
+    fn with_notes(mut self, notes: Vec<String>) -> Output {
+        self.notes.splice(0..0, notes);
+        self
+    }
+}
+
+fn output(source: &str, decoded: Decoded, tree: &RegionTree) -> Output {
+    let lines = decoded.alerts.iter().map(|a| line(source, a, tree)).collect();
+    let notes = decoded.unmapped.iter().map(|u| format!("unmapped feed id {} ({})", u.id, u.title)).collect();
+    Output { lines, notes }
+}
+
+fn line(source: &str, a: &ObservedAlert, tree: &RegionTree) -> String {
+    json!({
+        "source": source,
+        "kind": a.key.kind.as_str(),
+        "raw_kind": a.raw_kind,
+        "region": a.key.region.as_str(),
+        "region_name": tree.name(&a.key.region, crate::messages::Lang::En),
+        "level": a.level.as_ref().map(|l| l.as_str()),
+        "threats": a.threats.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "started_at": a.started_at.to_rfc3339(),
+    })
+    .to_string()
+}

@@ -1,0 +1,110 @@
+//! `sirena feed decode` over every payload in `../shared/data`: each file decodes, or is
+//! rejected with an error that says what is wrong, and the real samples come out as
+//! the alerts they hold.
+//!
+//! Without the data these tests print `SKIP` and pass, unless `SIRENA_REQUIRE_SHARED=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sirena");
+
+fn shared_data() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("SIRENA_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
+        panic!("SIRENA_REQUIRE_SHARED=1 but {} does not exist", dir.display());
+    }
+    println!("SKIP: ../shared/data not found");
+    None
+}
+
+struct Decoded {
+    ok: bool,
+    lines: Vec<serde_json::Value>,
+    stderr: String,
+}
+
+fn decode(source: &str, file: &Path) -> Decoded {
+    let out = Command::new(BIN)
+        .args(["feed", "decode", "--source", source, "--config", "config"])
+        .arg(file)
+        .output()
+        .expect("binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not a JSON line ({e}): {l}", file.display())))
+        .collect();
+    Decoded { ok: out.status.success(), lines, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+fn payloads(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("readable")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| !p.to_string_lossy().ends_with(".source.txt"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shared_payload_decodes_or_says_why_not() {
+    let Some(data) = shared_data() else { return };
+    for (folder, source) in [("alerts_in_ua", "alerts-in-ua"), ("ukrainealarm", "ukrainealarm"), ("cap", "cap")] {
+        for file in payloads(&data.join(folder)) {
+            let d = decode(source, &file);
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            if d.ok {
+                for line in &d.lines {
+                    for key in ["source", "kind", "region", "level", "threats", "started_at"] {
+                        assert!(line.get(key).is_some(), "{name}: line without `{key}`: {line}");
+                    }
+                }
+            } else {
+                // The error names the file and what in it is wrong.
+                let reason = d.stderr.trim();
+                assert!(reason.starts_with(&file.display().to_string()), "{name}: {reason}");
+                assert!(
+                    reason.len() > file.display().to_string().len() + 10,
+                    "{name}: an error that says nothing: {reason}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn real_samples_come_out_as_their_alerts() {
+    let Some(data) = shared_data() else { return };
+    let luhansk = decode("alerts-in-ua", &data.join("alerts_in_ua/ralertsinua_active_alerts_sample.json"));
+    assert!(luhansk.ok, "{}", luhansk.stderr);
+    assert_eq!(luhansk.lines.len(), 1);
+    assert_eq!(luhansk.lines[0]["region"], "UA44000000000018893", "the uid comes as a string");
+    assert_eq!(luhansk.lines[0]["kind"], "air_raid");
+    assert_eq!(luhansk.lines[0]["started_at"], "2022-04-04T16:45:39+00:00");
+
+    let php = decode("alerts-in-ua", &data.join("alerts_in_ua/php_fixture_active_alerts.json"));
+    assert!(php.ok, "{}", php.stderr);
+    assert!(php.lines.iter().any(|l| l["region"] == "UA63000000000041885"), "Kharkiv oblast, uid as an int");
+
+    let history = decode("alerts-in-ua", &data.join("alerts_in_ua/php_fixture_alerts_history.json"));
+    assert!(
+        history.lines.iter().all(|l| l["started_at"] != "2023-04-14T10:00:00+00:00"),
+        "finished alerts are not active"
+    );
+
+    let wrong = decode("alerts-in-ua", &data.join("alerts_in_ua/locations_hierarchy.json"));
+    assert!(!wrong.ok && wrong.stderr.contains("alerts"), "names the missing field: {}", wrong.stderr);
+
+    let regions = decode("ukrainealarm", &data.join("ukrainealarm/regions_v3_2022-07.json"));
+    assert!(regions.ok && regions.lines.is_empty() && regions.stderr.contains("regions tree"), "{}", regions.stderr);
+
+    // A US CAP Cancel for an alert sirena never saw: logged and ignored.
+    let cancel = decode("cap", &data.join("cap/ipaws-cap12-cancel-signed.xml"));
+    assert!(cancel.ok && cancel.lines.is_empty(), "{}", cancel.stderr);
+    assert!(cancel.stderr.contains("UnknownReference"), "{}", cancel.stderr);
+}
