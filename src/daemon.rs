@@ -35,6 +35,7 @@ use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
 use crate::sources::{Poller, SourceHealth};
 use crate::store::{NodeId, SqliteStore, Store};
+use crate::web::{WebStats, Webhook};
 
 pub use crate::pipeline::Fanout;
 
@@ -48,6 +49,8 @@ pub struct Secrets {
     pub telegram: Option<Secret>,
     /// Each source's token, by source name.
     pub sources: BTreeMap<String, Secret>,
+    /// Each source's webhook secret, by source name.
+    pub webhooks: BTreeMap<String, Secret>,
 }
 
 impl Secrets {
@@ -55,11 +58,16 @@ impl Secrets {
     pub fn from_env(config: &Config) -> anyhow::Result<Secrets> {
         let s = &config.settings;
         let mut sources = BTreeMap::new();
+        let mut webhooks = BTreeMap::new();
         for source in &s.sources {
             let c = source.common();
             if let Some(var) = c.token_env {
                 let token = Secret::from_env(var).with_context(|| format!("token of source {}", c.name))?;
                 sources.insert(c.name.to_owned(), token);
+            }
+            if let Some(var) = source.webhook_secret_env() {
+                let secret = Secret::from_env(var).with_context(|| format!("webhook secret of source {}", c.name))?;
+                webhooks.insert(c.name.to_owned(), secret);
             }
         }
         Ok(Secrets {
@@ -68,6 +76,7 @@ impl Secrets {
                 None => None,
             },
             sources,
+            webhooks,
         })
     }
 }
@@ -94,6 +103,9 @@ pub struct Running {
     pub reloads: watch::Receiver<u64>,
     /// Each source's health, by source name.
     pub sources: BTreeMap<String, watch::Receiver<SourceHealth>>,
+    /// Where `[http] listen` was bound (with its real port when the config said 0).
+    pub web_addr: Option<std::net::SocketAddr>,
+    pub web: Arc<WebStats>,
     failure: watch::Receiver<Option<Failure>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -201,6 +213,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     // Everything that can fail is built before anything is spawned, so a failed start
     // leaves no task running.
     let mut pollers = Vec::new();
+    let mut hooks = Vec::new();
     let mut health = BTreeMap::new();
     for source in &config.settings.sources {
         let c = source.common();
@@ -210,12 +223,34 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         }
         let (feed, http) = source.build(token).with_context(|| format!("source {}", c.name))?;
         let (poller, h) = Poller::new(feed, http, source.schedule(), tree_rx.clone(), report_tx.clone());
+        if source.webhook_secret_env().is_some() {
+            let secret = secrets
+                .webhooks
+                .get(c.name)
+                .cloned()
+                .with_context(|| format!("source {} has a webhook but no secret", c.name))?;
+            hooks.push(Webhook { source: c.name.to_owned(), secret, nudge: poller.nudger() });
+        }
         pollers.push((c.name.to_owned(), poller));
         health.insert(c.name.to_owned(), h);
     }
     if pollers.is_empty() {
         tracing::warn!("no [[source]] configured: sirena hears no alerts");
     }
+    let web = match &config.settings.http {
+        Some(http) => {
+            let listener = tokio::net::TcpListener::bind(http.listen)
+                .await
+                .with_context(|| format!("[http] listen = \"{}\"", http.listen))?;
+            Some(listener)
+        }
+        None if !hooks.is_empty() => {
+            anyhow::bail!("source {} takes webhook pushes but sirena.toml has no [http] listen", hooks[0].source)
+        }
+        None => None,
+    };
+    let web_addr = web.as_ref().and_then(|l| l.local_addr().ok());
+    let web_stats = Arc::new(WebStats::default());
     let telegram = match &config.settings.telegram {
         Some(t) => {
             let token = secrets.telegram.clone().context("telegram is configured but has no bot token")?;
@@ -280,6 +315,11 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         sup.spawn(task, lane.run(cancel.clone(), GRACE));
     }
 
+    if let Some(listener) = web {
+        tracing::info!(addr = ?web_addr, webhooks = hooks.len(), "HTTP endpoint listening");
+        let (tree, stats, c) = (tree_rx.clone(), web_stats.clone(), cancel.clone());
+        sup.spawn("http endpoint", crate::web::serve(listener, hooks, tree, stats, c));
+    }
     for (name, poller) in pollers {
         let c = cancel.clone();
         sup.spawn(format!("source {name}"), async move {
@@ -321,6 +361,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         deltas: delta_tx,
         reloads,
         sources: health,
+        web_addr,
+        web: web_stats,
         failure: failure_rx,
         cancel,
         tracker,

@@ -21,6 +21,7 @@
 //! - [`channels`]: the closed set of channels and their adapters (Telegram).
 //! - [`bot`]: residents talk to sirena.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
+//! - [`web`]: the daemon's HTTP endpoint (feed webhooks).
 //! - [`sim`]: simulators of the platforms, for the demo and the tests.
 //! - [`demo`]: the Kupiansk scenario end to end.
 //! - [`bench`]: `sirena bench …`: the figures in docs/benchmarks.md.
@@ -41,3 +42,4 @@ pub mod regions;
 pub mod sim;
 pub mod sources;
 pub mod store;
+pub mod web;

@@ -116,6 +116,16 @@ pub struct Settings {
     pub alerts: AlertSettings,
     #[serde(default)]
     pub dispatch: DispatchSettings,
+    /// The daemon's own HTTP endpoint (feed webhooks); off when absent.
+    pub http: Option<HttpSettings>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address and port to listen on, e.g. `127.0.0.1:8640` (behind a reverse proxy
+    /// that terminates TLS) or `0.0.0.0:8640`.
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Clone, Debug, Deserialize)]

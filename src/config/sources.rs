@@ -93,6 +93,11 @@ pub struct UkraineAlarmSettings {
     pub name: Option<String>,
     pub base_url: String,
     pub token_env: String,
+    /// The environment variable holding the shared secret of the webhook receiver
+    /// (`POST /webhooks/NAME/SECRET` on `[http] listen`): a push makes the source poll
+    /// at once instead of at its next interval. No webhook when absent.
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
     #[serde(with = "humantime_serde", default = "default_poll")]
     pub poll: Duration,
     #[serde(with = "humantime_serde", default = "default_timeout")]
@@ -179,6 +184,14 @@ impl SourceSettings {
             timeout,
             max_requests_per_min: rpm,
             max_body,
+        }
+    }
+
+    /// The environment variable of the source's webhook secret, if it takes pushes.
+    pub fn webhook_secret_env(&self) -> Option<&str> {
+        match self {
+            SourceSettings::UkraineAlarm(s) => s.webhook_secret_env.as_deref(),
+            SourceSettings::AlertsInUa(_) | SourceSettings::Cap(_) => None,
         }
     }
 

@@ -51,6 +51,9 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
 /// tokens; a daemon started as a process (`sirena bench crash`) gets them set.
 pub const TELEGRAM_TOKEN_ENV: &str = "SIRENA_DEMO_TELEGRAM_TOKEN";
 pub const ALERTS_TOKEN_ENV: &str = "SIRENA_DEMO_ALERTS_TOKEN";
+/// Where the demo daemon finds the ukrainealarm webhook's secret, and its value.
+pub const WEBHOOK_SECRET_ENV: &str = "SIRENA_DEMO_WEBHOOK_SECRET";
+pub const WEBHOOK_SECRET: &str = "sim-webhook-secret";
 /// Where the demo daemon finds the ukrainealarm key.
 pub const UKRAINEALARM_TOKEN_ENV: &str = "SIRENA_DEMO_UKRAINEALARM_TOKEN";
 
@@ -104,6 +107,9 @@ pub struct Options {
     /// `[alerts]`: when a source is stale, and how long an implausible snapshot is held.
     pub stale_after: Duration,
     pub hold_implausible: Duration,
+    /// The daemon listens on `127.0.0.1:0` and its ukrainealarm source takes webhook
+    /// pushes ([`Harness::webhook`]).
+    pub webhook: bool,
 }
 
 /// A function from the store the harness opened to the one the daemon gets.
@@ -139,6 +145,7 @@ impl Default for Options {
             sources: vec![FeedKind::AlertsInUa],
             stale_after: Duration::from_secs(60),
             hold_implausible: Duration::from_secs(300),
+            webhook: false,
         }
     }
 }
@@ -161,7 +168,12 @@ impl Options {
                 let (kind, at) = match kind {
                     FeedKind::AlertsInUa => ("alerts_in_ua", format!("base_url = \"{feed}\"\ntoken_env = \"{ALERTS_TOKEN_ENV}\"")),
                     FeedKind::UkraineAlarm => {
-                        ("ukrainealarm", format!("base_url = \"{feed}\"\ntoken_env = \"{UKRAINEALARM_TOKEN_ENV}\""))
+                        let hook = if self.webhook {
+                            format!("\nwebhook_secret_env = \"{WEBHOOK_SECRET_ENV}\"")
+                        } else {
+                            String::new()
+                        };
+                        ("ukrainealarm", format!("base_url = \"{feed}\"\ntoken_env = \"{UKRAINEALARM_TOKEN_ENV}\"{hook}"))
                     }
                     FeedKind::Cap => ("cap", format!("url = \"{feed}/cap/index.atom\"")),
                 };
@@ -170,6 +182,7 @@ impl Options {
                 )
             })
             .collect();
+        let http = if self.webhook { "[http]\nlisten = \"127.0.0.1:0\"\n\n" } else { "" };
         let paid: Vec<String> = self.paid_broadcast.iter().map(|p| format!("\"{}\"", p.as_str())).collect();
         let deadlines: String = Priority::ALL
             .iter()
@@ -183,7 +196,7 @@ impl Options {
 [store]
 path = "sirena.db"
 
-{sources}[telegram]
+{sources}{http}[telegram]
 api_url = "{telegram}"
 token_env = "{telegram_env}"
 long_poll = "1s"
@@ -273,6 +286,11 @@ impl Harness {
         let secrets = Secrets {
             telegram: Some(config::secret::Secret::new(tg_token)),
             sources: source_tokens.into_iter().map(|(name, t)| (name, config::secret::Secret::new(t))).collect(),
+            webhooks: if opts.webhook {
+                [("ukrainealarm".to_owned(), config::secret::Secret::new(WEBHOOK_SECRET))].into()
+            } else {
+                BTreeMap::new()
+            },
         };
         let mut daemon = match &opts.wrap_store {
             Some(wrap) => daemon::start_with_store(config, secrets.clone(), (wrap.0)(Arc::new(store))).await?,
@@ -366,6 +384,18 @@ impl Harness {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Points the feed simulator's ukrainealarm pushes at the daemon's webhook, so each
+    /// change arrives at once (needs `Options::webhook`).
+    pub fn webhook(&self) -> anyhow::Result<()> {
+        let addr = self.daemon.web_addr.context("the daemon has no HTTP endpoint (Options::webhook)")?;
+        self.feed.set_webhook(Some(crate::sim::feed::WebhookTarget {
+            url: format!("http://{addr}/webhooks/ukrainealarm"),
+            secret_header: crate::web::SECRET_HEADER.to_owned(),
+            secret: WEBHOOK_SECRET.to_owned(),
+        }));
+        Ok(())
     }
 
     /// Requests the feed simulator has answered on the feeds the daemon polls.

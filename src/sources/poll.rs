@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -116,6 +116,8 @@ pub struct Poller {
     last_good: Option<Vec<ObservedAlert>>,
     /// Unmapped ids already logged.
     told_unmapped: HashSet<String>,
+    /// Rung by a webhook push: poll now rather than at the next interval.
+    nudge: Arc<Notify>,
 }
 
 impl Poller {
@@ -138,8 +140,15 @@ impl Poller {
             seed,
             last_good: None,
             told_unmapped: HashSet::new(),
+            nudge: Arc::new(Notify::new()),
         };
         (poller, health_rx)
+    }
+
+    /// What a webhook rings to make this source poll now. A nudge never cuts short a
+    /// rate limit's wait: the feed asked for that.
+    pub fn nudger(&self) -> Arc<Notify> {
+        self.nudge.clone()
     }
 
     /// Fixes the jitter's sequence, for tests.
@@ -150,11 +159,19 @@ impl Poller {
 
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut next = Instant::now();
+        // No request before this, nudged or not: a 429's Retry-After.
+        let mut held_until = Instant::now();
         let mut failures = 0u32;
+        let nudge = self.nudge.clone();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep_until(next) => {}
+                () = nudge.notified() => {
+                    if Instant::now() < held_until {
+                        continue;
+                    }
+                }
             }
             let started = Instant::now();
             let tree = self.tree.borrow().clone();
@@ -173,7 +190,8 @@ impl Poller {
                     let jitter = self.jitter();
                     next = started + self.schedule.backoff(failures, jitter);
                     if let SourceError::RateLimited { retry_after } = &error {
-                        next = next.max(Instant::now() + retry_after.unwrap_or(self.schedule.rate_limited));
+                        held_until = Instant::now() + retry_after.unwrap_or(self.schedule.rate_limited);
+                        next = next.max(held_until);
                     }
                     if matches!(error, SourceError::Decode(_)) {
                         // What came was not what the validators describe; start over.
