@@ -22,7 +22,7 @@ async fn harness() -> Harness {
         poll: Duration::from_secs(600),
         ..Options::default()
     };
-    let mut h = Harness::start(opts).await.expect("harness");
+    let h = Harness::start(opts).await.expect("harness");
     h.add_resident(CHAT, KHARKIV_CITY, Lang::Uk).await.expect("resident");
     // The first poll, at start, has happened once the source reports.
     h.wait_polls(0, 1, WAIT).await.expect("first poll");
