@@ -35,6 +35,7 @@ use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
 use crate::sources::{Poller, SourceHealth};
 use crate::store::{NodeId, SqliteStore, Store};
+use crate::alerts::status::StatusView;
 use crate::web::{WebStats, Webhook};
 
 pub use crate::pipeline::Fanout;
@@ -103,6 +104,14 @@ pub struct Running {
     pub reloads: watch::Receiver<u64>,
     /// Each source's health, by source name.
     pub sources: BTreeMap<String, watch::Receiver<SourceHealth>>,
+    /// What is active and how the feeds stand (what `/status` reads).
+    pub status: watch::Receiver<Arc<StatusView>>,
+    /// Operators' notices about the feeds, as they happen.
+    pub notices: broadcast::Sender<crate::pipeline::Notice>,
+    /// Source reports the pipeline has handled.
+    pub reports_seen: watch::Receiver<u64>,
+    /// Where sources send their reports: tools and tests may send observations too.
+    pub reports_in: mpsc::Sender<crate::sources::SourceReport>,
     /// Where `[http] listen` was bound (with its real port when the config said 0).
     pub web_addr: Option<std::net::SocketAddr>,
     pub web: Arc<WebStats>,
@@ -205,6 +214,10 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (delta_tx, delta_rx) = mpsc::unbounded_channel();
     let (failure_tx, failure_rx) = watch::channel(None);
     let (reloaded_tx, reloads) = watch::channel(0u64);
+    let stale_after = chrono::Duration::from_std(config.settings.alerts.stale_after).unwrap_or(chrono::Duration::minutes(5));
+    let (status_tx, status_rx) = watch::channel(Arc::new(StatusView::empty(stale_after)));
+    let (notices, _) = broadcast::channel(256);
+    let (reports_seen_tx, reports_seen) = watch::channel(0u64);
     let policy = Arc::new(DeliveryPolicy {
         settings: config.settings.dispatch.clone(),
         paid: config.settings.telegram.as_ref().map(|t| t.paid_broadcast.clone()).unwrap_or_default(),
@@ -268,6 +281,9 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         tree: tree_tx,
         composer: composer_tx,
         reloaded: reloaded_tx,
+        status: status_tx,
+        notices: notices.clone(),
+        reports: reports_seen_tx,
     };
     let pipeline = Pipeline::restore(config, store.clone(), policy.clone(), outputs).await?;
 
@@ -327,16 +343,24 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             Ok::<(), std::convert::Infallible>(())
         });
     }
-    drop(report_tx);
 
     if let Some((t, poller, sender, limiter)) = telegram {
         let conversation = Arc::new(Conversation {
             store: store.clone(),
             tree: tree_rx.clone(),
-            composer: composer_rx,
+            composer: composer_rx.clone(),
             deltas: delta_tx.clone(),
+            status: status_rx.clone(),
         });
         let replies = bot::Replies { channel: sender, limiter };
+        if !t.operators.is_empty() {
+            let (operators, replies, composer) = (t.operators.clone(), replies.clone(), composer_rx.clone());
+            let (rx, c) = (notices.subscribe(), cancel.clone());
+            sup.spawn("operator notices", async move {
+                tell_operators(rx, operators, replies, composer, c).await;
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
         let (c, tr) = (cancel.clone(), tracker.clone());
         sup.spawn("bot", async move {
             bot::run(poller, conversation, replies, t.long_poll, c, tr).await;
@@ -361,12 +385,64 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         deltas: delta_tx,
         reloads,
         sources: health,
+        status: status_rx,
+        notices,
+        reports_seen,
+        reports_in: report_tx,
         web_addr,
         web: web_stats,
         failure: failure_rx,
         cancel,
         tracker,
     })
+}
+
+/// Sends every operator notice to the operators' Telegram chats, in Ukrainian (they
+/// are civil-protection staff), through the bot's limiter. A notice missed because the
+/// channel overflowed is logged, never fatal.
+async fn tell_operators(
+    mut rx: broadcast::Receiver<crate::pipeline::Notice>,
+    operators: Vec<i64>,
+    replies: bot::Replies,
+    composer: watch::Receiver<Arc<crate::messages::Composer>>,
+    cancel: CancellationToken,
+) {
+    use crate::pipeline::Notice;
+    loop {
+        let notice = tokio::select! {
+            () = cancel.cancelled() => return,
+            n = rx.recv() => match n {
+                Ok(n) => n,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "operator notices came faster than they could be sent");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        let c = composer.borrow().clone();
+        let lang = crate::messages::Lang::Uk;
+        let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map_or("—".to_owned(), |t| crate::messages::kyiv(t).format("%d.%m %H:%M").to_string())
+        };
+        let text = match &notice {
+            Notice::SourceStale { source, last_ok } => {
+                c.text(lang, "notice-source-stale", &[("source", source), ("since", &time(*last_ok))], source)
+            }
+            Notice::SourceRecovered { source } => c.text(lang, "notice-source-recovered", &[("source", source)], source),
+            Notice::AllStale { since } => c.text(lang, "notice-all-stale", &[("since", &time(*since))], "all stale"),
+            Notice::SnapshotHeld { source, held } => {
+                c.text(lang, "notice-snapshot-held", &[("source", source), ("held", &held.to_string())], source)
+            }
+            Notice::SnapshotBelieved { source, since } => {
+                c.text(lang, "notice-snapshot-believed", &[("source", source), ("since", &time(Some(*since)))], source)
+            }
+        };
+        let text = crate::messages::escape(&text);
+        for op in &operators {
+            replies.notify(*op, text.clone()).await;
+        }
+    }
 }
 
 /// Runs the daemon until `shutdown` resolves (SIGTERM or Ctrl-C in `sirena run`), or

@@ -19,17 +19,18 @@
 //! saved only once they are in the outbox, so a restart replays them too. A store that
 //! keeps failing stops the pipeline, and with it the daemon.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::coverage::overlaps;
 use crate::alerts::orders::OrderBook;
 use crate::alerts::state::{AlertState, Applied, Suspect};
+use crate::alerts::status::{OrderInForce, StatusView};
 use crate::alerts::{AlertKind, Event, EventDetail, Priority, Transition};
 use crate::config::{Config, ConfigErrors};
 use crate::dispatch::DeliveryPolicy;
@@ -68,6 +69,26 @@ pub struct Outputs {
     /// Bumped after every config reload the pipeline applied, so whoever waits for a
     /// reload (tests, operators' tools) sees it happen instead of guessing.
     pub reloaded: watch::Sender<u64>,
+    /// What is active and how the sources stand, after every change (`/status`).
+    pub status: watch::Sender<Arc<StatusView>>,
+    /// What operators must hear about the feeds (also logged and counted).
+    pub notices: broadcast::Sender<Notice>,
+    /// Source reports handled so far, so a test can wait for one instead of guessing.
+    pub reports: watch::Sender<u64>,
+}
+
+/// Something operators must know about the feeds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// No believed answer for `stale_after`: the source neither starts nor ends alerts.
+    SourceStale { source: String, last_ok: Option<DateTime<Utc>> },
+    SourceRecovered { source: String },
+    /// Every source is stale: residents' `/status` says "unknown".
+    AllStale { since: Option<DateTime<Utc>> },
+    /// An implausible snapshot whose all-clears are held.
+    SnapshotHeld { source: String, held: usize },
+    /// An implausible snapshot that persisted for the whole window and was believed.
+    SnapshotBelieved { source: String, since: DateTime<Utc> },
 }
 
 /// The pipeline's inputs.
@@ -89,6 +110,12 @@ pub struct Pipeline {
     unpublished: Vec<Event>,
     failing_since: Option<tokio::time::Instant>,
     out: Outputs,
+    /// Configured sources, by name.
+    sources: Vec<String>,
+    started: DateTime<Utc>,
+    stale_told: BTreeSet<String>,
+    all_stale_told: bool,
+    held_told: BTreeSet<String>,
 }
 
 impl Pipeline {
@@ -122,6 +149,7 @@ impl Pipeline {
         };
         store.sync_region_channels(region_channels(&config.tree)).await?;
         let index = build_index(&config.tree, &*store).await?;
+        let sources: Vec<String> = config.settings.sources.iter().map(|s| s.name().to_owned()).collect();
         Ok(Pipeline {
             config,
             store,
@@ -133,6 +161,11 @@ impl Pipeline {
             unpublished: Vec::new(),
             failing_since: None,
             out,
+            sources,
+            started: Utc::now(),
+            stale_told: BTreeSet::new(),
+            all_stale_told: false,
+            held_told: BTreeSet::new(),
         })
     }
 
@@ -151,12 +184,17 @@ impl Pipeline {
                 () = cancel.cancelled() => return Ok(()),
                 // Deltas first: the index is current before any event is matched.
                 Some(delta) = inputs.deltas.recv() => self.on_delta(delta).await?,
-                Some(report) = inputs.reports.recv() => self.on_report(report).await?,
+                Some(report) = inputs.reports.recv() => {
+                    self.on_report(report).await?;
+                    self.watch_health(Utc::now());
+                    self.out.reports.send_modify(|n| *n += 1);
+                }
                 Some(reload) = inputs.reloads.recv() => self.on_reload(reload).await?,
                 _ = tick.tick() => {
-                    // Expiry needs no file change to happen.
+                    // Expiry needs no file change to happen, nor staleness a report.
                     let events = self.orders.apply(&self.config.orders, Utc::now());
                     self.publish(events).await?;
+                    self.watch_health(Utc::now());
                 }
                 _ = retry.tick(), if !self.unpublished.is_empty() => self.publish(Vec::new()).await?,
             }
@@ -171,18 +209,29 @@ impl Pipeline {
                 }
                 let Applied { events, suspect } = self.alerts.apply(&obs, &self.config.tree);
                 match suspect {
-                    Some(Suspect::Holding { since, held }) => tracing::warn!(
-                        source = %obs.source,
-                        %since,
-                        held,
-                        "implausible snapshot (empty, or losing long-standing alerts with most others); its all-clears are held"
-                    ),
-                    Some(Suspect::Believed { since }) => tracing::warn!(
-                        source = %obs.source,
-                        %since,
-                        "an implausible snapshot persisted for the whole hold window; believed"
-                    ),
-                    None => {}
+                    Some(Suspect::Holding { since, held }) => {
+                        tracing::warn!(
+                            source = %obs.source,
+                            %since,
+                            held,
+                            "implausible snapshot (empty, or losing long-standing alerts with most others); its all-clears are held"
+                        );
+                        if self.held_told.insert(obs.source.clone()) {
+                            self.notice(Notice::SnapshotHeld { source: obs.source.clone(), held });
+                        }
+                    }
+                    Some(Suspect::Believed { since }) => {
+                        tracing::warn!(
+                            source = %obs.source,
+                            %since,
+                            "an implausible snapshot persisted for the whole hold window; believed"
+                        );
+                        self.held_told.remove(&obs.source);
+                        self.notice(Notice::SnapshotBelieved { source: obs.source.clone(), since });
+                    }
+                    None => {
+                        self.held_told.remove(&obs.source);
+                    }
                 }
                 self.publish(events).await?;
             }
@@ -310,6 +359,55 @@ impl Pipeline {
             self.out.wake.send_modify(|n| *n += 1);
         }
         Ok(())
+    }
+
+    /// Tells operators when a source goes stale or comes back, and when every source
+    /// is stale; publishes the status view.
+    fn watch_health(&mut self, now: DateTime<Utc>) {
+        let stale_after = self.alerts.stale_after();
+        let (alerts, seen) = self.alerts.status_view(&self.sources);
+        for s in &seen {
+            // A source never heard from gets `stale_after` from the start to answer.
+            let stale = match s.last_ok {
+                Some(t) => now - t > stale_after,
+                None => now - self.started > stale_after,
+            };
+            if stale && self.stale_told.insert(s.source.clone()) {
+                self.notice(Notice::SourceStale { source: s.source.clone(), last_ok: s.last_ok });
+            } else if !stale && self.stale_told.remove(&s.source) {
+                self.notice(Notice::SourceRecovered { source: s.source.clone() });
+            }
+        }
+        let all_stale = !self.sources.is_empty() && self.stale_told.len() == self.sources.len();
+        if all_stale && !self.all_stale_told {
+            let since = seen.iter().filter_map(|s| s.last_ok).max();
+            self.notice(Notice::AllStale { since });
+        }
+        self.all_stale_told = all_stale;
+        let orders = self.orders_in_force();
+        let view = StatusView { alerts, orders, sources: seen, stale_after };
+        self.out.status.send_if_modified(|old| {
+            let changed = **old != view;
+            if changed {
+                *old = Arc::new(view);
+            }
+            changed
+        });
+    }
+
+    fn orders_in_force(&self) -> Vec<OrderInForce> {
+        let in_force: BTreeSet<String> = self.orders.in_force().into_iter().map(|(subject, _)| subject).collect();
+        self.config
+            .orders
+            .iter()
+            .filter(|o| in_force.contains(&format!("evacuation:{}", o.id)))
+            .map(|o| OrderInForce { id: o.id.clone(), status: o.status, targets: o.targets.clone() })
+            .collect()
+    }
+
+    fn notice(&self, notice: Notice) {
+        tracing::warn!(?notice, "operator notice");
+        let _ = self.out.notices.send(notice);
     }
 
     /// Matches and enqueues events, then saves the state that produced them.

@@ -15,6 +15,7 @@ pub mod cap;
 pub mod coverage;
 pub mod orders;
 pub mod state;
+pub mod status;
 
 use std::fmt;
 

@@ -215,6 +215,38 @@ impl AlertState {
         }
     }
 
+    /// What is active and how the sources stand, for `/status`; `sources` are every
+    /// configured one, heard from or not.
+    pub fn status_view(&self, sources: &[String]) -> (Vec<super::status::ActiveAlert>, Vec<super::status::SourceSeen>) {
+        let alerts = self
+            .active
+            .iter()
+            .map(|(key, a)| {
+                let content = a.merged();
+                super::status::ActiveAlert {
+                    kind: key.kind,
+                    region: key.region.clone(),
+                    started_at: a.started_at,
+                    level: content.level,
+                    threats: content.threats,
+                }
+            })
+            .collect();
+        let seen = sources
+            .iter()
+            .map(|name| super::status::SourceSeen {
+                source: name.clone(),
+                last_ok: self.last_ok(name),
+                held_since: self.sources.get(name).and_then(|v| v.held_since),
+            })
+            .collect();
+        (alerts, seen)
+    }
+
+    pub fn stale_after(&self) -> Duration {
+        self.stale_after
+    }
+
     /// Every active alert's subject and region, to tell a new subscriber what is going
     /// on where they live.
     pub fn active_subjects(&self) -> Vec<(AlertKind, String, RegionId)> {

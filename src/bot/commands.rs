@@ -12,6 +12,8 @@ pub enum Command {
     Subscribe(Option<String>),
     Unsubscribe(Option<String>),
     List,
+    /// What is active in the resident's places now.
+    Status,
     Lang(Option<String>),
     /// A command sirena does not have, e.g. `/weather`.
     Unknown(String),
@@ -41,6 +43,7 @@ pub fn parse(input: &str) -> Command {
         "subscribe" | "sub" => Command::Subscribe(arg),
         "unsubscribe" | "unsub" => Command::Unsubscribe(arg),
         "list" => Command::List,
+        "status" | "now" => Command::Status,
         "lang" | "language" => Command::Lang(arg),
         _ => Command::Unknown(format!("/{}", head.chars().take(32).collect::<String>())),
     }
@@ -59,6 +62,7 @@ mod tests {
             ("/subscribe", Command::Subscribe(None)),
             ("/UNSUBSCRIBE", Command::Unsubscribe(None)),
             ("/lang en", Command::Lang(Some("en".into()))),
+            ("/status", Command::Status),
             ("/weather", Command::Unknown("/weather".into())),
             ("/", Command::Unknown("/".into())),
             ("Харків", Command::Text("Харків".into())),

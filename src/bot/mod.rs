@@ -20,12 +20,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alerts::orders::OrderStatus;
+use crate::alerts::status::{PlaceStatus, StatusView};
 use crate::channels::telegram::{self, TelegramChannel};
 use crate::channels::{Address, Channel, ChannelKind, LimitScope, Outgoing, SendError};
 use crate::config::secret::mask;
 use crate::dispatch::limits::{Recipient, SharedLimiter};
 use crate::matcher::IndexDelta;
-use crate::messages::{Composer, Lang, escape};
+use crate::messages::{Composer, Lang, escape, kyiv};
 use crate::regions::{RegionId, RegionTree};
 use crate::store::{Store, StoreError, Subscriber};
 use commands::{Command, MAX_QUERY_CHARS};
@@ -70,6 +72,8 @@ pub struct Conversation {
     pub composer: watch::Receiver<Arc<Composer>>,
     /// Tells the pipeline of changed places, so the match index follows.
     pub deltas: mpsc::UnboundedSender<IndexDelta>,
+    /// What is active now and how the feeds stand, for `/status`.
+    pub status: watch::Receiver<Arc<StatusView>>,
 }
 
 impl Conversation {
@@ -113,6 +117,7 @@ impl Conversation {
             Command::Subscribe(None) => vec![Reply::text(t("bot-subscribe-usage", &[]))],
             Command::Subscribe(Some(q)) => self.find_and_offer(&sub, &q, &tree, &composer, true).await?,
             Command::List => self.list(&sub, &tree, &composer).await?,
+            Command::Status => self.status(&sub, &tree, &composer).await?,
             Command::Unsubscribe(None) => {
                 let removed = self.store.remove_places(sub.id, None).await?;
                 self.delta(IndexDelta::Removed { subscriber: sub.id, places: removed });
@@ -235,6 +240,54 @@ impl Conversation {
     }
 }
 
+impl Conversation {
+    /// `/status`: for each of the resident's places, what is active there now, or that
+    /// nobody can say because every feed is stale — never "no alerts" on stale data.
+    async fn status(&self, sub: &Subscriber, tree: &RegionTree, composer: &Composer) -> Result<Vec<Reply>, StoreError> {
+        let places = self.store.places(sub.id).await?;
+        let lang = sub.lang;
+        let t = |id: &str, args: &[(&str, &str)]| composer.text(lang, id, args, id);
+        if places.is_empty() {
+            return Ok(vec![Reply::text(escape(&t("bot-list-empty", &[])))]);
+        }
+        let view = self.status.borrow().clone();
+        let now = chrono::Utc::now();
+        let mut text = String::new();
+        for place in places {
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str(&format!("<b>{}</b>", escape(&tree.qualified_name(&place, lang))));
+            let line = |s: String| format!("\n{}", escape(&s));
+            match view.of_place(tree, &place, now) {
+                PlaceStatus::Unknown { since } => {
+                    let since = since.map(|t| kyiv(t).format("%H:%M").to_string());
+                    text.push_str(&line(match since {
+                        Some(since) => t("bot-status-unknown", &[("since", &since)]),
+                        None => t("bot-status-unknown-never", &[]),
+                    }));
+                }
+                PlaceStatus::Known { alerts, orders } => {
+                    for a in &alerts {
+                        let kind = composer.text(lang, &format!("alert-kind-{}", a.kind), &[], a.kind.as_str());
+                        let since = kyiv(a.started_at).format("%H:%M").to_string();
+                        let area = tree.name(&a.region, lang);
+                        text.push_str(&line(format!("🔴 {}", t("bot-status-alert", &[("kind", &kind), ("place", &area), ("since", &since)]))));
+                    }
+                    for o in &orders {
+                        let id = if o.status == OrderStatus::Mandatory { "evac-started-mandatory" } else { "evac-started-recommended" };
+                        text.push_str(&line(format!("🚨 {}", t(id, &[]))));
+                    }
+                    if alerts.is_empty() && orders.is_empty() {
+                        text.push_str(&line(format!("🟢 {}", t("bot-status-clear", &[]))));
+                    }
+                }
+            }
+        }
+        Ok(vec![Reply::text(text)])
+    }
+}
+
 /// A query echoed back, cut to a sane length.
 fn clip(s: &str) -> String {
     s.chars().take(MAX_QUERY_CHARS.min(64)).collect()
@@ -252,6 +305,11 @@ pub struct Replies {
 const REPLY_ATTEMPTS: u32 = 3;
 
 impl Replies {
+    /// Sends one plain message (operators' notices) the way replies go.
+    pub async fn notify(&self, chat: i64, text: String) {
+        self.send(chat, Reply::text(text)).await;
+    }
+
     /// Sends one reply. A 429 holds the shared limiter, as for the fan-out, and the
     /// reply waits it out; a transient failure is tried again a second later.
     async fn send(&self, chat: i64, reply: Reply) {

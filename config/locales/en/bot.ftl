@@ -7,6 +7,7 @@ bot-help =
     Commands:
     /subscribe name — get alerts for a place
     /list — your places
+    /status — what is on in your places now
     /unsubscribe — stop all alerts (or /unsubscribe name)
     /lang uk or /lang en — message language
     /help — this help
@@ -27,3 +28,14 @@ bot-unknown-command = I do not know the command { $command }.
 bot-too-long = That message is too long. Send /subscribe and the name of your place, or /help.
 bot-not-text = I only understand text. Send the name of a place or /help.
 bot-error = Something went wrong, please try again in a minute.
+
+bot-status-alert = { $kind } in { $place } since { $since }
+bot-status-clear = No alerts.
+bot-status-unknown = Status unknown since { $since }: the alert feeds are not answering. Stay alert and follow official channels.
+bot-status-unknown-never = Status unknown: no alert feed has answered yet. Stay alert and follow official channels.
+
+notice-source-stale = ⚠️ Alert feed { $source } has not given a good answer since { $since }; sirena keeps its last good view.
+notice-source-recovered = ✅ Alert feed { $source } answers again.
+notice-all-stale = ⚠️ Every alert feed is stale since { $since }: residents' /status says "unknown".
+notice-snapshot-held = ⚠️ Alert feed { $source } dropped { $held } alerts at once (empty or implausible list); the all-clears are held.
+notice-snapshot-believed = ⚠️ Alert feed { $source } kept its implausible list since { $since }; sirena now believes it.
