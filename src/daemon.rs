@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alerts::status::StatusView;
 use crate::alerts::{AlertKind, Event, Transition};
 use crate::bot::{self, Conversation};
 use crate::channels::telegram::{self, TelegramChannel};
@@ -35,7 +36,6 @@ use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
 use crate::sources::{Poller, SourceHealth};
 use crate::store::{NodeId, SqliteStore, Store};
-use crate::alerts::status::StatusView;
 use crate::web::{WebStats, Webhook};
 
 pub use crate::pipeline::Fanout;
@@ -214,7 +214,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (delta_tx, delta_rx) = mpsc::unbounded_channel();
     let (failure_tx, failure_rx) = watch::channel(None);
     let (reloaded_tx, reloads) = watch::channel(0u64);
-    let stale_after = chrono::Duration::from_std(config.settings.alerts.stale_after).unwrap_or(chrono::Duration::minutes(5));
+    let stale_after =
+        chrono::Duration::from_std(config.settings.alerts.stale_after).unwrap_or(chrono::Duration::minutes(5));
     let (status_tx, status_rx) = watch::channel(Arc::new(StatusView::empty(stale_after)));
     let (notices, _) = broadcast::channel(256);
     let (reports_seen_tx, reports_seen) = watch::channel(0u64);
@@ -429,7 +430,9 @@ async fn tell_operators(
             Notice::SourceStale { source, last_ok } => {
                 c.text(lang, "notice-source-stale", &[("source", source), ("since", &time(*last_ok))], source)
             }
-            Notice::SourceRecovered { source } => c.text(lang, "notice-source-recovered", &[("source", source)], source),
+            Notice::SourceRecovered { source } => {
+                c.text(lang, "notice-source-recovered", &[("source", source)], source)
+            }
             Notice::AllStale { since } => c.text(lang, "notice-all-stale", &[("since", &time(*since))], "all stale"),
             Notice::SnapshotHeld { source, held } => {
                 c.text(lang, "notice-snapshot-held", &[("source", source), ("held", &held.to_string())], source)

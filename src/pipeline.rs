@@ -81,14 +81,27 @@ pub struct Outputs {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Notice {
     /// No believed answer for `stale_after`: the source neither starts nor ends alerts.
-    SourceStale { source: String, last_ok: Option<DateTime<Utc>> },
-    SourceRecovered { source: String },
+    SourceStale {
+        source: String,
+        last_ok: Option<DateTime<Utc>>,
+    },
+    SourceRecovered {
+        source: String,
+    },
     /// Every source is stale: residents' `/status` says "unknown".
-    AllStale { since: Option<DateTime<Utc>> },
+    AllStale {
+        since: Option<DateTime<Utc>>,
+    },
     /// An implausible snapshot whose all-clears are held.
-    SnapshotHeld { source: String, held: usize },
+    SnapshotHeld {
+        source: String,
+        held: usize,
+    },
     /// An implausible snapshot that persisted for the whole window and was believed.
-    SnapshotBelieved { source: String, since: DateTime<Utc> },
+    SnapshotBelieved {
+        source: String,
+        since: DateTime<Utc>,
+    },
 }
 
 /// The pipeline's inputs.

@@ -128,6 +128,9 @@ mod tests {
         let PlaceStatus::Known { alerts, .. } = v.of_place(&tree, &id(KHARKIV), t(60)) else { panic!("known") };
         assert!(alerts.is_empty());
         assert_eq!(v.of_place(&tree, &id(KHARKIV), t(301)), PlaceStatus::Unknown { since: Some(t(0)) });
-        assert_eq!(StatusView::empty(Duration::minutes(5)).of_place(&tree, &id(KHARKIV), t(0)), PlaceStatus::Unknown { since: None });
+        assert_eq!(
+            StatusView::empty(Duration::minutes(5)).of_place(&tree, &id(KHARKIV), t(0)),
+            PlaceStatus::Unknown { since: None }
+        );
     }
 }

@@ -272,10 +272,17 @@ impl Conversation {
                         let kind = composer.text(lang, &format!("alert-kind-{}", a.kind), &[], a.kind.as_str());
                         let since = kyiv(a.started_at).format("%H:%M").to_string();
                         let area = tree.name(&a.region, lang);
-                        text.push_str(&line(format!("🔴 {}", t("bot-status-alert", &[("kind", &kind), ("place", &area), ("since", &since)]))));
+                        text.push_str(&line(format!(
+                            "🔴 {}",
+                            t("bot-status-alert", &[("kind", &kind), ("place", &area), ("since", &since)])
+                        )));
                     }
                     for o in &orders {
-                        let id = if o.status == OrderStatus::Mandatory { "evac-started-mandatory" } else { "evac-started-recommended" };
+                        let id = if o.status == OrderStatus::Mandatory {
+                            "evac-started-mandatory"
+                        } else {
+                            "evac-started-recommended"
+                        };
                         text.push_str(&line(format!("🚨 {}", t(id, &[]))));
                     }
                     if alerts.is_empty() && orders.is_empty() {

@@ -29,7 +29,7 @@ use crate::daemon::{self, Fanout, Running, Secrets};
 use crate::matcher::IndexDelta;
 use crate::messages::Lang;
 use crate::regions::RegionId;
-use crate::sim::feed::{FeedKind, FeedSim, FeedSimConfig, SimAlert};
+use crate::sim::feed::{Fault, FeedKind, FeedSim, FeedSimConfig, SimAlert};
 use crate::sim::telegram::{TelegramSim, TelegramSimConfig};
 use crate::store::{Import, SqliteStore, Store, SubscriberId};
 
@@ -110,6 +110,10 @@ pub struct Options {
     /// The daemon listens on `127.0.0.1:0` and its ukrainealarm source takes webhook
     /// pushes ([`Harness::webhook`]).
     pub webhook: bool,
+    /// Faults the feed simulator serves from the daemon's very first poll on.
+    pub feed_faults: Vec<(FeedKind, Fault, u32)>,
+    /// `[telegram] operators`: user ids that get the operators' notices.
+    pub operators: Vec<i64>,
 }
 
 /// A function from the store the harness opened to the one the daemon gets.
@@ -146,6 +150,8 @@ impl Default for Options {
             stale_after: Duration::from_secs(60),
             hold_implausible: Duration::from_secs(300),
             webhook: false,
+            feed_faults: Vec::new(),
+            operators: Vec::new(),
         }
     }
 }
@@ -201,6 +207,7 @@ api_url = "{telegram}"
 token_env = "{telegram_env}"
 long_poll = "1s"
 send_timeout = "{send_timeout}"
+operators = [{operators}]
 paid_broadcast = [{paid}]
 limits = {{ global_per_sec = {gps}, paid_per_sec = {pps}, per_chat_per_sec = {pcs}, group_per_min = {gpm}, margin = "{margin}" }}
 
@@ -217,6 +224,7 @@ superseded = "{superseded}"
 [dispatch.deadlines]
 {deadlines}"#,
             telegram_env = TELEGRAM_TOKEN_ENV,
+            operators = self.operators.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
             stale_after = duration(self.stale_after),
             hold = duration(self.hold_implausible),
             send_timeout = duration(self.send_timeout),
@@ -256,6 +264,9 @@ impl Harness {
             };
         }
         let feed = FeedSim::start(feed_cfg, sims_cancel.clone(), &sims).await.context("feed simulator")?;
+        for (kind, fault, times) in &opts.feed_faults {
+            feed.inject_for(*kind, fault.clone(), *times);
+        }
         let tg_cfg = opts.telegram_sim.clone();
         let tg_token = tg_cfg.token.clone();
         let telegram = TelegramSim::start(tg_cfg, sims_cancel.clone(), &sims).await.context("Telegram simulator")?;
