@@ -258,9 +258,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                 .with_context(|| format!("[http] listen = \"{}\"", http.listen))?;
             Some(listener)
         }
-        None if !hooks.is_empty() => {
-            anyhow::bail!("source {} takes webhook pushes but sirena.toml has no [http] listen", hooks[0].source)
-        }
+        // Config validation requires [http] for a webhook.
         None => None,
     };
     let web_addr = web.as_ref().and_then(|l| l.local_addr().ok());

@@ -535,11 +535,20 @@ fn source_mistakes_are_reported_at_their_line() {
             says: &["source name `alerts_in_ua` is already used"],
         },
         Case {
-            name: "a kind without an adapter yet",
+            name: "a CAP index that is not a URL",
             file: "sirena.toml",
-            edit: Edit::Append("\n[[source]]\nkind = \"cap\"\nurl = \"https://example.org/cap/index.atom\"\n"),
-            at: At::Line("kind = \"cap\""),
-            says: &["kind = \"cap\" is not yet supported"],
+            edit: Edit::Append("\n[[source]]\nkind = \"cap\"\nurl = \"cap/index.atom\"\n"),
+            at: At::Line("url = \"cap/index.atom\""),
+            says: &["`cap/index.atom` is not a URL"],
+        },
+        Case {
+            name: "a webhook without the HTTP endpoint",
+            file: "sirena.toml",
+            edit: Edit::Append(
+                "\n[[source]]\nkind = \"ukrainealarm\"\nbase_url = \"https://api.ukrainealarm.com\"\ntoken_env = \"UA_KEY\"\nwebhook_secret_env = \"UA_HOOK\"\n",
+            ),
+            at: At::Line("webhook_secret_env = \"UA_HOOK\""),
+            says: &["a webhook needs the daemon's HTTP endpoint", "[http]"],
         },
         Case {
             name: "an unknown kind",

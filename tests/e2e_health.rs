@@ -29,6 +29,7 @@ fn raion_air_raid(started_at: DateTime<Utc>) -> ObservedAlert {
         raw_kind: None,
         level: None,
         threats: Vec::new(),
+        texts: Vec::new(),
     }
 }
 

@@ -252,6 +252,7 @@ async fn a_panicking_send_frees_its_chat_and_its_delivery_is_retried() {
             subject: None,
             level: None,
             threats: vec![],
+            texts: vec![],
         },
     };
     store.enqueue(&event, Audience::Subscribers(ids), None).await.expect("enqueue");

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use sirena::alerts::cap::CapText;
 use sirena::alerts::coverage::Reach;
 use sirena::alerts::orders::{AssemblyPoint, Change, Order, OrderStatus};
 use sirena::alerts::{AlertKind, AlertLevel, Event, EventDetail, EventId, Priority, Threat, Transition};
@@ -34,7 +35,14 @@ fn alert(kind: AlertKind, transition: Transition) -> Event {
         reach: Default::default(),
         at: at(),
         priority: Priority::OtherStart,
-        detail: EventDetail::Alert { started_at: at(), raw_kind: None, subject: None, level: None, threats: vec![] },
+        detail: EventDetail::Alert {
+            started_at: at(),
+            raw_kind: None,
+            subject: None,
+            level: None,
+            threats: vec![],
+            texts: vec![],
+        },
     }
 }
 
@@ -255,6 +263,7 @@ fn level_threats_and_what_goes_on_are_said_in_both_languages() {
         subject: None,
         level: Some(AlertLevel::Yellow),
         threats: vec![Threat::BallisticMissiles, Threat::Unknown("hypersonic".into())],
+        texts: vec![],
     };
     let (uk, _) = render(&c, &start, Lang::Uk);
     assert!(uk.contains("Жовтий рівень: загроза нижчого рівня."), "{uk}");
@@ -277,4 +286,39 @@ fn level_threats_and_what_goes_on_are_said_in_both_languages() {
     assert!(!uk.contains("Загроза"), "an all-clear names no threat: {uk}");
     let (en, _) = render(&c, &end, Lang::En);
     assert!(en.contains("The alert goes on in: Kupiansk Raion"), "{en}");
+}
+
+#[test]
+fn a_cap_alert_says_its_senders_words_in_the_readers_language_else_the_first() {
+    let c = config();
+    let text = |lang: &str, headline: &str, instruction: &str| CapText {
+        lang: lang.into(),
+        event: String::new(),
+        headline: Some(headline.into()),
+        description: None,
+        instruction: Some(instruction.into()),
+    };
+    let mut start = alert(AlertKind::AirRaid, Transition::Started);
+    start.detail = EventDetail::Alert {
+        started_at: at(),
+        raw_kind: None,
+        subject: None,
+        level: None,
+        threats: vec![],
+        texts: vec![
+            text("uk-UA", "Загроза <ракетного> удару", "Негайно в укриття"),
+            text("en-US", "Missile strike threat", "Shelter now"),
+        ],
+    };
+    let (uk, _) = render(&c, &start, Lang::Uk);
+    assert!(uk.contains("Загроза <ракетного> удару") && uk.contains("Негайно в укриття"), "{uk}");
+    assert!(!uk.contains("Missile"), "{uk}");
+    let (en, _) = render(&c, &start, Lang::En);
+    assert!(en.contains("Missile strike threat") && en.contains("Shelter now"), "{en}");
+    // Only English from the sender: a Ukrainian reader gets it rather than nothing.
+    if let EventDetail::Alert { texts, .. } = &mut start.detail {
+        texts.remove(0);
+    }
+    let (uk, _) = render(&c, &start, Lang::Uk);
+    assert!(uk.starts_with("🔴 Повітряна тривога") && uk.contains("Missile strike threat"), "{uk}");
 }

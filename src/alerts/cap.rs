@@ -206,6 +206,7 @@ impl CapBook {
                     raw_kind: a.raw_kind.clone(),
                     level: None,
                     threats: Vec::new(),
+                    texts: a.infos.clone(),
                 };
                 match out.get(&key) {
                     Some(earlier) if earlier.started_at <= seen.started_at => {}

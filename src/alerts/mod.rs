@@ -286,6 +286,10 @@ pub enum EventDetail {
         level: Option<AlertLevel>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         threats: Vec<Threat>,
+        /// The sender's own words per language (CAP); the reader's language is used,
+        /// else the first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        texts: Vec<cap::CapText>,
     },
     /// An evacuation order, as it stands after this transition.
     Order {

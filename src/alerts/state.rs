@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::cap::CapText;
 use super::coverage::{self, Reach};
 use super::{AlertKey, AlertKind, AlertLevel, Event, EventDetail, EventId, Priority, Threat, Transition};
 use crate::regions::{RegionId, RegionTree};
@@ -52,6 +53,8 @@ pub struct ObservedAlert {
     pub level: Option<AlertLevel>,
     /// Sorted and without duplicates.
     pub threats: Vec<Threat>,
+    /// The sender's own words, one per language (CAP infos); empty for list feeds.
+    pub texts: Vec<CapText>,
 }
 
 /// What one source says about an active alert beyond its existence.
@@ -61,6 +64,8 @@ pub struct Content {
     pub level: Option<AlertLevel>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub threats: Vec<Threat>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<CapText>,
 }
 
 impl Content {
@@ -69,7 +74,12 @@ impl Content {
     fn merged<'a>(all: impl IntoIterator<Item = &'a Content>) -> Content {
         let mut level: Option<AlertLevel> = None;
         let mut threats = BTreeSet::new();
+        let mut texts: Vec<CapText> = Vec::new();
         for c in all {
+            // The first source (by name) with words of its own speaks.
+            if texts.is_empty() {
+                texts = c.texts.clone();
+            }
             level = match (level, &c.level) {
                 (Some(AlertLevel::Red), _) | (_, Some(AlertLevel::Red)) => Some(AlertLevel::Red),
                 (None, l) => l.clone(),
@@ -77,7 +87,7 @@ impl Content {
             };
             threats.extend(c.threats.iter().cloned());
         }
-        Content { level, threats: threats.into_iter().collect() }
+        Content { level, threats: threats.into_iter().collect(), texts }
     }
 }
 
@@ -351,7 +361,7 @@ impl AlertState {
         tree: &RegionTree,
         events: &mut Vec<Event>,
     ) {
-        let content = Content { level: seen.level.clone(), threats: seen.threats.clone() };
+        let content = Content { level: seen.level.clone(), threats: seen.threats.clone(), texts: seen.texts.clone() };
         if let Some(active) = self.active.get_mut(key) {
             let before = active.merged();
             active.reported_by.insert(source.to_owned());
@@ -459,6 +469,7 @@ fn alert_event(
             subject: Some(subject),
             level: content.level,
             threats: content.threats,
+            texts: content.texts,
         },
     }
 }
@@ -488,6 +499,7 @@ mod tests {
             raw_kind: None,
             level: None,
             threats: Vec::new(),
+            texts: Vec::new(),
         }
     }
 

@@ -471,7 +471,7 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
             return None;
         }
     };
-    sources::check(&src, &sources, errors);
+    sources::check(&src, &sources, settings.http.is_some(), errors);
     settings.sources = sources.into_iter().map(|(s, _)| s).collect();
     // Semantic checks. The parsed struct has no spans, so point at the key's line.
     let at = |key: &str| -> Option<Range<usize>> { find_key(text, key) };

@@ -316,11 +316,29 @@ fn parse_kind(
 }
 
 /// Checks each source and that their names are unique.
-pub(super) fn check(src: &SourceText<'_>, sources: &[(SourceSettings, Located)], errors: &mut Vec<ConfigError>) {
+/// `http_listens`: whether sirena.toml has an `[http]` table, which a webhook needs.
+pub(super) fn check(
+    src: &SourceText<'_>,
+    sources: &[(SourceSettings, Located)],
+    http_listens: bool,
+    errors: &mut Vec<ConfigError>,
+) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (s, loc) in sources {
         let c = s.common();
         let at = |key: &str| loc.at(key);
+        if let Some(var) = s.webhook_secret_env() {
+            if !http_listens {
+                errors.push(src.error(
+                    at("webhook_secret_env"),
+                    "a webhook needs the daemon's HTTP endpoint: add [http] with listen = \"127.0.0.1:8640\" (or another address)",
+                ));
+            }
+            if var.trim().is_empty() {
+                errors
+                    .push(src.error(at("webhook_secret_env"), "webhook_secret_env must name an environment variable"));
+            }
+        }
         let name_ok = !c.name.is_empty()
             && c.name.len() <= 64
             && c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
@@ -381,7 +399,7 @@ mod tests {
         let mut errors = Vec::new();
         let mut root = DeTable::parse(text).expect("toml").into_inner();
         let sources = take(&mut root, &src, &mut errors);
-        check(&src, &sources, &mut errors);
+        check(&src, &sources, false, &mut errors);
         (sources.into_iter().map(|(s, _)| s).collect(), errors)
     }
 

@@ -158,6 +158,7 @@ mod tests {
                 subject: None,
                 level: None,
                 threats: vec![],
+                texts: vec![],
             },
         }
     }

@@ -127,9 +127,17 @@ impl Composer {
         };
         let title = self.text(lang, id, &[("kind", &kind)], &kind);
         let mut lines = Vec::new();
-        let EventDetail::Alert { level, threats, .. } = &event.detail else {
+        let EventDetail::Alert { level, threats, texts, .. } = &event.detail else {
             return Block { icon, title, loud: true, places, lines };
         };
+        // The sender's own words (CAP), in the reader's language or else its first.
+        if let Some(words) = crate::alerts::cap::pick_info(texts, lang.code()) {
+            for part in [&words.headline, &words.description, &words.instruction].into_iter().flatten() {
+                if !part.trim().is_empty() {
+                    lines.push(Line::Text(part.trim().to_owned()));
+                }
+            }
+        }
         if !event.is_closing() {
             if let Some(level) = level {
                 let fallback = level.as_str().to_owned();

@@ -89,6 +89,7 @@ pub fn decode(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceError> {
             raw_kind: (kind == AlertKind::Unknown).then(|| a.alert_type.clone()),
             level: a.alert_level.as_deref().filter(|l| !l.trim().is_empty()).map(AlertLevel::parse),
             threats: threats_of(a.threats.as_deref().unwrap_or_default()),
+            texts: Vec::new(),
         });
     }
     Ok(Decoded { alerts, unmapped })

@@ -302,6 +302,7 @@ mod tests {
             raw_kind: None,
             level: None,
             threats: Vec::new(),
+            texts: Vec::new(),
         }
     }
 

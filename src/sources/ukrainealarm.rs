@@ -166,6 +166,7 @@ impl Collector {
             raw_kind: (kind == AlertKind::Unknown).then(|| raw_kind.to_owned()),
             level,
             threats,
+            texts: Vec::new(),
         });
         Ok(())
     }

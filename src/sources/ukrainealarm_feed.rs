@@ -180,6 +180,7 @@ mod tests {
             raw_kind: None,
             level: None,
             threats: Vec::new(),
+            texts: Vec::new(),
         };
         Ok(Decoded { alerts: vec![alert; n.min(1)], unmapped: Vec::new() })
     }

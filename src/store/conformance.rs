@@ -61,7 +61,14 @@ fn alert(tag: &str, transition: Transition, priority: Priority) -> Event {
         reach: Default::default(),
         at: t(0),
         priority,
-        detail: EventDetail::Alert { started_at: t(0), raw_kind: None, subject: None, level: None, threats: vec![] },
+        detail: EventDetail::Alert {
+            started_at: t(0),
+            raw_kind: None,
+            subject: None,
+            level: None,
+            threats: vec![],
+            texts: vec![],
+        },
     }
 }
 
