@@ -119,6 +119,15 @@ enum BenchCommand {
         #[arg(long)]
         paid: bool,
     },
+    /// From a feed change to the first sendMessage on the wire, over N changes one at a
+    /// time: from the alerts.in.ua body served or, with --webhook, from the simulator's
+    /// change through the ukrainealarm webhook.
+    Latency {
+        #[arg(long, default_value_t = 1000)]
+        changes: usize,
+        #[arg(long)]
+        webhook: bool,
+    },
     /// SIGKILL `sirena run` at random points of a fan-out, restart it on the same store,
     /// and count what was lost or sent twice.
     Crash {
@@ -223,6 +232,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 BenchCommand::Fanout { residents, paid } => rt.block_on(crate::bench::fanout(residents, paid))?,
                 BenchCommand::Scale { subscribers } => rt.block_on(crate::bench::scale(subscribers))?,
                 BenchCommand::Evacuate { evacuees, paid } => rt.block_on(crate::bench::evacuate(evacuees, paid))?,
+                BenchCommand::Latency { changes, webhook } => rt.block_on(crate::bench::latency(changes, webhook))?,
                 BenchCommand::Crash { kills, deliveries } => rt.block_on(crate::bench::crash(kills, deliveries))?,
             };
             println!("{report}");

@@ -859,3 +859,38 @@ async fn both_adapters_decode_the_same_timeline_alike() -> TestResult {
     h.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn each_version_notes_when_its_whole_list_first_went_out() -> TestResult {
+    let h = Harness::new().await?;
+    let v1 = h.sim.set_alerts(vec![kharkiv()]);
+    let v2 = h.sim.set_alerts(vec![kharkiv(), kupiansk()]);
+    assert_eq!(v2, v1 + 1);
+    assert_eq!(h.sim.first_served(FeedKind::AlertsInUa, v2), None);
+
+    // A truncated body is not the list served.
+    h.sim.inject(Fault::Truncated, 1);
+    let _ = h.get().send().await?.bytes().await;
+    assert_eq!(h.sim.first_served(FeedKind::AlertsInUa, v2), None);
+
+    let before = std::time::Instant::now();
+    let resp = h.get().send().await?;
+    let last_modified = resp.headers().get(LAST_MODIFIED).expect("Last-Modified").clone();
+    resp.bytes().await?;
+    let after = std::time::Instant::now();
+    let first = h.sim.first_served(FeedKind::AlertsInUa, v2).expect("served");
+    assert!(before <= first && first <= after);
+    // A later body, or a 304, leaves the first instant as it was; v1 was never served.
+    h.get().send().await?.bytes().await?;
+    h.get().header(IF_MODIFIED_SINCE, last_modified).send().await?;
+    assert_eq!(h.sim.first_served(FeedKind::AlertsInUa, v2), Some(first));
+    assert_eq!(h.sim.first_served(FeedKind::AlertsInUa, v1), None);
+
+    // ukrainealarm counts its whole list, not the cheap status.
+    h.ua_json("/api/v3/alerts/status").await?;
+    assert_eq!(h.sim.first_served(FeedKind::UkraineAlarm, v2), None);
+    h.ua_json("/api/v3/alerts").await?;
+    assert!(h.sim.first_served(FeedKind::UkraineAlarm, v2).is_some());
+    h.stop().await;
+    Ok(())
+}

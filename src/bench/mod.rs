@@ -4,6 +4,7 @@
 
 mod crash;
 mod evacuate;
+mod latency;
 mod scale;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use crate::store::Import;
 
 pub use crash::{CrashReport, crash, crash_run};
 pub use evacuate::evacuate;
+pub use latency::latency;
 pub use scale::scale;
 
 pub const KHARKIV_CITY: &str = "UA63120270010096107";

@@ -22,7 +22,7 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Fault, FeedKind, FeedSimConfig, Inner, View, common_fault, error_answer, ok_body};
+use super::{Fault, FeedKind, FeedSimConfig, Inner, View, common_fault, error_answer, ok_body, served_body};
 
 pub(super) fn routes() -> Router<Arc<Inner>> {
     Router::new().route("/v1/alerts/active.json", get(active_alerts))
@@ -59,7 +59,9 @@ async fn active_alerts(State(sim): State<Arc<Inner>>, RawQuery(query): RawQuery,
     {
         return with_last_modified(StatusCode::NOT_MODIFIED.into_response(), &view);
     }
-    with_last_modified(ok_json(render(&sim.cfg, &view, false), false), &view)
+    let body = render(&sim.cfg, &view, false);
+    let served = served_body(&sim, FeedKind::AlertsInUa, view.version, "application/json; charset=utf-8", body);
+    with_last_modified(served, &view)
 }
 
 fn authorized(token: &str, query: Option<&str>, headers: &HeaderMap) -> bool {

@@ -29,18 +29,27 @@
 //! and [`Fault::Stall`] goes through the normal path but serves the timeline
 //! as it stood when the stall began, for as many requests as it was injected
 //! — a feed whose data has stopped moving while it still answers 200.
+//!
+//! Each change is a numbered version of the list ([`FeedSim::set_alerts`]
+//! returns it), and the simulator notes when a whole list of each version
+//! first went out on alerts.in.ua or ukrainealarm's `/api/v3/alerts`
+//! ([`FeedSim::first_served`]): `sirena bench latency` measures from there.
 
 pub mod alerts_in_ua;
 pub mod cap;
 pub mod ukrainealarm;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -210,11 +219,15 @@ struct Inner {
     http: OnceLock<reqwest::Client>,
     /// To the webhook worker, which posts in order.
     push_queue: mpsc::UnboundedSender<(WebhookTarget, Vec<u8>)>,
+    /// When a whole list of each version first went out, per feed.
+    served: Arc<Mutex<HashMap<(FeedKind, u64), Instant>>>,
 }
 
 /// The timeline as it stands at one step; a stall keeps an old one.
 #[derive(Clone, Debug)]
 struct View {
+    /// One more per [`FeedSim::set_alerts`]; 0 before the first.
+    version: u64,
     /// With the alerts.in.ua id each was given when it first appeared.
     alerts: Vec<(u64, SimAlert)>,
     /// Whole seconds, since HTTP dates carry no more.
@@ -279,7 +292,13 @@ impl FeedSim {
             addr,
             shutdown: shutdown.clone(),
             state: Mutex::new(FeedState {
-                view: Arc::new(View { alerts: Vec::new(), last_modified: now, action_index: 0, cap: VecDeque::new() }),
+                view: Arc::new(View {
+                    version: 0,
+                    alerts: Vec::new(),
+                    last_modified: now,
+                    action_index: 0,
+                    cap: VecDeque::new(),
+                }),
                 ids: HashMap::new(),
                 next_id: FIRST_ALERT_ID,
                 lanes: Default::default(),
@@ -291,6 +310,7 @@ impl FeedSim {
             pushes: AtomicU64::new(0),
             http: OnceLock::new(),
             push_queue,
+            served: Arc::default(),
         });
         let app = Router::new()
             .merge(alerts_in_ua::routes())
@@ -317,8 +337,9 @@ impl FeedSim {
     /// Replaces the active list: one step of the timeline. alerts.in.ua's
     /// `Last-Modified` always moves forward; ukrainealarm's
     /// `lastActionIndex`, the CAP messages and webhook pushes follow only
-    /// what actually started, ended or changed.
-    pub fn set_alerts(&self, alerts: Vec<SimAlert>) {
+    /// what actually started, ended or changed. Returns the new version of
+    /// the list (1 for the first call), for [`FeedSim::first_served`].
+    pub fn set_alerts(&self, alerts: Vec<SimAlert>) -> u64 {
         let mut guard = self.inner.lock();
         let st = &mut *guard;
         let old = st.view.clone();
@@ -342,6 +363,7 @@ impl FeedSim {
         let changes = diff(&old.alerts, &listed);
         let now = Utc::now();
         let mut view = View {
+            version: old.version + 1,
             alerts: listed,
             // HTTP dates have one-second resolution; two changes within a
             // second would share a Last-Modified and a client holding it would
@@ -362,7 +384,19 @@ impl FeedSim {
                 let _ = self.inner.push_queue.send((target.clone(), body));
             }
         }
+        let version = view.version;
         st.view = Arc::new(view);
+        version
+    }
+
+    /// When `feed` first handed a whole list of `version` to a client's
+    /// connection: alerts.in.ua's `active.json` or ukrainealarm's
+    /// `/api/v3/alerts`, answered 200 and neither truncated nor emptied by a
+    /// fault. The instant is taken as hyper takes the body's bytes to write
+    /// them, so on loopback it is within microseconds of the client having
+    /// them. `None` until then.
+    pub fn first_served(&self, feed: FeedKind, version: u64) -> Option<Instant> {
+        self.inner.served.lock().expect("sim served lock").get(&(feed, version)).copied()
     }
 
     /// The next `times` alerts.in.ua requests get `fault`; the same as
@@ -605,6 +639,45 @@ fn error_answer(feed: FeedKind, status: StatusCode) -> Response {
 
 fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
+/// 200 with the whole list of `version` as `feed` renders it: notes when it
+/// first went out ([`FeedSim::first_served`]).
+fn served_body(sim: &Inner, feed: FeedKind, version: u64, content_type: &'static str, body: String) -> Response {
+    let noted = Noted { bytes: Some(Bytes::from(body)), served: sim.served.clone(), key: (feed, version) };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Body::new(noted)).into_response()
+}
+
+/// A whole body that notes the instant hyper takes its bytes, once per key.
+struct Noted {
+    bytes: Option<Bytes>,
+    served: Arc<Mutex<HashMap<(FeedKind, u64), Instant>>>,
+    key: (FeedKind, u64),
+}
+
+impl hyper::body::Body for Noted {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let Some(bytes) = this.bytes.take() else { return Poll::Ready(None) };
+        if let Ok(mut served) = this.served.lock() {
+            served.entry(this.key).or_insert_with(Instant::now);
+        }
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
+    }
 }
 
 /// 200 with `content_type`, the body cut in half when `truncate`.

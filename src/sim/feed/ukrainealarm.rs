@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 
 use super::{
     Fault, FeedKind, Inner, KnownRegion, PushError, SimAlert, View, WebhookTarget, common_fault, error_answer, ok_body,
+    served_body,
 };
 
 const FEED: FeedKind = FeedKind::UkraineAlarm;
@@ -102,6 +103,8 @@ async fn answer(sim: &Inner, headers: &HeaderMap, ask: Ask) -> Response {
             return error_answer(FEED, StatusCode::UNAUTHORIZED);
         }
     }
+    // Only a whole `/api/v3/alerts` list counts as the version served.
+    let whole_list = matches!(ask, Ask::Alerts) && !empty && !truncate;
     let body = {
         let st = sim.lock();
         match ask {
@@ -117,6 +120,9 @@ async fn answer(sim: &Inner, headers: &HeaderMap, ask: Ask) -> Response {
             Ask::Regions => regions_tree(&st.regions),
         }
     };
+    if whole_list {
+        return served_body(sim, FEED, view.version, "application/json; charset=utf-8", body.to_string());
+    }
     ok_body("application/json; charset=utf-8", body.to_string(), truncate)
 }
 
