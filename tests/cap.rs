@@ -8,7 +8,9 @@
 //! `sender,identifier,sent`, placed on a Ukrainian region, and then apply the real
 //! message to it.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::shared_data;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use sirena::alerts::AlertKind;
@@ -20,17 +22,6 @@ use sirena::sources::cap::{
     decode_message,
 };
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("SIRENA_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
-        panic!("SIRENA_REQUIRE_SHARED=1 but {} does not exist", dir.display());
-    }
-    println!("SKIP: ../shared/data not found");
-    None
-}
 
 fn read(name: &str) -> Option<Vec<u8>> {
     let path = shared_data()?.join("cap").join(name);

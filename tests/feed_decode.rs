@@ -4,22 +4,14 @@
 //!
 //! Without the data these tests print `SKIP` and pass, unless `SIRENA_REQUIRE_SHARED=1`.
 
+mod common;
+
+use common::shared_data;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sirena");
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("SIRENA_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
-        panic!("SIRENA_REQUIRE_SHARED=1 but {} does not exist", dir.display());
-    }
-    println!("SKIP: ../shared/data not found");
-    None
-}
 
 struct Decoded {
     ok: bool,

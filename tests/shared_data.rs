@@ -4,6 +4,9 @@
 //! The data lives outside the repository. Without it these tests print `SKIP` and pass,
 //! unless `SIRENA_REQUIRE_SHARED=1`, as in CI, where its absence is a failure.
 
+mod common;
+
+use common::{shared_data, shipped};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -12,22 +15,7 @@ use sirena::config::Config;
 use sirena::regions::names::normalize;
 use sirena::regions::{Level, Region, RegionId};
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("SIRENA_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
-        panic!("SIRENA_REQUIRE_SHARED=1 but {} does not exist", dir.display());
-    }
-    println!("SKIP: ../shared/data not found");
-    None
-}
 
-fn shipped() -> Config {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    sirena::config::load(&dir).unwrap_or_else(|e| panic!("shipped config has errors:\n{e}"))
-}
 
 // ---------------------------------------------------------------- the codifier
 

@@ -4,31 +4,18 @@
 //! The data lives outside the repository. Without it these tests print `SKIP` and pass,
 //! unless `SIRENA_REQUIRE_SHARED=1`, where its absence is a failure.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{shared_data, shipped};
+use std::path::Path;
 
 use chrono::DateTime;
 use serde_json::Value;
 use sirena::alerts::{AlertKind, AlertLevel, Threat};
-use sirena::config::Config;
 use sirena::sources::SourceError;
 use sirena::sources::ukrainealarm::{decode_alerts, decode_record, decode_status, record_region_id};
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("SIRENA_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
-        panic!("SIRENA_REQUIRE_SHARED=1 but {} does not exist", dir.display());
-    }
-    println!("SKIP: ../shared/data not found");
-    None
-}
 
-fn shipped() -> Config {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    sirena::config::load(&dir).unwrap_or_else(|e| panic!("shipped config has errors:\n{e}"))
-}
 
 const ZAKARPATTIA: &str = "UA21000000000011690";
 

@@ -343,6 +343,14 @@ pub(crate) mod tests_support {
         }
     }
 
+    /// Kharkiv oblast alone, with its feed id 22: enough for a feed adapter's tests.
+    pub fn kharkiv_oblast() -> RegionTree {
+        let mut oblast = region(OBLAST, None, Level::Oblast);
+        oblast.name = Localized { uk: "Харківська область".into(), en: None };
+        oblast.feed_id = Some(22);
+        RegionTree::build(vec![oblast]).expect("tree")
+    }
+
     pub fn tree() -> RegionTree {
         RegionTree::build(vec![
             region(OBLAST, None, Level::Oblast),

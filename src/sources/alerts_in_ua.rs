@@ -137,21 +137,9 @@ impl Feed for AlertsInUa {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regions::{Level, Localized, Region, RegionId};
 
     fn tree() -> RegionTree {
-        RegionTree::build(vec![Region {
-            id: RegionId::parse("UA63000000000041885").expect("id"),
-            parent: None,
-            level: Level::Oblast,
-            name: Localized { uk: "Харківська область".into(), en: None },
-            aliases: vec![],
-            point: None,
-            approx: false,
-            feed_id: Some(22),
-            channel: None,
-        }])
-        .expect("tree")
+        crate::regions::tests_support::kharkiv_oblast()
     }
 
     fn body(uid: &str, kind: &str) -> String {

@@ -275,24 +275,13 @@ mod tests {
 
     use super::*;
     use crate::alerts::{AlertKey, AlertKind};
-    use crate::regions::{Level, Localized, Region, RegionId};
+    use crate::regions::RegionId;
     use crate::sources::HttpOptions;
 
     const KHARKIV: &str = "UA63000000000041885";
 
     fn tree() -> RegionTree {
-        RegionTree::build(vec![Region {
-            id: RegionId::parse(KHARKIV).expect("id"),
-            parent: None,
-            level: Level::Oblast,
-            name: Localized { uk: "Харківська область".into(), en: None },
-            aliases: vec![],
-            point: None,
-            approx: false,
-            feed_id: Some(22),
-            channel: None,
-        }])
-        .expect("tree")
+        crate::regions::tests_support::kharkiv_oblast()
     }
 
     fn air_raid() -> ObservedAlert {

@@ -127,7 +127,7 @@ mod tests {
     use crate::alerts::state::ObservedAlert;
     use crate::alerts::{AlertKey, AlertKind};
     use crate::config::secret::Secret;
-    use crate::regions::{Level, Localized, Region, RegionId};
+    use crate::regions::RegionId;
     use crate::sources::{Auth, HttpOptions};
 
     const KHARKIV: &str = "UA63000000000041885";
@@ -186,18 +186,7 @@ mod tests {
     }
 
     fn tree() -> RegionTree {
-        RegionTree::build(vec![Region {
-            id: RegionId::parse(KHARKIV).expect("id"),
-            parent: None,
-            level: Level::Oblast,
-            name: Localized { uk: "Харківська область".into(), en: None },
-            aliases: vec![],
-            point: None,
-            approx: false,
-            feed_id: Some(22),
-            channel: None,
-        }])
-        .expect("tree")
+        crate::regions::tests_support::kharkiv_oblast()
     }
 
     async fn setup() -> (Shared, UkraineAlarm, HttpGet) {

@@ -8,6 +8,27 @@ use sirena::daemon::Fanout;
 use sirena::demo::Harness;
 use sirena::sim::telegram::SentMessage;
 
+/// The reference data beside the checkout (`../shared/data`). Without it a test prints
+/// `SKIP` and passes, unless `SIRENA_REQUIRE_SHARED=1` (as in CI), which makes its
+/// absence a failure.
+pub fn shared_data() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("SIRENA_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
+        panic!("SIRENA_REQUIRE_SHARED=1 but {} does not exist", dir.display());
+    }
+    println!("SKIP: ../shared/data not found");
+    None
+}
+
+/// The shipped config directory, loaded.
+pub fn shipped() -> sirena::config::Config {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    sirena::config::load(&dir).unwrap_or_else(|e| panic!("shipped config has errors:\n{e}"))
+}
+
 /// Failure bound for anything event-driven; never reached when things work.
 pub const WAIT: Duration = Duration::from_secs(30);
 pub const KHARKIV_CITY: &str = "UA63120270010096107";
