@@ -22,7 +22,6 @@ use sirena::sources::cap::{
     decode_message,
 };
 
-
 fn read(name: &str) -> Option<Vec<u8>> {
     let path = shared_data()?.join("cap").join(name);
     Some(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))

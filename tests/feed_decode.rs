@@ -12,7 +12,6 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sirena");
 
-
 struct Decoded {
     ok: bool,
     lines: Vec<serde_json::Value>,

@@ -15,8 +15,6 @@ use sirena::config::Config;
 use sirena::regions::names::normalize;
 use sirena::regions::{Level, Region, RegionId};
 
-
-
 // ---------------------------------------------------------------- the codifier
 
 /// One row of the KATOTTG codifier.

@@ -15,8 +15,6 @@ use sirena::alerts::{AlertKind, AlertLevel, Threat};
 use sirena::sources::SourceError;
 use sirena::sources::ukrainealarm::{decode_alerts, decode_record, decode_status, record_region_id};
 
-
-
 const ZAKARPATTIA: &str = "UA21000000000011690";
 
 /// The samples file: fragments keyed by a description.
