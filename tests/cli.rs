@@ -55,7 +55,8 @@ async fn run_answers_residents_and_stops_cleanly_on_sigterm() {
         .expect("read")
         .replace("https://api.alerts.in.ua", &feed.base_url())
         .replace("https://api.telegram.org", &telegram.base_url())
-        .replace("poll = \"10s\"", "poll = \"2s\"\nmax_requests_per_min = 600")
+        // The first `poll` is the alerts.in.ua source's; the others are commented examples.
+        .replacen("poll = \"10s\"", "poll = \"2s\"\nmax_requests_per_min = 600", 1)
         .replace("[telegram]", "[telegram]\nlong_poll = \"1s\"");
     std::fs::write(config.join("sirena.toml"), settings).expect("write");
 
