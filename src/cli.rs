@@ -1,4 +1,4 @@
-//! Command line: `sirena run | check-config | demo | feed decode | regions find | bench …`.
+//! Command line: `sirena run | check-config | demo | feed decode | regions find | subscribers … | bench …`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: RegionsCommand,
     },
+    /// Subscriber lists as CSV: `channel,address,place,lang`.
+    Subscribers {
+        #[command(subcommand)]
+        command: SubscribersCommand,
+    },
     /// Benchmarks that print the figures quoted in the docs.
     Bench {
         #[command(subcommand)]
@@ -57,6 +62,36 @@ enum RegionsCommand {
     /// Find regions by name or KATOTTG code, as the bot does.
     Find {
         name: String,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SubscribersCommand {
+    /// Import subscribers from a CSV file; exit 1 if any row was rejected.
+    ///
+    /// The file has a header row `channel,address,place,lang` and one subscriber place
+    /// per row, e.g. `sms,+380501234567,UA63080070010082928,uk` or
+    /// `telegram,123456789,UA63080090010026457,en`. Channels: sms, telegram (a private
+    /// chat; also telegram_chat), telegram_channel (only a region's channel as the
+    /// region files name it). Phone numbers may be written +380…, 380…, 0501234567 or
+    /// with spaces and dashes; they are stored as E.164. Every place must be a region of
+    /// the config, every lang uk or en.
+    ///
+    /// Every bad row is reported with its line number and why; the good rows are still
+    /// imported, and the exit code is 1. Importing the same file again changes nothing.
+    /// An existing subscriber keeps their language; an inactive one is reactivated. A
+    /// running `sirena run` matches the imported subscribers after its next restart.
+    Import {
+        /// The CSV file (UTF-8).
+        file: PathBuf,
+        /// The config directory whose store and regions are used.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+    /// Print every active subscriber and place as CSV, in the format import reads.
+    Export {
         #[arg(long, default_value = "config")]
         config: PathBuf,
     },
@@ -224,6 +259,30 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             for r in found {
                 println!("{}  {:?}  {}", r.id, r.level, c.tree.qualified_name(&r.id, Lang::Uk));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subscribers { command: SubscribersCommand::Import { file, config } } => {
+            let report = runtime()?.block_on(crate::subscribers::import_file(&config, &file))?;
+            for r in &report.rejected {
+                eprintln!("{r}");
+            }
+            println!(
+                "rows read: {}, imported new: {}, already there: {}, rejected: {} ({} new subscribers)",
+                report.read,
+                report.new,
+                report.already,
+                report.rejected.len(),
+                report.created
+            );
+            if report.rejected.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{} row(s) of {} rejected; the others were imported", report.rejected.len(), file.display());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Subscribers { command: SubscribersCommand::Export { config } } => {
+            print!("{}", runtime()?.block_on(crate::subscribers::export(&config))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { command } => {

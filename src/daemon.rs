@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::alerts::status::StatusView;
 use crate::alerts::{AlertKind, Event, Transition};
 use crate::bot::{self, Conversation};
+use crate::channels::sms::{Gateway, SmsChannel};
 use crate::channels::telegram::{self, TelegramChannel};
 use crate::channels::{Channel, ChannelKind};
 use crate::config::secret::Secret;
@@ -52,6 +53,8 @@ pub struct Secrets {
     pub sources: BTreeMap<String, Secret>,
     /// Each source's webhook secret, by source name.
     pub webhooks: BTreeMap<String, Secret>,
+    /// Each SMS gateway's token, by gateway name.
+    pub sms: BTreeMap<String, Secret>,
 }
 
 impl Secrets {
@@ -78,6 +81,18 @@ impl Secrets {
             },
             sources,
             webhooks,
+            sms: match &s.sms {
+                Some(sms) => sms
+                    .gateways
+                    .iter()
+                    .map(|g| {
+                        let token = Secret::from_env(g.token_env())
+                            .with_context(|| format!("token of SMS gateway {}", g.name()))?;
+                        Ok((g.name().to_owned(), token))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+                None => BTreeMap::new(),
+            },
         })
     }
 }
@@ -272,6 +287,33 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         }
         None => None,
     };
+    let sms = match &config.settings.sms {
+        Some(settings) if !settings.gateways.is_empty() => {
+            let mut gateways = Vec::new();
+            for g in &settings.gateways {
+                let token = secrets
+                    .sms
+                    .get(g.name())
+                    .cloned()
+                    .with_context(|| format!("SMS gateway {} has no token", g.name()))?;
+                gateways.push(Gateway::build(g, token).map_err(|e| anyhow::anyhow!("SMS gateway {}: {e}", g.name()))?);
+            }
+            // One limiter for the SMS lane, at the slowest gateway's rate, so a failover
+            // never outruns the gateway that takes over; one text a second per number.
+            let per_sec = settings.gateways.iter().map(|g| g.per_sec()).min().unwrap_or(1);
+            let limits = crate::config::TelegramLimits {
+                global_per_sec: per_sec,
+                paid_per_sec: per_sec,
+                per_chat_per_sec: 1,
+                group_per_min: 20,
+                margin: Duration::from_millis(5),
+            };
+            let timeout = settings.gateways.iter().map(|g| g.timeout()).max().unwrap_or(Duration::from_secs(10));
+            let channel: Arc<dyn Channel> = Arc::new(SmsChannel::new(gateways));
+            Some((channel, SharedLimiter::new(limits), timeout + Duration::from_secs(2)))
+        }
+        _ => None,
+    };
     let watcher = ConfigWatcher::new(&config.dir);
     let config_dir = config.dir.clone();
     let outputs = Outputs {
@@ -320,7 +362,10 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             }
         }
     }
-    lanes.push(lane(ChannelKind::Sms, None, None, Duration::from_secs(10)));
+    match sms {
+        Some((channel, limiter, budget)) => lanes.push(lane(ChannelKind::Sms, Some(channel), Some(limiter), budget)),
+        None => lanes.push(lane(ChannelKind::Sms, None, None, Duration::from_secs(10))),
+    }
     for lane in lanes {
         let task = match lane.kind {
             ChannelKind::TelegramChat => "dispatcher (telegram chats)",

@@ -20,6 +20,7 @@
 //!   limits decided before each request, retries.
 //! - [`channels`]: the closed set of channels and their adapters (Telegram).
 //! - [`bot`]: residents talk to sirena.
+//! - [`subscribers`]: `sirena subscribers import | export`: subscriber lists as CSV.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
 //! - [`web`]: the daemon's HTTP endpoint (feed webhooks).
 //! - [`sim`]: simulators of the platforms, for the demo and the tests.
@@ -42,4 +43,5 @@ pub mod regions;
 pub mod sim;
 pub mod sources;
 pub mod store;
+pub mod subscribers;
 pub mod web;

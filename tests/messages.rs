@@ -236,13 +236,50 @@ fn sms_is_compact_plain_text_with_the_facts() {
     let c = config();
     let order = order_event(Transition::Started, OrderStatus::Mandatory, vec![]);
     let r = c.composer.render(&[Part::Event { event: &order, as_new: false }], Lang::Uk, Format::Sms, &c.tree);
-    for needle in ["Обов’язкова евакуація", "Куди: Харків", "10:00, 14:00", "Гаряча лінія: 0 800 000 000"]
+    for needle in ["Обов’язкова евакуація", "Кіндрашівська громада", "Куди: Харків", "10:00", "Тел. 0 800 000 000"]
     {
         assert!(r.text.contains(needle), "missing `{needle}` in: {}", r.text);
     }
     assert!(!r.text.contains('<') || r.text.contains("<обов’язково>"), "no markup: {}", r.text);
     assert!(!r.text.contains("&amp;") && !r.text.contains("🚨") && !r.text.contains("<b>"), "{}", r.text);
-    assert!(r.text.chars().count() <= sirena::messages::SMS_MAX_CHARS, "{}", r.text.chars().count());
+    let parts = sirena::messages::sms::segments(&r.text).parts;
+    assert!(parts <= c.composer.sms_max_parts(), "{parts} parts: {}", r.text);
+}
+
+#[test]
+fn every_alert_sms_in_ukrainian_is_one_part_for_the_demo_places() {
+    let c = config();
+    let places = ["UA63000000000041885", "UA63080000000032022", "UA63080070000080622", "UA63080090000067457"];
+    for kind in [
+        AlertKind::AirRaid,
+        AlertKind::Artillery,
+        AlertKind::UrbanFights,
+        AlertKind::Chemical,
+        AlertKind::Nuclear,
+        AlertKind::Info,
+        AlertKind::Unknown,
+    ] {
+        for transition in [Transition::Started, Transition::Updated, Transition::Ended] {
+            for place in places {
+                let mut e = alert(kind, transition);
+                e.targets = vec![rid(place)];
+                let r = c.composer.render(&[Part::Event { event: &e, as_new: false }], Lang::Uk, Format::Sms, &c.tree);
+                let s = sirena::messages::sms::segments(&r.text);
+                assert_eq!(s.parts, 1, "{kind} {transition:?} in {place}: {} units: {}", s.units, r.text);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_long_order_sms_drops_details_in_order_but_keeps_the_hotline() {
+    let config = config();
+    let tree = config.tree.clone();
+    let c = std::sync::Arc::into_inner(config.composer).expect("one owner").with_sms_max_parts(1);
+    let order = order_event(Transition::Started, OrderStatus::Mandatory, vec![]);
+    let r = c.render(&[Part::Event { event: &order, as_new: false }], Lang::Uk, Format::Sms, &tree);
+    assert_eq!(sirena::messages::sms::segments(&r.text).parts, 1, "{}", r.text);
+    assert!(r.text.contains("Обов’язкова евакуація") && r.text.contains("0 800 000 000"), "{}", r.text);
 }
 
 #[test]

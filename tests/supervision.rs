@@ -78,6 +78,9 @@ impl Store for ReadOnlySwitch {
         self.check()?;
         self.inner.import(rows).await
     }
+    async fn export(&self) -> Result<Vec<Import>, StoreError> {
+        self.inner.export().await
+    }
     async fn sync_region_channels(&self, channels: Vec<RegionChannel>) -> Result<PlaceChanges, StoreError> {
         self.check()?;
         self.inner.sync_region_channels(channels).await

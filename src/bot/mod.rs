@@ -324,7 +324,8 @@ impl Replies {
         let recipient = Recipient::of(&to);
         for attempt in 1..=REPLY_ATTEMPTS {
             self.limiter.acquire_reply(&recipient).await;
-            let message = Outgoing { to: &to, text: &reply.text, silent: false, paid: false, buttons: &reply.buttons };
+            let message =
+                Outgoing { to: &to, text: &reply.text, silent: false, paid: false, buttons: &reply.buttons, key: "" };
             let wait = match self.channel.send(message).await {
                 Ok(_) => return,
                 Err(SendError::RateLimited { scope, retry_after }) => {

@@ -11,6 +11,8 @@
 //! only says what happened, as a variant. A 429 is [`SendError::RateLimited`] with its
 //! scope and `retry_after`, never a string to match.
 
+pub mod phone;
+pub mod sms;
 pub mod telegram;
 
 use std::fmt;
@@ -107,13 +109,13 @@ pub enum Address {
 pub struct BadAddress {
     pub kind: ChannelKind,
     pub text: String,
-    pub why: &'static str,
+    pub why: String,
 }
 
 impl Address {
     pub fn parse(kind: ChannelKind, text: &str) -> Result<Address, BadAddress> {
         let t = text.trim();
-        let bad = |why| BadAddress { kind, text: text.to_owned(), why };
+        let bad = |why: &str| BadAddress { kind, text: text.to_owned(), why: why.to_owned() };
         match kind {
             ChannelKind::TelegramChat => {
                 // Rust's integer parsing takes a leading `+`; a chat id never has one,
@@ -142,15 +144,9 @@ impl Address {
                     }
                 }
             }
-            ChannelKind::Sms => {
-                let digits =
-                    t.strip_prefix('+').ok_or_else(|| bad("a phone number starts with + and the country code"))?;
-                if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
-                    Ok(Address::Phone(t.to_owned()))
-                } else {
-                    Err(bad("8 to 15 digits after the +"))
-                }
-            }
+            // Normalised here, so a stored number is always E.164 and one person is one
+            // subscriber however their number was written.
+            ChannelKind::Sms => phone::normalize(t).map(Address::Phone).map_err(|e| bad(&e.to_string())),
         }
     }
 
@@ -162,11 +158,13 @@ impl Address {
         }
     }
 
-    /// For logs: a phone number or chat id shows only its last three characters; a
-    /// public channel name is not personal data.
+    /// For logs: a phone number shows its country and operator code and its last four
+    /// digits ([`phone::mask`]), a chat id its last three characters; a public channel
+    /// name is not personal data.
     pub fn masked(&self) -> String {
         match self {
             Address::TelegramChannel(ChannelRef::Username(_)) => self.to_string(),
+            Address::Phone(p) => phone::mask(p),
             other => mask(&other.to_string()),
         }
     }
@@ -194,6 +192,10 @@ pub struct Outgoing<'a> {
     pub paid: bool,
     /// Inline buttons: (label, callback data). Only the bot's replies carry them.
     pub buttons: &'a [(String, String)],
+    /// The same for every attempt at this one message, different for any other: a
+    /// gateway that deduplicates retries (TurboSMS `sequence_id`) is given it. Empty
+    /// for the bot's replies.
+    pub key: &'a str,
 }
 
 /// The platform accepted the message.
@@ -249,6 +251,10 @@ mod tests {
             (ChannelKind::TelegramChannel, "@kharkiv_sirena", "@kharkiv_sirena"),
             (ChannelKind::TelegramChannel, "-1001234567890", "-1001234567890"),
             (ChannelKind::Sms, " +380501234567 ", "+380501234567"),
+            (ChannelKind::Sms, "380501234567", "+380501234567"),
+            (ChannelKind::Sms, "0501234567", "+380501234567"),
+            (ChannelKind::Sms, "+380 (50) 123-45-67", "+380501234567"),
+            (ChannelKind::Sms, "+48512345678", "+48512345678"),
         ];
         for (kind, text, shown) in ok {
             let a = Address::parse(kind, text).unwrap_or_else(|e| panic!("{e}"));
@@ -259,13 +265,17 @@ mod tests {
             (ChannelKind::TelegramChat, "+380501234567"),
             (ChannelKind::TelegramChannel, "12345"),
             (ChannelKind::TelegramChannel, "@ab"),
-            (ChannelKind::Sms, "380501234567"),
+            (ChannelKind::Sms, "38050123456"),
             (ChannelKind::Sms, "+38050abc"),
+            (ChannelKind::Sms, "501234567"),
         ];
         for (kind, text) in bad {
             assert!(Address::parse(kind, text).is_err(), "{kind} {text}");
         }
-        assert_eq!(Address::parse(ChannelKind::Sms, "+380501234567").expect("phone").masked(), "**********567");
+        assert_eq!(Address::parse(ChannelKind::Sms, "+380501234567").expect("phone").masked(), "+38050***4567");
+        assert_eq!(Address::parse(ChannelKind::TelegramChat, "123456789").expect("chat").masked(), "******789");
+        let bad = Address::parse(ChannelKind::Sms, "+38050123456").expect_err("short");
+        assert_eq!(bad.why, "11 digits; a Ukrainian number has 12: 380 and 9 more");
     }
 
     #[test]

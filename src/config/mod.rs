@@ -11,6 +11,7 @@
 //! config that fails validation never replaces the running one.
 
 pub mod secret;
+pub mod sms;
 mod sources;
 
 pub use sources::{
@@ -118,6 +119,8 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     /// The daemon's own HTTP endpoint (feed webhooks); off when absent.
     pub http: Option<HttpSettings>,
+    /// SMS gateways; SMS deliveries fail as unconfigured when absent.
+    pub sms: Option<sms::SmsSettings>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -444,6 +447,10 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
 
     match (settings, tree, composer) {
         (Some(settings), Some(tree), Some(composer)) if errors.is_empty() => {
+            let composer = match &settings.sms {
+                Some(sms) => composer.with_sms_max_parts(sms.max_parts),
+                None => composer,
+            };
             Ok(Config { dir: dir.to_owned(), settings, tree: Arc::new(tree), orders, composer: Arc::new(composer) })
         }
         _ => Err(ConfigErrors(errors)),
@@ -475,6 +482,28 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
     settings.sources = sources.into_iter().map(|(s, _)| s).collect();
     // Semantic checks. The parsed struct has no spans, so point at the key's line.
     let at = |key: &str| -> Option<Range<usize>> { find_key(text, key) };
+    if let Some(sms) = &settings.sms {
+        if !(1..=10).contains(&sms.max_parts) {
+            errors.push(src.error(at("max_parts"), "max_parts must be 1 to 10"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for g in &sms.gateways {
+            let key_of = |k: &str| find_key_after(text, "name", g.name(), k);
+            if !names.insert(g.name()) {
+                errors.push(src.error(key_of("name"), format!("SMS gateway name `{}` is used twice", g.name())));
+            }
+            check_url(&src, g.base_url(), key_of("base_url"), errors);
+            if g.per_sec() == 0 {
+                errors.push(src.error(key_of("per_sec"), "per_sec must be at least 1"));
+            }
+            if let sms::GatewaySettings::Turbosms { sender, .. } = g {
+                // Alpha sender names are registered with the operators: 11 characters.
+                if sender.is_empty() || sender.chars().count() > 11 {
+                    errors.push(src.error(key_of("sender"), format!("sender `{sender}` must be 1 to 11 characters")));
+                }
+            }
+        }
+    }
     if let Some(t) = &settings.telegram {
         check_url(&src, &t.api_url, at("api_url"), errors);
         let l = &t.limits;
@@ -524,6 +553,19 @@ fn check_url(src: &SourceText<'_>, url: &str, span: Option<Range<usize>>, errors
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
         Ok(u) => errors.push(src.error(span, format!("`{url}`: scheme {} is not http or https", u.scheme()))),
         Err(e) => errors.push(src.error(span, format!("`{url}` is not a URL: {e}"))),
+    }
+}
+
+/// Byte span of the first line assigning `key` after the line `anchor = "value"` (the
+/// table that holds it), else of that anchor line: for errors in array tables.
+fn find_key_after(text: &str, anchor: &str, value: &str, key: &str) -> Option<Range<usize>> {
+    let needle = format!("{anchor} = \"{value}\"");
+    let start = text.find(&needle)?;
+    let rest = &text[start..];
+    let table_end = rest[needle.len()..].find("\n[").map_or(rest.len(), |i| i + needle.len());
+    match find_key(&rest[..table_end], key) {
+        Some(r) => Some(start + r.start..start + r.end),
+        None => Some(start..start + needle.len()),
     }
 }
 

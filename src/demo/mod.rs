@@ -24,12 +24,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::alerts::Priority;
 use crate::channels::ChannelKind;
+use crate::config::secret::Secret;
 use crate::config::{self, Deadlines, TelegramLimits};
 use crate::daemon::{self, Fanout, Running, Secrets};
 use crate::matcher::IndexDelta;
 use crate::messages::Lang;
 use crate::regions::RegionId;
 use crate::sim::feed::{Fault, FeedKind, FeedSim, FeedSimConfig, SimAlert};
+use crate::sim::sms::turbosms::{TurboSmsSim, TurboSmsSimConfig};
+use crate::sim::sms::twilio::{TwilioSim, TwilioSimConfig};
 use crate::sim::telegram::{TelegramSim, TelegramSimConfig};
 use crate::store::{Import, SqliteStore, Store, SubscriberId};
 
@@ -51,6 +54,17 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
 /// tokens; a daemon started as a process (`sirena bench crash`) gets them set.
 pub const TELEGRAM_TOKEN_ENV: &str = "SIRENA_DEMO_TELEGRAM_TOKEN";
 pub const ALERTS_TOKEN_ENV: &str = "SIRENA_DEMO_ALERTS_TOKEN";
+/// Where the demo daemon finds the SMS gateways' tokens.
+pub const TURBOSMS_TOKEN_ENV: &str = "SIRENA_DEMO_TURBOSMS_TOKEN";
+pub const TWILIO_TOKEN_ENV: &str = "SIRENA_DEMO_TWILIO_TOKEN";
+
+/// Base URLs of the SMS simulators the settings point at.
+#[derive(Clone, Debug, Default)]
+pub struct SmsUrls {
+    pub turbosms: String,
+    pub twilio: String,
+}
+
 /// Where the demo daemon finds the ukrainealarm webhook's secret, and its value.
 pub const WEBHOOK_SECRET_ENV: &str = "SIRENA_DEMO_WEBHOOK_SECRET";
 pub const WEBHOOK_SECRET: &str = "sim-webhook-secret";
@@ -67,6 +81,9 @@ pub struct Harness {
     pub started: Instant,
     /// The feeds the daemon polls.
     pub sources: Vec<FeedKind>,
+    /// The SMS gateways' simulators, when `Options::sms` names them.
+    pub turbosms: Option<TurboSmsSim>,
+    pub twilio: Option<TwilioSim>,
     secrets: Secrets,
     sims_cancel: CancellationToken,
     sims: TaskTracker,
@@ -114,6 +131,15 @@ pub struct Options {
     pub feed_faults: Vec<(FeedKind, Fault, u32)>,
     /// `[telegram] operators`: user ids that get the operators' notices.
     pub operators: Vec<i64>,
+    /// SMS gateways, in failover order, each served by its simulator.
+    pub sms: Vec<SmsKind>,
+}
+
+/// The SMS gateways the harness can simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmsKind {
+    TurboSms,
+    Twilio,
 }
 
 /// A function from the store the harness opened to the one the daemon gets.
@@ -152,6 +178,7 @@ impl Default for Options {
             webhook: false,
             feed_faults: Vec::new(),
             operators: Vec::new(),
+            sms: Vec::new(),
         }
     }
 }
@@ -164,6 +191,11 @@ impl Options {
     /// The settings file pointing at the simulators; `sirena bench crash` writes it
     /// for a daemon it runs as a separate process.
     pub fn settings(&self, feed: &str, telegram: &str) -> String {
+        self.settings_with_sms(feed, telegram, &SmsUrls::default())
+    }
+
+    /// The settings, with `[sms]` pointed at the SMS simulators.
+    pub fn settings_with_sms(&self, feed: &str, telegram: &str, sms: &SmsUrls) -> String {
         let l = &self.telegram_limits;
         let poll = duration(self.poll);
         let rpm = self.requests_per_min;
@@ -189,6 +221,22 @@ impl Options {
             })
             .collect();
         let http = if self.webhook { "[http]\nlisten = \"127.0.0.1:0\"\n\n" } else { "" };
+        let mut sms_section = String::new();
+        if !self.sms.is_empty() {
+            sms_section.push_str("[sms]\nmax_parts = 2\n\n");
+            for kind in &self.sms {
+                sms_section.push_str(&match kind {
+                    SmsKind::TurboSms => format!(
+                        "[[sms.gateway]]\nname = \"turbosms\"\nkind = \"turbosms\"\nbase_url = \"{}\"\ntoken_env = \"{TURBOSMS_TOKEN_ENV}\"\nsender = \"SIRENA\"\nper_sec = 9\ntimeout = \"1s\"\n\n",
+                        sms.turbosms
+                    ),
+                    SmsKind::Twilio => format!(
+                        "[[sms.gateway]]\nname = \"twilio\"\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\ntoken_env = \"{TWILIO_TOKEN_ENV}\"\nfrom = \"SIRENA\"\nper_sec = 50\ntimeout = \"1s\"\n\n",
+                        sms.twilio, TwilioSimConfig::default().account_sid
+                    ),
+                });
+            }
+        }
         let paid: Vec<String> = self.paid_broadcast.iter().map(|p| format!("\"{}\"", p.as_str())).collect();
         let deadlines: String = Priority::ALL
             .iter()
@@ -202,7 +250,7 @@ impl Options {
 [store]
 path = "sirena.db"
 
-{sources}{http}[telegram]
+{sources}{http}{sms_section}[telegram]
 api_url = "{telegram}"
 token_env = "{telegram_env}"
 long_poll = "1s"
@@ -267,6 +315,18 @@ impl Harness {
         for (kind, fault, times) in &opts.feed_faults {
             feed.inject_for(*kind, fault.clone(), *times);
         }
+        let turbosms = match opts.sms.contains(&SmsKind::TurboSms) {
+            true => Some(TurboSmsSim::start(TurboSmsSimConfig::default(), sims_cancel.clone(), &sims).await?),
+            false => None,
+        };
+        let twilio = match opts.sms.contains(&SmsKind::Twilio) {
+            true => Some(TwilioSim::start(TwilioSimConfig::default(), sims_cancel.clone(), &sims).await?),
+            false => None,
+        };
+        let sms_urls = SmsUrls {
+            turbosms: turbosms.as_ref().map(TurboSmsSim::base_url).unwrap_or_default(),
+            twilio: twilio.as_ref().map(TwilioSim::base_url).unwrap_or_default(),
+        };
         let tg_cfg = opts.telegram_sim.clone();
         let tg_token = tg_cfg.token.clone();
         let telegram = TelegramSim::start(tg_cfg, sims_cancel.clone(), &sims).await.context("Telegram simulator")?;
@@ -274,7 +334,10 @@ impl Harness {
         let dir = tempfile::tempdir().context("temporary directory")?;
         let config_dir = dir.path().join("config");
         write_embedded_config(&config_dir)?;
-        std::fs::write(config_dir.join("sirena.toml"), opts.settings(&feed.base_url(), &telegram.base_url()))?;
+        std::fs::write(
+            config_dir.join("sirena.toml"),
+            opts.settings_with_sms(&feed.base_url(), &telegram.base_url(), &sms_urls),
+        )?;
         let kharkiv = config_dir.join("regions/kharkiv.toml");
         let mut text = std::fs::read_to_string(&kharkiv)?;
         for (region, channel) in &opts.region_channels {
@@ -297,6 +360,14 @@ impl Harness {
         let secrets = Secrets {
             telegram: Some(config::secret::Secret::new(tg_token)),
             sources: source_tokens.into_iter().map(|(name, t)| (name, config::secret::Secret::new(t))).collect(),
+            sms: opts
+                .sms
+                .iter()
+                .map(|k| match k {
+                    SmsKind::TurboSms => ("turbosms".to_owned(), Secret::new(TurboSmsSimConfig::default().token)),
+                    SmsKind::Twilio => ("twilio".to_owned(), Secret::new(TwilioSimConfig::default().auth_token)),
+                })
+                .collect(),
             webhooks: if opts.webhook {
                 [("ukrainealarm".to_owned(), config::secret::Secret::new(WEBHOOK_SECRET))].into()
             } else {
@@ -312,6 +383,8 @@ impl Harness {
         };
         let fanouts = daemon.first_fanouts.take().unwrap_or_else(|| daemon.fanouts.subscribe());
         Ok(Harness {
+            turbosms,
+            twilio,
             sources: opts.sources.clone(),
             feed,
             telegram,

@@ -250,8 +250,17 @@ const STEP: Duration = Duration::from_secs(30);
 pub async fn run(source: FeedKind) -> anyhow::Result<bool> {
     let opts = Options {
         sources: vec![source],
-        seed: crate::bench::residents(CROWD_FIRST_CHAT, CROWD, KHARKIV_CITY),
+        seed: crate::bench::residents(CROWD_FIRST_CHAT, CROWD, KHARKIV_CITY)
+            .into_iter()
+            .chain(SMS_RESIDENTS.iter().map(|r| crate::store::Import {
+                kind: crate::channels::ChannelKind::Sms,
+                address: r.phone.to_owned(),
+                lang: crate::messages::Lang::Uk,
+                places: crate::regions::RegionId::parse(r.place_id).map(|p| vec![p]).unwrap_or_default(),
+            }))
+            .collect(),
         region_channels: vec![(KHARKIV_OBLAST.to_owned(), CHANNEL.to_owned())],
+        sms: vec![super::SmsKind::TurboSms],
         ..Options::default()
     };
     let mut h = Harness::start(opts).await?;
@@ -434,6 +443,89 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
     summary(h, &watermark).await
 }
 
+/// Residents without Telegram, imported with their phone numbers, served through the
+/// TurboSMS simulator.
+struct SmsResident {
+    name: &'static str,
+    phone: &'static str,
+    place: &'static str,
+    place_id: &'static str,
+    /// The start of each text they must get once, in order.
+    expect: &'static [&'static str],
+}
+
+const SMS_RESIDENTS: [SmsResident; 2] = [
+    SmsResident {
+        name: "Галина (SMS)",
+        phone: "+380671234501",
+        place: "Кіндрашівка",
+        place_id: "UA63080070010082928",
+        expect: &[
+            "Повітряна тривога: Харківська область",
+            "Обов’язкова евакуація: Кіндрашівська громада",
+            "Відбій: Повітряна тривога: Куп’янський район",
+        ],
+    },
+    SmsResident {
+        name: "Василь (SMS)",
+        phone: "+380671234502",
+        place: "Куп’янськ",
+        place_id: "UA63080090010026457",
+        expect: &[
+            "Повітряна тривога: Харківська область",
+            "Відбій: Повітряна тривога: Куп’янський район",
+            "Рекомендована евакуація: Куп’янськ",
+            "Оновлення: Рекомендована евакуація: Куп’янськ",
+            "Загроза артобстрілу: Куп’янська громада",
+            "Розпорядження про евакуацію знято: Куп’янськ",
+        ],
+    },
+];
+
+/// Prints each SMS resident's texts with their part counts, as the TurboSMS simulator
+/// recorded them, and says whether each got exactly its expected texts, once, within
+/// the configured parts.
+fn sms_summary(h: &Harness) -> bool {
+    let Some(sim) = &h.turbosms else { return true };
+    let mut ok = true;
+    println!("\nSMS residents (checked against the TurboSMS simulator's records):");
+    for r in &SMS_RESIDENTS {
+        let texts: Vec<_> = sim.sent_to(r.phone.trim_start_matches('+'));
+        // Several events due together go out as one text: look at the sentences.
+        let sentences: Vec<String> = texts.iter().map(|t| t.text.clone()).collect();
+        let all = sentences.join("\n");
+        let mut problems = Vec::new();
+        let mut at = 0;
+        for want in r.expect {
+            match all[at..].find(want) {
+                Some(i) => at += i + want.len(),
+                None => problems.push(format!("missed or out of order: {want}")),
+            }
+            if all.lines().filter(|l| l.starts_with(want)).count() > 1 {
+                problems.push(format!("twice: {want}"));
+            }
+        }
+        if all.contains("Відбій: Повітряна тривога: Харківська область") {
+            problems.push("an oblast all-clear while the raion was still under alert".to_owned());
+        }
+        for t in &texts {
+            if t.parts > 2 {
+                problems.push(format!("{} parts: {}", t.parts, t.text));
+            }
+        }
+        let verdict = if problems.is_empty() { "ok" } else { "FAIL" };
+        println!("  {:<20} {:<14} {:<12} {verdict}", r.name, crate::channels::phone::mask(r.phone), r.place);
+        for t in &texts {
+            println!("  │ [{} part{}] {}", t.parts, if t.parts == 1 { "" } else { "s" }, t.text.replace('\n', " / "));
+        }
+        for p in &problems {
+            println!("  ✗ {p}");
+        }
+        ok &= problems.is_empty();
+    }
+    ok
+}
+
 /// The dispatcher's counters at one moment, to print what a step sent.
 #[derive(Clone, Copy)]
 struct Sent {
@@ -589,6 +681,7 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         posts.len()
     );
     all_ok &= crowd_ok && channel_ok;
+    all_ok &= sms_summary(h);
     // Two messages in full, as the residents' phones show them.
     for (chat, what, title) in
         [(1001, Mandatory, "one message for an order and an air raid"), (1004, Updated, "update")]

@@ -65,6 +65,8 @@ struct Ready {
     attempts: u32,
     /// The latest deadline of the carried deliveries; `None` if any has none.
     deadline_ms: Option<i64>,
+    /// The message's identity across retries ([`Outgoing::key`]).
+    key: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -454,7 +456,9 @@ impl Lane {
             .clone();
         let deadline_ms =
             carried.iter().map(|&i| rows[i].deadline_ms).collect::<Option<Vec<_>>>().and_then(|d| d.into_iter().max());
+        let key = message_key(subscriber, &keys);
         Some(Box::new(Ready {
+            key,
             subscriber,
             recipient: Recipient::of(&to),
             to,
@@ -477,10 +481,10 @@ impl Lane {
         let Some(channel) = self.channel.clone() else {
             return Ok(());
         };
-        let (to, text, paid) = (ready.to.clone(), ready.text.clone(), ready.paid);
+        let (to, text, paid, key) = (ready.to.clone(), ready.text.clone(), ready.paid, ready.key.clone());
         let limit = self.send_timeout;
         let handle = st.in_flight.spawn(async move {
-            let message = Outgoing { to: &to, text: &text.text, silent: text.silent, paid, buttons: &[] };
+            let message = Outgoing { to: &to, text: &text.text, silent: text.silent, paid, buttons: &[], key: &key };
             match tokio::time::timeout(limit, channel.send(message)).await {
                 Ok(r) => r,
                 Err(_) => Err(SendError::Transient(format!("no answer within {limit:?}"))),
@@ -633,4 +637,27 @@ fn xorshift(mut x: u64) -> u64 {
     x ^= x >> 7;
     x ^= x << 17;
     x
+}
+
+/// A message's identity: its subscriber and the deliveries it carries. A retry of the
+/// same message has the same key; a message carrying one more event does not.
+fn message_key(subscriber: SubscriberId, carried: &[DeliveryKey]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut events: Vec<_> = carried.iter().map(|k| k.event).collect();
+    events.sort_unstable();
+    // FNV-1a: stable across runs and builds, unlike the standard hasher's seed.
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    events.hash(&mut h);
+    format!("{subscriber}-{:016x}", h.finish())
 }

@@ -18,9 +18,10 @@ use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
 mod lang;
 mod render;
+pub mod sms;
 
 pub use lang::Lang;
-pub use render::{Format, Part, SMS_MAX_CHARS, TELEGRAM_MAX_UTF16, escape, kyiv};
+pub use render::{Format, Part, TELEGRAM_MAX_UTF16, escape, kyiv};
 
 /// Message ids every catalogue must define. `check-config` reports the missing ones.
 pub const REQUIRED_IDS: &[&str] = &[
@@ -111,8 +112,13 @@ pub struct CatalogueSource {
     pub text: String,
 }
 
+/// Parts an SMS may take unless `[sms] max_parts` says otherwise.
+pub const DEFAULT_SMS_PARTS: usize = 2;
+
 pub struct Composer {
     bundles: HashMap<Lang, FluentBundle<FluentResource>>,
+    /// The most parts one SMS may take (`[sms] max_parts`).
+    sms_max_parts: usize,
 }
 
 impl fmt::Debug for Composer {
@@ -122,6 +128,16 @@ impl fmt::Debug for Composer {
 }
 
 impl Composer {
+    /// The most parts one SMS may take; longer texts are shortened (`render::sms`).
+    pub fn with_sms_max_parts(mut self, parts: usize) -> Composer {
+        self.sms_max_parts = parts.max(1);
+        self
+    }
+
+    pub fn sms_max_parts(&self) -> usize {
+        self.sms_max_parts
+    }
+
     /// Builds the composer from catalogue files, reporting every error at once.
     pub fn new(sources: Vec<CatalogueSource>) -> Result<Composer, Vec<CatalogueError>> {
         let mut errors = Vec::new();
@@ -177,7 +193,7 @@ impl Composer {
                 }
             }
         }
-        if errors.is_empty() { Ok(Composer { bundles }) } else { Err(errors) }
+        if errors.is_empty() { Ok(Composer { bundles, sms_max_parts: DEFAULT_SMS_PARTS }) } else { Err(errors) }
     }
 
     /// Formats one message as plain text; falls back to English, then to the id's

@@ -18,9 +18,6 @@ use crate::regions::RegionTree;
 /// bound the raw HTML, which is never shorter, so the bound is safe.
 pub const TELEGRAM_MAX_UTF16: usize = 4096;
 
-/// SMS texts are cut here until the SMS adapters' segment rules take over.
-pub const SMS_MAX_CHARS: usize = 612;
-
 /// How a message is written for its channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {
@@ -93,7 +90,7 @@ impl Composer {
         let text = match format {
             Format::TelegramHtml => html(&blocks, false),
             Format::ChannelPost => html(&blocks, true),
-            Format::Sms => sms(&blocks),
+            Format::Sms => self.sms(parts, lang, tree),
         };
         Rendered { text, silent }
     }
@@ -110,6 +107,114 @@ impl Composer {
                         self.order_block(transition, order, changes, places, lang, tree)
                     }
                 }
+            }
+        }
+    }
+
+    /// An SMS: a few short sentences per part, within `sms_max_parts`. When the text is
+    /// too long, facts are dropped in a fixed order — the least needed first — and
+    /// never the title, the place or the hotline, and no word is ever cut.
+    fn sms(&self, parts: &[Part<'_>], lang: Lang, tree: &RegionTree) -> String {
+        let mut facts: Vec<Fact> = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                facts.push(Fact::keep("\n"));
+            }
+            facts.extend(self.sms_facts(part, lang, tree));
+        }
+        let max = self.sms_max_parts;
+        let text = |facts: &[Fact]| facts.iter().map(|f| f.text.as_str()).collect::<String>();
+        while !super::sms::fits(&text(&facts), max) {
+            // The most droppable fact goes first; among equals, the last.
+            let Some((at, _)) =
+                facts.iter().enumerate().filter(|(_, f)| f.drop_rank > 0).max_by_key(|(i, f)| (f.drop_rank, *i))
+            else {
+                break;
+            };
+            facts.remove(at);
+        }
+        text(&facts).trim().to_owned()
+    }
+
+    /// The sentences of one part, each ending in `. ` or its own punctuation, marked
+    /// with how readily it is dropped (0: never).
+    fn sms_facts(&self, part: &Part<'_>, lang: Lang, tree: &RegionTree) -> Vec<Fact> {
+        let t = |id: &str, args: &[(&str, &str)], fallback: &str| self.text(lang, id, args, fallback);
+        let (event, as_new) = match *part {
+            Part::Closed { start, end } => {
+                let b = self.closed_block(start, end, lang, tree);
+                return vec![Fact::sentence(&b.title, 0)];
+            }
+            Part::Event { event, as_new } => (event, as_new),
+        };
+        let places = event.targets.iter().map(|r| tree.name(r, lang)).collect::<Vec<_>>().join(", ");
+        match &event.detail {
+            EventDetail::Alert { level, threats, .. } => {
+                let kind = self.kind_name(lang, event.kind);
+                let title = match event.transition {
+                    Transition::Started => format!("{kind}: {places}"),
+                    Transition::Updated => t("sms-alert-updated", &[("kind", &kind), ("place", &places)], &kind),
+                    Transition::Ended | Transition::Cancelled => {
+                        t("sms-alert-ended", &[("kind", &kind), ("place", &places)], &kind)
+                    }
+                };
+                let mut facts = vec![Fact::sentence(&title, 0)];
+                if event.is_closing() {
+                    if !event.reach.except_areas.is_empty() {
+                        let on: Vec<String> = event.reach.except_areas.iter().map(|r| tree.name(r, lang)).collect();
+                        facts.push(Fact::sentence(&t("alert-goes-on", &[("places", &on.join(", "))], ""), 1));
+                    }
+                    return facts;
+                }
+                if !threats.is_empty() {
+                    let names: Vec<String> = threats
+                        .iter()
+                        .map(|th| match th {
+                            Threat::Unknown(raw) => raw.clone(),
+                            known => t(&format!("threat-{}", known.as_str()), &[], known.as_str()),
+                        })
+                        .collect();
+                    facts.push(Fact::sentence(&t("alert-threats", &[("threats", &names.join(", "))], ""), 2));
+                }
+                if let Some(AlertLevel::Yellow) = level {
+                    facts.push(Fact::sentence(&t("sms-level-yellow", &[], ""), 3));
+                }
+                if event.transition == Transition::Started {
+                    let advice = t(&format!("sms-advice-{}", event.kind), &[], "");
+                    facts.push(Fact::sentence(&advice, 1));
+                }
+                facts
+            }
+            EventDetail::Order { order, changes } => {
+                let transition = if as_new { Transition::Started } else { event.transition };
+                let b = self.order_block(transition, order, changes, Vec::new(), lang, tree);
+                let mut facts = vec![Fact::sentence(&format!("{}: {places}", b.title), 0)];
+                if matches!(transition, Transition::Started | Transition::Updated) {
+                    if let Some(dest) = &order.destination {
+                        facts.push(Fact::sentence(&t("evac-destination", &[("place", dest.get(lang))], ""), 3));
+                    }
+                    if transition == Transition::Updated
+                        && !as_new
+                        && !changes.is_empty()
+                        && let Some(Line::Note(changed)) = b.lines.iter().find(|l| matches!(l, Line::Note(_)))
+                    {
+                        facts.push(Fact::sentence(changed, 3));
+                    }
+                    if let Some(p) = order.assembly_points.first() {
+                        let point = match p.times.is_empty() {
+                            true => p.name.get(lang).to_owned(),
+                            false => format!("{}, {}", p.name.get(lang), p.times.join(", ")),
+                        };
+                        facts.push(Fact::sentence(&t("sms-assembly", &[("point", &point)], &point), 2));
+                    }
+                    if let Some(tr) = &order.transport {
+                        facts.push(Fact::sentence(tr.get(lang), 4));
+                    }
+                }
+                if let Some(h) = &order.hotline {
+                    facts.push(Fact::sentence(&t("sms-hotline", &[("phone", h)], h), 0));
+                }
+                facts
             }
         }
     }
@@ -309,25 +414,27 @@ fn html(blocks: &[Block], hashtags: bool) -> String {
     text
 }
 
-fn sms(blocks: &[Block]) -> String {
-    let mut parts = Vec::new();
-    for b in blocks {
-        let mut facts = vec![b.title.clone()];
-        if !b.places.is_empty() {
-            facts.push(b.places.join(", "));
-        }
-        for line in &b.lines {
-            match line {
-                Line::Text(t) | Line::Note(t) | Line::Free(t) => facts.push(t.clone()),
-                Line::Point { name, rest, .. } => facts.push(format!("{name}{rest}")),
-            }
-        }
-        let facts: Vec<&str> = facts.iter().map(|f| f.trim().trim_end_matches('.')).filter(|f| !f.is_empty()).collect();
-        parts.push(format!("{}.", facts.join(". ")));
+/// One sentence of an SMS and how readily it is dropped when the text is too long.
+struct Fact {
+    text: String,
+    /// 0: never; higher goes first.
+    drop_rank: u8,
+}
+
+impl Fact {
+    fn keep(text: &str) -> Fact {
+        Fact { text: text.to_owned(), drop_rank: 0 }
     }
-    let mut text = parts.join("\n");
-    truncate_lines(&mut text, SMS_MAX_CHARS, |s| s.chars().count());
-    text
+
+    /// `text` as a sentence: trimmed, ending in a full stop unless it has its own.
+    fn sentence(text: &str, drop_rank: u8) -> Fact {
+        let t = text.trim();
+        if t.is_empty() {
+            return Fact { text: String::new(), drop_rank };
+        }
+        let end = if t.ends_with(['.', '!', '?']) { " " } else { ". " };
+        Fact { text: format!("{t}{end}"), drop_rank }
+    }
 }
 
 /// `#Куп_янський_район`: letters and digits kept, everything else an underscore.

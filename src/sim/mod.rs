@@ -13,4 +13,5 @@
 //!   the caller's `CancellationToken` is cancelled.
 
 pub mod feed;
+pub mod sms;
 pub mod telegram;

@@ -25,6 +25,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("an_all_clear_goes_to_whoever_was_told", |s| Box::pin(told_about(s))),
     ("subscribers_deactivate_reactivate_and_follow_their_address", |s| Box::pin(subscriber_lifecycle(s))),
     ("places_import_and_region_channels", |s| Box::pin(places_and_channels(s))),
+    ("an_export_is_what_import_takes", |s| Box::pin(export_round_trips(s))),
     ("a_large_enqueue_is_complete", |s| Box::pin(large_enqueue(s))),
     ("events_and_small_state_round_trip", |s| Box::pin(events_and_kv(s))),
 ];
@@ -313,6 +314,36 @@ async fn places_and_channels(store: Arc<dyn Store>) {
     assert_eq!(swapped.removed, first.added, "a channel no longer configured is dropped");
     let old = store.subscriber(ChannelKind::TelegramChannel, "@kharkiv_alerts").await.expect("lookup");
     assert!(old.is_some_and(|s| !s.active));
+}
+
+async fn export_round_trips(store: Arc<dyn Store>) {
+    assert!(store.export().await.expect("export").is_empty());
+    let import = |kind, address: &str, lang, places: &[&str]| Import {
+        kind,
+        address: address.into(),
+        lang,
+        places: places.iter().map(|p| region(p)).collect(),
+    };
+    let rows = vec![
+        import(ChannelKind::TelegramChat, "91", Lang::Uk, &[CITY]),
+        import(ChannelKind::TelegramChat, "90", Lang::En, &[CITY]),
+        import(ChannelKind::Sms, "+380501234567", Lang::Uk, &[CITY, OBLAST]),
+    ];
+    assert_eq!(store.import(rows).await.expect("import"), 3);
+    chat(&*store, "92").await;
+    let gone = store.subscriber(ChannelKind::TelegramChat, "91").await.expect("lookup").expect("imported");
+    store.deactivate(gone.id, "blocked").await.expect("deactivate");
+    let exported = store.export().await.expect("export");
+    assert_eq!(
+        exported,
+        vec![
+            import(ChannelKind::Sms, "+380501234567", Lang::Uk, &[OBLAST, CITY]),
+            import(ChannelKind::TelegramChat, "90", Lang::En, &[CITY]),
+        ],
+        "active subscribers with places, by channel, address and place; their languages kept"
+    );
+    assert_eq!(store.import(exported.clone()).await.expect("import"), 0);
+    assert_eq!(store.export().await.expect("export"), exported, "importing an export changes nothing");
 }
 
 async fn large_enqueue(store: Arc<dyn Store>) {

@@ -297,6 +297,10 @@ pub trait Store: Send + Sync + 'static {
     /// Adds (or reactivates) many subscribers with their places; returns how many
     /// subscribers were created.
     async fn import(&self, rows: Vec<Import>) -> Result<usize, StoreError>;
+    /// Every active subscriber that has a place, with their places: what [`Store::import`]
+    /// takes, so importing an export changes nothing. Ordered by channel name, address,
+    /// then place. Reads every subscriber: for `sirena subscribers export`, not for loops.
+    async fn export(&self) -> Result<Vec<Import>, StoreError>;
     /// Makes the region channels in the store exactly `channels`: new ones are added,
     /// ones no longer configured are deactivated.
     async fn sync_region_channels(&self, channels: Vec<RegionChannel>) -> Result<PlaceChanges, StoreError>;

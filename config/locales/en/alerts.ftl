@@ -60,3 +60,18 @@ evac-change-hotline = hotline
 evac-change-who = who should leave
 evac-change-text = text
 evac-change-expiry = dates
+
+# SMS: one part where possible (70 characters in Cyrillic); the program joins sentences.
+sms-alert-updated = Update: { $kind }: { $place }
+sms-alert-ended = All clear: { $kind }: { $place }
+sms-level-yellow = Yellow level
+sms-assembly = Assembly: { $point }
+sms-advice-air_raid = Shelter now!
+sms-advice-artillery = Take shelter!
+sms-advice-urban_fights = Stay in shelter!
+sms-advice-chemical = Stay indoors!
+sms-advice-nuclear = Stay indoors!
+sms-advice-info = { "" }
+sms-advice-evacuation = { "" }
+sms-advice-unknown = Stay alert!
+sms-hotline = Tel. { $phone }

@@ -60,3 +60,18 @@ evac-change-hotline = гаряча лінія
 evac-change-who = для кого
 evac-change-text = текст
 evac-change-expiry = строки
+
+# SMS: по змозі одна частина (70 знаків кирилицею); речення з’єднує програма.
+sms-alert-updated = Оновлення: { $kind }: { $place }
+sms-alert-ended = Відбій: { $kind }: { $place }
+sms-level-yellow = Жовтий рівень
+sms-assembly = Збір: { $point }
+sms-advice-air_raid = В укриття!
+sms-advice-artillery = В укриття!
+sms-advice-urban_fights = Будьте в укритті!
+sms-advice-chemical = Будьте в приміщенні!
+sms-advice-nuclear = Будьте в приміщенні!
+sms-advice-info = { "" }
+sms-advice-evacuation = { "" }
+sms-advice-unknown = Будьте уважні!
+sms-hotline = Тел. { $phone }

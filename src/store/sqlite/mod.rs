@@ -395,6 +395,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn export(&self) -> Result<Vec<Import>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT s.channel, s.address, s.lang, p.region_id FROM subscribers s
+                 JOIN places p ON p.subscriber_id = s.id
+                 WHERE s.active = 1 ORDER BY s.channel, s.address, p.region_id",
+            )?;
+            let mut out: Vec<Import> = Vec::new();
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let (channel, address, lang, region): (String, String, String, String) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                // Rows sirena itself could not have written are skipped, as elsewhere.
+                let (Some(kind), Ok(region)) = (ChannelKind::parse(&channel), RegionId::parse(&region)) else {
+                    continue;
+                };
+                match out.last_mut() {
+                    Some(last) if last.kind == kind && last.address == address => last.places.push(region),
+                    _ => out.push(Import {
+                        kind,
+                        address,
+                        lang: Lang::parse(&lang).unwrap_or(Lang::Uk),
+                        places: vec![region],
+                    }),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn sync_region_channels(&self, channels: Vec<RegionChannel>) -> Result<PlaceChanges, StoreError> {
         self.write(move |conn| {
             let tx = conn.transaction()?;

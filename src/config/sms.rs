@@ -1,0 +1,103 @@
+//! `[sms]` and its `[[sms.gateway]]` tables: how sirena reaches phones.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[sms]`: the gateways, in the order they are tried, and what every text must fit.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSettings {
+    /// The most parts one text may take; a longer one is shortened (orders) or cut.
+    #[serde(default = "default_max_parts")]
+    pub max_parts: usize,
+    /// Tried in this order: the first is used while it works.
+    #[serde(rename = "gateway", default)]
+    pub gateways: Vec<GatewaySettings>,
+}
+
+fn default_max_parts() -> usize {
+    crate::messages::DEFAULT_SMS_PARTS
+}
+
+/// One gateway, by kind.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GatewaySettings {
+    /// TurboSMS (api.turbosms.ua): Bearer token, JSON, many recipients per request.
+    Turbosms {
+        name: String,
+        #[serde(default = "default_turbosms_url")]
+        base_url: String,
+        token_env: String,
+        /// The registered alpha name (at most 11 characters).
+        sender: String,
+        /// Messages per second this account may send.
+        #[serde(default = "default_per_sec")]
+        per_sec: u32,
+        #[serde(with = "humantime_serde", default = "default_sms_timeout")]
+        timeout: Duration,
+        /// Send through Viber with SMS as the fallback (TurboSMS's hybrid mode).
+        #[serde(default)]
+        viber: bool,
+    },
+    /// Twilio Programmable Messaging: Basic auth with the account SID and auth token.
+    Twilio {
+        name: String,
+        #[serde(default = "default_twilio_url")]
+        base_url: String,
+        account_sid: String,
+        token_env: String,
+        /// A sending number (`From`) or a Messaging Service (`MessagingServiceSid`).
+        from: String,
+        #[serde(default = "default_per_sec")]
+        per_sec: u32,
+        #[serde(with = "humantime_serde", default = "default_sms_timeout")]
+        timeout: Duration,
+    },
+}
+
+impl GatewaySettings {
+    pub fn name(&self) -> &str {
+        match self {
+            GatewaySettings::Turbosms { name, .. } | GatewaySettings::Twilio { name, .. } => name,
+        }
+    }
+
+    pub fn token_env(&self) -> &str {
+        match self {
+            GatewaySettings::Turbosms { token_env, .. } | GatewaySettings::Twilio { token_env, .. } => token_env,
+        }
+    }
+
+    pub fn per_sec(&self) -> u32 {
+        match self {
+            GatewaySettings::Turbosms { per_sec, .. } | GatewaySettings::Twilio { per_sec, .. } => *per_sec,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        match self {
+            GatewaySettings::Turbosms { timeout, .. } | GatewaySettings::Twilio { timeout, .. } => *timeout,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        match self {
+            GatewaySettings::Turbosms { base_url, .. } | GatewaySettings::Twilio { base_url, .. } => base_url,
+        }
+    }
+}
+
+fn default_turbosms_url() -> String {
+    "https://api.turbosms.ua".to_owned()
+}
+fn default_twilio_url() -> String {
+    "https://api.twilio.com".to_owned()
+}
+fn default_per_sec() -> u32 {
+    10
+}
+fn default_sms_timeout() -> Duration {
+    Duration::from_secs(10)
+}
