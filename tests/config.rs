@@ -589,3 +589,22 @@ fn the_deprecated_sources_table_still_loads() {
     );
     assert_eq!(c.token_env, Some("ALERTS_IN_UA_TOKEN"));
 }
+
+#[test]
+fn an_order_that_cannot_fit_the_sms_limit_is_reported_at_its_id() {
+    let s = Scratch::new();
+    s.append(
+        "sirena.toml",
+        "\n[sms]\nmax_parts = 1\n\n[[sms.gateway]]\nname = \"turbosms\"\nkind = \"turbosms\"\ntoken_env = \"T\"\nsender = \"SIRENA\"\n",
+    );
+    // Its title, both places and two hotline numbers alone are longer than one part
+    // (70 characters in Cyrillic), whatever details are dropped.
+    let long = ORDER.replace("hotline = \"+380 57 700 00 00\"", "hotline = \"+380 57 700 00 00, +380 50 700 00 00\"");
+    let kharkiv = s.append("regions/kharkiv.toml", &long);
+    let errors = s.errors();
+    let at = kharkiv.line_of("id = \"kupiansk-2025-05\"");
+    let hit = errors.iter().find(|e| e.file == kharkiv.path && e.line == at);
+    let hit = hit.unwrap_or_else(|| panic!("no error at the order's id line {at}:\n{}", listing(&errors)));
+    assert!(hit.message.contains("takes 2 parts") && hit.message.contains("max_parts = 1"), "{}", hit.message);
+    assert!(hit.message.contains("uk"), "{}", hit.message);
+}

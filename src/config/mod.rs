@@ -442,7 +442,7 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
         }
     };
 
-    let (tree, orders) = load_regions(&dir.join("regions"), &mut errors);
+    let (tree, orders, order_origin) = load_regions(&dir.join("regions"), &mut errors);
     let composer = load_locales(&dir.join("locales"), &mut errors);
 
     match (settings, tree, composer) {
@@ -451,6 +451,12 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
                 Some(sms) => composer.with_sms_max_parts(sms.max_parts),
                 None => composer,
             };
+            if settings.sms.as_ref().is_some_and(|s| !s.gateways.is_empty()) {
+                check_orders_fit_sms(&orders, &order_origin, &composer, &tree, &mut errors);
+                if !errors.is_empty() {
+                    return Err(ConfigErrors(errors));
+                }
+            }
             Ok(Config { dir: dir.to_owned(), settings, tree: Arc::new(tree), orders, composer: Arc::new(composer) })
         }
         _ => Err(ConfigErrors(errors)),
@@ -596,16 +602,61 @@ fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
 /// Where each region and order was defined, to locate errors found across files.
 type Origins = HashMap<String, (PathBuf, usize, usize)>;
 
-fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree>, Vec<Order>) {
+/// Every order as an SMS in every language must fit `[sms] max_parts` once shortened
+/// (the renderer drops details, never the title, the place or the hotline): an order
+/// that cannot is the operator's to shorten, found now rather than when it is sent.
+fn check_orders_fit_sms(
+    orders: &[Order],
+    origin: &Origins,
+    composer: &Composer,
+    tree: &RegionTree,
+    errors: &mut Vec<ConfigError>,
+) {
+    use crate::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition};
+    use crate::messages::{Format, Part};
+    for order in orders {
+        let event = Event {
+            id: EventId(format!("evacuation:{}:check", order.id)),
+            kind: AlertKind::Evacuation,
+            transition: Transition::Started,
+            revision: 1,
+            targets: order.targets.clone(),
+            reach: Default::default(),
+            at: order.issued_at.to_utc(),
+            priority: Priority::MandatoryEvacuation,
+            detail: EventDetail::Order { order: Box::new(order.clone()), changes: Vec::new() },
+        };
+        for lang in crate::messages::Lang::ALL {
+            let text = composer.render(&[Part::Event { event: &event, as_new: true }], lang, Format::Sms, tree).text;
+            let parts = crate::messages::sms::segments(&text).parts;
+            if parts > composer.sms_max_parts() {
+                let (file, line, col) = origin.get(&order.id).cloned().unwrap_or_default();
+                errors.push(ConfigError {
+                    file,
+                    line,
+                    col,
+                    message: format!(
+                        "order `{}` as an SMS in {} takes {parts} parts even shortened, more than [sms] max_parts = {}: shorten its place names, destination or hotline ({text})",
+                        order.id,
+                        lang.code(),
+                        composer.sms_max_parts()
+                    ),
+                });
+            }
+        }
+    }
+}
+
+fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree>, Vec<Order>, Origins) {
     let files = match files_with_ext(dir, "toml") {
         Ok(f) if !f.is_empty() => f,
         Ok(_) => {
             errors.push(file_error(dir, "no region files (*.toml) found"));
-            return (None, Vec::new());
+            return (None, Vec::new(), Origins::new());
         }
         Err(e) => {
             errors.push(file_error(dir, format!("cannot read directory: {e}")));
-            return (None, Vec::new());
+            return (None, Vec::new(), Origins::new());
         }
     };
     let before = errors.len();
@@ -671,7 +722,7 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
             orders.push(o);
         }
     }
-    (tree, orders)
+    (tree, orders, order_origin)
 }
 
 fn build_tree(
