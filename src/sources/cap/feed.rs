@@ -4,8 +4,10 @@
 //! A CAP feed is a stream of messages, not a list of what is on: an alert ends by a
 //! `Cancel` or its `expires`, so the snapshot may empty legitimately and the alert
 //! state is told so ([`Feed::ends_explicitly`]). The book lives as long as the
-//! process; after a restart the index is read afresh (its recent messages rebuild
-//! it, and the alert state keeps what it had until the book's view says otherwise).
+//! process; after a restart the index is read afresh, and its recent messages rebuild
+//! it. That first snapshot may lack alerts whose messages have left the index, so it
+//! is judged like a list feed's: if it empties or loses long-standing alerts with most
+//! others, the alert state holds it as a suspected fault.
 
 use std::collections::HashSet;
 
@@ -27,6 +29,8 @@ pub struct CapFeed {
     /// Entry ids (or message URLs) already applied.
     applied: HashSet<String>,
     ignored: u64,
+    /// Snapshots returned so far.
+    snapshots: u64,
 }
 
 impl CapFeed {
@@ -37,6 +41,7 @@ impl CapFeed {
             book: CapBook::default(),
             applied: HashSet::new(),
             ignored: 0,
+            snapshots: 0,
         }
     }
 
@@ -60,6 +65,7 @@ impl CapFeed {
     }
 
     fn snapshot(&mut self) -> Polled {
+        self.snapshots += 1;
         let now = Utc::now();
         self.book.prune(now);
         Polled::Snapshot(Decoded { alerts: self.book.observed(now), unmapped: Vec::new() })
@@ -122,6 +128,21 @@ impl Feed for CapFeed {
     }
 
     fn ends_explicitly(&self) -> bool {
-        true
+        // The first snapshot after a start comes from a book rebuilt from the index.
+        self.snapshots > 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_snapshot_after_a_start_is_judged_like_a_lists() {
+        let mut feed = CapFeed::new("cap", "http://127.0.0.1:9/cap.atom");
+        let _ = feed.snapshot();
+        assert!(!feed.ends_explicitly(), "the book was rebuilt from the index: hold a sudden loss");
+        let _ = feed.snapshot();
+        assert!(feed.ends_explicitly(), "from then on, alerts end by Cancel or expiry");
     }
 }
