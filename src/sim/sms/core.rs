@@ -85,6 +85,8 @@ pub(super) struct Core<C, S> {
     pub(super) clock: SimClock,
     /// Mixed into message ids, so two simulators' ids differ.
     pub(super) id_seed: u64,
+    /// For logs.
+    name: &'static str,
     http: OnceLock<reqwest::Client>,
     /// Bumped on every accepted message and every callback.
     changed: watch::Sender<u64>,
@@ -117,6 +119,7 @@ where
             tracker: tracker.clone(),
             clock: SimClock::default(),
             id_seed: seed ^ u64::from(addr.port()),
+            name,
             http: OnceLock::new(),
             changed: watch::Sender::new(0),
             state: Mutex::new(state),
@@ -146,8 +149,39 @@ where
         format!("http://{}", self.addr)
     }
 
-    pub(super) fn draw_fault(&self) -> Option<SmsFault> {
-        self.lock().records().faults.draw()
+    /// Draws the next injected fault for a request that just arrived and
+    /// serves it: `answer(drop_after)` handles the request normally (with
+    /// `Some(hold)`, hanging up that long after instead of answering),
+    /// `faulted(fault)` answers a fault that replaces all processing.
+    pub(super) async fn on_arrival<A>(
+        &self,
+        answer: impl FnOnce(Option<Duration>) -> A,
+        faulted: impl FnOnce(SmsFault) -> Response,
+    ) -> Response
+    where
+        A: Future<Output = Response> + Send + 'static,
+    {
+        let fault = self.lock().records().faults.draw();
+        match fault {
+            None => answer(None).await,
+            Some(SmsFault::AcceptThenDrop(hold)) => answer(Some(hold)).await,
+            Some(SmsFault::Delay(d)) => {
+                tracing::debug!(?d, sim = self.name, "sms sim: injected delay");
+                self.delayed(d, answer(None)).await
+            }
+            Some(other) => {
+                tracing::debug!(fault = ?other, sim = self.name, "sms sim: injected fault");
+                faulted(other)
+            }
+        }
+    }
+
+    /// The end of an answer that an injected [`SmsFault::AcceptThenDrop`]
+    /// replaces: hold the connection, then close it without a byte.
+    pub(super) async fn hang_up_after(&self, hold: Duration) -> Response {
+        tracing::debug!(?hold, sim = self.name, "sms sim: accepted, now hanging up");
+        pause(&self.shutdown, hold).await;
+        hang_up()
     }
 
     pub(super) fn inject(&self, fault: SmsFault, times: u32) {
@@ -196,11 +230,7 @@ where
     /// `answer` after `delay` — which runs on the tracker, so the gateway
     /// handles the request even when the client has given up meanwhile, as
     /// the real one already has the whole request.
-    pub(super) async fn delayed(
-        &self,
-        delay: Duration,
-        answer: impl Future<Output = Response> + Send + 'static,
-    ) -> Response {
+    async fn delayed(&self, delay: Duration, answer: impl Future<Output = Response> + Send + 'static) -> Response {
         self.lock().records().stats.faulted += 1;
         let (tx, rx) = oneshot::channel();
         let shutdown = self.shutdown.clone();

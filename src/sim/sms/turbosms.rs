@@ -326,16 +326,14 @@ async fn send(
     body: Bytes,
 ) -> Response {
     let at = sim.clock.now();
-    let fault = sim.draw_fault();
-    match fault {
-        None => answer(sim, uri, headers, body, at, None).await,
-        Some(SmsFault::AcceptThenDrop(hold)) => answer(sim, uri, headers, body, at, Some(hold)).await,
-        Some(SmsFault::Delay(d)) => {
-            tracing::debug!(?d, "turbosms sim: injected delay");
-            sim.delayed(d, answer(sim.clone(), uri, headers, body, at, None)).await
-        }
-        Some(other) => faulted(&sim, other, uri.path().to_owned(), &body, at),
-    }
+    let path = uri.path().to_owned();
+    let task_sim = sim.clone();
+    let task_body = body.clone();
+    sim.on_arrival(
+        move |drop_after| answer(task_sim, uri, headers, task_body, at, drop_after),
+        |fault| faulted(&sim, fault, path, &body, at),
+    )
+    .await
 }
 
 /// Handles a request normally; with `drop_after`, hangs up instead of
@@ -362,9 +360,7 @@ async fn answer(
     }
 
     if let Some(hold) = drop_after {
-        tracing::debug!(?hold, "turbosms sim: accepted, now hanging up");
-        pause(&sim.shutdown, hold).await;
-        return hang_up();
+        return sim.hang_up_after(hold).await;
     }
     pause(&sim.shutdown, sim.cfg.latency).await;
     match processed.reply {
@@ -382,7 +378,6 @@ async fn answer(
 
 /// Answers a fault that replaces all processing.
 fn faulted(sim: &Inner, fault: SmsFault, path: String, body: &[u8], at: Instant) -> Response {
-    tracing::debug!(?fault, "turbosms sim: injected fault");
     let (response, http_status, code) = match fault {
         SmsFault::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

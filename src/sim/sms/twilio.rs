@@ -311,16 +311,14 @@ async fn create(
     body: Bytes,
 ) -> Response {
     let at = sim.clock.now();
-    let fault = sim.draw_fault();
-    match fault {
-        None => answer(sim, account, uri, headers, body, at, None).await,
-        Some(SmsFault::AcceptThenDrop(hold)) => answer(sim, account, uri, headers, body, at, Some(hold)).await,
-        Some(SmsFault::Delay(d)) => {
-            tracing::debug!(?d, "twilio sim: injected delay");
-            sim.delayed(d, answer(sim.clone(), account, uri, headers, body, at, None)).await
-        }
-        Some(other) => faulted(&sim, other, uri.path().to_owned(), &body, at),
-    }
+    let path = uri.path().to_owned();
+    let task_sim = sim.clone();
+    let task_body = body.clone();
+    sim.on_arrival(
+        move |drop_after| answer(task_sim, account, uri, headers, task_body, at, drop_after),
+        |fault| faulted(&sim, fault, path, &body, at),
+    )
+    .await
 }
 
 /// Handles a create normally; with `drop_after`, hangs up instead of
@@ -353,9 +351,7 @@ async fn answer(
         Err(e) => e.into_response(),
     };
     if let Some(hold) = drop_after {
-        tracing::debug!(?hold, "twilio sim: accepted, now hanging up");
-        pause(&sim.shutdown, hold).await;
-        return hang_up();
+        return sim.hang_up_after(hold).await;
     }
     if response.status() == StatusCode::CREATED {
         pause(&sim.shutdown, sim.cfg.latency).await;
@@ -382,7 +378,6 @@ async fn fetch(
 }
 
 fn faulted(sim: &Inner, fault: SmsFault, path: String, body: &[u8], at: Instant) -> Response {
-    tracing::debug!(?fault, "twilio sim: injected fault");
     let (response, http_status, code) = match fault {
         SmsFault::Status(status @ (500 | 503)) => {
             let code = 20000 + i64::from(status);
