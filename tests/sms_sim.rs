@@ -108,11 +108,32 @@ fn send_url(sim: &TurboSmsSim) -> String {
     format!("{}/message/send.json", sim.base_url())
 }
 
+/// POSTs `body` with the right token through `http`.
+async fn ts_post(http: &reqwest::Client, sim: &TurboSmsSim, body: &Value) -> reqwest::Result<reqwest::Response> {
+    http.post(send_url(sim)).bearer_auth(TOKEN).json(body).send().await
+}
+
 /// POSTs `body` with the right token and returns (HTTP status, JSON).
 async fn ts_send(env: &Env, sim: &TurboSmsSim, body: Value) -> Result<(StatusCode, Value), BoxError> {
-    let resp = env.http.post(send_url(sim)).bearer_auth(TOKEN).json(&body).send().await?;
+    status_and_json(ts_post(&env.http, sim, &body).await?).await
+}
+
+async fn status_and_json(resp: reqwest::Response) -> Result<(StatusCode, Value), BoxError> {
     let status = resp.status();
     Ok((status, resp.json().await?))
+}
+
+/// A client that gives up after `ms` milliseconds.
+fn impatient(ms: u64) -> Result<reqwest::Client, BoxError> {
+    Ok(reqwest::Client::builder().timeout(Duration::from_millis(ms)).build()?)
+}
+
+/// Asserts that a request got no answer: timed out if `timeout`, else the
+/// connection was closed.
+fn no_answer(sent: reqwest::Result<reqwest::Response>, timeout: bool) -> TestResult {
+    let err = sent.err().ok_or("answered")?;
+    assert_eq!(err.is_timeout(), timeout, "{err}");
+    Ok(())
 }
 
 fn sms(recipients: &[&str], text: &str) -> Value {
@@ -315,9 +336,7 @@ async fn turbosms_sequence_id_makes_a_retry_after_a_lost_answer_send_nothing() -
 
     // Accepted, then the answer never comes: the client times out.
     sim.inject(SmsFault::AcceptThenDrop(Duration::from_secs(30)), 1);
-    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build()?;
-    let err = impatient.post(send_url(&sim)).bearer_auth(TOKEN).json(&body).send().await.err().ok_or("answered")?;
-    assert!(err.is_timeout(), "{err}");
+    no_answer(ts_post(&impatient(300)?, &sim, &body).await, true)?;
     let first = sim.sent();
     assert_eq!(first.len(), 2, "the gateway took the messages");
 
@@ -337,8 +356,7 @@ async fn turbosms_sequence_id_makes_a_retry_after_a_lost_answer_send_nothing() -
     // without sequence_id still meets the 90 s rule.
     sim.inject(SmsFault::AcceptThenDrop(Duration::ZERO), 1);
     let once = sms(&[A], "Укриття");
-    let err = env.http.post(send_url(&sim)).bearer_auth(TOKEN).json(&once).send().await.err().ok_or("answered")?;
-    assert!(!err.is_timeout(), "{err}");
+    no_answer(ts_post(&env.http, &sim, &once).await, false)?;
     assert_eq!(sim.sent().len(), 3);
     assert_eq!(ts_send(&env, &sim, once).await?.1["response_code"], 427);
     assert_eq!(sim.sent().len(), 3);
@@ -355,7 +373,7 @@ async fn turbosms_throttles_requests_and_messages_with_429() -> TestResult {
     let sim = turbosms(&env, TurboSmsSimConfig { requests_per_sec: 2, messages_per_sec: 3, ..ts_cfg() }).await?;
     assert_eq!(ts_send(&env, &sim, sms(&[A], "1")).await?.1["response_code"], 800);
     assert_eq!(ts_send(&env, &sim, sms(&[A], "2")).await?.1["response_code"], 800);
-    let resp = env.http.post(send_url(&sim)).bearer_auth(TOKEN).json(&sms(&[A], "3")).send().await?;
+    let resp = ts_post(&env.http, &sim, &sms(&[A], "3")).await?;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     assert!(resp.text().await?.contains("429 Too Many Requests"), "a proxy page, not JSON");
@@ -365,7 +383,7 @@ async fn turbosms_throttles_requests_and_messages_with_429() -> TestResult {
     // window, over three, and the whole batch is refused.
     sim.advance(Duration::from_secs(1));
     assert_eq!(ts_send(&env, &sim, sms(&[A, B], "4")).await?.1["response_code"], 800);
-    let resp = env.http.post(send_url(&sim)).bearer_auth(TOKEN).json(&sms(&[A, "380931234567"], "5")).send().await?;
+    let resp = ts_post(&env.http, &sim, &sms(&[A, "380931234567"], "5")).await?;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(sim.sent().len(), 4, "a throttled batch sends nothing");
     assert_eq!(sim.stats().rate_limited, 2);
@@ -383,7 +401,7 @@ async fn turbosms_faults_stand_for_the_path_failing() -> TestResult {
     let env = Env::new();
     let sim = turbosms(&env, TurboSmsSimConfig { requests_per_sec: 1, ..ts_cfg() }).await?;
     let body = sms(&[A], "x");
-    let post = || env.http.post(send_url(&sim)).bearer_auth(TOKEN).json(&body).send();
+    let post = || ts_post(&env.http, &sim, &body);
 
     sim.inject(SmsFault::Status(502), 1);
     sim.inject(SmsFault::Garbage, 1);
@@ -394,8 +412,7 @@ async fn turbosms_faults_stand_for_the_path_failing() -> TestResult {
     let resp = post().await?;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.json::<Value>().await.is_err(), "garbage does not decode");
-    let err = post().await.err().ok_or("a reset answered")?;
-    assert!(!err.is_timeout(), "{err}");
+    no_answer(post().await, false)?;
     let v: Value = post().await?.json().await?;
     assert_eq!((v["response_code"].as_i64(), v["response_status"].as_str()), (Some(999), Some("FATAL_ERROR")));
     assert!(sim.sent().is_empty());
@@ -408,10 +425,7 @@ async fn turbosms_faults_stand_for_the_path_failing() -> TestResult {
     // gateway still sends.
     sim.advance(Duration::from_secs(1));
     sim.inject(SmsFault::Delay(Duration::from_millis(400)), 1);
-    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(100)).build()?;
-    let other = sms(&[B], "y");
-    let err = impatient.post(send_url(&sim)).bearer_auth(TOKEN).json(&other).send().await.err().ok_or("answered")?;
-    assert!(err.is_timeout(), "{err}");
+    no_answer(ts_post(&impatient(100)?, &sim, &sms(&[B], "y")).await, true)?;
     assert_eq!(sim.wait_for_sent(2, Duration::from_secs(5)).await.len(), 2);
     assert_eq!(sim.sent_to(B).len(), 1);
 
@@ -419,7 +433,7 @@ async fn turbosms_faults_stand_for_the_path_failing() -> TestResult {
     sim.advance(Duration::from_secs(1));
     sim.inject(SmsFault::Delay(Duration::from_millis(100)), 1);
     let started = std::time::Instant::now();
-    let v: Value = env.http.post(send_url(&sim)).bearer_auth(TOKEN).json(&sms(&[B], "z")).send().await?.json().await?;
+    let v: Value = ts_post(&env.http, &sim, &sms(&[B], "z")).await?.json().await?;
     assert_eq!(v["response_code"], 800);
     assert!(started.elapsed() >= Duration::from_millis(100));
     env.stop().await;
@@ -537,11 +551,14 @@ fn messages_url(sim: &TwilioSim, account: &str) -> String {
     format!("{}/2010-04-01/Accounts/{account}/Messages.json", sim.base_url())
 }
 
+/// Creates a message with the right credentials through `http`.
+async fn tw_post(http: &reqwest::Client, sim: &TwilioSim, form: &[(&str, &str)]) -> reqwest::Result<reqwest::Response> {
+    http.post(messages_url(sim, SID)).basic_auth(SID, Some(AUTH)).form(form).send().await
+}
+
 /// Creates a message with the right credentials; (status, JSON).
 async fn tw_send(env: &Env, sim: &TwilioSim, form: &[(&str, &str)]) -> Result<(StatusCode, Value), BoxError> {
-    let resp = env.http.post(messages_url(sim, SID)).basic_auth(SID, Some(AUTH)).form(form).send().await?;
-    let status = resp.status();
-    Ok((status, resp.json().await?))
+    status_and_json(tw_post(&env.http, sim, form).await?).await
 }
 
 #[tokio::test]
@@ -820,12 +837,12 @@ async fn twilio_faults_and_a_lost_answer() -> TestResult {
     sim.inject(SmsFault::ErrorCode(20429), 1);
     let (status, v) = tw_send(&env, &sim, &form).await?;
     assert_eq!((status, v["code"].as_i64()), (StatusCode::INTERNAL_SERVER_ERROR, Some(20500)));
-    let resp = env.http.post(messages_url(&sim, SID)).basic_auth(SID, Some(AUTH)).form(&form).send().await?;
+    let resp = tw_post(&env.http, &sim, &form).await?;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     assert!(resp.text().await?.contains("nginx"));
-    let resp = env.http.post(messages_url(&sim, SID)).basic_auth(SID, Some(AUTH)).form(&form).send().await?;
+    let resp = tw_post(&env.http, &sim, &form).await?;
     assert!(resp.json::<Value>().await.is_err(), "garbage does not decode");
-    assert!(env.http.post(messages_url(&sim, SID)).basic_auth(SID, Some(AUTH)).form(&form).send().await.is_err());
+    assert!(tw_post(&env.http, &sim, &form).await.is_err());
     let (status, v) = tw_send(&env, &sim, &form).await?;
     assert_eq!((status, v["code"].as_i64()), (StatusCode::TOO_MANY_REQUESTS, Some(20429)));
     assert!(sim.sent().is_empty());
@@ -834,32 +851,14 @@ async fn twilio_faults_and_a_lost_answer() -> TestResult {
     // Accepted, answer lost. Twilio has no idempotency key, so a retry sends
     // the message a second time: the adapter has to live with that.
     sim.inject(SmsFault::AcceptThenDrop(Duration::from_secs(30)), 1);
-    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build()?;
-    let err = impatient
-        .post(messages_url(&sim, SID))
-        .basic_auth(SID, Some(AUTH))
-        .form(&form)
-        .send()
-        .await
-        .err()
-        .ok_or("answered")?;
-    assert!(err.is_timeout(), "{err}");
+    no_answer(tw_post(&impatient(300)?, &sim, &form).await, true)?;
     assert_eq!(sim.sent().len(), 1);
     assert_eq!(tw_send(&env, &sim, &form).await?.0, StatusCode::CREATED);
     assert_eq!(sim.sent().len(), 2);
 
     // A delay past the client's timeout: Twilio still creates the message.
     sim.inject(SmsFault::Delay(Duration::from_millis(300)), 1);
-    let quick = reqwest::Client::builder().timeout(Duration::from_millis(100)).build()?;
-    let err = quick
-        .post(messages_url(&sim, SID))
-        .basic_auth(SID, Some(AUTH))
-        .form(&form)
-        .send()
-        .await
-        .err()
-        .ok_or("answered")?;
-    assert!(err.is_timeout(), "{err}");
+    no_answer(tw_post(&impatient(100)?, &sim, &form).await, true)?;
     assert_eq!(sim.wait_for_sent(3, Duration::from_secs(5)).await.len(), 3);
     env.stop().await;
     Ok(())

@@ -26,10 +26,12 @@
 //! - delivery callbacks go only to loopback URLs, from tasks on the caller's
 //!   `TaskTracker`, and stop on the caller's `CancellationToken`.
 //!
-//! Layout: this module (shared records, faults, the clock, sliding windows,
-//! SMS segment counting, form decoding), `http` (connection serving that can
-//! hang up without answering, loopback checks), `turbosms`, `twilio`.
+//! Layout: this module (record types, faults, the clock, sliding windows,
+//! SMS segment counting, form decoding), `core` (the server plumbing and
+//! record accessors both simulators share), `http` (connection serving that
+//! can hang up without answering, loopback checks), `turbosms`, `twilio`.
 
+mod core;
 mod http;
 pub mod turbosms;
 pub mod twilio;
@@ -264,6 +266,7 @@ const GSM7_EXTENDED: &str = "^{}\\[~]|€\u{c}";
 
 /// Parts a text takes: GSM-7 160 in one part, 153 per part when
 /// concatenated; UCS-2 70 and 67. An empty text takes one part.
+// Deliberately repeats `crate::messages::sms`: a simulator must not share code with what it tests.
 pub fn segments(text: &str) -> Segments {
     let gsm7 = text.chars().all(|c| GSM7_BASIC.contains(c) || GSM7_EXTENDED.contains(c));
     let (units, single, multi) = if gsm7 {

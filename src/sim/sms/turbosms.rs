@@ -73,8 +73,7 @@
 //! Only JSON bodies are read (the API also takes forms and GET parameters).
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -84,15 +83,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use serde_json::{Map, Value, json};
-use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::http::{hang_up, loopback_url, pause, proxy_page, spawn};
-use super::{
-    CallbackRecord, FaultQueue, Gateway, SentSms, SimClock, SmsFault, SmsMode, SmsRequest, SmsStats, Window, mixed_hex,
-    parse_form, segments, wait_for,
-};
+use super::core::{Core, GatewayState, Records, sim_accessors};
+use super::http::{hang_up, loopback_url, pause, proxy_page};
+use super::{CallbackRecord, Gateway, SentSms, SmsFault, SmsMode, Window, mixed_hex, parse_form, segments};
 
 /// Limits and identity of the simulated TurboSMS account.
 #[derive(Clone, Debug)]
@@ -195,37 +191,13 @@ pub struct TurboSmsSim {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    cfg: TurboSmsSimConfig,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    clock: SimClock,
-    id_seed: u64,
-    http: OnceLock<reqwest::Client>,
-    /// Bumped on every accepted message and every callback.
-    changed: watch::Sender<u64>,
-    state: Mutex<TsState>,
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, TsState> {
-        // A panic while holding the lock is a simulator bug; carrying on
-        // with half-updated state would hide it.
-        self.state.lock().expect("turbosms sim state lock")
-    }
-
-    fn bump(&self) {
-        self.changed.send_modify(|n| *n += 1);
-    }
-}
+type Inner = Core<TurboSmsSimConfig, TsState>;
 
 struct TsState {
     inactive: HashSet<String>,
     stoplist: HashSet<String>,
     balance: Option<u64>,
     outcomes: HashMap<String, DlrStatus>,
-    faults: FaultQueue,
     request_window: Window,
     message_window: Window,
     /// (number, text) → when last accepted, for the 90 s rule.
@@ -234,9 +206,17 @@ struct TsState {
     sequences: HashMap<String, Value>,
     next_id: u64,
     sent: Vec<SentSms>,
-    requests: Vec<SmsRequest>,
-    stats: SmsStats,
-    callbacks: Vec<CallbackRecord>,
+    rec: Records,
+}
+
+impl GatewayState for TsState {
+    fn records(&mut self) -> &mut Records {
+        &mut self.rec
+    }
+
+    fn sent_count(&self) -> usize {
+        self.sent.len()
+    }
 }
 
 impl TurboSmsSim {
@@ -247,50 +227,32 @@ impl TurboSmsSim {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> std::io::Result<TurboSmsSim> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let state = TsState {
             inactive: HashSet::new(),
             stoplist: HashSet::new(),
             balance: cfg.balance,
             outcomes: HashMap::new(),
-            faults: FaultQueue::default(),
             request_window: Window::new(Duration::from_secs(1)),
             message_window: Window::new(Duration::from_secs(1)),
             recent: HashMap::new(),
             sequences: HashMap::new(),
             next_id: 0,
             sent: Vec::new(),
-            requests: Vec::new(),
-            stats: SmsStats::default(),
-            callbacks: Vec::new(),
+            rec: Records::default(),
         };
-        let inner = Arc::new(Inner {
-            cfg,
-            addr,
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-            clock: SimClock::default(),
-            id_seed: 0x7475_7262_6f00 ^ u64::from(addr.port()),
-            http: OnceLock::new(),
-            changed: watch::Sender::new(0),
-            state: Mutex::new(state),
-        });
-        let app = Router::new()
-            .route("/message/send.json", post(send))
-            .route("/message/send", post(send))
-            .route("/message/ping.json", any(ping))
-            .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found").into_response() })
-            .with_state(inner.clone());
-        spawn(listener, app, shutdown, tracker, "turbosms");
-        tracing::debug!(%addr, "turbosms sim listening");
+        let inner = Core::start(cfg, state, 0x7475_7262_6f00, shutdown, tracker, "turbosms", |inner| {
+            Router::new()
+                .route("/message/send.json", post(send))
+                .route("/message/send", post(send))
+                .route("/message/ping.json", any(ping))
+                .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found").into_response() })
+                .with_state(inner)
+        })
+        .await?;
         Ok(TurboSmsSim { inner })
     }
 
-    /// `http://127.0.0.1:PORT`, in place of `https://api.turbosms.ua`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.inner.addr)
-    }
+    sim_accessors!();
 
     /// An inactive sender (month not paid) is refused with 401.
     pub fn set_sender_active(&self, sender: &str, active: bool) {
@@ -321,21 +283,6 @@ impl TurboSmsSim {
         self.inner.lock().outcomes.insert(digits(phone), status);
     }
 
-    /// The next `times` requests draw `fault`, after those queued earlier.
-    pub fn inject(&self, fault: SmsFault, times: u32) {
-        self.inner.lock().faults.push(fault, times);
-    }
-
-    pub fn clear_faults(&self) {
-        self.inner.lock().faults.clear();
-    }
-
-    /// Moves the simulator's clock forward: rate windows and the duplicate
-    /// rule see the time as `by` later.
-    pub fn advance(&self, by: Duration) {
-        self.inner.clock.advance(by);
-    }
-
     /// Every accepted message, in order.
     pub fn sent(&self) -> Vec<SentSms> {
         self.inner.lock().sent.clone()
@@ -345,34 +292,6 @@ impl TurboSmsSim {
     pub fn sent_to(&self, phone: &str) -> Vec<SentSms> {
         let phone = digits(phone);
         self.inner.lock().sent.iter().filter(|m| m.to == phone).cloned().collect()
-    }
-
-    /// Every request answered or hung up on, in the order answers were
-    /// decided.
-    pub fn requests(&self) -> Vec<SmsRequest> {
-        self.inner.lock().requests.clone()
-    }
-
-    pub fn stats(&self) -> SmsStats {
-        self.inner.lock().stats.clone()
-    }
-
-    /// Delivery reports posted so far, in order.
-    pub fn callbacks(&self) -> Vec<CallbackRecord> {
-        self.inner.lock().callbacks.clone()
-    }
-
-    /// Waits until at least `n` messages were accepted (or `timeout`, or
-    /// shutdown) and returns them all.
-    pub async fn wait_for_sent(&self, n: usize, timeout: Duration) -> Vec<SentSms> {
-        wait_for(&self.inner.changed, &self.inner.shutdown, timeout, || self.inner.lock().sent.len() >= n).await;
-        self.sent()
-    }
-
-    /// Waits until at least `n` delivery reports were posted.
-    pub async fn wait_for_callbacks(&self, n: usize, timeout: Duration) -> Vec<CallbackRecord> {
-        wait_for(&self.inner.changed, &self.inner.shutdown, timeout, || self.inner.lock().callbacks.len() >= n).await;
-        self.callbacks()
     }
 }
 
@@ -407,25 +326,14 @@ async fn send(
     body: Bytes,
 ) -> Response {
     let at = sim.clock.now();
-    let fault = sim.lock().faults.draw();
-    match fault {
-        None => answer(sim, uri, headers, body, at, None).await,
-        Some(SmsFault::AcceptThenDrop(hold)) => answer(sim, uri, headers, body, at, Some(hold)).await,
-        Some(SmsFault::Delay(d)) => {
-            tracing::debug!(?d, "turbosms sim: injected delay");
-            sim.lock().stats.faulted += 1;
-            // The gateway has the whole request: it goes on to handle it
-            // after the delay even if the client has given up meanwhile.
-            let (tx, rx) = oneshot::channel();
-            let task_sim = sim.clone();
-            sim.tracker.spawn(async move {
-                pause(&task_sim.shutdown, d).await;
-                let _ = tx.send(answer(task_sim, uri, headers, body, at, None).await);
-            });
-            rx.await.unwrap_or_else(|_| hang_up())
-        }
-        Some(other) => faulted(&sim, other, uri.path().to_owned(), &body, at),
-    }
+    let path = uri.path().to_owned();
+    let task_sim = sim.clone();
+    let task_body = body.clone();
+    sim.on_arrival(
+        move |drop_after| answer(task_sim, uri, headers, task_body, at, drop_after),
+        |fault| faulted(&sim, fault, path, &body, at),
+    )
+    .await
 }
 
 /// Handles a request normally; with `drop_after`, hangs up instead of
@@ -445,25 +353,14 @@ async fn answer(
         Reply::Envelope(v) => (200, v["response_code"].as_i64()),
         Reply::Throttled(_) => (429, None),
     };
-    {
-        let mut st = sim.lock();
-        st.stats.requests += 1;
-        if drop_after.is_some() {
-            st.stats.faulted += 1;
-            st.stats.dropped += 1;
-        }
-        let http_status = if drop_after.is_some() { 0 } else { http_status };
-        st.requests.push(SmsRequest { method: "POST".into(), path, body: lossy(&body), http_status, code, at });
-    }
+    sim.lock().rec.answered(path, &body, http_status, code, at, drop_after.is_some());
     if !processed.accepted.is_empty() {
         sim.bump();
         schedule_reports(&sim, processed.accepted);
     }
 
     if let Some(hold) = drop_after {
-        tracing::debug!(?hold, "turbosms sim: accepted, now hanging up");
-        pause(&sim.shutdown, hold).await;
-        return hang_up();
+        return sim.hang_up_after(hold).await;
     }
     pause(&sim.shutdown, sim.cfg.latency).await;
     match processed.reply {
@@ -481,7 +378,6 @@ async fn answer(
 
 /// Answers a fault that replaces all processing.
 fn faulted(sim: &Inner, fault: SmsFault, path: String, body: &[u8], at: Instant) -> Response {
-    tracing::debug!(?fault, "turbosms sim: injected fault");
     let (response, http_status, code) = match fault {
         SmsFault::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -500,13 +396,7 @@ fn faulted(sim: &Inner, fault: SmsFault, path: String, body: &[u8], at: Instant)
         SmsFault::ErrorCode(code) => (axum::Json(envelope(code, Value::Null)).into_response(), 200, Some(code)),
         SmsFault::Reset | SmsFault::Delay(_) | SmsFault::AcceptThenDrop(_) => (hang_up(), 0, None),
     };
-    let mut st = sim.lock();
-    st.stats.requests += 1;
-    st.stats.faulted += 1;
-    if http_status == 0 {
-        st.stats.dropped += 1;
-    }
-    st.requests.push(SmsRequest { method: "POST".into(), path, body: lossy(body), http_status, code, at });
+    sim.lock().rec.faulted(path, body, http_status, code, at);
     response
 }
 
@@ -532,7 +422,7 @@ impl TsState {
             Some(_) => {}
         }
         if let Some(wait) = self.request_window.wait(cfg.requests_per_sec, 1, now) {
-            self.stats.rate_limited += 1;
+            self.rec.stats.rate_limited += 1;
             return Processed { reply: Reply::Throttled(wait), accepted: Vec::new() };
         }
         self.request_window.add(1, now);
@@ -540,14 +430,14 @@ impl TsState {
         match self.validate_and_send(sim, body, now) {
             Ok(processed) => processed,
             Err(code) => {
-                self.stats.rejected += 1;
+                self.rec.stats.rejected += 1;
                 Processed::refuse(code)
             }
         }
     }
 
     fn auth_failure(&mut self, code: i64) -> Processed {
-        self.stats.auth_failures += 1;
+        self.rec.stats.auth_failures += 1;
         Processed::refuse(code)
     }
 
@@ -569,7 +459,7 @@ impl TsState {
             Some(_) => return Err(300),
         };
         if let Some(earlier) = sequence_id.as_ref().and_then(|id| self.sequences.get(id)) {
-            self.stats.replayed += 1;
+            self.rec.stats.replayed += 1;
             return Ok(Processed { reply: Reply::Envelope(envelope(507, earlier.clone())), accepted: Vec::new() });
         }
 
@@ -598,7 +488,7 @@ impl TsState {
         let verdicts: Vec<Verdict> = recipients.iter().map(|r| self.judge(cfg, r, &main.text, &mut seen)).collect();
         let accepted_count = verdicts.iter().filter(|v| v.result.is_ok()).count();
         if accepted_count == 0 {
-            self.stats.rejected += verdicts.len() as u64;
+            self.rec.stats.rejected += verdicts.len() as u64;
             let code = verdicts.iter().find_map(|v| v.result.as_ref().err().copied()).unwrap_or(202);
             return Ok(Processed {
                 reply: Reply::Envelope(envelope(code, results_json(&verdicts, &[]))),
@@ -610,7 +500,7 @@ impl TsState {
             return Err(203);
         }
         if let Some(wait) = self.message_window.wait(cfg.messages_per_sec, accepted_count, now) {
-            self.stats.rate_limited += 1;
+            self.rec.stats.rate_limited += 1;
             return Ok(Processed { reply: Reply::Throttled(wait), accepted: Vec::new() });
         }
 
@@ -642,8 +532,8 @@ impl TsState {
             accepted.push((id.clone(), phone.clone()));
             ids.push(Some(id));
         }
-        self.stats.accepted += accepted_count as u64;
-        self.stats.rejected += (verdicts.len() - accepted_count) as u64;
+        self.rec.stats.accepted += accepted_count as u64;
+        self.rec.stats.rejected += (verdicts.len() - accepted_count) as u64;
         let result = results_json(&verdicts, &ids);
         if let Some(id) = sequence_id {
             self.sequences.insert(id, result.clone());
@@ -809,10 +699,6 @@ fn uuid_like(hex: &str) -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
-fn lossy(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).into_owned()
-}
-
 /// Posts one report per accepted message after `dlr_delay`, in order, on
 /// the tracker.
 fn schedule_reports(sim: &Arc<Inner>, accepted: Vec<(String, String)>) {
@@ -831,14 +717,13 @@ fn schedule_reports(sim: &Arc<Inner>, accepted: Vec<(String, String)>) {
                 s = post_report(&sim, &target, &id, &phone, status) => s,
             };
             let at = sim.clock.now();
-            sim.lock().callbacks.push(CallbackRecord {
+            sim.record_callback(CallbackRecord {
                 message_id: id,
                 status: status.as_str().to_owned(),
                 url: target.url.clone(),
                 http_status,
                 at,
             });
-            sim.bump();
         }
     });
 }
@@ -866,8 +751,7 @@ async fn post_report(sim: &Inner, target: &DlrTarget, id: &str, phone: &str, sta
         }
     }
     let body = json!({"message_id": id, "phone": phone, "status": status.as_str()});
-    let http = sim.http.get_or_init(reqwest::Client::new);
-    match http.post(url).headers(request_headers).json(&body).send().await {
+    match sim.http().post(url).headers(request_headers).json(&body).send().await {
         Ok(resp) => Some(resp.status().as_u16()),
         Err(e) => {
             tracing::debug!(error = %e, "turbosms sim: delivery report post failed");

@@ -54,8 +54,7 @@
 //! loopback is accepted, as Twilio would, but never posted to.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -68,15 +67,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use serde_json::{Value, json};
-use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::http::{hang_up, loopback_url, pause, proxy_page, spawn};
-use super::{
-    CallbackRecord, FaultQueue, Gateway, SentSms, SimClock, SmsFault, SmsMode, SmsRequest, SmsStats, Window, mixed_hex,
-    parse_form, segments, wait_for,
-};
+use super::core::{Core, GatewayState, Records, sim_accessors};
+use super::http::{hang_up, loopback_url, pause, proxy_page};
+use super::{CallbackRecord, Gateway, SentSms, SmsFault, SmsMode, Window, mixed_hex, parse_form, segments};
 
 const API_VERSION: &str = "2010-04-01";
 
@@ -158,41 +154,28 @@ pub struct TwilioSim {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    cfg: TwilioSimConfig,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    clock: SimClock,
-    id_seed: u64,
-    http: OnceLock<reqwest::Client>,
-    changed: watch::Sender<u64>,
-    state: Mutex<TwState>,
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, TwState> {
-        self.state.lock().expect("twilio sim state lock")
-    }
-
-    fn bump(&self) {
-        self.changed.send_modify(|n| *n += 1);
-    }
-}
+type Inner = Core<TwilioSimConfig, TwState>;
 
 struct TwState {
     unsubscribed: HashSet<String>,
     outcomes: HashMap<String, FinalStatus>,
-    faults: FaultQueue,
     requests_window: Window,
     account_window: Window,
     /// (sender, recipient) → recent messages between them.
     pairs: HashMap<(String, String), Window>,
     messages: Vec<TwilioMessage>,
     next_id: u64,
-    requests: Vec<SmsRequest>,
-    stats: SmsStats,
-    callbacks: Vec<CallbackRecord>,
+    rec: Records,
+}
+
+impl GatewayState for TwState {
+    fn records(&mut self) -> &mut Records {
+        &mut self.rec
+    }
+
+    fn sent_count(&self) -> usize {
+        self.messages.len()
+    }
 }
 
 impl TwilioSim {
@@ -203,46 +186,28 @@ impl TwilioSim {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> std::io::Result<TwilioSim> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let state = TwState {
             unsubscribed: HashSet::new(),
             outcomes: HashMap::new(),
-            faults: FaultQueue::default(),
             requests_window: Window::new(Duration::from_secs(1)),
             account_window: Window::new(Duration::from_secs(1)),
             pairs: HashMap::new(),
             messages: Vec::new(),
             next_id: 0,
-            requests: Vec::new(),
-            stats: SmsStats::default(),
-            callbacks: Vec::new(),
+            rec: Records::default(),
         };
-        let inner = Arc::new(Inner {
-            cfg,
-            addr,
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-            clock: SimClock::default(),
-            id_seed: 0x7477_696c_696f ^ u64::from(addr.port()),
-            http: OnceLock::new(),
-            changed: watch::Sender::new(0),
-            state: Mutex::new(state),
-        });
-        let app = Router::new()
-            .route("/2010-04-01/Accounts/{account}/Messages.json", post(create))
-            .route("/2010-04-01/Accounts/{account}/Messages/{message}", get(fetch))
-            .fallback(|uri: OriginalUri| async move { not_found(uri.path()) })
-            .with_state(inner.clone());
-        spawn(listener, app, shutdown, tracker, "twilio");
-        tracing::debug!(%addr, "twilio sim listening");
+        let inner = Core::start(cfg, state, 0x7477_696c_696f, shutdown, tracker, "twilio", |inner| {
+            Router::new()
+                .route("/2010-04-01/Accounts/{account}/Messages.json", post(create))
+                .route("/2010-04-01/Accounts/{account}/Messages/{message}", get(fetch))
+                .fallback(|uri: OriginalUri| async move { not_found(uri.path()) })
+                .with_state(inner)
+        })
+        .await?;
         Ok(TwilioSim { inner })
     }
 
-    /// `http://127.0.0.1:PORT`, in place of `https://api.twilio.com`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.inner.addr)
-    }
+    sim_accessors!();
 
     /// As if the recipient had replied STOP: later messages get 21610.
     pub fn unsubscribe(&self, to: &str) {
@@ -259,20 +224,6 @@ impl TwilioSim {
         self.inner.lock().outcomes.insert(to.to_owned(), outcome);
     }
 
-    /// The next `times` requests draw `fault`, after those queued earlier.
-    pub fn inject(&self, fault: SmsFault, times: u32) {
-        self.inner.lock().faults.push(fault, times);
-    }
-
-    pub fn clear_faults(&self) {
-        self.inner.lock().faults.clear();
-    }
-
-    /// Moves the simulator's clock forward for its rate and pair windows.
-    pub fn advance(&self, by: Duration) {
-        self.inner.clock.advance(by);
-    }
-
     /// Every message answered 201, in order.
     pub fn sent(&self) -> Vec<SentSms> {
         self.inner.lock().messages.iter().map(|m| m.sms.clone()).collect()
@@ -286,33 +237,6 @@ impl TwilioSim {
     /// Every message with its current status.
     pub fn messages(&self) -> Vec<TwilioMessage> {
         self.inner.lock().messages.clone()
-    }
-
-    /// Every create request answered or hung up on (reads of a message are
-    /// not recorded).
-    pub fn requests(&self) -> Vec<SmsRequest> {
-        self.inner.lock().requests.clone()
-    }
-
-    pub fn stats(&self) -> SmsStats {
-        self.inner.lock().stats.clone()
-    }
-
-    /// Status callbacks posted so far, in order.
-    pub fn callbacks(&self) -> Vec<CallbackRecord> {
-        self.inner.lock().callbacks.clone()
-    }
-
-    /// Waits until at least `n` messages were accepted.
-    pub async fn wait_for_sent(&self, n: usize, timeout: Duration) -> Vec<SentSms> {
-        wait_for(&self.inner.changed, &self.inner.shutdown, timeout, || self.inner.lock().messages.len() >= n).await;
-        self.sent()
-    }
-
-    /// Waits until at least `n` status callbacks were posted.
-    pub async fn wait_for_callbacks(&self, n: usize, timeout: Duration) -> Vec<CallbackRecord> {
-        wait_for(&self.inner.changed, &self.inner.shutdown, timeout, || self.inner.lock().callbacks.len() >= n).await;
-        self.callbacks()
     }
 }
 
@@ -387,25 +311,14 @@ async fn create(
     body: Bytes,
 ) -> Response {
     let at = sim.clock.now();
-    let fault = sim.lock().faults.draw();
-    match fault {
-        None => answer(sim, account, uri, headers, body, at, None).await,
-        Some(SmsFault::AcceptThenDrop(hold)) => answer(sim, account, uri, headers, body, at, Some(hold)).await,
-        Some(SmsFault::Delay(d)) => {
-            tracing::debug!(?d, "twilio sim: injected delay");
-            sim.lock().stats.faulted += 1;
-            // Twilio has the whole request: it goes on to create the message
-            // after the delay even if the client has given up meanwhile.
-            let (tx, rx) = oneshot::channel();
-            let task_sim = sim.clone();
-            sim.tracker.spawn(async move {
-                pause(&task_sim.shutdown, d).await;
-                let _ = tx.send(answer(task_sim, account, uri, headers, body, at, None).await);
-            });
-            rx.await.unwrap_or_else(|_| hang_up())
-        }
-        Some(other) => faulted(&sim, other, uri.path().to_owned(), &body, at),
-    }
+    let path = uri.path().to_owned();
+    let task_sim = sim.clone();
+    let task_body = body.clone();
+    sim.on_arrival(
+        move |drop_after| answer(task_sim, account, uri, headers, task_body, at, drop_after),
+        |fault| faulted(&sim, fault, path, &body, at),
+    )
+    .await
 }
 
 /// Handles a create normally; with `drop_after`, hangs up instead of
@@ -425,17 +338,7 @@ async fn answer(
         Ok(_) => (201, None),
         Err(e) => (e.status, Some(e.code)),
     };
-    {
-        let mut st = sim.lock();
-        st.stats.requests += 1;
-        if drop_after.is_some() {
-            st.stats.faulted += 1;
-            st.stats.dropped += 1;
-        }
-        let http_status = if drop_after.is_some() { 0 } else { http_status };
-        let body = String::from_utf8_lossy(&body).into_owned();
-        st.requests.push(SmsRequest { method: "POST".into(), path, body, http_status, code, at });
-    }
+    sim.lock().rec.answered(path, &body, http_status, code, at, drop_after.is_some());
     let response = match outcome {
         Ok((index, fate)) => {
             // Taken before the message can move on, as Twilio answers with
@@ -448,9 +351,7 @@ async fn answer(
         Err(e) => e.into_response(),
     };
     if let Some(hold) = drop_after {
-        tracing::debug!(?hold, "twilio sim: accepted, now hanging up");
-        pause(&sim.shutdown, hold).await;
-        return hang_up();
+        return sim.hang_up_after(hold).await;
     }
     if response.status() == StatusCode::CREATED {
         pause(&sim.shutdown, sim.cfg.latency).await;
@@ -465,7 +366,7 @@ async fn fetch(
     headers: HeaderMap,
 ) -> Response {
     if !authorised(&sim.cfg, &account, &headers) {
-        sim.lock().stats.auth_failures += 1;
+        sim.lock().rec.stats.auth_failures += 1;
         return ApiError::authenticate().into_response();
     }
     let Some(sid) = message.strip_suffix(".json") else { return not_found(uri.path()) };
@@ -477,7 +378,6 @@ async fn fetch(
 }
 
 fn faulted(sim: &Inner, fault: SmsFault, path: String, body: &[u8], at: Instant) -> Response {
-    tracing::debug!(?fault, "twilio sim: injected fault");
     let (response, http_status, code) = match fault {
         SmsFault::Status(status @ (500 | 503)) => {
             let code = 20000 + i64::from(status);
@@ -500,14 +400,7 @@ fn faulted(sim: &Inner, fault: SmsFault, path: String, body: &[u8], at: Instant)
         }
         SmsFault::Reset | SmsFault::Delay(_) | SmsFault::AcceptThenDrop(_) => (hang_up(), 0, None),
     };
-    let mut st = sim.lock();
-    st.stats.requests += 1;
-    st.stats.faulted += 1;
-    if http_status == 0 {
-        st.stats.dropped += 1;
-    }
-    let body = String::from_utf8_lossy(body).into_owned();
-    st.requests.push(SmsRequest { method: "POST".into(), path, body, http_status, code, at });
+    sim.lock().rec.faulted(path, body, http_status, code, at);
     response
 }
 
@@ -541,11 +434,11 @@ impl TwState {
         let cfg = &sim.cfg;
         let now = sim.clock.now();
         if !authorised(cfg, account, headers) {
-            self.stats.auth_failures += 1;
+            self.rec.stats.auth_failures += 1;
             return Err(ApiError::authenticate());
         }
         if self.requests_window.wait(cfg.messages_per_sec, 1, now).is_some() {
-            self.stats.rate_limited += 1;
+            self.rec.stats.rate_limited += 1;
             return Err(ApiError::new(429, 20429, "Too Many Requests"));
         }
         self.requests_window.add(1, now);
@@ -553,7 +446,7 @@ impl TwState {
         let form = match accepted {
             Ok(form) => form,
             Err(e) => {
-                self.stats.rejected += 1;
+                self.rec.stats.rejected += 1;
                 return Err(e);
             }
         };
@@ -592,7 +485,7 @@ impl TwState {
             status_callback: form.status_callback,
             error_code: None,
         });
-        self.stats.accepted += 1;
+        self.rec.stats.accepted += 1;
         Ok((self.messages.len() - 1, fate))
     }
 
@@ -717,14 +610,13 @@ fn schedule_progress(sim: &Arc<Inner>, index: usize, fate: Fate) {
                 s = post_status(&sim, &url, &message) => s,
             };
             let at = sim.clock.now();
-            sim.lock().callbacks.push(CallbackRecord {
+            sim.record_callback(CallbackRecord {
                 message_id: message.sms.id.clone(),
                 status: status.to_owned(),
                 url,
                 http_status,
                 at,
             });
-            sim.bump();
         }
     });
 }
@@ -752,8 +644,7 @@ async fn post_status(sim: &Inner, url: &str, m: &TwilioMessage) -> Option<u16> {
     if let Some(code) = m.error_code {
         params.push(("ErrorCode", code.to_string()));
     }
-    let http = sim.http.get_or_init(reqwest::Client::new);
-    let mut request = http.post(target).form(&params);
+    let mut request = sim.http().post(target).form(&params);
     if sim.cfg.sign_callbacks {
         request = request.header("X-Twilio-Signature", signature(&sim.cfg.auth_token, url, &params));
     }
