@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config;
+use crate::demo::SmsKind;
 use crate::messages::Lang;
 
 #[derive(Debug, Parser)]
@@ -171,6 +172,30 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         deliveries: usize,
     },
+    /// One air raid to N SMS residents through each gateway's simulator, at 100 texts/s.
+    Sms {
+        #[arg(long, default_value_t = 5000)]
+        recipients: usize,
+        #[arg(long, value_enum, default_value_t = GatewayArg::Both)]
+        gateway: GatewayArg,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GatewayArg {
+    Turbosms,
+    Twilio,
+    Both,
+}
+
+impl GatewayArg {
+    fn kinds(self) -> Vec<SmsKind> {
+        match self {
+            GatewayArg::Turbosms => vec![SmsKind::TurboSms],
+            GatewayArg::Twilio => vec![SmsKind::Twilio],
+            GatewayArg::Both => vec![SmsKind::TurboSms, SmsKind::Twilio],
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -293,6 +318,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 BenchCommand::Evacuate { evacuees, paid } => rt.block_on(crate::bench::evacuate(evacuees, paid))?,
                 BenchCommand::Latency { changes, webhook } => rt.block_on(crate::bench::latency(changes, webhook))?,
                 BenchCommand::Crash { kills, deliveries } => rt.block_on(crate::bench::crash(kills, deliveries))?,
+                BenchCommand::Sms { recipients, gateway } => {
+                    rt.block_on(crate::bench::sms(recipients, &gateway.kinds(), crate::bench::SMS_PER_SEC))?
+                }
             };
             println!("{report}");
             Ok(ExitCode::SUCCESS)

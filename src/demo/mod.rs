@@ -133,6 +133,12 @@ pub struct Options {
     pub operators: Vec<i64>,
     /// SMS gateways, in failover order, each served by its simulator.
     pub sms: Vec<SmsKind>,
+    /// `per_sec` of every configured SMS gateway; `None` keeps 9 for TurboSMS and 50
+    /// for Twilio. The simulators' limits must allow it (`turbosms_sim`, `twilio_sim`).
+    pub sms_per_sec: Option<u32>,
+    /// Limits and identity the SMS simulators run with.
+    pub turbosms_sim: TurboSmsSimConfig,
+    pub twilio_sim: TwilioSimConfig,
 }
 
 /// The SMS gateways the harness can simulate.
@@ -179,6 +185,9 @@ impl Default for Options {
             feed_faults: Vec::new(),
             operators: Vec::new(),
             sms: Vec::new(),
+            sms_per_sec: None,
+            turbosms_sim: TurboSmsSimConfig::default(),
+            twilio_sim: TwilioSimConfig::default(),
         }
     }
 }
@@ -227,12 +236,15 @@ impl Options {
             for kind in &self.sms {
                 sms_section.push_str(&match kind {
                     SmsKind::TurboSms => format!(
-                        "[[sms.gateway]]\nname = \"turbosms\"\nkind = \"turbosms\"\nbase_url = \"{}\"\ntoken_env = \"{TURBOSMS_TOKEN_ENV}\"\nsender = \"SIRENA\"\nper_sec = 9\ntimeout = \"1s\"\n\n",
-                        sms.turbosms
+                        "[[sms.gateway]]\nname = \"turbosms\"\nkind = \"turbosms\"\nbase_url = \"{}\"\ntoken_env = \"{TURBOSMS_TOKEN_ENV}\"\nsender = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n\n",
+                        sms.turbosms,
+                        self.sms_per_sec.unwrap_or(9)
                     ),
                     SmsKind::Twilio => format!(
-                        "[[sms.gateway]]\nname = \"twilio\"\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\ntoken_env = \"{TWILIO_TOKEN_ENV}\"\nfrom = \"SIRENA\"\nper_sec = 50\ntimeout = \"1s\"\n\n",
-                        sms.twilio, TwilioSimConfig::default().account_sid
+                        "[[sms.gateway]]\nname = \"twilio\"\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\ntoken_env = \"{TWILIO_TOKEN_ENV}\"\nfrom = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n\n",
+                        sms.twilio,
+                        self.twilio_sim.account_sid,
+                        self.sms_per_sec.unwrap_or(50)
                     ),
                 });
             }
@@ -316,11 +328,11 @@ impl Harness {
             feed.inject_for(*kind, fault.clone(), *times);
         }
         let turbosms = match opts.sms.contains(&SmsKind::TurboSms) {
-            true => Some(TurboSmsSim::start(TurboSmsSimConfig::default(), sims_cancel.clone(), &sims).await?),
+            true => Some(TurboSmsSim::start(opts.turbosms_sim.clone(), sims_cancel.clone(), &sims).await?),
             false => None,
         };
         let twilio = match opts.sms.contains(&SmsKind::Twilio) {
-            true => Some(TwilioSim::start(TwilioSimConfig::default(), sims_cancel.clone(), &sims).await?),
+            true => Some(TwilioSim::start(opts.twilio_sim.clone(), sims_cancel.clone(), &sims).await?),
             false => None,
         };
         let sms_urls = SmsUrls {
@@ -364,8 +376,8 @@ impl Harness {
                 .sms
                 .iter()
                 .map(|k| match k {
-                    SmsKind::TurboSms => ("turbosms".to_owned(), Secret::new(TurboSmsSimConfig::default().token)),
-                    SmsKind::Twilio => ("twilio".to_owned(), Secret::new(TwilioSimConfig::default().auth_token)),
+                    SmsKind::TurboSms => ("turbosms".to_owned(), Secret::new(opts.turbosms_sim.token.clone())),
+                    SmsKind::Twilio => ("twilio".to_owned(), Secret::new(opts.twilio_sim.auth_token.clone())),
                 })
                 .collect(),
             webhooks: if opts.webhook {
