@@ -376,7 +376,7 @@ pub async fn export(config_dir: &Path) -> Result<String, SubscribersError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regions::{Level, Localized, Region, RegionChannel};
+    use crate::regions::{Level, Region, RegionChannel};
 
     const OBLAST: &str = "UA63000000000041885";
     const RAION: &str = "UA63080000000035203";
@@ -384,16 +384,10 @@ mod tests {
     const VILLAGE: &str = "UA63080090010026457";
 
     fn tree() -> RegionTree {
+        let rid = |s: &str| RegionId::parse(s).expect("id");
         let region = |id: &str, parent: Option<&str>, level, channel: Option<&str>| Region {
-            id: RegionId::parse(id).expect("id"),
-            parent: parent.map(|p| RegionId::parse(p).expect("id")),
-            level,
-            name: Localized { uk: id.to_owned(), en: None },
-            aliases: vec![],
-            point: None,
-            approx: false,
-            feed_id: None,
             channel: channel.map(|c| RegionChannel { address: c.to_owned(), lang: Lang::Uk }),
+            ..Region::bare(rid(id), parent.map(rid), level)
         };
         RegionTree::build(vec![
             region(OBLAST, None, Level::Oblast, Some("@kharkiv_sirena")),

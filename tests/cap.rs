@@ -15,7 +15,7 @@ use common::shared_data;
 use chrono::{DateTime, FixedOffset, Utc};
 use sirena::alerts::AlertKind;
 use sirena::alerts::cap::{CapApplied, CapBook, CapIgnored};
-use sirena::regions::{Level, Localized, Point, Region, RegionId, RegionTree};
+use sirena::regions::{Level, Point, Region, RegionId, RegionTree};
 use sirena::sources::SourceError;
 use sirena::sources::cap::{
     CapMessage, CapReference, CapStatus, Category, Certainty, MsgType, Scope, Severity, Urgency, decode_index,
@@ -220,16 +220,10 @@ const KUPIANSK_H: &str = "UA63080090000067457";
 const KUPIANSK: &str = "UA63080090010026457";
 
 fn tree() -> RegionTree {
+    let rid = |s: &str| RegionId::parse(s).expect("id");
     let region = |id: &str, parent: Option<&str>, level, point: Option<Point>| Region {
-        id: RegionId::parse(id).expect("id"),
-        parent: parent.map(|p| RegionId::parse(p).expect("id")),
-        level,
-        name: Localized { uk: id.into(), en: None },
-        aliases: vec![],
         point,
-        approx: false,
-        feed_id: None,
-        channel: None,
+        ..Region::bare(rid(id), parent.map(rid), level)
     };
     RegionTree::build(vec![
         region("UA63000000000041885", None, Level::Oblast, Some(Point { lat: 49.9935, lon: 36.2304 })),

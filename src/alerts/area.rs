@@ -98,7 +98,7 @@ pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regions::{Level, Localized, Point, Region};
+    use crate::regions::{Level, Point, Region};
 
     const OBLAST: &str = "UA63000000000041885";
     const RAION: &str = "UA63080000000032022";
@@ -119,15 +119,9 @@ mod tests {
 
     fn region(id: &str, parent: Option<&str>, level: Level, point: Option<(f64, f64)>, approx: bool) -> Region {
         Region {
-            id: rid(id),
-            parent: parent.map(rid),
-            level,
-            name: Localized { uk: id.into(), en: None },
-            aliases: vec![],
             point: point.map(|(lat, lon)| Point { lat, lon }),
             approx,
-            feed_id: None,
-            channel: None,
+            ..Region::bare(rid(id), parent.map(rid), level)
         }
     }
 

@@ -346,7 +346,7 @@ mod tests {
     use chrono::{DateTime, FixedOffset};
 
     use super::*;
-    use crate::regions::{Level, Localized, Point, Region};
+    use crate::regions::{Level, Point, Region};
     use crate::sources::cap::{CapArea, Certainty, Severity, Urgency};
 
     const OBLAST: &str = "UA63000000000041885";
@@ -361,15 +361,8 @@ mod tests {
 
     fn tree() -> RegionTree {
         let region = |id: &str, parent: Option<&str>, level, point: Option<Point>| Region {
-            id: rid(id),
-            parent: parent.map(rid),
-            level,
-            name: Localized { uk: id.into(), en: None },
-            aliases: vec![],
             point,
-            approx: false,
-            feed_id: None,
-            channel: None,
+            ..Region::bare(rid(id), parent.map(rid), level)
         };
         RegionTree::build(vec![
             region(OBLAST, None, Level::Oblast, None),

@@ -139,6 +139,24 @@ pub struct Region {
     pub channel: Option<RegionChannel>,
 }
 
+impl Region {
+    /// A region with only its place in the tree and a name (its id): for tools and
+    /// tests that build a tree by hand.
+    pub fn bare(id: RegionId, parent: Option<RegionId>, level: Level) -> Region {
+        Region {
+            name: Localized { uk: id.as_str().to_owned(), en: None },
+            id,
+            parent,
+            level,
+            aliases: Vec::new(),
+            point: None,
+            approx: false,
+            feed_id: None,
+            channel: None,
+        }
+    }
+}
+
 /// A region's Telegram channel as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegionChannel {
@@ -330,17 +348,8 @@ pub(crate) mod tests_support {
     pub const LVIV_OBLAST: &str = "UA46000000000026241";
 
     fn region(id: &str, parent: Option<&str>, level: Level) -> Region {
-        Region {
-            id: RegionId::parse(id).expect("id"),
-            parent: parent.map(|p| RegionId::parse(p).expect("id")),
-            level,
-            name: Localized { uk: id.into(), en: None },
-            aliases: vec![],
-            point: None,
-            approx: false,
-            feed_id: None,
-            channel: None,
-        }
+        let rid = |s: &str| RegionId::parse(s).expect("id");
+        Region::bare(rid(id), parent.map(rid), level)
     }
 
     /// Kharkiv oblast alone, with its feed id 22: enough for a feed adapter's tests.

@@ -328,16 +328,11 @@ mod tests {
     const RAION: &str = "UA63080000000032022";
 
     fn tree() -> RegionTree {
+        let rid = |s: &str| RegionId::parse(s).expect("id");
         let region = |id: &str, parent: Option<&str>, level, name: &str, feed_id| Region {
-            id: RegionId::parse(id).expect("id"),
-            parent: parent.map(|p| RegionId::parse(p).expect("id")),
-            level,
             name: Localized { uk: name.into(), en: None },
-            aliases: vec![],
-            point: None,
-            approx: false,
             feed_id: Some(feed_id),
-            channel: None,
+            ..Region::bare(rid(id), parent.map(rid), level)
         };
         RegionTree::build(vec![
             region(OBLAST, None, Level::Oblast, "Харківська область", 22),
