@@ -495,7 +495,7 @@ mod tests {
             vec![
                 "line 3: 4 columns expected, found 3".to_owned(),
                 "line 4: 4 columns expected, found 5".into(),
-                "line 5: `+38050abc4567` is not a sms address: `a` is a letter; a phone number is digits".into(),
+                "line 5: `**********567` is not a sms address: `a` is a letter; a phone number is digits".into(),
                 "line 6: place UA99000000000000000 is not a region in the config".into(),
                 "line 7: place `UA123` is not a KATOTTG code (expected `UA` followed by 17 digits)".into(),
                 "line 8: duplicate of line 2".into(),

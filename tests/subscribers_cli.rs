@@ -49,7 +49,7 @@ fn import_reports_bad_rows_imports_good_ones_once_and_export_prints_them() {
     assert_eq!(first.status.code(), Some(1), "a rejected row fails the run\n{out}\n{err}");
     for want in [
         "line 5: place UA99000000000000000 is not a region in the config",
-        "line 6: `+38050123` is not a sms address: 8 digits; a Ukrainian number has 12: 380 and 9 more",
+        "line 6: `******123` is not a sms address: 8 digits; a Ukrainian number has 12: 380 and 9 more",
         "line 7: 4 columns expected, found 3",
         "line 8: duplicate of line 2",
         "line 11: lang `de` is not uk or en",

@@ -104,12 +104,23 @@ pub enum Address {
     Phone(String),
 }
 
+/// An address that does not parse. Its message masks what looks like a phone number
+/// (it reaches logs); `text` keeps the input for whoever must show it to its owner.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a {kind} address: {why}")]
+#[error("`{}` is not a {kind} address: {why}", self.shown())]
 pub struct BadAddress {
     pub kind: ChannelKind,
     pub text: String,
     pub why: String,
+}
+
+impl BadAddress {
+    fn shown(&self) -> String {
+        match self.kind {
+            ChannelKind::Sms | ChannelKind::TelegramChat => mask(&self.text),
+            ChannelKind::TelegramChannel => self.text.clone(),
+        }
+    }
 }
 
 impl Address {
