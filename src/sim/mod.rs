@@ -11,7 +11,11 @@
 //!   passes against a simulator has a fair chance against the real service.
 //! - Every task they spawn goes on the caller's `TaskTracker` and ends when
 //!   the caller's `CancellationToken` is cancelled.
+//!
+//! What the simulators share with each other (serving connections that a fault
+//! may close unanswered, form decoding) is in `serve`.
 
 pub mod feed;
+mod serve;
 pub mod sms;
 pub mod telegram;

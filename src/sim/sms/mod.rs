@@ -278,41 +278,6 @@ pub fn segments(text: &str) -> Segments {
     Segments { gsm7, units, parts: u32::try_from(parts).unwrap_or(u32::MAX) }
 }
 
-/// Decodes `application/x-www-form-urlencoded`; bad escapes are kept as
-/// written.
-pub(super) fn parse_form(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Waits until `done()` holds, `timeout` passes or shutdown, re-checking on
 /// every bump of `changed`.
 pub(super) async fn wait_for(
@@ -374,22 +339,6 @@ mod tests {
         assert_eq!(segments(&"я".repeat(135)).parts, 3);
         // An emoji is two UTF-16 units.
         assert_eq!(segments("🚨").units, 2);
-    }
-
-    #[test]
-    fn forms_decode_plus_and_percent() {
-        let got = parse_form("To=%2B380501234567&Body=a+b%20c&Empty=&Bad=%zz&Tail=%4");
-        assert_eq!(
-            got,
-            vec![
-                ("To".to_owned(), "+380501234567".to_owned()),
-                ("Body".to_owned(), "a b c".to_owned()),
-                ("Empty".to_owned(), String::new()),
-                ("Bad".to_owned(), "%zz".to_owned()),
-                ("Tail".to_owned(), "%4".to_owned()),
-            ]
-        );
-        assert_eq!(parse_form("Body=%D0%A2%D0%B5%D1%81%D1%82"), vec![("Body".to_owned(), "Тест".to_owned())]);
     }
 
     #[test]

@@ -88,7 +88,8 @@ use tokio_util::task::TaskTracker;
 
 use super::core::{Core, GatewayState, Records, sim_accessors};
 use super::http::{hang_up, loopback_url, pause, proxy_page};
-use super::{CallbackRecord, Gateway, SentSms, SmsFault, SmsMode, Window, mixed_hex, parse_form, segments};
+use super::{CallbackRecord, Gateway, SentSms, SmsFault, SmsMode, Window, mixed_hex, segments};
+use crate::sim::serve::parse_form;
 
 /// Limits and identity of the simulated TurboSMS account.
 #[derive(Clone, Debug)]

@@ -72,7 +72,8 @@ use tokio_util::task::TaskTracker;
 
 use super::core::{Core, GatewayState, Records, sim_accessors};
 use super::http::{hang_up, loopback_url, pause, proxy_page};
-use super::{CallbackRecord, Gateway, SentSms, SmsFault, SmsMode, Window, mixed_hex, parse_form, segments};
+use super::{CallbackRecord, Gateway, SentSms, SmsFault, SmsMode, Window, mixed_hex, segments};
+use crate::sim::serve::parse_form;
 
 const API_VERSION: &str = "2010-04-01";
 

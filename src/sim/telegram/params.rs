@@ -9,6 +9,7 @@
 //! whatever its content type says, so anything that is not a form or
 //! multipart must be a JSON object (400 otherwise).
 
+use crate::sim::serve::parse_form;
 use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
@@ -104,53 +105,6 @@ fn parse_multipart(body: &[u8], boundary: &str) -> Result<Map<String, Value>, Ap
 
 fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// `application/x-www-form-urlencoded` decoding; undecodable escapes are
-/// kept literally rather than rejected, as lenient servers do.
-fn parse_form(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // Parameter accessors: JSON bodies carry native types, forms carry strings.

@@ -1,21 +1,7 @@
-//! The HTTP side: accept loop, per-connection serving, the request record and
-//! the Bot API envelope.
-//!
-//! Role: an injected Stall or Reset must close a connection without writing
-//! a byte, so that a client sees a transport failure rather than an HTTP
-//! answer. A handler cannot do that under `axum::serve`, so this module owns
-//! the connections itself with hyper's HTTP/1 server, and only routing and
-//! extraction stay with axum. A handler asks for a hang-up by marking its
-//! response with `HangUp`; the service around the router turns that into a
-//! service error, on which hyper drops the connection unanswered.
-//!
-//! Invariants: every task (the accept loop and one per connection) is on the
-//! caller's `TaskTracker`; on shutdown the loop stops accepting and each
-//! connection finishes its answer in progress, which is prompt because every
-//! simulated wait ends on shutdown.
+//! The HTTP side: routing, the request record and the Bot API envelope.
+//! Connections are served by `sim::serve`, so that an injected Stall or Reset
+//! can close one without writing a byte.
 
-use std::convert::Infallible;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -23,16 +9,11 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::{Service, service_fn};
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,15 +21,7 @@ use super::RecordedRequest;
 use super::methods::{ApiFailure, ApiResult, Outcome, dispatch};
 use super::params::parse_params;
 use super::state::Inner;
-
-/// How long the accept loop pauses after a failed accept (such as running
-/// out of file descriptors), so it does not spin while the cause lasts.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-
-/// Marks a response that must not be sent: the connection is closed instead.
-#[derive(Clone, Copy, Debug, thiserror::Error)]
-#[error("connection closed without an answer, as an injected fault asks")]
-struct HangUp;
+use crate::sim::serve;
 
 /// Serves `sim` on `listener` until `shutdown`, every task on `tracker`.
 pub(super) fn spawn(listener: TcpListener, sim: Arc<Inner>, shutdown: CancellationToken, tracker: &TaskTracker) {
@@ -56,58 +29,7 @@ pub(super) fn spawn(listener: TcpListener, sim: Arc<Inner>, shutdown: Cancellati
         .route("/{bot}/{method}", any(handle))
         .fallback(|| async { envelope(Err(ApiFailure::new(404, "Not Found"))) })
         .with_state(sim);
-    tracker.spawn(accept_loop(listener, app, shutdown, tracker.clone()));
-}
-
-async fn accept_loop(listener: TcpListener, app: Router, shutdown: CancellationToken, tracker: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, _peer)) => {
-                tracker.spawn(serve_connection(stream, app.clone(), shutdown.clone()));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "telegram sim: accept failed");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(ACCEPT_RETRY) => {}
-                }
-            }
-        }
-    }
-}
-
-async fn serve_connection(stream: TcpStream, app: Router, shutdown: CancellationToken) {
-    // Answers are small and written at once; without this, Nagle's algorithm
-    // could hold back the tail of one until the client acknowledges.
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "telegram sim: could not set TCP_NODELAY");
-    }
-    let app = TowerToHyperService::new(app);
-    let service = service_fn(move |request: Request<Incoming>| {
-        let answer = app.call(request);
-        async move {
-            let response: Response = answer.await.unwrap_or_else(|never: Infallible| match never {});
-            if response.extensions().get::<HangUp>().is_some() { Err(HangUp) } else { Ok(response) }
-        }
-    });
-    let mut connection = pin!(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-    let served = tokio::select! {
-        served = connection.as_mut() => served,
-        () = shutdown.cancelled() => {
-            // Lets the answer in progress go out, then closes.
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    // A hang-up ends the connection with an error by design, and clients
-    // going away is normal, so nothing here is worth more than debug.
-    if let Err(e) = served {
-        tracing::debug!(error = %e, "telegram sim: connection ended");
-    }
+    serve::spawn(listener, app, shutdown, tracker, "telegram");
 }
 
 /// Counts a `sendMessage` as in progress from arrival until its answer (or
@@ -156,9 +78,7 @@ async fn handle(
         }
         Outcome::HangUp(hold) => {
             wait_unless_shutdown(&sim, hold).await;
-            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            response.extensions_mut().insert(HangUp);
-            response
+            serve::hang_up()
         }
     }
 }
