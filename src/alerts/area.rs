@@ -98,17 +98,12 @@ pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::regions::tests_support::{
+        KHARKIV, KHARKIV_CITY_H as KHARKIV_H, KINDRASHIVKA, KINDRASHIVKA_H, KUPIANSK, KUPIANSK_H, OBLAST, RAION,
+    };
     use crate::regions::{Level, Point, Region};
 
-    const OBLAST: &str = "UA63000000000041885";
-    const RAION: &str = "UA63080000000032022";
-    const KUPIANSK_H: &str = "UA63080090000067457";
-    const KUPIANSK: &str = "UA63080090010026457";
     const KIVSHARIVKA: &str = "UA63080090020061282";
-    const KINDRASHIVKA_H: &str = "UA63080070000080622";
-    const KINDRASHIVKA: &str = "UA63080070010082928";
-    const KHARKIV_H: &str = "UA63120270000028556";
-    const KHARKIV: &str = "UA63120270010096107";
 
     const KUPIANSK_AT: (f64, f64) = (49.717, 37.583);
     const KHARKIV_AT: (f64, f64) = (49.9935, 36.2304);

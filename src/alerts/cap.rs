@@ -346,13 +346,10 @@ mod tests {
     use chrono::{DateTime, FixedOffset};
 
     use super::*;
+    use crate::regions::tests_support::{KUPIANSK, KUPIANSK_H, OBLAST, RAION};
     use crate::regions::{Level, Point, Region};
     use crate::sources::cap::{CapArea, Certainty, Severity, Urgency};
 
-    const OBLAST: &str = "UA63000000000041885";
-    const RAION: &str = "UA63080000000032022";
-    const KUPIANSK_H: &str = "UA63080090000067457";
-    const KUPIANSK: &str = "UA63080090010026457";
     const SENDER: &str = "dsns@example.gov.ua";
 
     fn rid(s: &str) -> RegionId {
