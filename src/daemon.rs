@@ -27,12 +27,12 @@ use tokio_util::task::TaskTracker;
 use crate::alerts::status::StatusView;
 use crate::alerts::{AlertKind, Event, Transition};
 use crate::bot::{self, Conversation};
-use crate::channels::sms::{Gateway, SmsChannel};
+use crate::channels::sms::{Gateway, ReportReader, SmsChannel};
 use crate::channels::telegram::{self, TelegramChannel};
 use crate::channels::{Channel, ChannelKind};
 use crate::config::secret::Secret;
 use crate::config::{self, Config, ConfigErrors};
-use crate::dispatch::limits::SharedLimiter;
+use crate::dispatch::limits::{RateLimiter, SharedLimiter};
 use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
 use crate::sources::{Poller, SourceHealth};
@@ -55,6 +55,8 @@ pub struct Secrets {
     pub webhooks: BTreeMap<String, Secret>,
     /// Each SMS gateway's token, by gateway name.
     pub sms: BTreeMap<String, Secret>,
+    /// The secret of each SMS gateway's delivery reports, by gateway name.
+    pub sms_reports: BTreeMap<String, Secret>,
 }
 
 impl Secrets {
@@ -74,7 +76,16 @@ impl Secrets {
                 webhooks.insert(c.name.to_owned(), secret);
             }
         }
+        let mut sms_reports = BTreeMap::new();
+        for g in s.sms.iter().flat_map(|sms| &sms.gateways) {
+            if let Some(var) = g.report_secret_env() {
+                let secret = Secret::from_env(var)
+                    .with_context(|| format!("delivery report secret of SMS gateway {}", g.name()))?;
+                sms_reports.insert(g.name().to_owned(), secret);
+            }
+        }
         Ok(Secrets {
+            sms_reports,
             telegram: match &s.telegram {
                 Some(t) => Some(Secret::from_env(&t.token_env).context("telegram bot token")?),
                 None => None,
@@ -287,6 +298,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         }
         None => None,
     };
+    let mut reports = Vec::new();
     let sms = match &config.settings.sms {
         Some(settings) if !settings.gateways.is_empty() => {
             let mut gateways = Vec::new();
@@ -296,7 +308,17 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                     .get(g.name())
                     .cloned()
                     .with_context(|| format!("SMS gateway {} has no token", g.name()))?;
-                gateways.push(Gateway::build(g, token).map_err(|e| anyhow::anyhow!("SMS gateway {}: {e}", g.name()))?);
+                let report_secret = secrets.sms_reports.get(g.name());
+                if g.report_secret_env().is_some() {
+                    let secret = report_secret.cloned().with_context(|| {
+                        format!("SMS gateway {} takes delivery reports but has no secret", g.name())
+                    })?;
+                    reports.push(ReportReader::new(g, token.clone(), secret));
+                }
+                gateways.push(
+                    Gateway::build(g, token, report_secret)
+                        .map_err(|e| anyhow::anyhow!("SMS gateway {}: {e}", g.name()))?,
+                );
             }
             // One limiter for the SMS lane, at the slowest gateway's rate, so a failover
             // never outruns the gateway that takes over; one text a second per number.
@@ -308,9 +330,12 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                 group_per_min: 20,
                 margin: Duration::from_millis(5),
             };
+            // Requests too, where a gateway takes many recipients per request.
+            let requests = settings.gateways.iter().map(|g| g.requests_per_sec()).min().unwrap_or(1);
+            let limiter = SharedLimiter::of(RateLimiter::new(limits).with_requests(requests));
             let timeout = settings.gateways.iter().map(|g| g.timeout()).max().unwrap_or(Duration::from_secs(10));
             let channel: Arc<dyn Channel> = Arc::new(SmsChannel::new(gateways));
-            Some((channel, SharedLimiter::new(limits), timeout + Duration::from_secs(2)))
+            Some((channel, limiter, timeout + Duration::from_secs(2)))
         }
         _ => None,
     };
@@ -376,9 +401,15 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     }
 
     if let Some(listener) = web {
-        tracing::info!(addr = ?web_addr, webhooks = hooks.len(), "HTTP endpoint listening");
-        let (tree, stats, c) = (tree_rx.clone(), web_stats.clone(), cancel.clone());
-        sup.spawn("http endpoint", crate::web::serve(listener, hooks, tree, stats, c));
+        tracing::info!(addr = ?web_addr, webhooks = hooks.len(), reports = reports.len(), "HTTP endpoint listening");
+        let routes = crate::web::Routes {
+            hooks,
+            reports,
+            store: store.clone(),
+            tree: tree_rx.clone(),
+            stats: web_stats.clone(),
+        };
+        sup.spawn("http endpoint", crate::web::serve(listener, routes, cancel.clone()));
     }
     for (name, poller) in pollers {
         let c = cancel.clone();

@@ -126,6 +126,7 @@ async fn run(recipients: usize, gateway: SmsKind, per_sec: u32) -> anyhow::Resul
         "lost": got.lost,
         "per_sec": per_sec,
         "http_429": stats.rate_limited,
+        "requests": stats.requests,
     });
     let block = format!(
         "{name}: one air raid to {recipients} SMS residents, {seconds:.1} s from the first text to the last\n\

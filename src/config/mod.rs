@@ -502,6 +502,34 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
             if g.per_sec() == 0 {
                 errors.push(src.error(key_of("per_sec"), "per_sec must be at least 1"));
             }
+            if g.requests_per_sec() == 0 {
+                errors.push(src.error(key_of("requests_per_sec"), "requests_per_sec must be at least 1"));
+            }
+            if !(1..=sms::MAX_BATCH).contains(&g.batch()) {
+                errors.push(src.error(key_of("batch"), format!("batch must be 1 to {}", sms::MAX_BATCH)));
+            }
+            if let Some(var) = g.report_secret_env() {
+                if settings.http.is_none() {
+                    errors.push(src.error(
+                        key_of("report_secret_env"),
+                        "delivery reports arrive on the daemon's HTTP endpoint: add [http] listen = \"…\"",
+                    ));
+                }
+                if var.trim().is_empty() {
+                    errors.push(
+                        src.error(key_of("report_secret_env"), "report_secret_env must name an environment variable"),
+                    );
+                }
+            }
+            if let sms::GatewaySettings::Twilio { report_url: Some(url), report_secret_env, .. } = g {
+                check_url(&src, url, key_of("report_url"), errors);
+                if report_secret_env.is_none() {
+                    errors.push(src.error(
+                        key_of("report_url"),
+                        "report_url needs report_secret_env: reports without a secret are refused",
+                    ));
+                }
+            }
             if let sms::GatewaySettings::Turbosms { sender, .. } = g {
                 // Alpha sender names are registered with the operators: 11 characters.
                 if sender.is_empty() || sender.chars().count() > 11 {

@@ -63,7 +63,13 @@ pub const TWILIO_TOKEN_ENV: &str = "SIRENA_DEMO_TWILIO_TOKEN";
 pub struct SmsUrls {
     pub turbosms: String,
     pub twilio: String,
+    /// The daemon's own endpoint (`http://127.0.0.1:<port>`), where delivery reports go.
+    pub reports: String,
 }
+
+/// Where the demo daemon finds the SMS gateways' delivery report secret, and its value.
+pub const SMS_REPORT_SECRET_ENV: &str = "SIRENA_DEMO_SMS_REPORT_SECRET";
+pub const SMS_REPORT_SECRET: &str = "sim-report-secret";
 
 /// Where the demo daemon finds the ukrainealarm webhook's secret, and its value.
 pub const WEBHOOK_SECRET_ENV: &str = "SIRENA_DEMO_WEBHOOK_SECRET";
@@ -139,6 +145,14 @@ pub struct Options {
     /// Limits and identity the SMS simulators run with.
     pub turbosms_sim: TurboSmsSimConfig,
     pub twilio_sim: TwilioSimConfig,
+    /// TurboSMS `batch` and `requests_per_sec`; `None` keeps the defaults.
+    pub sms_batch: Option<usize>,
+    pub sms_requests_per_sec: Option<u32>,
+    /// TurboSMS's Viber-with-SMS-fallback mode.
+    pub viber: bool,
+    /// The gateways post delivery reports to the daemon's `[http]` endpoint, which
+    /// listens on a free loopback port chosen before the daemon starts.
+    pub sms_reports: bool,
 }
 
 /// The SMS gateways the harness can simulate.
@@ -146,6 +160,22 @@ pub struct Options {
 pub enum SmsKind {
     TurboSms,
     Twilio,
+}
+
+impl SmsKind {
+    /// The `name` of its `[[sms.gateway]]` in the harness's settings.
+    pub fn gateway_name(self) -> &'static str {
+        match self {
+            SmsKind::TurboSms => "turbosms",
+            SmsKind::Twilio => "twilio",
+        }
+    }
+}
+
+/// A loopback port free a moment ago, for a listener whose address must be written
+/// into the config before the daemon binds it.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A function from the store the harness opened to the one the daemon gets.
@@ -188,6 +218,10 @@ impl Default for Options {
             sms_per_sec: None,
             turbosms_sim: TurboSmsSimConfig::default(),
             twilio_sim: TwilioSimConfig::default(),
+            sms_batch: None,
+            sms_requests_per_sec: None,
+            viber: false,
+            sms_reports: false,
         }
     }
 }
@@ -229,23 +263,51 @@ impl Options {
                 )
             })
             .collect();
-        let http = if self.webhook { "[http]\nlisten = \"127.0.0.1:0\"\n\n" } else { "" };
+        let listen = sms.reports.strip_prefix("http://").unwrap_or("127.0.0.1:0");
+        let http = if self.webhook || !sms.reports.is_empty() {
+            format!("[http]\nlisten = \"{listen}\"\n\n")
+        } else {
+            String::new()
+        };
         let mut sms_section = String::new();
         if !self.sms.is_empty() {
             sms_section.push_str("[sms]\nmax_parts = 2\n\n");
+            let reports = if sms.reports.is_empty() {
+                String::new()
+            } else {
+                format!("report_secret_env = \"{SMS_REPORT_SECRET_ENV}\"\n")
+            };
             for kind in &self.sms {
                 sms_section.push_str(&match kind {
-                    SmsKind::TurboSms => format!(
-                        "[[sms.gateway]]\nname = \"turbosms\"\nkind = \"turbosms\"\nbase_url = \"{}\"\ntoken_env = \"{TURBOSMS_TOKEN_ENV}\"\nsender = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n\n",
-                        sms.turbosms,
-                        self.sms_per_sec.unwrap_or(9)
-                    ),
-                    SmsKind::Twilio => format!(
-                        "[[sms.gateway]]\nname = \"twilio\"\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\ntoken_env = \"{TWILIO_TOKEN_ENV}\"\nfrom = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n\n",
-                        sms.twilio,
-                        self.twilio_sim.account_sid,
-                        self.sms_per_sec.unwrap_or(50)
-                    ),
+                    SmsKind::TurboSms => {
+                        let mut extra = reports.clone();
+                        if let Some(b) = self.sms_batch {
+                            extra.push_str(&format!("batch = {b}\n"));
+                        }
+                        if let Some(r) = self.sms_requests_per_sec {
+                            extra.push_str(&format!("requests_per_sec = {r}\n"));
+                        }
+                        if self.viber {
+                            extra.push_str("viber = true\n");
+                        }
+                        format!(
+                            "[[sms.gateway]]\nname = \"turbosms\"\nkind = \"turbosms\"\nbase_url = \"{}\"\ntoken_env = \"{TURBOSMS_TOKEN_ENV}\"\nsender = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n{extra}\n",
+                            sms.turbosms,
+                            self.sms_per_sec.unwrap_or(9)
+                        )
+                    }
+                    SmsKind::Twilio => {
+                        let mut extra = reports.clone();
+                        if !sms.reports.is_empty() {
+                            extra.push_str(&format!("report_url = \"{}/reports/twilio\"\n", sms.reports));
+                        }
+                        format!(
+                            "[[sms.gateway]]\nname = \"twilio\"\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\ntoken_env = \"{TWILIO_TOKEN_ENV}\"\nfrom = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n{extra}\n",
+                            sms.twilio,
+                            self.twilio_sim.account_sid,
+                            self.sms_per_sec.unwrap_or(50)
+                        )
+                    }
                 });
             }
         }
@@ -327,8 +389,19 @@ impl Harness {
         for (kind, fault, times) in &opts.feed_faults {
             feed.inject_for(*kind, fault.clone(), *times);
         }
+        let reports = match opts.sms_reports {
+            true => format!("http://127.0.0.1:{}", free_port()?),
+            false => String::new(),
+        };
+        let mut turbosms_cfg = opts.turbosms_sim.clone();
+        if !reports.is_empty() {
+            turbosms_cfg.dlr = Some(crate::sim::sms::DlrTarget {
+                url: format!("{reports}/reports/turbosms"),
+                secret: crate::sim::sms::DlrSecret::Path(SMS_REPORT_SECRET.to_owned()),
+            });
+        }
         let turbosms = match opts.sms.contains(&SmsKind::TurboSms) {
-            true => Some(TurboSmsSim::start(opts.turbosms_sim.clone(), sims_cancel.clone(), &sims).await?),
+            true => Some(TurboSmsSim::start(turbosms_cfg, sims_cancel.clone(), &sims).await?),
             false => None,
         };
         let twilio = match opts.sms.contains(&SmsKind::Twilio) {
@@ -338,6 +411,7 @@ impl Harness {
         let sms_urls = SmsUrls {
             turbosms: turbosms.as_ref().map(TurboSmsSim::base_url).unwrap_or_default(),
             twilio: twilio.as_ref().map(TwilioSim::base_url).unwrap_or_default(),
+            reports,
         };
         let tg_cfg = opts.telegram_sim.clone();
         let tg_token = tg_cfg.token.clone();
@@ -376,10 +450,16 @@ impl Harness {
                 .sms
                 .iter()
                 .map(|k| match k {
-                    SmsKind::TurboSms => ("turbosms".to_owned(), Secret::new(opts.turbosms_sim.token.clone())),
-                    SmsKind::Twilio => ("twilio".to_owned(), Secret::new(opts.twilio_sim.auth_token.clone())),
+                    SmsKind::TurboSms => (k.gateway_name().to_owned(), Secret::new(opts.turbosms_sim.token.clone())),
+                    SmsKind::Twilio => (k.gateway_name().to_owned(), Secret::new(opts.twilio_sim.auth_token.clone())),
                 })
                 .collect(),
+            sms_reports: match opts.sms_reports {
+                true => {
+                    opts.sms.iter().map(|k| (k.gateway_name().to_owned(), Secret::new(SMS_REPORT_SECRET))).collect()
+                }
+                false => BTreeMap::new(),
+            },
             webhooks: if opts.webhook {
                 [("ukrainealarm".to_owned(), config::secret::Secret::new(WEBHOOK_SECRET))].into()
             } else {

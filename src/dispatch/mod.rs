@@ -152,6 +152,25 @@ impl DeliveryPolicy {
     }
 }
 
+/// A hash that is the same across runs and builds (FNV-1a), unlike the standard
+/// hasher's random seed: for keys a platform remembers between our restarts.
+pub fn stable_hash(value: &impl std::hash::Hash) -> u64 {
+    struct Fnv(u64);
+    impl std::hash::Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    value.hash(&mut h);
+    std::hash::Hasher::finish(&h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
