@@ -136,6 +136,8 @@ pub struct Running {
     pub notices: broadcast::Sender<crate::pipeline::Notice>,
     /// Source reports the pipeline has handled.
     pub reports_seen: watch::Receiver<u64>,
+    /// Subscriber imports the running pipeline has taken into its match index.
+    pub imports_seen: watch::Receiver<u64>,
     /// Where sources send their reports: tools and tests may send observations too.
     pub reports_in: mpsc::Sender<crate::sources::SourceReport>,
     /// Where `[http] listen` was bound (with its real port when the config said 0).
@@ -245,6 +247,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (status_tx, status_rx) = watch::channel(Arc::new(StatusView::empty(stale_after)));
     let (notices, _) = broadcast::channel(256);
     let (reports_seen_tx, reports_seen) = watch::channel(0u64);
+    let (imports_tx, imports_seen) = watch::channel(0u64);
     let policy = Arc::new(DeliveryPolicy {
         settings: config.settings.dispatch.clone(),
         paid: config.settings.telegram.as_ref().map(|t| t.paid_broadcast.clone()).unwrap_or_default(),
@@ -350,6 +353,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         status: status_tx,
         notices: notices.clone(),
         reports: reports_seen_tx,
+        imports: imports_tx,
     };
     let pipeline = Pipeline::restore(config, store.clone(), policy.clone(), outputs).await?;
 
@@ -463,6 +467,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         status: status_rx,
         notices,
         reports_seen,
+        imports_seen,
         reports_in: report_tx,
         web_addr,
         web: web_stats,

@@ -38,7 +38,7 @@ use crate::matcher::{IndexDelta, MatchIndex};
 use crate::messages::Composer;
 use crate::regions::{RegionId, RegionTree};
 use crate::sources::SourceReport;
-use crate::store::{Audience, RegionChannel, Store, StoreError, SubscriberId, now_ms};
+use crate::store::{Audience, IMPORTED_KEY, RegionChannel, Store, StoreError, SubscriberId, now_ms};
 
 const ALERT_STATE_KEY: &str = "alert_state";
 const ORDER_BOOK_KEY: &str = "order_book";
@@ -75,7 +75,13 @@ pub struct Outputs {
     pub notices: broadcast::Sender<Notice>,
     /// Source reports handled so far, so a test can wait for one instead of guessing.
     pub reports: watch::Sender<u64>,
+    /// Subscriber imports taken into the match index while running
+    /// (`sirena subscribers import` into the store of a running daemon).
+    pub imports: watch::Sender<u64>,
 }
+
+/// How often the pipeline looks whether `sirena subscribers import` wrote to the store.
+const IMPORT_CHECK: Duration = Duration::from_secs(5);
 
 /// Something operators must know about the feeds.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,6 +135,8 @@ pub struct Pipeline {
     stale_told: BTreeSet<String>,
     all_stale_told: bool,
     held_told: BTreeSet<String>,
+    /// The last subscriber import the match index holds ([`IMPORTED_KEY`]).
+    imported: Option<String>,
 }
 
 impl Pipeline {
@@ -161,6 +169,7 @@ impl Pipeline {
             None => OrderBook::default(),
         };
         store.sync_region_channels(region_channels(&config.tree)).await?;
+        let imported = store.kv_get(IMPORTED_KEY).await?;
         let index = build_index(&config.tree, &*store).await?;
         let sources: Vec<String> = config.settings.sources.iter().map(|s| s.name().to_owned()).collect();
         Ok(Pipeline {
@@ -179,6 +188,7 @@ impl Pipeline {
             stale_told: BTreeSet::new(),
             all_stale_told: false,
             held_told: BTreeSet::new(),
+            imported,
         })
     }
 
@@ -191,6 +201,8 @@ impl Pipeline {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry = tokio::time::interval(Duration::from_secs(1));
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut imports = tokio::time::interval(IMPORT_CHECK);
+        imports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -210,8 +222,26 @@ impl Pipeline {
                     self.watch_health(Utc::now());
                 }
                 _ = retry.tick(), if !self.unpublished.is_empty() => self.publish(Vec::new()).await?,
+                _ = imports.tick() => self.check_imports().await?,
             }
         }
+    }
+
+    /// Rebuilds the match index when subscribers were imported into the store since it
+    /// was built, so they hear the next event without a restart.
+    async fn check_imports(&mut self) -> Result<(), StoreError> {
+        let now = self.store.kv_get(IMPORTED_KEY).await?;
+        if now == self.imported {
+            return Ok(());
+        }
+        tracing::info!(
+            import = now.as_deref().unwrap_or_default(),
+            "subscribers were imported; rebuilding the match index"
+        );
+        self.index = build_index(&self.config.tree, &*self.store).await?;
+        self.imported = now;
+        self.out.imports.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     async fn on_report(&mut self, report: SourceReport) -> Result<(), StoreError> {

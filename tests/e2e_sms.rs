@@ -292,3 +292,29 @@ async fn turbosms_viber_mode_sends_viber_with_sms_fallback() {
     assert!(sent[0].text.starts_with("Повітряна тривога"), "{}", sent[0].text);
     h.shutdown().await;
 }
+
+/// `sirena subscribers import` into the store of a running daemon: the imported hear
+/// the next alert without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn residents_imported_while_the_daemon_runs_hear_the_next_alert() {
+    let opts = Options { sms: vec![SmsKind::TurboSms], seed: sms_residents(1, KHARKIV_CITY), ..Options::default() };
+    let mut h = Harness::start(opts).await.expect("harness");
+    let turbosms = h.turbosms.clone().expect("TurboSMS");
+    let csv = h.config_dir.with_file_name("municipality.csv");
+    std::fs::write(&csv, format!("channel,address,place,lang\nsms,067 000 00 01,{KINDRASHIVKA},uk\n")).expect("csv");
+    let mut seen = h.daemon.imports_seen.clone();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sirena"))
+        .args(["subscribers", "import"])
+        .arg(&csv)
+        .arg("--config")
+        .arg(&h.config_dir)
+        .output()
+        .expect("sirena runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tokio::time::timeout(WAIT, seen.wait_for(|n| *n >= 1)).await.expect("the daemon took the import").expect("running");
+    h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid()]);
+    h.next_fanout(WAIT, |f| f.event.kind == AlertKind::AirRaid && f.recipients == 2).await.expect("both residents");
+    let sent = turbosms.wait_for_sent(2, WAIT).await;
+    assert!(sent.iter().any(|s| s.to == "380670000001"), "the imported resident got the text: {sent:?}");
+    h.shutdown().await;
+}

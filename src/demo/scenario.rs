@@ -713,8 +713,9 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         stats.sent, stats.rate_limited, stats.forbidden
     );
     println!(
-        "Outbox: {} delivered in {} messages ({} coalesced), {} failed (blocked recipients), {} superseded, {} expired. Feed polled {} times.",
-        counts.sent,
+        "Outbox: {} sent ({} of them reported delivered to the phone) in {} messages ({} coalesced), {} failed (blocked recipients), {} superseded, {} expired. Feed polled {} times.",
+        counts.sent + counts.delivered,
+        counts.delivered,
         DispatchStats::get(&h.daemon.stats.messages),
         DispatchStats::get(&h.daemon.stats.coalesced),
         counts.failed,

@@ -375,6 +375,10 @@ pub trait Store: Send + Sync + 'static {
     async fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }
 
+/// The small-state key `sirena subscribers import` bumps after writing subscribers, so
+/// a running daemon rebuilds its match index and the imported hear the next event.
+pub const IMPORTED_KEY: &str = "subscribers.imported";
+
 /// Milliseconds since the Unix epoch, the store's clock.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
