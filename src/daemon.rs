@@ -82,15 +82,20 @@ impl Secrets {
             sources,
             webhooks,
             sms: match &s.sms {
-                Some(sms) => sms
-                    .gateways
-                    .iter()
-                    .map(|g| {
-                        let token = Secret::from_env(g.token_env())
-                            .with_context(|| format!("token of SMS gateway {}", g.name()))?;
-                        Ok((g.name().to_owned(), token))
-                    })
-                    .collect::<anyhow::Result<_>>()?,
+                Some(sms) => {
+                    sms.gateways
+                        .iter()
+                        .map(|g| {
+                            let token = match g.token_env() {
+                                Some(var) => Secret::from_env(var)
+                                    .with_context(|| format!("token of SMS gateway {}", g.name()))?,
+                                // A generic gateway without a secret.
+                                None => Secret::new(String::new()),
+                            };
+                            Ok((g.name().to_owned(), token))
+                        })
+                        .collect::<anyhow::Result<_>>()?
+                }
                 None => BTreeMap::new(),
             },
         })

@@ -55,36 +55,44 @@ pub enum GatewaySettings {
         #[serde(with = "humantime_serde", default = "default_sms_timeout")]
         timeout: Duration,
     },
+    /// Any HTTP API, described by a request template (`super::sms_http`).
+    Http(super::sms_http::HttpGateway),
 }
 
 impl GatewaySettings {
     pub fn name(&self) -> &str {
         match self {
             GatewaySettings::Turbosms { name, .. } | GatewaySettings::Twilio { name, .. } => name,
+            GatewaySettings::Http(g) => &g.name,
         }
     }
 
-    pub fn token_env(&self) -> &str {
+    /// The variable holding the gateway's secret; a generic gateway may need none.
+    pub fn token_env(&self) -> Option<&str> {
         match self {
-            GatewaySettings::Turbosms { token_env, .. } | GatewaySettings::Twilio { token_env, .. } => token_env,
+            GatewaySettings::Turbosms { token_env, .. } | GatewaySettings::Twilio { token_env, .. } => Some(token_env),
+            GatewaySettings::Http(g) => g.token_env.as_deref(),
         }
     }
 
     pub fn per_sec(&self) -> u32 {
         match self {
             GatewaySettings::Turbosms { per_sec, .. } | GatewaySettings::Twilio { per_sec, .. } => *per_sec,
+            GatewaySettings::Http(g) => g.per_sec,
         }
     }
 
     pub fn timeout(&self) -> Duration {
         match self {
             GatewaySettings::Turbosms { timeout, .. } | GatewaySettings::Twilio { timeout, .. } => *timeout,
+            GatewaySettings::Http(g) => g.timeout,
         }
     }
 
     pub fn base_url(&self) -> &str {
         match self {
             GatewaySettings::Turbosms { base_url, .. } | GatewaySettings::Twilio { base_url, .. } => base_url,
+            GatewaySettings::Http(g) => &g.url,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! own deduplication (TurboSMS `sequence_id`) then answers the retry, until the message
 //! is known sent or refused. A message with no such doubt goes wherever traffic goes.
 
+pub mod generic;
 pub mod turbosms;
 pub mod twilio;
 
@@ -41,6 +42,7 @@ pub enum Attempt {
 pub enum Gateway {
     TurboSms(turbosms::TurboSms),
     Twilio(twilio::Twilio),
+    Http(generic::Generic),
 }
 
 impl Gateway {
@@ -48,6 +50,7 @@ impl Gateway {
         Ok(match settings {
             GatewaySettings::Turbosms { .. } => Gateway::TurboSms(turbosms::TurboSms::new(settings, token)?),
             GatewaySettings::Twilio { .. } => Gateway::Twilio(twilio::Twilio::new(settings, token)?),
+            GatewaySettings::Http(_) => Gateway::Http(generic::Generic::new(settings, token)?),
         })
     }
 
@@ -55,6 +58,7 @@ impl Gateway {
         match self {
             Gateway::TurboSms(g) => g.name(),
             Gateway::Twilio(g) => g.name(),
+            Gateway::Http(g) => g.name(),
         }
     }
 
@@ -62,6 +66,7 @@ impl Gateway {
         match self {
             Gateway::TurboSms(g) => g.send(to, text, key).await,
             Gateway::Twilio(g) => g.send(to, text).await,
+            Gateway::Http(g) => g.send(to, text, key).await,
         }
     }
 }
