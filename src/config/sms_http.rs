@@ -52,12 +52,33 @@ pub struct HttpGateway {
     pub sender: Option<String>,
 }
 
-/// One entry of a status list: `429` or `"5xx"`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+/// One entry of a status list: `429` or `"5xx"` (checked by `generic::Statuses`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StatusEntry {
     Code(i64),
     Class(String),
+}
+
+impl<'de> Deserialize<'de> for StatusEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = StatusEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an HTTP status such as 429, or a class such as \"5xx\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StatusEntry, E> {
+                Ok(StatusEntry::Code(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StatusEntry, E> {
+                Ok(StatusEntry::Code(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StatusEntry, E> {
+                Ok(StatusEntry::Class(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl std::fmt::Display for StatusEntry {
