@@ -297,6 +297,8 @@ impl std::fmt::Display for Rule {
 pub enum StatusError {
     #[error("`{entry}` in {list} is not an HTTP status: use a code from 100 to 599 or a class like \"4xx\"")]
     Bad { list: &'static str, entry: String },
+    #[error("sent lists no status: nothing could ever count as sent")]
+    NothingSent,
     /// `a` is the list the default put it in, if a default did.
     #[error("{rule} is in both {a} and {b}")]
     Overlap { rule: String, a: String, b: &'static str },
@@ -307,6 +309,7 @@ impl StatusError {
     pub fn key(&self) -> &'static str {
         match self {
             StatusError::Bad { list, .. } => list,
+            StatusError::NothingSent => "sent",
             StatusError::Overlap { b, .. } => b,
         }
     }
@@ -343,6 +346,9 @@ impl Statuses {
                 Some(entries) => entries.iter().map(|e| rule(verdict.key(), e)).collect::<Result<Vec<_>, _>>()?,
                 None => default.to_vec(),
             };
+            if verdict == Verdict::Sent && rules.is_empty() {
+                return Err(StatusError::NothingSent);
+            }
             set_by_operator.push(given.is_some());
             lists.push((verdict, rules));
         }
@@ -747,6 +753,11 @@ mod tests {
         let e = Statuses::new(entries(&[StatusEntry::Code(700)]), None, None).expect_err("700");
         assert_eq!(e.key(), "sent");
         assert!(Statuses::new(None, entries(&[StatusEntry::Class("50x".into())]), None).is_err());
+        assert_eq!(Statuses::new(entries(&[]), None, None), Err(StatusError::NothingSent));
+        // An empty retry list is allowed: a 5xx is then in no list, so unknown.
+        let no_retry = Statuses::new(None, entries(&[]), None).expect("allowed");
+        assert_eq!(no_retry.classify(503), None);
+        assert_eq!(no_retry.classify(429), Some(Verdict::Permanent));
     }
 
     #[test]
