@@ -179,3 +179,52 @@ async fn refusals_mean_what_the_status_lists_say() {
     assert!(matches!(send(&strict, TO, "x", "s1-14").await, Err(SendError::Rejected(_))));
     assert!(sim.sent().is_empty(), "{:?}", sim.sent());
 }
+
+/// The simulator refuses what a real gateway would, so a template that only a lenient
+/// stub would accept fails the tests above.
+#[tokio::test]
+async fn the_simulator_checks_what_a_gateway_checks() {
+    let env = Env::new();
+    let sim = sim(&env, GenericSmsSimConfig { requests_per_sec: 100, ..GenericSmsSimConfig::default() }).await;
+    let http = reqwest::Client::new();
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        http.post(sim.url()).header("X-API-Key", KEY).header("Content-Type", content_type).body(body).send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.expect("answer").status().as_u16();
+    let json = "application/json";
+    let ok = br#"{"to":"+380501234567","text":"x","id":"k1","from":"SIRENA"}"#.to_vec();
+    // No key, a wrong key.
+    let r = http.post(sim.url()).header("Content-Type", json).body(ok.clone()).send().await;
+    assert_eq!(status(r), 401);
+    let r = http.post(sim.url()).header("X-API-Key", "nope").header("Content-Type", json).body(ok.clone()).send().await;
+    assert_eq!(status(r), 401);
+    // A JSON body announced as text, a form as JSON, JSON that does not parse (an
+    // unescaped quote), a number where a string belongs, bytes that are not UTF-8.
+    assert_eq!(status(post("text/plain", ok.clone()).await), 415);
+    assert_eq!(status(post(json, b"to=%2B380501234567&text=x".to_vec()).await), 400);
+    assert_eq!(status(post(json, br#"{"to":"+380501234567","text":"say "hi""}"#.to_vec()).await), 400);
+    assert_eq!(status(post(json, br#"{"to":380501234567,"text":"x"}"#.to_vec()).await), 400);
+    let form = "application/x-www-form-urlencoded";
+    assert_eq!(status(post(form, b"to=%2B380501234567&text=%D0".to_vec()).await), 400, "not UTF-8 once decoded");
+    // An unescaped `&` splits the text, as on any form parser.
+    assert_eq!(status(post(form, b"to=380501234567&text=A&B&from=SIRENA".to_vec()).await), 200);
+    assert_eq!(sim.sent()[0].text, "A", "the rest went to a field named B");
+    // Missing or bad fields.
+    assert_eq!(status(post(json, br#"{"text":"x","from":"SIRENA"}"#.to_vec()).await), 400);
+    assert_eq!(status(post(json, br#"{"to":"12345","text":"x","from":"SIRENA"}"#.to_vec()).await), 400);
+    assert_eq!(status(post(json, br#"{"to":"+380501234567","text":"","from":"SIRENA"}"#.to_vec()).await), 400);
+    assert_eq!(status(post(json, br#"{"to":"+380501234567","text":"x","from":"OTHER"}"#.to_vec()).await), 400);
+    let long = format!(r#"{{"to":"+380501234567","text":"{}","from":"SIRENA"}}"#, "я".repeat(67 * 6 + 1));
+    assert_eq!(status(post(json, long.into_bytes()).await), 400, "over max_parts");
+    // The idempotency key: the same message is a replay, another message a conflict.
+    assert_eq!(status(post(json, ok.clone()).await), 200);
+    let replay = post(json, ok.clone()).await.expect("answer");
+    assert_eq!(replay.status().as_u16(), 200);
+    let body: serde_json::Value = replay.json().await.expect("json");
+    assert_eq!(body["duplicate"], true);
+    let other = br#"{"to":"+380501234567","text":"y","id":"k1","from":"SIRENA"}"#.to_vec();
+    assert_eq!(status(post(json, other).await), 409);
+    assert_eq!(sim.sent().len(), 2, "{:?}", sim.sent());
+    let stats = sim.stats();
+    assert_eq!((stats.auth_failures, stats.replayed, stats.accepted), (2, 1, 2), "{stats:?}");
+}
