@@ -82,20 +82,18 @@ impl Secrets {
             sources,
             webhooks,
             sms: match &s.sms {
-                Some(sms) => {
-                    sms.gateways
-                        .iter()
-                        .map(|g| {
-                            let token = match g.token_env() {
-                                Some(var) => Secret::from_env(var)
-                                    .with_context(|| format!("token of SMS gateway {}", g.name()))?,
-                                // A generic gateway without a secret.
-                                None => Secret::new(String::new()),
-                            };
-                            Ok((g.name().to_owned(), token))
-                        })
-                        .collect::<anyhow::Result<_>>()?
-                }
+                Some(sms) => sms
+                    .gateways
+                    .iter()
+                    .map(|g| {
+                        // A generic gateway may have no secret.
+                        let token = g
+                            .token_env()
+                            .map_or_else(|| Ok(Secret::new(String::new())), Secret::from_env)
+                            .with_context(|| format!("token of SMS gateway {}", g.name()))?;
+                        Ok((g.name().to_owned(), token))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
                 None => BTreeMap::new(),
             },
         })
