@@ -186,6 +186,8 @@ enum GatewayArg {
     Turbosms,
     Twilio,
     Both,
+    /// The generic HTTP gateway (`kind = "http"`, a JSON template).
+    Generic,
 }
 
 impl GatewayArg {
@@ -194,6 +196,7 @@ impl GatewayArg {
             GatewayArg::Turbosms => vec![SmsKind::TurboSms],
             GatewayArg::Twilio => vec![SmsKind::Twilio],
             GatewayArg::Both => vec![SmsKind::TurboSms, SmsKind::Twilio],
+            GatewayArg::Generic => vec![SmsKind::GenericJson],
         }
     }
 }

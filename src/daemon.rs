@@ -97,7 +97,10 @@ impl Secrets {
                     .gateways
                     .iter()
                     .map(|g| {
-                        let token = Secret::from_env(g.token_env())
+                        // A generic gateway may have no secret.
+                        let token = g
+                            .token_env()
+                            .map_or_else(|| Ok(Secret::new(String::new())), Secret::from_env)
                             .with_context(|| format!("token of SMS gateway {}", g.name()))?;
                         Ok((g.name().to_owned(), token))
                     })
@@ -316,7 +319,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                     let secret = report_secret.cloned().with_context(|| {
                         format!("SMS gateway {} takes delivery reports but has no secret", g.name())
                     })?;
-                    reports.push(ReportReader::new(g, token.clone(), secret));
+                    reports.extend(ReportReader::new(g, token.clone(), secret));
                 }
                 gateways.push(
                     Gateway::build(g, token, report_secret)

@@ -12,6 +12,7 @@
 
 pub mod secret;
 pub mod sms;
+pub mod sms_http;
 mod sources;
 
 pub use sources::{
@@ -498,15 +499,23 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
             if !names.insert(g.name()) {
                 errors.push(src.error(key_of("name"), format!("SMS gateway name `{}` is used twice", g.name())));
             }
-            check_url(&src, g.base_url(), key_of("base_url"), errors);
+            if let sms::GatewaySettings::Http(h) = g {
+                for (key, message) in sms_http::check(h) {
+                    errors.push(src.error(key_of(key), message));
+                }
+            } else {
+                check_url(&src, g.base_url(), key_of("base_url"), errors);
+            }
             if g.per_sec() == 0 {
                 errors.push(src.error(key_of("per_sec"), "per_sec must be at least 1"));
             }
-            if g.requests_per_sec() == 0 {
-                errors.push(src.error(key_of("requests_per_sec"), "requests_per_sec must be at least 1"));
-            }
-            if !(1..=sms::MAX_BATCH).contains(&g.batch()) {
-                errors.push(src.error(key_of("batch"), format!("batch must be 1 to {}", sms::MAX_BATCH)));
+            if let sms::GatewaySettings::Turbosms { requests_per_sec, batch, .. } = g {
+                if *requests_per_sec == 0 {
+                    errors.push(src.error(key_of("requests_per_sec"), "requests_per_sec must be at least 1"));
+                }
+                if !(1..=sms::MAX_BATCH).contains(batch) {
+                    errors.push(src.error(key_of("batch"), format!("batch must be 1 to {}", sms::MAX_BATCH)));
+                }
             }
             if let Some(var) = g.report_secret_env() {
                 if settings.http.is_none() {

@@ -74,24 +74,30 @@ pub enum GatewaySettings {
         /// the secret as the last path segment.
         report_url: Option<String>,
     },
+    /// Any HTTP API, described by a request template (`super::sms_http`).
+    Http(super::sms_http::HttpGateway),
 }
 
 impl GatewaySettings {
     pub fn name(&self) -> &str {
         match self {
             GatewaySettings::Turbosms { name, .. } | GatewaySettings::Twilio { name, .. } => name,
+            GatewaySettings::Http(g) => &g.name,
         }
     }
 
-    pub fn token_env(&self) -> &str {
+    /// The variable holding the gateway's secret; a generic gateway may need none.
+    pub fn token_env(&self) -> Option<&str> {
         match self {
-            GatewaySettings::Turbosms { token_env, .. } | GatewaySettings::Twilio { token_env, .. } => token_env,
+            GatewaySettings::Turbosms { token_env, .. } | GatewaySettings::Twilio { token_env, .. } => Some(token_env),
+            GatewaySettings::Http(g) => g.token_env.as_deref(),
         }
     }
 
     pub fn per_sec(&self) -> u32 {
         match self {
             GatewaySettings::Turbosms { per_sec, .. } | GatewaySettings::Twilio { per_sec, .. } => *per_sec,
+            GatewaySettings::Http(g) => g.per_sec,
         }
     }
 
@@ -100,6 +106,7 @@ impl GatewaySettings {
         match self {
             GatewaySettings::Turbosms { requests_per_sec, .. } => *requests_per_sec,
             GatewaySettings::Twilio { per_sec, .. } => *per_sec,
+            GatewaySettings::Http(g) => g.per_sec,
         }
     }
 
@@ -107,7 +114,7 @@ impl GatewaySettings {
     pub fn batch(&self) -> usize {
         match self {
             GatewaySettings::Turbosms { batch, .. } => *batch,
-            GatewaySettings::Twilio { .. } => 1,
+            GatewaySettings::Twilio { .. } | GatewaySettings::Http(_) => 1,
         }
     }
 
@@ -116,18 +123,22 @@ impl GatewaySettings {
             GatewaySettings::Turbosms { report_secret_env, .. } | GatewaySettings::Twilio { report_secret_env, .. } => {
                 report_secret_env.as_deref()
             }
+            // Generic APIs' delivery reports have no one shape to read.
+            GatewaySettings::Http(_) => None,
         }
     }
 
     pub fn timeout(&self) -> Duration {
         match self {
             GatewaySettings::Turbosms { timeout, .. } | GatewaySettings::Twilio { timeout, .. } => *timeout,
+            GatewaySettings::Http(g) => g.timeout,
         }
     }
 
     pub fn base_url(&self) -> &str {
         match self {
             GatewaySettings::Turbosms { base_url, .. } | GatewaySettings::Twilio { base_url, .. } => base_url,
+            GatewaySettings::Http(g) => &g.url,
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::matcher::IndexDelta;
 use crate::messages::Lang;
 use crate::regions::RegionId;
 use crate::sim::feed::{Fault, FeedKind, FeedSim, FeedSimConfig, SimAlert};
+use crate::sim::sms::generic::{GenericSmsSim, GenericSmsSimConfig};
 use crate::sim::sms::turbosms::{TurboSmsSim, TurboSmsSimConfig};
 use crate::sim::sms::twilio::{TwilioSim, TwilioSimConfig};
 use crate::sim::telegram::{TelegramSim, TelegramSimConfig};
@@ -57,6 +58,7 @@ pub const ALERTS_TOKEN_ENV: &str = "SIRENA_DEMO_ALERTS_TOKEN";
 /// Where the demo daemon finds the SMS gateways' tokens.
 pub const TURBOSMS_TOKEN_ENV: &str = "SIRENA_DEMO_TURBOSMS_TOKEN";
 pub const TWILIO_TOKEN_ENV: &str = "SIRENA_DEMO_TWILIO_TOKEN";
+pub const GENERIC_TOKEN_ENV: &str = "SIRENA_DEMO_GENERIC_SMS_KEY";
 
 /// Base URLs of the SMS simulators the settings point at.
 #[derive(Clone, Debug, Default)]
@@ -65,6 +67,8 @@ pub struct SmsUrls {
     pub twilio: String,
     /// The daemon's own endpoint (`http://127.0.0.1:<port>`), where delivery reports go.
     pub reports: String,
+    /// The generic API's full URL (`GenericSmsSim::url`).
+    pub generic: String,
 }
 
 /// Where the demo daemon finds the SMS gateways' delivery report secret, and its value.
@@ -90,6 +94,8 @@ pub struct Harness {
     /// The SMS gateways' simulators, when `Options::sms` names them.
     pub turbosms: Option<TurboSmsSim>,
     pub twilio: Option<TwilioSim>,
+    /// One generic API simulator serves both generic kinds.
+    pub generic: Option<GenericSmsSim>,
     secrets: Secrets,
     sims_cancel: CancellationToken,
     sims: TaskTracker,
@@ -153,6 +159,7 @@ pub struct Options {
     /// The gateways post delivery reports to the daemon's `[http]` endpoint, which
     /// listens on a free loopback port chosen before the daemon starts.
     pub sms_reports: bool,
+    pub generic_sim: GenericSmsSimConfig,
 }
 
 /// The SMS gateways the harness can simulate.
@@ -160,15 +167,25 @@ pub struct Options {
 pub enum SmsKind {
     TurboSms,
     Twilio,
+    /// `kind = "http"` posting a JSON template (gateway `generic-json`).
+    GenericJson,
+    /// `kind = "http"` posting a form template (gateway `generic-form`).
+    GenericForm,
 }
 
 impl SmsKind {
-    /// The `name` of its `[[sms.gateway]]` in the harness's settings.
-    pub fn gateway_name(self) -> &'static str {
+    /// The gateway's name in the written settings.
+    pub fn name(self) -> &'static str {
         match self {
             SmsKind::TurboSms => "turbosms",
             SmsKind::Twilio => "twilio",
+            SmsKind::GenericJson => "generic-json",
+            SmsKind::GenericForm => "generic-form",
         }
+    }
+
+    pub fn is_generic(self) -> bool {
+        matches!(self, SmsKind::GenericJson | SmsKind::GenericForm)
     }
 }
 
@@ -222,6 +239,7 @@ impl Default for Options {
             sms_requests_per_sec: None,
             viber: false,
             sms_reports: false,
+            generic_sim: GenericSmsSimConfig::default(),
         }
     }
 }
@@ -308,6 +326,7 @@ impl Options {
                             self.sms_per_sec.unwrap_or(50)
                         )
                     }
+                    SmsKind::GenericJson | SmsKind::GenericForm => self.generic_gateway(*kind, &sms.generic),
                 });
             }
         }
@@ -364,6 +383,37 @@ superseded = "{superseded}"
     }
 }
 
+impl Options {
+    /// A `kind = "http"` gateway for the generic simulator, as an operator would write it.
+    fn generic_gateway(&self, kind: SmsKind, url: &str) -> String {
+        let g = &self.generic_sim;
+        let (content_type, body) = match kind {
+            SmsKind::GenericForm => (
+                "application/x-www-form-urlencoded",
+                format!(
+                    "{}={{to_digits}}&{}={{text}}&{}={{id}}&{}={{sender}}",
+                    g.to_field, g.text_field, g.id_field, g.sender_field
+                ),
+            ),
+            _ => (
+                "application/json",
+                format!(
+                    "{{\"{}\": \"{{to}}\", \"{}\": \"{{text}}\", \"{}\": \"{{id}}\", \"{}\": \"{{sender}}\"}}",
+                    g.to_field, g.text_field, g.id_field, g.sender_field
+                ),
+            ),
+        };
+        format!(
+            "[[sms.gateway]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ntoken_env = \"{GENERIC_TOKEN_ENV}\"\n\
+             headers = {{ \"{header}\" = \"{{token}}\" }}\ncontent_type = \"{content_type}\"\nbody = '{body}'\n\
+             id_path = \"/message_id\"\nsender = \"SIRENA\"\nper_sec = {per_sec}\ntimeout = \"1s\"\n\n",
+            name = kind.name(),
+            header = g.auth_header,
+            per_sec = self.sms_per_sec.unwrap_or(10),
+        )
+    }
+}
+
 impl Harness {
     /// Starts both simulators, writes the embedded config (pointed at them) into a
     /// temporary directory, seeds the store, and starts the daemon on it.
@@ -408,10 +458,15 @@ impl Harness {
             true => Some(TwilioSim::start(opts.twilio_sim.clone(), sims_cancel.clone(), &sims).await?),
             false => None,
         };
+        let generic = match opts.sms.iter().any(|k| k.is_generic()) {
+            true => Some(GenericSmsSim::start(opts.generic_sim.clone(), sims_cancel.clone(), &sims).await?),
+            false => None,
+        };
         let sms_urls = SmsUrls {
             turbosms: turbosms.as_ref().map(TurboSmsSim::base_url).unwrap_or_default(),
             twilio: twilio.as_ref().map(TwilioSim::base_url).unwrap_or_default(),
             reports,
+            generic: generic.as_ref().map(GenericSmsSim::url).unwrap_or_default(),
         };
         let tg_cfg = opts.telegram_sim.clone();
         let tg_token = tg_cfg.token.clone();
@@ -450,14 +505,15 @@ impl Harness {
                 .sms
                 .iter()
                 .map(|k| match k {
-                    SmsKind::TurboSms => (k.gateway_name().to_owned(), Secret::new(opts.turbosms_sim.token.clone())),
-                    SmsKind::Twilio => (k.gateway_name().to_owned(), Secret::new(opts.twilio_sim.auth_token.clone())),
+                    SmsKind::TurboSms => (k.name().to_owned(), Secret::new(opts.turbosms_sim.token.clone())),
+                    SmsKind::Twilio => (k.name().to_owned(), Secret::new(opts.twilio_sim.auth_token.clone())),
+                    SmsKind::GenericJson | SmsKind::GenericForm => {
+                        (k.name().to_owned(), Secret::new(opts.generic_sim.auth_value.clone()))
+                    }
                 })
                 .collect(),
             sms_reports: match opts.sms_reports {
-                true => {
-                    opts.sms.iter().map(|k| (k.gateway_name().to_owned(), Secret::new(SMS_REPORT_SECRET))).collect()
-                }
+                true => opts.sms.iter().map(|k| (k.name().to_owned(), Secret::new(SMS_REPORT_SECRET))).collect(),
                 false => BTreeMap::new(),
             },
             webhooks: if opts.webhook {
@@ -477,6 +533,7 @@ impl Harness {
         Ok(Harness {
             turbosms,
             twilio,
+            generic,
             sources: opts.sources.clone(),
             feed,
             telegram,

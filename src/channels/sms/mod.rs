@@ -15,6 +15,7 @@
 //! `<gateway name>:<gateway's id>`, so a delivery report from one gateway can only
 //! ever touch what that gateway sent ([`ReportReader`]).
 
+pub mod generic;
 pub mod turbosms;
 pub mod twilio;
 
@@ -47,6 +48,7 @@ pub enum Attempt {
 pub enum Gateway {
     TurboSms(turbosms::TurboSms),
     Twilio(twilio::Twilio),
+    Http(generic::Generic),
 }
 
 impl Gateway {
@@ -60,6 +62,7 @@ impl Gateway {
         Ok(match settings {
             GatewaySettings::Turbosms { .. } => Gateway::TurboSms(turbosms::TurboSms::new(settings, token)?),
             GatewaySettings::Twilio { .. } => Gateway::Twilio(twilio::Twilio::new(settings, token, report_secret)?),
+            GatewaySettings::Http(_) => Gateway::Http(generic::Generic::new(settings, token)?),
         })
     }
 
@@ -67,6 +70,7 @@ impl Gateway {
         match self {
             Gateway::TurboSms(g) => g.name(),
             Gateway::Twilio(g) => g.name(),
+            Gateway::Http(g) => g.name(),
         }
     }
 
@@ -74,7 +78,7 @@ impl Gateway {
     fn batch(&self) -> usize {
         match self {
             Gateway::TurboSms(g) => g.batch(),
-            Gateway::Twilio(_) => 1,
+            Gateway::Twilio(_) | Gateway::Http(_) => 1,
         }
     }
 
@@ -83,10 +87,19 @@ impl Gateway {
     async fn send(&self, to: &[&str], text: &str, key: &str) -> Vec<Attempt> {
         match self {
             Gateway::TurboSms(g) => g.send(to, text, key).await,
+            // One recipient per request: `send_through` hands these one at a time,
+            // so `key` is that message's own.
             Gateway::Twilio(g) => {
                 let mut out = Vec::with_capacity(to.len());
                 for number in to {
                     out.push(g.send(number, text).await);
+                }
+                out
+            }
+            Gateway::Http(g) => {
+                let mut out = Vec::with_capacity(to.len());
+                for number in to {
+                    out.push(g.send(number, text, key).await);
                 }
                 out
             }
@@ -248,15 +261,17 @@ enum ReportFormat {
 }
 
 impl ReportReader {
-    pub fn new(settings: &GatewaySettings, token: Secret, secret: Secret) -> ReportReader {
+    /// `None` for a gateway whose reports sirena cannot read (a generic HTTP API).
+    pub fn new(settings: &GatewaySettings, token: Secret, secret: Secret) -> Option<ReportReader> {
         let format = match settings {
             GatewaySettings::Turbosms { .. } => ReportFormat::TurboSms,
             GatewaySettings::Twilio { report_url, .. } => ReportFormat::Twilio {
                 url: report_url.as_deref().map(|u| twilio::callback_url(u, &secret)),
                 auth_token: token,
             },
+            GatewaySettings::Http(_) => return None,
         };
-        ReportReader { gateway: settings.name().to_owned(), secret, format }
+        Some(ReportReader { gateway: settings.name().to_owned(), secret, format })
     }
 
     /// The header a gateway signs its reports with, if it does.
