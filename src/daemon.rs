@@ -522,6 +522,14 @@ async fn tell_operators(
             Notice::SnapshotBelieved { source, since } => {
                 c.text(lang, "notice-snapshot-believed", &[("source", source), ("since", &time(Some(*since)))], source)
             }
+            Notice::ConfigRefused { errors } => {
+                let listed = errors.join("\n");
+                c.text(lang, "notice-config-refused", &[("errors", &listed)], &listed)
+            }
+            Notice::OrdersMissing { ids } => {
+                let listed = ids.join(", ");
+                c.text(lang, "notice-orders-missing", &[("orders", &listed)], &listed)
+            }
         };
         let text = crate::messages::escape(&text);
         for op in &operators {

@@ -108,6 +108,16 @@ pub enum Notice {
         source: String,
         since: DateTime<Utc>,
     },
+    /// A config change was refused (invalid, or it would end orders or drop places
+    /// residents hold); the daemon runs on its last good config. `file:line: message`.
+    ConfigRefused {
+        errors: Vec<String>,
+    },
+    /// At start, orders in force (announced before) that no region file has any more:
+    /// they stay in force until an operator lifts them.
+    OrdersMissing {
+        ids: Vec<String>,
+    },
 }
 
 /// The pipeline's inputs.
@@ -194,6 +204,12 @@ impl Pipeline {
 
     /// Runs until cancelled. Returns an error only when the store has failed for good.
     pub async fn run(mut self, mut inputs: Inputs, cancel: CancellationToken) -> Result<(), StoreError> {
+        let missing: Vec<String> =
+            self.orders.missing_from(&self.config.orders).into_iter().map(str::to_owned).collect();
+        if !missing.is_empty() {
+            tracing::warn!(orders = ?missing, "orders in force are in no region file; they stay in force until lifted with status = \"lifted\"");
+            self.notice(Notice::OrdersMissing { ids: missing });
+        }
         // Orders from the files as they stand now.
         let events = self.orders.apply(&self.config.orders, Utc::now());
         self.publish(events).await?;
@@ -290,6 +306,14 @@ impl Pipeline {
     }
 
     async fn on_reload(&mut self, reload: Result<Config, ConfigErrors>) -> Result<(), StoreError> {
+        // Valid files can still be a mistake: an emptied or half-written region file
+        // would end orders and drop residents' places. Those changes wait for the
+        // operator to say so (`config::guard`).
+        let reload = reload.and_then(|config| {
+            let held = |id: &RegionId| self.index.holders(id);
+            let refused = crate::config::guard::refusals(&self.config, &config, &self.orders.in_force_ids(), &held);
+            if refused.is_empty() { Ok(config) } else { Err(ConfigErrors(refused)) }
+        });
         match reload {
             Ok(config) => {
                 let rebuild = config.tree.ancestry_fingerprint() != self.config.tree.ancestry_fingerprint();
@@ -300,6 +324,7 @@ impl Pipeline {
                 self.config.tree = config.tree;
                 self.config.composer = config.composer;
                 self.config.orders = config.orders;
+                self.config.origins = config.origins;
                 let changes = self.store.sync_region_channels(region_channels(&self.config.tree)).await?;
                 if rebuild {
                     tracing::info!("region ancestry changed; rebuilding the match index");
@@ -326,6 +351,7 @@ impl Pipeline {
                 for e in &errors.0 {
                     tracing::error!(file = %e.file.display(), line = e.line, col = e.col, message = %e.message, "config change rejected");
                 }
+                self.notice(Notice::ConfigRefused { errors: errors.0.iter().map(|e| e.to_string()).collect() });
                 tracing::error!(
                     errors = errors.0.len(),
                     "config change rejected; still running on the last good config"

@@ -10,6 +10,7 @@
 //! with file, line and column, and returns nothing usable unless there are none: a
 //! config that fails validation never replaces the running one.
 
+pub mod guard;
 pub mod secret;
 pub mod sms;
 pub mod sms_http;
@@ -122,6 +123,18 @@ pub struct Settings {
     pub http: Option<HttpSettings>,
     /// SMS gateways; SMS deliveries fail as unconfigured when absent.
     pub sms: Option<sms::SmsSettings>,
+    #[serde(default)]
+    pub reload: ReloadSettings,
+}
+
+/// `[reload]`: what a running daemon's reload may do that it otherwise refuses.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSettings {
+    /// Regions that may disappear from the region files although residents chose
+    /// them as their place ([`guard`]).
+    #[serde(default)]
+    pub allow_removing: Vec<RegionId>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -417,6 +430,19 @@ pub struct Config {
     pub tree: Arc<RegionTree>,
     pub orders: Vec<Order>,
     pub composer: Arc<Composer>,
+    /// Where each region and order was written, for errors about a later change.
+    pub origins: Arc<ConfigOrigins>,
+}
+
+/// File and line of each region (by id) and order (by id).
+#[derive(Clone, Debug, Default)]
+pub struct ConfigOrigins {
+    pub regions: HashMap<String, (PathBuf, usize)>,
+    pub orders: HashMap<String, (PathBuf, usize)>,
+}
+
+fn strip_col(origins: Origins) -> HashMap<String, (PathBuf, usize)> {
+    origins.into_iter().map(|(id, (file, line, _))| (id, (file, line))).collect()
 }
 
 impl Config {
@@ -443,7 +469,7 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
         }
     };
 
-    let (tree, orders, order_origin) = load_regions(&dir.join("regions"), &mut errors);
+    let (tree, orders, order_origin, region_origin) = load_regions(&dir.join("regions"), &mut errors);
     let composer = load_locales(&dir.join("locales"), &mut errors);
 
     match (settings, tree, composer) {
@@ -458,7 +484,16 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
                     return Err(ConfigErrors(errors));
                 }
             }
-            Ok(Config { dir: dir.to_owned(), settings, tree: Arc::new(tree), orders, composer: Arc::new(composer) })
+            let origins =
+                Arc::new(ConfigOrigins { regions: strip_col(region_origin), orders: strip_col(order_origin) });
+            Ok(Config {
+                dir: dir.to_owned(),
+                settings,
+                tree: Arc::new(tree),
+                orders,
+                composer: Arc::new(composer),
+                origins,
+            })
         }
         _ => Err(ConfigErrors(errors)),
     }
@@ -684,16 +719,17 @@ fn check_orders_fit_sms(
     }
 }
 
-fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree>, Vec<Order>, Origins) {
+/// The tree, the orders, and where each order and region was written.
+fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree>, Vec<Order>, Origins, Origins) {
     let files = match files_with_ext(dir, "toml") {
         Ok(f) if !f.is_empty() => f,
         Ok(_) => {
             errors.push(file_error(dir, "no region files (*.toml) found"));
-            return (None, Vec::new(), Origins::new());
+            return (None, Vec::new(), Origins::new(), Origins::new());
         }
         Err(e) => {
             errors.push(file_error(dir, format!("cannot read directory: {e}")));
-            return (None, Vec::new(), Origins::new());
+            return (None, Vec::new(), Origins::new(), Origins::new());
         }
     };
     let before = errors.len();
@@ -759,7 +795,7 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
             orders.push(o);
         }
     }
-    (tree, orders, order_origin)
+    (tree, orders, order_origin, region_origin)
 }
 
 fn build_tree(

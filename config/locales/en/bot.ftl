@@ -39,3 +39,6 @@ notice-source-recovered = ✅ Alert feed { $source } answers again.
 notice-all-stale = ⚠️ Every alert feed is stale since { $since }: residents' /status says "unknown".
 notice-snapshot-held = ⚠️ Alert feed { $source } dropped { $held } alerts at once (empty or implausible list); the all-clears are held.
 notice-snapshot-believed = ⚠️ Alert feed { $source } kept its implausible list since { $since }; sirena now believes it.
+notice-config-refused = ⛔ A config change was refused; sirena keeps running on the last good config:
+    { $errors }
+notice-orders-missing = ⚠️ Orders in force are in no region file: { $orders }. They stay in force until you set status = "lifted" (or "cancelled").

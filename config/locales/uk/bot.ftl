@@ -39,3 +39,6 @@ notice-source-recovered = ✅ Джерело тривог { $source } знову
 notice-all-stale = ⚠️ Усі джерела тривог застарілі з { $since }: мешканці на /status бачать «невідомо».
 notice-snapshot-held = ⚠️ Джерело { $source } разом прибрало { $held } тривог (порожній або неправдоподібний список); відбої затримано.
 notice-snapshot-believed = ⚠️ Джерело { $source } тримає неправдоподібний список з { $since }; sirena тепер йому вірить.
+notice-config-refused = ⛔ Зміну налаштувань відхилено; sirena працює з останніми справними:
+    { $errors }
+notice-orders-missing = ⚠️ Чинних розпоряджень немає в жодному файлі регіонів: { $orders }. Вони чинні, доки ви не вкажете status = "lifted" (або "cancelled").
