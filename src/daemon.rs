@@ -141,6 +141,8 @@ pub struct Running {
     pub reports_seen: watch::Receiver<u64>,
     /// Subscriber imports the running pipeline has taken into its match index.
     pub imports_seen: watch::Receiver<u64>,
+    /// The pipeline's counters (`/metrics`).
+    pub pipeline_stats: Arc<crate::metrics::PipelineStats>,
     /// Where sources send their reports: tools and tests may send observations too.
     pub reports_in: mpsc::Sender<crate::sources::SourceReport>,
     /// Where `[http] listen` was bound (with its real port when the config said 0).
@@ -245,8 +247,9 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (delta_tx, delta_rx) = mpsc::unbounded_channel();
     let (failure_tx, failure_rx) = watch::channel(None);
     let (reloaded_tx, reloads) = watch::channel(0u64);
-    let stale_after =
-        chrono::Duration::from_std(config.settings.alerts.stale_after).unwrap_or(chrono::Duration::minutes(5));
+    let stale_after_std = config.settings.alerts.stale_after;
+    let stale_after = chrono::Duration::from_std(stale_after_std).unwrap_or(chrono::Duration::minutes(5));
+    let pipeline_stats = Arc::new(crate::metrics::PipelineStats::default());
     let (status_tx, status_rx) = watch::channel(Arc::new(StatusView::empty(stale_after)));
     let (notices, _) = broadcast::channel(256);
     let (reports_seen_tx, reports_seen) = watch::channel(0u64);
@@ -357,6 +360,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         notices: notices.clone(),
         reports: reports_seen_tx,
         imports: imports_tx,
+        stats: pipeline_stats.clone(),
     };
     let pipeline = Pipeline::restore(config, store.clone(), policy.clone(), outputs).await?;
 
@@ -415,6 +419,13 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             store: store.clone(),
             tree: tree_rx.clone(),
             stats: web_stats.clone(),
+            figures: crate::web::Figures {
+                dispatch: stats.clone(),
+                pipeline: pipeline_stats.clone(),
+                reloads: reloads.clone(),
+                sources: health.clone(),
+                stale_after: stale_after_std,
+            },
         };
         sup.spawn("http endpoint", crate::web::serve(listener, routes, cancel.clone()));
     }
@@ -471,6 +482,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         notices,
         reports_seen,
         imports_seen,
+        pipeline_stats,
         reports_in: report_tx,
         web_addr,
         web: web_stats,

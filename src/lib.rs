@@ -22,7 +22,8 @@
 //! - [`bot`]: residents talk to sirena.
 //! - [`subscribers`]: `sirena subscribers import | export`: subscriber lists as CSV.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
-//! - [`web`]: the daemon's HTTP endpoint (feed webhooks).
+//! - [`web`]: the daemon's HTTP endpoint (feed webhooks, SMS delivery reports, metrics).
+//! - [`metrics`]: the daemon's figures in the Prometheus text format.
 //! - [`sim`]: simulators of the platforms, for the demo and the tests.
 //! - [`demo`]: the Kupiansk scenario end to end.
 //! - [`bench`]: `sirena bench …`: the figures in docs/benchmarks.md.
@@ -38,6 +39,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod matcher;
 pub mod messages;
+pub mod metrics;
 pub mod pipeline;
 pub mod regions;
 pub mod sim;

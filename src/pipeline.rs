@@ -78,6 +78,8 @@ pub struct Outputs {
     /// Subscriber imports taken into the match index while running
     /// (`sirena subscribers import` into the store of a running daemon).
     pub imports: watch::Sender<u64>,
+    /// Counters for `/metrics`.
+    pub stats: Arc<crate::metrics::PipelineStats>,
 }
 
 /// How often the pipeline looks whether `sirena subscribers import` wrote to the store.
@@ -269,6 +271,7 @@ impl Pipeline {
                 let Applied { events, suspect } = self.alerts.apply(&obs, &self.config.tree);
                 match suspect {
                     Some(Suspect::Holding { since, held }) => {
+                        self.out.stats.held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::warn!(
                             source = %obs.source,
                             %since,
@@ -351,6 +354,7 @@ impl Pipeline {
                 for e in &errors.0 {
                     tracing::error!(file = %e.file.display(), line = e.line, col = e.col, message = %e.message, "config change rejected");
                 }
+                self.out.stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.notice(Notice::ConfigRefused { errors: errors.0.iter().map(|e| e.to_string()).collect() });
                 tracing::error!(
                     errors = errors.0.len(),
@@ -535,6 +539,9 @@ impl Pipeline {
             let deadline = self.policy.deadline_ms(event.priority, now_ms());
             let enqueuing = std::time::Instant::now();
             let enqueued = self.store.enqueue(&event, audience, deadline).await?;
+            if enqueued.event_new {
+                self.out.stats.event(event.kind, event.transition);
+            }
             let enqueue_ms = ms_since(enqueuing);
             let recipients = recipients.unwrap_or(enqueued.deliveries);
             tracing::info!(

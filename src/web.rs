@@ -26,7 +26,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::{get, post};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +71,29 @@ impl WebStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    /// Every counter by name, for `/metrics`.
+    pub fn figures(&self) -> Vec<(&'static str, u64)> {
+        let g = Self::get;
+        vec![
+            ("pushes", g(&self.pushes)),
+            ("unauthorized", g(&self.unauthorized)),
+            ("malformed", g(&self.malformed)),
+            ("reports", g(&self.reports)),
+            ("reports_in_progress", g(&self.reports_in_progress)),
+            ("reports_unmatched", g(&self.reports_unmatched)),
+        ]
+    }
+}
+
+/// What `/metrics` and `/readyz` read.
+pub struct Figures {
+    pub dispatch: Arc<crate::dispatch::DispatchStats>,
+    pub pipeline: Arc<crate::metrics::PipelineStats>,
+    pub reloads: watch::Receiver<u64>,
+    pub sources: BTreeMap<String, watch::Receiver<crate::sources::SourceHealth>>,
+    /// A source whose last good answer is older than this is not healthy.
+    pub stale_after: std::time::Duration,
 }
 
 /// What the endpoint serves.
@@ -80,6 +103,7 @@ pub struct Routes {
     pub store: Arc<dyn Store>,
     pub tree: watch::Receiver<Arc<RegionTree>>,
     pub stats: Arc<WebStats>,
+    pub figures: Figures,
 }
 
 struct Shared {
@@ -88,6 +112,7 @@ struct Shared {
     store: Arc<dyn Store>,
     tree: watch::Receiver<Arc<RegionTree>>,
     stats: Arc<WebStats>,
+    figures: Figures,
 }
 
 /// Serves until `cancel`.
@@ -102,12 +127,16 @@ pub async fn serve(
         store: routes.store,
         tree: routes.tree,
         stats: routes.stats,
+        figures: routes.figures,
     });
     let app = Router::new()
         .route("/webhooks/{source}", post(push_with_header))
         .route("/webhooks/{source}/{secret}", post(push_with_path))
         .route("/reports/{gateway}", post(report_with_header))
         .route("/reports/{gateway}/{secret}", post(report_with_path))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .with_state(shared);
     axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await
 }
@@ -218,6 +247,68 @@ async fn report(shared: &Shared, gateway: &str, secret: &str, headers: &HeaderMa
             StatusCode::SERVICE_UNAVAILABLE
         }
     }
+}
+
+/// The source figures at this moment: age of the last good answer, failures in a row.
+fn source_figures(figures: &Figures) -> Vec<crate::metrics::SourceFigures> {
+    let now = chrono::Utc::now();
+    figures
+        .sources
+        .iter()
+        .map(|(name, h)| {
+            let h = h.borrow();
+            crate::metrics::SourceFigures {
+                name: name.clone(),
+                last_success_age_s: h.last_success.map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
+                consecutive_failures: h.consecutive_failures,
+            }
+        })
+        .collect()
+}
+
+async fn metrics(
+    State(shared): State<Arc<Shared>>,
+) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+    let f = &shared.figures;
+    let deliveries = match shared.store.counts().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: the store did not answer");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                format!("store: {e}\n"),
+            );
+        }
+    };
+    let snapshot = crate::metrics::Snapshot {
+        reload_generation: *f.reloads.borrow(),
+        config_refused: f.pipeline.refused.load(Ordering::Relaxed),
+        snapshots_held: f.pipeline.held.load(Ordering::Relaxed),
+        events: f.pipeline.events(),
+        deliveries,
+        dispatch: f.dispatch.figures(),
+        web: shared.stats.figures(),
+        sources: source_figures(f),
+    };
+    let text = crate::metrics::render(&snapshot);
+    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Ready when the store answers and at least one source gave a good answer within
+/// `stale_after` (a daemon that hears no feed is up, not ready). Config is loaded by
+/// construction: the daemon does not start without a valid one.
+async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    if let Err(e) = shared.store.kv_get("ready-check").await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n"));
+    }
+    let sources = source_figures(&shared.figures);
+    let limit = shared.figures.stale_after.as_secs_f64();
+    let healthy = sources.iter().filter(|s| s.last_success_age_s.is_some_and(|a| a <= limit)).count();
+    if healthy == 0 {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("no source healthy (of {})\n", sources.len()));
+    }
+    (StatusCode::OK, format!("ready: {healthy} of {} sources healthy\n", sources.len()))
 }
 
 /// Compares in time that does not depend on where the two differ.

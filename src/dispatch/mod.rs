@@ -124,6 +124,26 @@ impl DispatchStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    /// Every counter by name, for `/metrics`.
+    pub fn figures(&self) -> Vec<(&'static str, u64)> {
+        let g = Self::get;
+        vec![
+            ("messages", g(&self.messages)),
+            ("sent", g(&self.sent)),
+            ("coalesced", g(&self.coalesced)),
+            ("retried", g(&self.retried)),
+            ("rate_limited", g(&self.rate_limited)),
+            ("failed", g(&self.failed)),
+            ("expired", g(&self.expired)),
+            ("superseded", g(&self.superseded)),
+            ("deactivated", g(&self.deactivated)),
+            ("channel_errors", g(&self.channel_errors)),
+            ("unconfigured", g(&self.unconfigured)),
+            ("panics", g(&self.panics)),
+            ("migrated", g(&self.migrated)),
+        ]
+    }
 }
 
 /// Per-class deadlines and the classes that may use paid broadcast, resolved from
