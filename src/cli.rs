@@ -1,4 +1,4 @@
-//! Command line: `sirena run | check-config | demo | feed decode | regions find | subscribers … | bench …`.
+//! Command line: `sirena run | check-config | demo | feed decode | regions find|import | subscribers … | bench …`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +63,14 @@ enum RegionsCommand {
     /// Find regions by name or KATOTTG code, as the bot does.
     Find {
         name: String,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+    /// Import the official KATOTTG codifier (the ministry's `;`-separated CSV) into
+    /// `regions/katottg.generated.tsv`, read beside the hand-written region files, which
+    /// override it. Importing the same file again changes nothing.
+    Import {
+        file: PathBuf,
         #[arg(long, default_value = "config")]
         config: PathBuf,
     },
@@ -285,6 +293,32 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 println!("{}  {:?}  {}", r.id, r.level, c.tree.qualified_name(&r.id, Lang::Uk));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Regions { command: RegionsCommand::Import { file, config } } => {
+            let report = config::codifier::import(&file, &config)?;
+            let levels: Vec<String> = report.levels.iter().map(|(l, n)| format!("{n} {l:?}")).collect();
+            println!(
+                "{}: {} regions ({}), {}",
+                report.path.display(),
+                report.regions,
+                levels.join(", "),
+                if report.changed { "written" } else { "unchanged" }
+            );
+            // The result must load with the hand-written files; otherwise say why, so
+            // the operator fixes it before a daemon reloads (and refuses) it.
+            match config::load(&config) {
+                Ok(c) => {
+                    println!("{}: ok ({} regions)", config.display(), c.tree.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        println!("{e}");
+                    }
+                    eprintln!("{} error(s) in {} with the imported regions", errors.0.len(), config.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Subscribers { command: SubscribersCommand::Import { file, config } } => {
             let report = runtime()?.block_on(crate::subscribers::import_file(&config, &file))?;

@@ -8,7 +8,10 @@
 //! **Architecture invariant:** this module does no IO; it knows nothing of files,
 //! feeds or subscribers.
 
+pub mod codifier;
+pub mod generated;
 pub mod names;
+pub mod translit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
