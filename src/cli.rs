@@ -180,6 +180,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         deliveries: usize,
     },
+    /// Name search over the whole KATOTTG codifier: N queries as residents type them
+    /// (names, Latin, typos, Russian spellings, nonsense), each timed.
+    Search {
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        /// The codifier CSV; by default ../shared/data/katottg/kodifikator-16-05-2025.csv.
+        #[arg(long)]
+        codifier: Option<PathBuf>,
+    },
     /// One air raid to N SMS residents through each gateway's simulator, at 100 texts/s.
     Sms {
         #[arg(long, default_value_t = 5000)]
@@ -284,13 +293,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Regions { command: RegionsCommand::Find { name, config } } => {
             let c = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let found = c.tree.find(&name);
-            if found.is_empty() {
+            let found = c.tree.search(&name);
+            if found.regions.is_empty() {
                 println!("no region matches `{name}`");
                 return Ok(ExitCode::FAILURE);
             }
-            for r in found {
-                println!("{}  {:?}  {}", r.id, r.level, c.tree.qualified_name(&r.id, Lang::Uk));
+            if !found.is_exact() {
+                println!("no region is named `{name}`; did you mean:");
+            }
+            for r in found.regions {
+                println!("{}  {:?}  {}", r.id, r.level, c.tree.full_name(&r.id, Lang::Uk));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -352,6 +364,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 BenchCommand::Evacuate { evacuees, paid } => rt.block_on(crate::bench::evacuate(evacuees, paid))?,
                 BenchCommand::Latency { changes, webhook } => rt.block_on(crate::bench::latency(changes, webhook))?,
                 BenchCommand::Crash { kills, deliveries } => rt.block_on(crate::bench::crash(kills, deliveries))?,
+                BenchCommand::Search { queries, codifier } => crate::bench::search(queries, codifier.as_deref())?,
                 BenchCommand::Sms { recipients, gateway } => {
                     rt.block_on(crate::bench::sms(recipients, &gateway.kinds(), crate::bench::SMS_PER_SEC))?
                 }
