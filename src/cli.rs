@@ -69,10 +69,22 @@ enum RegionsCommand {
     /// Import the official KATOTTG codifier (the ministry's `;`-separated CSV) into
     /// `regions/katottg.generated.tsv`, read beside the hand-written region files, which
     /// override it. Importing the same file again changes nothing.
+    ///
+    /// With feed region lists, attaches their ids (alerts.in.ua `location_uid`, which
+    /// is ukrainealarm's `regionId`) to oblasts, raions, hromadas and the cities they
+    /// name, by oblast and name, and lists what it could not place; a hand-written
+    /// `feed_id` overrides it (for renamings).
     Import {
         file: PathBuf,
         #[arg(long, default_value = "config")]
         config: PathBuf,
+        /// alerts.in.ua's location list (`locations_hierarchy.json`).
+        #[arg(long)]
+        alerts_in_ua: Option<PathBuf>,
+        /// ukrainealarm's `/api/v3/regions` answer, saved; tried for what the first
+        /// list cannot place.
+        #[arg(long)]
+        ukrainealarm: Option<PathBuf>,
     },
 }
 
@@ -306,8 +318,20 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Regions { command: RegionsCommand::Import { file, config } } => {
-            let report = config::codifier::import(&file, &config)?;
+        Command::Regions { command: RegionsCommand::Import { file, config, alerts_in_ua, ukrainealarm } } => {
+            use config::codifier::FeedList;
+            let lists: Vec<FeedList> = alerts_in_ua
+                .map(FeedList::AlertsInUa)
+                .into_iter()
+                .chain(ukrainealarm.map(FeedList::UkraineAlarm))
+                .collect();
+            let report = config::codifier::import(&file, &config, &lists)?;
+            if !lists.is_empty() {
+                println!("feed ids: {} regions placed, {} uids not:", report.feed_ids, report.unmatched.len());
+                for u in &report.unmatched {
+                    println!("  {} {}: {}", u.place.uid, u.place.name, u.reason);
+                }
+            }
             let levels: Vec<String> = report.levels.iter().map(|(l, n)| format!("{n} {l:?}")).collect();
             println!(
                 "{}: {} regions ({}), {}",

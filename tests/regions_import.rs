@@ -49,7 +49,7 @@ fn id(s: &str) -> RegionId {
 fn the_whole_codifier_loads_beside_the_hand_written_files_which_override_it() {
     let Some(data) = common::shared_data() else { return };
     let (_tmp, dir) = shipped_copy();
-    let report = import(&data.join(CODIFIER), &dir).expect("import");
+    let report = import(&data.join(CODIFIER), &dir, &[]).expect("import");
     assert!(report.changed);
     assert_eq!(report.regions, 31_748, "every row of the codifier");
     let count = |l: Level| report.levels.iter().find(|(x, _)| *x == l).map_or(0, |(_, n)| *n);
@@ -81,7 +81,7 @@ fn the_whole_codifier_loads_beside_the_hand_written_files_which_override_it() {
     let path = generated_path(&dir.join("regions"));
     let before = std::fs::read(&path).expect("generated file");
     let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).expect("mtime");
-    let again = import(&data.join(CODIFIER), &dir).expect("import again");
+    let again = import(&data.join(CODIFIER), &dir, &[]).expect("import again");
     assert!(!again.changed);
     assert_eq!(std::fs::read(&path).expect("generated file"), before);
     assert_eq!(std::fs::metadata(&path).and_then(|m| m.modified()).expect("mtime"), mtime);
@@ -89,14 +89,14 @@ fn the_whole_codifier_loads_beside_the_hand_written_files_which_override_it() {
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let copy = elsewhere.path().join("kodifikator-16-05-2025.csv");
     std::fs::copy(data.join(CODIFIER), &copy).expect("copy");
-    assert!(!import(&copy, &dir).expect("import a copy").changed);
+    assert!(!import(&copy, &dir, &[]).expect("import a copy").changed);
 }
 
 #[test]
 fn an_override_gives_only_what_it_changes_and_survives_a_re_import() {
     let Some(data) = common::shared_data() else { return };
     let (_tmp, dir) = shipped_copy();
-    import(&data.join(CODIFIER), &dir).expect("import");
+    import(&data.join(CODIFIER), &dir, &[]).expect("import");
     std::fs::write(
         dir.join("regions/overrides.toml"),
         format!(
@@ -113,7 +113,7 @@ fn an_override_gives_only_what_it_changes_and_survives_a_re_import() {
         assert_eq!(r.feed_id, Some(99001));
         assert_eq!(config.tree.by_feed_id(99001).map(|r| r.id.as_str()), Some(ANDRIIVKA_CRIMEA));
         assert!(config.tree.find("Андріївка-Кримська").iter().any(|r| r.id.as_str() == ANDRIIVKA_CRIMEA));
-        assert!(!import(&data.join(CODIFIER), &dir).expect("re-import").changed);
+        assert!(!import(&data.join(CODIFIER), &dir, &[]).expect("re-import").changed);
     }
 }
 
@@ -142,7 +142,7 @@ fn a_broken_codifier_is_reported_by_file_and_line_and_writes_nothing() {
          UA63000000000041885;UA63080000000032022;;;;Q;Куп’янський\r\n",
     )
     .expect("write csv");
-    match import(&csv, &dir) {
+    match import(&csv, &dir, &[]) {
         Err(ImportError::Codifier { path, errors }) => {
             assert_eq!(path, csv);
             assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![3], "{errors:?}");
@@ -160,7 +160,7 @@ fn a_broken_codifier_is_reported_by_file_and_line_and_writes_nothing() {
 fn a_damaged_generated_file_is_reported_by_check_config_at_its_line() {
     let Some(data) = common::shared_data() else { return };
     let (_tmp, dir) = shipped_copy();
-    import(&data.join(CODIFIER), &dir).expect("import");
+    import(&data.join(CODIFIER), &dir, &[]).expect("import");
     let path = generated_path(&dir.join("regions"));
     let text = std::fs::read_to_string(&path).expect("read");
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{ConfigError, Origins, file_error};
+use crate::regions::crosswalk::{self, Crosswalk, FeedPlace, ListError};
 use crate::regions::{Level, Localized, Point, Region, RegionChannel, RegionId, codifier, generated};
 
 /// A hand-written `[[region]]`, validated field by field; complete, or an override of
@@ -157,6 +158,8 @@ pub enum ImportError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}", errors.iter().map(|e| format!("{}:{}: {}", path.display(), e.line, e.message)).collect::<Vec<_>>().join("\n"))]
     Codifier { path: PathBuf, errors: Vec<codifier::CodifierError> },
+    #[error("{}: {error}", path.display())]
+    FeedList { path: PathBuf, error: ListError },
     #[error("{}: no regions/ directory (is this a config directory?)", dir.display())]
     NoRegionsDir { dir: PathBuf },
     #[error("{}: cannot write: {source}", path.display())]
@@ -164,7 +167,7 @@ pub enum ImportError {
 }
 
 /// What an import did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ImportReport {
     pub path: PathBuf,
     /// Regions per level, in level order.
@@ -172,12 +175,48 @@ pub struct ImportReport {
     pub regions: usize,
     /// False when the file already held exactly these bytes.
     pub changed: bool,
+    /// Regions given a feed id by the crosswalk.
+    pub feed_ids: usize,
+    /// The feeds' uids no region was found for, with why; empty without lists.
+    pub unmatched: Vec<crosswalk::Unmatched>,
 }
 
-/// `sirena regions import`: reads `csv`, writes `config/regions/katottg.generated.tsv`.
-pub fn import(csv: &Path, config: &Path) -> Result<ImportReport, ImportError> {
+/// A feed's region list, for the crosswalk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedList {
+    /// alerts.in.ua's `locations.json` (uid → name, type, oblast_id, district_id).
+    AlertsInUa(PathBuf),
+    /// ukrainealarm's `/api/v3/regions` answer, saved.
+    UkraineAlarm(PathBuf),
+}
+
+impl FeedList {
+    fn read(&self) -> Result<Vec<FeedPlace>, ImportError> {
+        let path = match self {
+            FeedList::AlertsInUa(p) | FeedList::UkraineAlarm(p) => p,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read { path: path.clone(), source })?;
+        let parsed = match self {
+            FeedList::AlertsInUa(_) => crosswalk::alerts_in_ua_places(&text),
+            FeedList::UkraineAlarm(_) => crosswalk::ukrainealarm_places(&text),
+        };
+        parsed.map_err(|error| ImportError::FeedList { path: path.clone(), error })
+    }
+}
+
+/// `sirena regions import`: reads `csv`, attaches the feed ids the `lists` (in order of
+/// trust) give, writes `config/regions/katottg.generated.tsv`.
+pub fn import(csv: &Path, config: &Path, lists: &[FeedList]) -> Result<ImportReport, ImportError> {
     let text = std::fs::read_to_string(csv).map_err(|source| ImportError::Read { path: csv.to_owned(), source })?;
-    let regions = codifier::parse(&text).map_err(|errors| ImportError::Codifier { path: csv.to_owned(), errors })?;
+    let mut regions =
+        codifier::parse(&text).map_err(|errors| ImportError::Codifier { path: csv.to_owned(), errors })?;
+    let places = lists.iter().map(FeedList::read).collect::<Result<Vec<_>, _>>()?;
+    let Crosswalk { assigned, unmatched } =
+        if places.is_empty() { Crosswalk::default() } else { crosswalk::crosswalk(&regions, &places) };
+    let by_region: HashMap<&RegionId, u32> = assigned.iter().map(|(uid, id)| (id, *uid)).collect();
+    for r in &mut regions {
+        r.feed_id = by_region.get(&r.id).copied();
+    }
     let dir = config.join("regions");
     if !dir.is_dir() {
         return Err(ImportError::NoRegionsDir { dir: config.to_owned() });
@@ -201,5 +240,5 @@ pub fn import(csv: &Path, config: &Path) -> Result<ImportReport, ImportError> {
             _ => levels.push((l, 1)),
         }
     }
-    Ok(ImportReport { path, levels, regions: regions.len(), changed })
+    Ok(ImportReport { path, levels, regions: regions.len(), changed, feed_ids: assigned.len(), unmatched })
 }

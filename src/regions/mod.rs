@@ -9,6 +9,7 @@
 //! feeds or subscribers.
 
 pub mod codifier;
+pub mod crosswalk;
 pub mod generated;
 pub mod names;
 pub mod translit;
