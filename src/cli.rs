@@ -1,4 +1,4 @@
-//! Command line: `sirena run | check-config | demo | feed decode | regions find | subscribers … | bench …`.
+//! Command line: `sirena run | check-config | demo | feed decode | regions find|import | subscribers … | bench …`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +65,26 @@ enum RegionsCommand {
         name: String,
         #[arg(long, default_value = "config")]
         config: PathBuf,
+    },
+    /// Import the official KATOTTG codifier (the ministry's `;`-separated CSV) into
+    /// `regions/katottg.generated.tsv`, read beside the hand-written region files, which
+    /// override it. Importing the same file again changes nothing.
+    ///
+    /// With feed region lists, attaches their ids (alerts.in.ua `location_uid`, which
+    /// is ukrainealarm's `regionId`) to oblasts, raions, hromadas and the cities they
+    /// name, by oblast and name, and lists what it could not place; a hand-written
+    /// `feed_id` overrides it (for renamings).
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// alerts.in.ua's location list (`locations_hierarchy.json`).
+        #[arg(long)]
+        alerts_in_ua: Option<PathBuf>,
+        /// ukrainealarm's `/api/v3/regions` answer, saved; tried for what the first
+        /// list cannot place.
+        #[arg(long)]
+        ukrainealarm: Option<PathBuf>,
     },
 }
 
@@ -171,6 +191,15 @@ enum BenchCommand {
         kills: usize,
         #[arg(long, default_value_t = 10_000)]
         deliveries: usize,
+    },
+    /// Name search over the whole KATOTTG codifier: N queries as residents type them
+    /// (names, Latin, typos, Russian spellings, nonsense), each timed.
+    Search {
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        /// The codifier CSV; by default ../shared/data/katottg/kodifikator-16-05-2025.csv.
+        #[arg(long)]
+        codifier: Option<PathBuf>,
     },
     /// One air raid to N SMS residents through each gateway's simulator, at 100 texts/s.
     Sms {
@@ -279,15 +308,56 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Regions { command: RegionsCommand::Find { name, config } } => {
             let c = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let found = c.tree.find(&name);
-            if found.is_empty() {
+            let found = c.tree.search(&name);
+            if found.regions.is_empty() {
                 println!("no region matches `{name}`");
                 return Ok(ExitCode::FAILURE);
             }
-            for r in found {
-                println!("{}  {:?}  {}", r.id, r.level, c.tree.qualified_name(&r.id, Lang::Uk));
+            if !found.is_exact() {
+                println!("no region is named `{name}`; did you mean:");
+            }
+            for r in found.regions {
+                println!("{}  {:?}  {}", r.id, r.level, c.tree.full_name(&r.id, Lang::Uk));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Regions { command: RegionsCommand::Import { file, config, alerts_in_ua, ukrainealarm } } => {
+            use config::codifier::FeedList;
+            let lists: Vec<FeedList> = alerts_in_ua
+                .map(FeedList::AlertsInUa)
+                .into_iter()
+                .chain(ukrainealarm.map(FeedList::UkraineAlarm))
+                .collect();
+            let report = config::codifier::import(&file, &config, &lists)?;
+            if !lists.is_empty() {
+                println!("feed ids: {} regions placed, {} uids not:", report.feed_ids, report.unmatched.len());
+                for u in &report.unmatched {
+                    println!("  {} {}: {}", u.place.uid, u.place.name, u.reason);
+                }
+            }
+            let levels: Vec<String> = report.levels.iter().map(|(l, n)| format!("{n} {l:?}")).collect();
+            println!(
+                "{}: {} regions ({}), {}",
+                report.path.display(),
+                report.regions,
+                levels.join(", "),
+                if report.changed { "written" } else { "unchanged" }
+            );
+            // The result must load with the hand-written files; otherwise say why, so
+            // the operator fixes it before a daemon reloads (and refuses) it.
+            match config::load(&config) {
+                Ok(c) => {
+                    println!("{}: ok ({} regions)", config.display(), c.tree.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        println!("{e}");
+                    }
+                    eprintln!("{} error(s) in {} with the imported regions", errors.0.len(), config.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Subscribers { command: SubscribersCommand::Import { file, config } } => {
             let report = runtime()?.block_on(crate::subscribers::import_file(&config, &file))?;
@@ -321,6 +391,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 BenchCommand::Evacuate { evacuees, paid } => rt.block_on(crate::bench::evacuate(evacuees, paid))?,
                 BenchCommand::Latency { changes, webhook } => rt.block_on(crate::bench::latency(changes, webhook))?,
                 BenchCommand::Crash { kills, deliveries } => rt.block_on(crate::bench::crash(kills, deliveries))?,
+                BenchCommand::Search { queries, codifier } => crate::bench::search(queries, codifier.as_deref())?,
                 BenchCommand::Sms { recipients, gateway } => {
                     rt.block_on(crate::bench::sms(recipients, &gateway.kinds(), crate::bench::SMS_PER_SEC))?
                 }

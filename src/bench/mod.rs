@@ -6,6 +6,7 @@ mod crash;
 mod evacuate;
 mod latency;
 mod scale;
+mod search;
 mod sms;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ pub use crash::{CrashReport, crash, crash_run};
 pub use evacuate::evacuate;
 pub use latency::latency;
 pub use scale::scale;
+pub use search::search;
 pub use sms::{PER_SEC as SMS_PER_SEC, sms};
 
 pub const KHARKIV_CITY: &str = "UA63120270010096107";

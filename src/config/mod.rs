@@ -10,6 +10,7 @@
 //! with file, line and column, and returns nothing usable unless there are none: a
 //! config that fails validation never replaces the running one.
 
+pub mod codifier;
 pub mod guard;
 pub mod secret;
 pub mod sms;
@@ -378,8 +379,10 @@ struct RegionFile {
 struct RegionEntry {
     id: Spanned<String>,
     parent: Option<Spanned<String>>,
-    level: Level,
-    name: Localized,
+    /// Level and name may be left out of a region the generated codifier has: the
+    /// entry then overrides only what it gives.
+    level: Option<Level>,
+    name: Option<Localized>,
     #[serde(default)]
     aliases: Vec<String>,
     feed_id: Option<u32>,
@@ -733,7 +736,7 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
         }
     };
     let before = errors.len();
-    let mut regions = Vec::new();
+    let mut written = Vec::new();
     let mut region_origin: Origins = HashMap::new();
     // Each file's text is kept once; orders refer to it by index for error positions.
     let mut texts: Vec<(PathBuf, String)> = Vec::new();
@@ -766,13 +769,14 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
                     continue;
                 }
                 region_origin.insert(r.id.to_string(), (path.clone(), line, col));
-                regions.push(r);
+                written.push(r);
             }
         }
         let file_index = texts.len();
         parsed_orders.extend(file.evacuation.into_iter().map(|o| (file_index, o.into_inner())));
         texts.push((path.clone(), text));
     }
+    let regions = codifier::merge(dir, written, &mut region_origin, errors);
     // Orders are still checked when the regions are broken, so one load reports both;
     // only the checks against the tree are skipped then.
     let tree = if errors.len() > before { None } else { build_tree(dir, regions, &region_origin, errors) };
@@ -822,20 +826,17 @@ fn build_tree(
     }
 }
 
-fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<ConfigError>) -> Option<Region> {
+fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<ConfigError>) -> Option<codifier::Written> {
     let id = parse_region_id(src, &e.id, errors)?;
     let parent = match &e.parent {
         Some(p) => Some(parse_region_id(src, p, errors)?),
         None => None,
     };
-    if parent.is_some() && e.level.is_top() {
-        errors.push(src.error(e.id.span().into(), format!("a {:?} region has no parent", e.level)));
-    }
     let point = match e.point {
         Some(p) => Some(parse_point(src, &p, errors)?),
         None => None,
     };
-    if e.name.uk.trim().is_empty() {
+    if e.name.as_ref().is_some_and(|n| n.uk.trim().is_empty()) {
         errors.push(src.error(Some(e.id.span()), "name.uk must not be empty"));
     }
     let channel = match &e.channel {
@@ -863,7 +864,8 @@ fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<Conf
             None
         }
     };
-    Some(Region {
+    let (line, col) = line_col(src.text, e.id.span().start);
+    Some(codifier::Written {
         id,
         parent,
         level: e.level,
@@ -873,6 +875,7 @@ fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<Conf
         approx: e.approx,
         feed_id: e.feed_id,
         channel,
+        at: (src.path.to_owned(), line, col),
     })
 }
 

@@ -17,6 +17,7 @@ bot-already = You are already subscribed to: { $place }
 bot-not-found = I could not find “{ $query }”. Check the spelling or send the KATOTTG code.
 bot-choose = Several places are called “{ $query }”. Choose yours:
 bot-offer = Subscribe to this place?
+bot-did-you-mean = No place is called “{ $query }”. Did you mean:
 bot-list-header = You get alerts for:
 bot-list-empty = You have not chosen a place yet. Send /subscribe and a name.
 bot-unsubscribed-all = You are unsubscribed from all places. To come back: /subscribe name
