@@ -555,6 +555,9 @@ struct ConfigWatcher {
     /// watcher failed and only SIGHUP reloads.
     _watcher: Option<notify::RecommendedWatcher>,
     changes: mpsc::Receiver<()>,
+    /// Installed with the watcher, while the daemon starts: SIGHUP's default action is
+    /// to terminate, so a reload right after the start must already find it.
+    hup: Option<HangupSignal>,
 }
 
 impl ConfigWatcher {
@@ -580,7 +583,7 @@ impl ConfigWatcher {
                 None
             }
         };
-        ConfigWatcher { _watcher: watcher, changes }
+        ConfigWatcher { _watcher: watcher, changes, hup: hangup_signal() }
     }
 
     async fn run(
@@ -589,7 +592,7 @@ impl ConfigWatcher {
         reloads: mpsc::Sender<Result<Config, ConfigErrors>>,
         cancel: CancellationToken,
     ) {
-        let mut hup = hangup_signal();
+        let mut hup = self.hup.take();
         // One reload at once covers a change made between the caller's load and the
         // watch being set up; applying an unchanged config produces no events.
         let mut pending = true;
@@ -617,12 +620,17 @@ impl ConfigWatcher {
 }
 
 #[cfg(unix)]
-fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+type HangupSignal = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type HangupSignal = ();
+
+#[cfg(unix)]
+fn hangup_signal() -> Option<HangupSignal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
 }
 
 #[cfg(not(unix))]
-fn hangup_signal() -> Option<()> {
+fn hangup_signal() -> Option<HangupSignal> {
     None
 }
 
