@@ -368,7 +368,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             policy: policy.clone(),
             composer: composer_rx.clone(),
             tree: tree_rx.clone(),
-            node,
+            node: lane_node(node, kind),
             stats: stats.clone(),
             wake: wake_rx.clone(),
             deltas: Some(delta_tx.clone()),
@@ -475,6 +475,14 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         cancel,
         tracker,
     })
+}
+
+/// Each lane holds its leases under a node id of its own: a lane's clean stop hands back
+/// what it claimed (`Store::release`), and must not hand back the claims another lane
+/// still has on the wire, whose answers it could then no longer record (they would be
+/// sent again after a restart).
+fn lane_node(process: NodeId, kind: ChannelKind) -> NodeId {
+    NodeId(process.0 ^ ((kind.code() + 1) << 56))
 }
 
 /// Sends every operator notice to the operators' Telegram chats, in Ukrainian (they
