@@ -42,7 +42,7 @@ use crate::web::{WebStats, Webhook};
 pub use crate::pipeline::Fanout;
 
 /// How long the lanes wait for requests on the wire at shutdown.
-const GRACE: Duration = Duration::from_secs(5);
+pub const GRACE: Duration = Duration::from_secs(5);
 
 /// Secrets resolved by the caller: from the environment for `sirena run`, from the
 /// simulators for the demo and tests.

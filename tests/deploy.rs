@@ -221,3 +221,54 @@ fn a_bad_log_format_is_refused_with_where_it_was_written() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("sirena.toml:5:") && stdout.contains("xml"), "{stdout}");
 }
+
+// ---------------------------------------------------------------- the shipped files
+
+fn deploy_file(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name)).expect("deploy file")
+}
+
+/// The values of `key=` lines in a unit file, in order.
+fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
+    unit.lines().filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('=')).collect()
+}
+
+fn seconds(s: &str) -> u64 {
+    s.trim().trim_end_matches('s').parse().unwrap_or_else(|e| panic!("`{s}` is not seconds: {e}"))
+}
+
+#[test]
+fn the_unit_validates_before_start_and_reload_stops_after_the_grace_and_keeps_state_private() {
+    let unit = deploy_file("sirena.service");
+    let one = |key: &str| -> &str {
+        match unit_values(&unit, key)[..] {
+            [v] => v,
+            ref all => panic!("{key}= should be set once, is {all:?}"),
+        }
+    };
+    assert!(one("ExecStartPre").ends_with("sirena check-config /etc/sirena/config"));
+    assert_eq!(one("ExecStart"), "/usr/local/bin/sirena run --config /etc/sirena/config");
+    let reload = unit_values(&unit, "ExecReload");
+    assert!(reload.first().is_some_and(|c| c.contains("check-config")), "{reload:?}");
+    assert!(reload.last().is_some_and(|c| c.contains("kill -HUP $MAINPID")), "{reload:?}");
+    assert_eq!((one("Restart"), one("KillSignal")), ("on-failure", "SIGTERM"));
+    assert_eq!((one("StateDirectory"), one("StateDirectoryMode")), ("sirena", "0700"));
+    assert_eq!((one("ProtectSystem"), one("NoNewPrivileges")), ("strict", "true"));
+    assert!(one("EnvironmentFile").starts_with("/etc/sirena/"));
+    // Longer than the lanes' grace, with room for the store's last writes.
+    assert!(seconds(one("TimeoutStopSec")) >= 2 * sirena::daemon::GRACE.as_secs(), "TimeoutStopSec");
+    let compose = deploy_file("docker-compose.yml");
+    let grace = compose.lines().find_map(|l| l.trim().strip_prefix("stop_grace_period:")).expect("stop_grace_period");
+    assert!(seconds(grace) >= 2 * sirena::daemon::GRACE.as_secs(), "stop_grace_period");
+}
+
+#[test]
+fn the_image_is_built_locked_in_one_stage_and_runs_as_a_user_in_another() {
+    let dockerfile = deploy_file("Dockerfile");
+    let froms = dockerfile.lines().filter(|l| l.starts_with("FROM ")).count();
+    assert_eq!(froms, 2, "a build stage and a runtime stage");
+    assert!(dockerfile.contains("cargo build --release --locked"));
+    let user = dockerfile.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("USER");
+    assert!(!user.starts_with("root") && !user.starts_with('0'), "runs as {user}");
+    assert!(dockerfile.contains("ENV STATE_DIRECTORY=/data"), "the store in the volume");
+}
