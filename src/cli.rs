@@ -373,6 +373,10 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         use tokio::signal::unix::{SignalKind, signal};
         let term = signal(SignalKind::terminate());
         let int = signal(SignalKind::interrupt());
+        // SIGHUP's default action terminates. Once tokio handles a signal it does for
+        // the rest of the process, so a SIGHUP before the config watcher listens is
+        // dropped here, not fatal, and the watcher's first reload reads whatever changed.
+        let _hup = signal(SignalKind::hangup());
         async move {
             match (term, int) {
                 (Ok(mut term), Ok(mut int)) => {

@@ -268,7 +268,7 @@ fn the_image_is_built_locked_in_one_stage_and_runs_as_a_user_in_another() {
     let froms = dockerfile.lines().filter(|l| l.starts_with("FROM ")).count();
     assert_eq!(froms, 2, "a build stage and a runtime stage");
     assert!(dockerfile.contains("cargo build --release --locked"));
-    let user = dockerfile.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("USER");
+    let user = dockerfile.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER");
     assert!(!user.starts_with("root") && !user.starts_with('0'), "runs as {user}");
     assert!(dockerfile.contains("ENV STATE_DIRECTORY=/data"), "the store in the volume");
 }
