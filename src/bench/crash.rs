@@ -78,7 +78,8 @@ pub struct CrashReport {
     pub duplicates: usize,
     /// Distinct claims the outbox held (`sending`, by a given node) at the kills: the
     /// only deliveries allowed to go out twice. A claim a dead node still held at the
-    /// next kill (its lease had not run out yet) is counted once.
+    /// next kill (its lease had not run out yet) is counted once. After a SIGTERM: the
+    /// claims the stopped daemon left behind, which a clean stop must not.
     pub in_flight_at_kills: u64,
     /// `sendMessage` requests the simulator had received and not yet answered just
     /// before each kill, summed.
