@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config;
+use crate::config::log::LogFormat;
 use crate::demo::SmsKind;
 use crate::messages::Lang;
 
@@ -239,7 +240,14 @@ pub fn main() -> ExitCode {
         Command::Demo { .. } | Command::Bench { .. } => "off",
         _ => "warn",
     };
-    init_tracing(default_filter);
+    let format = match log_format(&cli.command) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_tracing(default_filter, format);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -249,10 +257,32 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(default_filter: &str) {
+/// `SIRENA_LOG_FORMAT` if set, else `[log] format` of the config `sirena run` is given.
+fn log_format(command: &Command) -> anyhow::Result<LogFormat> {
+    if let Some(v) = std::env::var_os(config::log::FORMAT_ENV) {
+        let v = v.to_string_lossy();
+        return v.parse().with_context(|| format!("{} = \"{v}\"", config::log::FORMAT_ENV));
+    }
+    Ok(match command {
+        Command::Run { config } => config::log::peek_format(config).unwrap_or_default(),
+        _ => LogFormat::default(),
+    })
+}
+
+/// Logs go to stderr (the journal, under systemd). Colour only on a terminal, and not
+/// with `NO_COLOR` set: a file or the journal gets plain text.
+fn init_tracing(default_filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).try_init()
+        }
+        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).try_init(),
+    };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -262,7 +292,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => {
-            runtime()?.block_on(crate::daemon::run(config, shutdown_signal()))?;
+            let rt = runtime()?;
+            // Before anything starts: a SIGTERM that came between the start and a lazily
+            // installed handler would kill the daemon instead of stopping it.
+            let shutdown = {
+                let _in_runtime = rt.enter();
+                shutdown_signal()
+            };
+            rt.block_on(crate::daemon::run(config, shutdown))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { dir } => match config::load(&dir) {
@@ -402,25 +439,38 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from the moment it is called (inside the
+/// runtime); the future resolves on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        // SIGHUP's default action terminates. Once tokio handles a signal it does for
+        // the rest of the process, so a SIGHUP before the config watcher listens is
+        // dropped here, not fatal, and the watcher's first reload reads whatever changed.
+        let _hup = signal(SignalKind::hangup());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                (term, int) => {
+                    let e = term.err().or(int.err()).map(|e| e.to_string()).unwrap_or_default();
+                    tracing::error!(error = %e, "cannot listen for SIGTERM or SIGINT; Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

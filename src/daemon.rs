@@ -42,7 +42,7 @@ use crate::web::{WebStats, Webhook};
 pub use crate::pipeline::Fanout;
 
 /// How long the lanes wait for requests on the wire at shutdown.
-const GRACE: Duration = Duration::from_secs(5);
+pub const GRACE: Duration = Duration::from_secs(5);
 
 /// Secrets resolved by the caller: from the environment for `sirena run`, from the
 /// simulators for the demo and tests.
@@ -375,7 +375,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             policy: policy.clone(),
             composer: composer_rx.clone(),
             tree: tree_rx.clone(),
-            node,
+            node: lane_node(node, kind),
             stats: stats.clone(),
             wake: wake_rx.clone(),
             deltas: Some(delta_tx.clone()),
@@ -492,6 +492,14 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     })
 }
 
+/// Each lane holds its leases under a node id of its own: a lane's clean stop hands back
+/// what it claimed (`Store::release`), and must not hand back the claims another lane
+/// still has on the wire, whose answers it could then no longer record (they would be
+/// sent again after a restart).
+fn lane_node(process: NodeId, kind: ChannelKind) -> NodeId {
+    NodeId(process.0 ^ ((kind.code() + 1) << 56))
+}
+
 /// Sends every operator notice to the operators' Telegram chats, in Ukrainian (they
 /// are civil-protection staff), through the bot's limiter. A notice missed because the
 /// channel overflowed is logged, never fatal.
@@ -578,6 +586,9 @@ struct ConfigWatcher {
     /// watcher failed and only SIGHUP reloads.
     _watcher: Option<notify::RecommendedWatcher>,
     changes: mpsc::Receiver<()>,
+    /// Installed with the watcher, while the daemon starts: SIGHUP's default action is
+    /// to terminate, so a reload right after the start must already find it.
+    hup: Option<HangupSignal>,
 }
 
 impl ConfigWatcher {
@@ -603,7 +614,7 @@ impl ConfigWatcher {
                 None
             }
         };
-        ConfigWatcher { _watcher: watcher, changes }
+        ConfigWatcher { _watcher: watcher, changes, hup: hangup_signal() }
     }
 
     async fn run(
@@ -612,7 +623,7 @@ impl ConfigWatcher {
         reloads: mpsc::Sender<Result<Config, ConfigErrors>>,
         cancel: CancellationToken,
     ) {
-        let mut hup = hangup_signal();
+        let mut hup = self.hup.take();
         // One reload at once covers a change made between the caller's load and the
         // watch being set up; applying an unchanged config produces no events.
         let mut pending = true;
@@ -640,12 +651,17 @@ impl ConfigWatcher {
 }
 
 #[cfg(unix)]
-fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+type HangupSignal = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type HangupSignal = ();
+
+#[cfg(unix)]
+fn hangup_signal() -> Option<HangupSignal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
 }
 
 #[cfg(not(unix))]
-fn hangup_signal() -> Option<()> {
+fn hangup_signal() -> Option<HangupSignal> {
     None
 }
 

@@ -23,7 +23,7 @@ use crate::regions::RegionId;
 use crate::sim::telegram::TelegramSimConfig;
 use crate::store::Import;
 
-pub use crash::{CrashReport, crash, crash_run};
+pub use crash::{CrashReport, Stop, crash, crash_run, stop_run};
 pub use evacuate::evacuate;
 pub use latency::latency;
 pub use scale::scale;

@@ -12,6 +12,7 @@
 
 pub mod codifier;
 pub mod guard;
+pub mod log;
 pub mod secret;
 pub mod sms;
 pub mod sms_http;
@@ -124,6 +125,9 @@ pub struct Settings {
     pub http: Option<HttpSettings>,
     /// SMS gateways; SMS deliveries fail as unconfigured when absent.
     pub sms: Option<sms::SmsSettings>,
+    /// `[log]`: the daemon's log format.
+    #[serde(default)]
+    pub log: log::LogSettings,
     #[serde(default)]
     pub reload: ReloadSettings,
 }
@@ -149,8 +153,10 @@ pub struct HttpSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// SQLite file; relative paths are relative to the config directory's parent, so
-    /// `config/sirena.toml` with `path = "sirena.db"` puts the file beside `config/`.
+    /// SQLite file; a relative path is inside `$STATE_DIRECTORY` when that is set
+    /// (systemd's `StateDirectory=sirena`: `/var/lib/sirena`), else relative to the
+    /// config directory's parent, so `config/sirena.toml` with `path = "sirena.db"`
+    /// puts the file beside `config/`.
     pub path: PathBuf,
 }
 
@@ -449,12 +455,29 @@ fn strip_col(origins: Origins) -> HashMap<String, (PathBuf, usize)> {
 }
 
 impl Config {
-    /// The store path, resolved against the directory that holds `config/`.
+    /// The store path: an absolute `[store] path` as written; a relative one inside
+    /// `$STATE_DIRECTORY` when that is set (systemd's `StateDirectory=`, the Docker
+    /// image), else beside the config directory.
     pub fn store_path(&self) -> PathBuf {
-        if self.settings.store.path.is_absolute() {
-            self.settings.store.path.clone()
-        } else {
-            self.dir.parent().unwrap_or(Path::new(".")).join(&self.settings.store.path)
+        let state = std::env::var_os("STATE_DIRECTORY");
+        self.store_path_in(state.as_deref().map(Path::new))
+    }
+
+    /// [`Config::store_path`] with the state directory given; systemd may list several,
+    /// colon-separated, and the first is the store's.
+    pub fn store_path_in(&self, state_directory: Option<&Path>) -> PathBuf {
+        let path = &self.settings.store.path;
+        if path.is_absolute() {
+            return path.clone();
+        }
+        let first = |s: &Path| match s.to_str() {
+            Some(list) => PathBuf::from(list.split(':').next().unwrap_or_default()),
+            None => s.to_owned(),
+        };
+        let state = state_directory.map(first).filter(|s| !s.as_os_str().is_empty());
+        match state {
+            Some(dir) => dir.join(path),
+            None => self.dir.parent().unwrap_or(Path::new(".")).join(path),
         }
     }
 }

@@ -53,6 +53,9 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("the store's worker thread failed: {0}")]
     Worker(String),
+    /// The database's file or directory could not be created or made private.
+    #[error("{}: {source}", path.display())]
+    File { path: std::path::PathBuf, source: std::io::Error },
 }
 
 impl StoreError {

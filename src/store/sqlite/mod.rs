@@ -23,6 +23,7 @@ use tokio::sync::Mutex;
 
 use super::*;
 
+mod files;
 mod migrations;
 
 use migrations::MIGRATIONS;
@@ -60,7 +61,9 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Opens (or creates, 0600 in a 0700 directory: see `files`) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        files::prepare(path)?;
         let writer = Connection::open(path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL is durable across process crashes in WAL mode; only an OS crash or
