@@ -47,6 +47,14 @@ enum Command {
         #[command(subcommand)]
         command: RegionsCommand,
     },
+    /// Who an evacuation order would reach (by channel, language and place), the text
+    /// each would read, and when the last would have it; sends and writes nothing.
+    Preview {
+        /// The order's `id` in the region files.
+        order: String,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
     /// Subscriber lists as CSV: `channel,address,place,lang`.
     Subscribers {
         #[command(subcommand)]
@@ -415,6 +423,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("{} row(s) of {} rejected; the others were imported", report.rejected.len(), file.display());
                 Ok(ExitCode::FAILURE)
             }
+        }
+        Command::Preview { order, config } => {
+            let preview = runtime()?.block_on(crate::preview::run(&config, &order))?;
+            print!("{}", crate::preview::report(&preview));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Subscribers { command: SubscribersCommand::Export { config } } => {
             print!("{}", runtime()?.block_on(crate::subscribers::export(&config))?);

@@ -20,6 +20,7 @@
 //!   limits decided before each request, retries.
 //! - [`channels`]: the closed set of channels and their adapters (Telegram).
 //! - [`bot`]: residents talk to sirena.
+//! - [`preview`]: `sirena preview ORDER_ID`: an order's audience and texts before it is live.
 //! - [`subscribers`]: `sirena subscribers import | export`: subscriber lists as CSV.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
 //! - [`web`]: the daemon's HTTP endpoint (feed webhooks, SMS delivery reports, metrics).
@@ -41,6 +42,7 @@ pub mod matcher;
 pub mod messages;
 pub mod metrics;
 pub mod pipeline;
+pub mod preview;
 pub mod regions;
 pub mod sim;
 pub mod sources;

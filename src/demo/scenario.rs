@@ -320,7 +320,7 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
     println!("{} residents talked to the bot:", RESIDENTS.len());
     for r in RESIDENTS {
         let last = h.telegram.sent_to(r.chat).into_iter().last().map(|m| first_line(&m.text)).unwrap_or_default();
-        println!("  {:<20} {:<24} bot: {}", r.name, r.place, plain(&last));
+        println!("  {:<20} {:<24} bot: {}", r.name, r.place, crate::messages::plain(&last));
     }
     println!("  and {CROWD} residents of Kharkiv city imported before the start; the oblast's channel {CHANNEL}.");
     let watermark: Vec<usize> = RESIDENTS.iter().map(|r| h.telegram.sent_to(r.chat).len()).collect();
@@ -627,7 +627,7 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
             }
             for (part, kind) in text.split("\n\n").zip(&parts) {
                 let Some(kind) = kind else {
-                    problems.push(format!("unrecognised: {}", plain(&first_line(part))));
+                    problems.push(format!("unrecognised: {}", crate::messages::plain(&first_line(part))));
                     continue;
                 };
                 for needle in kind.markers(r.english).1 {
@@ -701,7 +701,7 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         let marker = what.markers(r.english).0;
         if let Some(m) = h.telegram.sent_to(chat).into_iter().find(|m| m.text.starts_with(marker)) {
             println!("\n{}'s {title}:", r.name);
-            for line in plain(&m.text).lines() {
+            for line in crate::messages::plain(&m.text).lines() {
                 println!("  │ {line}");
             }
         }
@@ -766,19 +766,4 @@ fn first_button(markup: &serde_json::Value) -> Option<String> {
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
-}
-
-/// Strips tags and the common entities for printing.
-fn plain(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
 }

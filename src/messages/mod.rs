@@ -21,7 +21,7 @@ mod render;
 pub mod sms;
 
 pub use lang::Lang;
-pub use render::{Format, Part, TELEGRAM_MAX_UTF16, escape, kyiv};
+pub use render::{Format, Part, TELEGRAM_MAX_UTF16, escape, kyiv, plain};
 
 /// Message ids every catalogue must define. `check-config` reports the missing ones.
 pub const REQUIRED_IDS: &[&str] = &[

@@ -451,6 +451,21 @@ fn hashtag(place: &str) -> String {
 }
 
 /// Escapes text for Telegram's HTML parse mode: `<`, `>`, `&` and `"`.
+/// Telegram HTML as a person reads it: tags dropped, [`escape`]'s entities undone.
+pub fn plain(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+}
+
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
