@@ -36,7 +36,7 @@ use crate::dispatch::limits::SharedLimiter;
 use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
 use crate::sources::{Poller, SourceHealth};
-use crate::store::{NodeId, SqliteStore, Store};
+use crate::store::{Backend, NodeId, Store};
 use crate::web::{WebStats, Webhook};
 
 pub use crate::pipeline::Fanout;
@@ -55,6 +55,8 @@ pub struct Secrets {
     pub webhooks: BTreeMap<String, Secret>,
     /// Each SMS gateway's token, by gateway name.
     pub sms: BTreeMap<String, Secret>,
+    /// The PostgreSQL password (`[store] password_env`).
+    pub store_password: Option<Secret>,
 }
 
 impl Secrets {
@@ -92,6 +94,10 @@ impl Secrets {
                     })
                     .collect::<anyhow::Result<_>>()?,
                 None => BTreeMap::new(),
+            },
+            store_password: match &s.store.password_env {
+                Some(var) => Some(Secret::from_env(var).context("[store] password_env")?),
+                None => None,
             },
         })
     }
@@ -207,10 +213,19 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Starts every part of the daemon on the given config.
 pub async fn start(config: Config, secrets: Secrets) -> anyhow::Result<Running> {
-    let store_path = config.store_path();
-    let store =
-        SqliteStore::open(&store_path).with_context(|| format!("opening the store {}", store_path.display()))?;
-    start_with_store(config, secrets, Arc::new(store)).await
+    let backend = open_store(&config, &secrets).await?;
+    start_with_store(config, secrets, backend.store()).await
+}
+
+/// Opens the store the config names, saying which in the error.
+pub async fn open_store(config: &Config, secrets: &Secrets) -> anyhow::Result<Backend> {
+    let location = config.store_location();
+    Backend::open(&location, secrets.store_password.as_ref()).await.with_context(|| match &location {
+        config::StoreLocation::Sqlite(path) => format!("opening the store {}", path.display()),
+        config::StoreLocation::Postgres { url, .. } => {
+            format!("opening the store {}", crate::store::postgres::redact_url(url))
+        }
+    })
 }
 
 pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn Store>) -> anyhow::Result<Running> {

@@ -180,7 +180,10 @@ async fn run(
     write_embedded_config(&config_dir)?;
     std::fs::write(config_dir.join("sirena.toml"), opts.settings(&feed.base_url(), &telegram.base_url()))
         .context("writing sirena.toml")?;
-    let store_path = config::load(&config_dir).map_err(|e| anyhow::anyhow!("config invalid:\n{e}"))?.store_path();
+    let store_path = config::load(&config_dir)
+        .map_err(|e| anyhow::anyhow!("config invalid:\n{e}"))?
+        .store_path()
+        .context("the crash bench runs on SQLite")?;
     let chats = FIRST_CHAT..FIRST_CHAT + deliveries as i64;
     for chat in chats.clone() {
         telegram.add_user(chat, "Resident", Some(Lang::Uk.code()));
