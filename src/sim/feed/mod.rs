@@ -264,6 +264,9 @@ struct FeedState {
     lanes: [Lane; 3],
     /// (feed, User-Agent) → requests.
     clients: BTreeMap<(FeedKind, String), u64>,
+    /// Requests per feed and connection (the client's address and port): several
+    /// processes with one `User-Agent` show up as several peers.
+    peers: BTreeMap<(FeedKind, SocketAddr), u64>,
     /// Every region any alert has named, by uid; oblasts carry their own uid.
     regions: BTreeMap<u32, KnownRegion>,
     cap: cap::Book,
@@ -303,6 +306,7 @@ impl FeedSim {
                 next_id: FIRST_ALERT_ID,
                 lanes: Default::default(),
                 clients: BTreeMap::new(),
+                peers: BTreeMap::new(),
                 regions: BTreeMap::new(),
                 cap: cap::Book::new(now),
                 webhook: None,
@@ -317,8 +321,10 @@ impl FeedSim {
             .merge(ukrainealarm::routes())
             .merge(cap::routes())
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(inner.clone(), count_peer))
             .with_state(inner.clone());
         tracker.spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
             if let Err(e) = served {
                 tracing::warn!(error = %e, "feed sim server stopped with an error");
@@ -432,6 +438,13 @@ impl FeedSim {
         self.inner.lock().clients.clone()
     }
 
+    /// Requests per feed and client connection (address and port), faulted ones
+    /// included: two pollers of one feed show up as two peers even with one
+    /// `User-Agent`, and one poller that reconnects as a few, one after another.
+    pub fn requests_by_peer(&self) -> BTreeMap<(FeedKind, SocketAddr), u64> {
+        self.inner.lock().peers.clone()
+    }
+
     /// With a target, every later change pushes the record of each oblast it
     /// touched, in order, by one worker; `None` stops pushing.
     pub fn set_webhook(&self, target: Option<WebhookTarget>) {
@@ -470,6 +483,29 @@ impl FeedSim {
     pub fn webhook_pushes(&self) -> u64 {
         self.inner.pushes.load(Ordering::Relaxed)
     }
+}
+
+/// Counts a request under its feed (by path) and its client's connection.
+async fn count_peer(
+    axum::extract::State(sim): axum::extract::State<Arc<Inner>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let feed = if path.starts_with("/v1/") {
+        Some(FeedKind::AlertsInUa)
+    } else if path.starts_with("/api/") {
+        Some(FeedKind::UkraineAlarm)
+    } else if path.starts_with("/cap/") {
+        Some(FeedKind::Cap)
+    } else {
+        None
+    };
+    if let Some(feed) = feed {
+        *sim.lock().peers.entry((feed, peer)).or_default() += 1;
+    }
+    next.run(request).await
 }
 
 impl Inner {
