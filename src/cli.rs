@@ -172,6 +172,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         deliveries: usize,
     },
+    /// Several `sirena run` nodes on one PostgreSQL (SIRENA_TEST_POSTGRES, default
+    /// postgres://postgres@127.0.0.1:5432/postgres, a throwaway database): SIGKILL the
+    /// leader mid-fan-out, then the next one; takeover time, losses and duplicates.
+    Failover {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5000)]
+        deliveries: usize,
+    },
     /// One air raid to N SMS residents through each gateway's simulator, at 100 texts/s.
     Sms {
         #[arg(long, default_value_t = 5000)]
@@ -318,6 +327,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 BenchCommand::Evacuate { evacuees, paid } => rt.block_on(crate::bench::evacuate(evacuees, paid))?,
                 BenchCommand::Latency { changes, webhook } => rt.block_on(crate::bench::latency(changes, webhook))?,
                 BenchCommand::Crash { kills, deliveries } => rt.block_on(crate::bench::crash(kills, deliveries))?,
+                BenchCommand::Failover { nodes, deliveries } => {
+                    rt.block_on(crate::bench::failover(nodes, deliveries))?
+                }
                 BenchCommand::Sms { recipients, gateway } => {
                     rt.block_on(crate::bench::sms(recipients, &gateway.kinds(), crate::bench::SMS_PER_SEC))?
                 }

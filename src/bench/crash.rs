@@ -279,16 +279,16 @@ async fn run(
 }
 
 /// How to start the daemon under test, and where its log goes.
-struct DaemonProcess {
-    binary: PathBuf,
-    config_dir: PathBuf,
+pub(super) struct DaemonProcess {
+    pub(super) binary: PathBuf,
+    pub(super) config_dir: PathBuf,
     /// Every start appends to one file, so a failure shows the runs before it too.
-    log: PathBuf,
-    env: Vec<(&'static str, String)>,
+    pub(super) log: PathBuf,
+    pub(super) env: Vec<(&'static str, String)>,
 }
 
 impl DaemonProcess {
-    fn spawn(&self, run: usize) -> anyhow::Result<Child> {
+    pub(super) fn spawn(&self, run: usize) -> anyhow::Result<Child> {
         use std::io::Write;
         let mut log = std::fs::OpenOptions::new()
             .create(true)
@@ -300,6 +300,7 @@ impl DaemonProcess {
         cmd.args(["run", "--config"])
             .arg(&self.config_dir)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -313,7 +314,7 @@ impl DaemonProcess {
 
     /// Waits for `until`, failing with the log's tail when `timeout` passes or the
     /// child exits first.
-    async fn watch<T>(
+    pub(super) async fn watch<T>(
         &self,
         child: &mut Child,
         timeout: Duration,
@@ -327,7 +328,7 @@ impl DaemonProcess {
     }
 
     /// SIGTERM, as systemd stops it, and a clean exit.
-    async fn stop(&self, mut child: Child) -> anyhow::Result<()> {
+    pub(super) async fn stop(&self, mut child: Child) -> anyhow::Result<()> {
         let pid = child.id().context("the daemon has already exited")?;
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -344,7 +345,7 @@ impl DaemonProcess {
         Ok(())
     }
 
-    fn tail(&self) -> String {
+    pub(super) fn tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
@@ -352,7 +353,7 @@ impl DaemonProcess {
 }
 
 /// xorshift64: a deterministic schedule of kill points from the seed.
-fn next(x: &mut u64) -> u64 {
+pub(super) fn next(x: &mut u64) -> u64 {
     *x ^= *x << 13;
     *x ^= *x >> 7;
     *x ^= *x << 17;

@@ -4,6 +4,7 @@
 
 mod crash;
 mod evacuate;
+mod failover;
 mod latency;
 mod scale;
 mod sms;
@@ -24,6 +25,7 @@ use crate::store::Import;
 
 pub use crash::{CrashReport, crash, crash_run};
 pub use evacuate::evacuate;
+pub use failover::{FailoverReport, PartitionReport, failover, failover_run, partition_run};
 pub use latency::latency;
 pub use scale::scale;
 pub use sms::{PER_SEC as SMS_PER_SEC, sms};

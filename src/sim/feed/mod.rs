@@ -246,6 +246,8 @@ struct Lane {
     stalled: Option<Arc<View>>,
     hits: VecDeque<Instant>,
     requests: u64,
+    /// Requests refused for the budget (429 on alerts.in.ua, 401 on ukrainealarm).
+    refused: u64,
 }
 
 /// A region that has been in the timeline, for ukrainealarm's region views.
@@ -266,7 +268,7 @@ struct FeedState {
     clients: BTreeMap<(FeedKind, String), u64>,
     /// Requests per feed and connection (the client's address and port): several
     /// processes with one `User-Agent` show up as several peers.
-    peers: BTreeMap<(FeedKind, SocketAddr), u64>,
+    peers: BTreeMap<(FeedKind, SocketAddr), PeerSpan>,
     /// Every region any alert has named, by uid; oblasts carry their own uid.
     regions: BTreeMap<u32, KnownRegion>,
     cap: cap::Book,
@@ -432,6 +434,11 @@ impl FeedSim {
         self.inner.lock().lanes[feed.index()].requests
     }
 
+    /// Requests one feed refused because its budget was spent.
+    pub fn refused_for(&self, feed: FeedKind) -> u64 {
+        self.inner.lock().lanes[feed.index()].refused
+    }
+
     /// Requests per feed and `User-Agent` (`-` when absent), so two pollers
     /// of one feed show up.
     pub fn requests_by_client(&self) -> BTreeMap<(FeedKind, String), u64> {
@@ -442,7 +449,24 @@ impl FeedSim {
     /// included: two pollers of one feed show up as two peers even with one
     /// `User-Agent`, and one poller that reconnects as a few, one after another.
     pub fn requests_by_peer(&self) -> BTreeMap<(FeedKind, SocketAddr), u64> {
-        self.inner.lock().peers.clone()
+        self.inner.lock().peers.iter().map(|(k, span)| (*k, span.requests)).collect()
+    }
+
+    /// Pairs of connections to `feed` whose requests interleaved in time (each
+    /// one's first request came before the other's last): two pollers at once. One
+    /// poller that reconnects, or a new one after another stopped, overlaps nothing.
+    pub fn overlapping_peers(&self, feed: FeedKind) -> usize {
+        let st = self.inner.lock();
+        let spans: Vec<&PeerSpan> = st.peers.iter().filter(|((f, _), _)| *f == feed).map(|(_, s)| s).collect();
+        let mut pairs = 0;
+        for (i, a) in spans.iter().enumerate() {
+            for b in &spans[i + 1..] {
+                if a.first < b.last && b.first < a.last {
+                    pairs += 1;
+                }
+            }
+        }
+        pairs
     }
 
     /// With a target, every later change pushes the record of each oblast it
@@ -485,6 +509,14 @@ impl FeedSim {
     }
 }
 
+/// One client connection's requests to one feed.
+#[derive(Clone, Copy, Debug)]
+struct PeerSpan {
+    requests: u64,
+    first: Instant,
+    last: Instant,
+}
+
 /// Counts a request under its feed (by path) and its client's connection.
 async fn count_peer(
     axum::extract::State(sim): axum::extract::State<Arc<Inner>>,
@@ -503,7 +535,11 @@ async fn count_peer(
         None
     };
     if let Some(feed) = feed {
-        *sim.lock().peers.entry((feed, peer)).or_default() += 1;
+        let now = Instant::now();
+        let mut st = sim.lock();
+        let span = st.peers.entry((feed, peer)).or_insert(PeerSpan { requests: 0, first: now, last: now });
+        span.requests += 1;
+        span.last = now;
     }
     next.run(request).await
 }
@@ -553,6 +589,7 @@ impl Inner {
         }
         if hits.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
             tracing::debug!(?feed, "feed sim: rate limited");
+            st.lane(feed).refused += 1;
             return false;
         }
         hits.push_back(now);
