@@ -354,7 +354,10 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             policy: policy.clone(),
             composer: composer_rx.clone(),
             tree: tree_rx.clone(),
-            node,
+            // Each lane holds its leases under its own id: a lane that stops first
+            // releases only its own claims, never another lane's requests still on
+            // the wire (which would then be sent again).
+            node: lane_node(node, kind),
             stats: stats.clone(),
             wake: wake_rx.clone(),
             deltas: Some(delta_tx.clone()),
@@ -454,6 +457,11 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         cancel,
         tracker,
     })
+}
+
+/// A lane's lease holder: the daemon's id with the channel in its low bits (never 0).
+fn lane_node(node: NodeId, kind: ChannelKind) -> NodeId {
+    NodeId((node.0 & !0xF) | (kind.code() + 1))
 }
 
 /// Sends every operator notice to the operators' Telegram chats, in Ukrainian (they
@@ -596,6 +604,12 @@ async fn run_clustered(
                 drop(held);
                 running.shutdown().await;
                 tracing::info!(node = node.0, "stopped; standing by");
+                // The node that just lost its session is the suspect one: the standbys
+                // get the first chance to lead.
+                tokio::select! {
+                    () = shutdown.as_mut() => return Ok(()),
+                    () = tokio::time::sleep(candidate.timings().self_fence) => {}
+                }
             }
         }
     }
@@ -747,6 +761,14 @@ mod tests {
 
     async fn explode() -> Result<(), String> {
         panic!("boom")
+    }
+
+    #[test]
+    fn each_lane_holds_its_leases_under_its_own_id() {
+        let node = NodeId(0x7000_0000_0000_0001);
+        let ids: std::collections::HashSet<NodeId> = ChannelKind::ALL.iter().map(|k| lane_node(node, *k)).collect();
+        assert_eq!(ids.len(), ChannelKind::ALL.len());
+        assert!(ids.iter().all(|n| n.0 != 0 && n.0 >> 4 == node.0 >> 4));
     }
 
     #[tokio::test]

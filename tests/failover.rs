@@ -35,6 +35,8 @@ async fn a_leader_whose_session_is_terminated_stops_before_the_standby_leads() {
     println!("{r:?}");
     assert!(r.old_stopped <= r.new_leads, "the standby led before the old leader stopped: {r:?}");
     assert_eq!(r.lost, 0, "{r:?}");
-    assert!(r.duplicates as u64 <= r.in_flight_at_cut, "{r:?}");
+    // Cut off but alive, the old leader lets its requests on the wire finish and
+    // records them before it hands the rest back: nothing goes out twice.
+    assert_eq!(r.duplicates, 0, "a stepped-down leader's sends were repeated: {r:?}");
     assert_eq!(r.overlapping_polls, 0, "{r:?}");
 }

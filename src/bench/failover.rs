@@ -372,6 +372,7 @@ pub struct PartitionReport {
     pub new_leads: chrono::DateTime<chrono::Utc>,
     pub lost: usize,
     pub duplicates: usize,
+    /// Claims held at the cut (the bound a kill would allow).
     pub in_flight_at_cut: u64,
     pub overlapping_polls: u64,
 }
@@ -409,6 +410,8 @@ pub async fn partition_run(binary: &Path, admin: &str, deliveries: usize) -> any
                 r = conn => anyhow::bail!("connection ended: {r:?}"),
             }
         }
+        // The node that lost its session waits before asking again, so the standby
+        // leads next.
         let standby = 1 - leader;
         let deadline = Instant::now() + PROGRESS_TIMEOUT;
         let (old_stopped, new_leads) = loop {
