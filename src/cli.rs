@@ -1,4 +1,4 @@
-//! Command line: `sirena run | check-config | demo | feed decode | regions find | subscribers … | bench …`.
+//! Command line: `sirena run | check-config | demo | feed decode | regions find|import | subscribers … | bench …`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config;
+use crate::config::log::LogFormat;
 use crate::demo::SmsKind;
 use crate::messages::Lang;
 
@@ -65,6 +66,26 @@ enum RegionsCommand {
         name: String,
         #[arg(long, default_value = "config")]
         config: PathBuf,
+    },
+    /// Import the official KATOTTG codifier (the ministry's `;`-separated CSV) into
+    /// `regions/katottg.generated.tsv`, read beside the hand-written region files, which
+    /// override it. Importing the same file again changes nothing.
+    ///
+    /// With feed region lists, attaches their ids (alerts.in.ua `location_uid`, which
+    /// is ukrainealarm's `regionId`) to oblasts, raions, hromadas and the cities they
+    /// name, by oblast and name, and lists what it could not place; a hand-written
+    /// `feed_id` overrides it (for renamings).
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// alerts.in.ua's location list (`locations_hierarchy.json`).
+        #[arg(long)]
+        alerts_in_ua: Option<PathBuf>,
+        /// ukrainealarm's `/api/v3/regions` answer, saved; tried for what the first
+        /// list cannot place.
+        #[arg(long)]
+        ukrainealarm: Option<PathBuf>,
     },
 }
 
@@ -181,6 +202,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5000)]
         deliveries: usize,
     },
+    /// Name search over the whole KATOTTG codifier: N queries as residents type them
+    /// (names, Latin, typos, Russian spellings, nonsense), each timed.
+    Search {
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        /// The codifier CSV; by default ../shared/data/katottg/kodifikator-16-05-2025.csv.
+        #[arg(long)]
+        codifier: Option<PathBuf>,
+    },
     /// One air raid to N SMS residents through each gateway's simulator, at 100 texts/s.
     Sms {
         #[arg(long, default_value_t = 5000)]
@@ -195,6 +225,8 @@ enum GatewayArg {
     Turbosms,
     Twilio,
     Both,
+    /// The generic HTTP gateway (`kind = "http"`, a JSON template).
+    Generic,
 }
 
 impl GatewayArg {
@@ -203,6 +235,7 @@ impl GatewayArg {
             GatewayArg::Turbosms => vec![SmsKind::TurboSms],
             GatewayArg::Twilio => vec![SmsKind::Twilio],
             GatewayArg::Both => vec![SmsKind::TurboSms, SmsKind::Twilio],
+            GatewayArg::Generic => vec![SmsKind::GenericJson],
         }
     }
 }
@@ -216,7 +249,14 @@ pub fn main() -> ExitCode {
         Command::Demo { .. } | Command::Bench { .. } => "off",
         _ => "warn",
     };
-    init_tracing(default_filter);
+    let format = match log_format(&cli.command) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_tracing(default_filter, format);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -226,10 +266,32 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(default_filter: &str) {
+/// `SIRENA_LOG_FORMAT` if set, else `[log] format` of the config `sirena run` is given.
+fn log_format(command: &Command) -> anyhow::Result<LogFormat> {
+    if let Some(v) = std::env::var_os(config::log::FORMAT_ENV) {
+        let v = v.to_string_lossy();
+        return v.parse().with_context(|| format!("{} = \"{v}\"", config::log::FORMAT_ENV));
+    }
+    Ok(match command {
+        Command::Run { config } => config::log::peek_format(config).unwrap_or_default(),
+        _ => LogFormat::default(),
+    })
+}
+
+/// Logs go to stderr (the journal, under systemd). Colour only on a terminal, and not
+/// with `NO_COLOR` set: a file or the journal gets plain text.
+fn init_tracing(default_filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).try_init()
+        }
+        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).try_init(),
+    };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -239,7 +301,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => {
-            runtime()?.block_on(crate::daemon::run(config, shutdown_signal()))?;
+            let rt = runtime()?;
+            // Before anything starts: a SIGTERM that came between the start and a lazily
+            // installed handler would kill the daemon instead of stopping it.
+            let shutdown = {
+                let _in_runtime = rt.enter();
+                shutdown_signal()
+            };
+            rt.block_on(crate::daemon::run(config, shutdown))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { dir } => match config::load(&dir) {
@@ -285,15 +354,56 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Regions { command: RegionsCommand::Find { name, config } } => {
             let c = config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let found = c.tree.find(&name);
-            if found.is_empty() {
+            let found = c.tree.search(&name);
+            if found.regions.is_empty() {
                 println!("no region matches `{name}`");
                 return Ok(ExitCode::FAILURE);
             }
-            for r in found {
-                println!("{}  {:?}  {}", r.id, r.level, c.tree.qualified_name(&r.id, Lang::Uk));
+            if !found.is_exact() {
+                println!("no region is named `{name}`; did you mean:");
+            }
+            for r in found.regions {
+                println!("{}  {:?}  {}", r.id, r.level, c.tree.full_name(&r.id, Lang::Uk));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Regions { command: RegionsCommand::Import { file, config, alerts_in_ua, ukrainealarm } } => {
+            use config::codifier::FeedList;
+            let lists: Vec<FeedList> = alerts_in_ua
+                .map(FeedList::AlertsInUa)
+                .into_iter()
+                .chain(ukrainealarm.map(FeedList::UkraineAlarm))
+                .collect();
+            let report = config::codifier::import(&file, &config, &lists)?;
+            if !lists.is_empty() {
+                println!("feed ids: {} regions placed, {} uids not:", report.feed_ids, report.unmatched.len());
+                for u in &report.unmatched {
+                    println!("  {} {}: {}", u.place.uid, u.place.name, u.reason);
+                }
+            }
+            let levels: Vec<String> = report.levels.iter().map(|(l, n)| format!("{n} {l:?}")).collect();
+            println!(
+                "{}: {} regions ({}), {}",
+                report.path.display(),
+                report.regions,
+                levels.join(", "),
+                if report.changed { "written" } else { "unchanged" }
+            );
+            // The result must load with the hand-written files; otherwise say why, so
+            // the operator fixes it before a daemon reloads (and refuses) it.
+            match config::load(&config) {
+                Ok(c) => {
+                    println!("{}: ok ({} regions)", config.display(), c.tree.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        println!("{e}");
+                    }
+                    eprintln!("{} error(s) in {} with the imported regions", errors.0.len(), config.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Subscribers { command: SubscribersCommand::Import { file, config } } => {
             let report = runtime()?.block_on(crate::subscribers::import_file(&config, &file))?;
@@ -330,6 +440,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 BenchCommand::Failover { nodes, deliveries } => {
                     rt.block_on(crate::bench::failover(nodes, deliveries))?
                 }
+                BenchCommand::Search { queries, codifier } => crate::bench::search(queries, codifier.as_deref())?,
                 BenchCommand::Sms { recipients, gateway } => {
                     rt.block_on(crate::bench::sms(recipients, &gateway.kinds(), crate::bench::SMS_PER_SEC))?
                 }
@@ -340,25 +451,38 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from the moment it is called (inside the
+/// runtime); the future resolves on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        // SIGHUP's default action terminates. Once tokio handles a signal it does for
+        // the rest of the process, so a SIGHUP before the config watcher listens is
+        // dropped here, not fatal, and the watcher's first reload reads whatever changed.
+        let _hup = signal(SignalKind::hangup());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                (term, int) => {
+                    let e = term.err().or(int.err()).map(|e| e.to_string()).unwrap_or_default();
+                    tracing::error!(error = %e, "cannot listen for SIGTERM or SIGINT; Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -27,12 +27,12 @@ use tokio_util::task::TaskTracker;
 use crate::alerts::status::StatusView;
 use crate::alerts::{AlertKind, Event, Transition};
 use crate::bot::{self, Conversation};
-use crate::channels::sms::{Gateway, SmsChannel};
+use crate::channels::sms::{Gateway, ReportReader, SmsChannel};
 use crate::channels::telegram::{self, TelegramChannel};
 use crate::channels::{Channel, ChannelKind};
 use crate::config::secret::Secret;
 use crate::config::{self, Config, ConfigErrors};
-use crate::dispatch::limits::SharedLimiter;
+use crate::dispatch::limits::{RateLimiter, SharedLimiter};
 use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
 use crate::sources::{Poller, SourceHealth};
@@ -42,7 +42,7 @@ use crate::web::{WebStats, Webhook};
 pub use crate::pipeline::Fanout;
 
 /// How long the lanes wait for requests on the wire at shutdown.
-const GRACE: Duration = Duration::from_secs(5);
+pub const GRACE: Duration = Duration::from_secs(5);
 
 /// Secrets resolved by the caller: from the environment for `sirena run`, from the
 /// simulators for the demo and tests.
@@ -55,6 +55,8 @@ pub struct Secrets {
     pub webhooks: BTreeMap<String, Secret>,
     /// Each SMS gateway's token, by gateway name.
     pub sms: BTreeMap<String, Secret>,
+    /// The secret of each SMS gateway's delivery reports, by gateway name.
+    pub sms_reports: BTreeMap<String, Secret>,
     /// The PostgreSQL password (`[store] password_env`).
     pub store_password: Option<Secret>,
 }
@@ -76,7 +78,16 @@ impl Secrets {
                 webhooks.insert(c.name.to_owned(), secret);
             }
         }
+        let mut sms_reports = BTreeMap::new();
+        for g in s.sms.iter().flat_map(|sms| &sms.gateways) {
+            if let Some(var) = g.report_secret_env() {
+                let secret = Secret::from_env(var)
+                    .with_context(|| format!("delivery report secret of SMS gateway {}", g.name()))?;
+                sms_reports.insert(g.name().to_owned(), secret);
+            }
+        }
         Ok(Secrets {
+            sms_reports,
             telegram: match &s.telegram {
                 Some(t) => Some(Secret::from_env(&t.token_env).context("telegram bot token")?),
                 None => None,
@@ -88,7 +99,10 @@ impl Secrets {
                     .gateways
                     .iter()
                     .map(|g| {
-                        let token = Secret::from_env(g.token_env())
+                        // A generic gateway may have no secret.
+                        let token = g
+                            .token_env()
+                            .map_or_else(|| Ok(Secret::new(String::new())), Secret::from_env)
                             .with_context(|| format!("token of SMS gateway {}", g.name()))?;
                         Ok((g.name().to_owned(), token))
                     })
@@ -131,6 +145,10 @@ pub struct Running {
     pub notices: broadcast::Sender<crate::pipeline::Notice>,
     /// Source reports the pipeline has handled.
     pub reports_seen: watch::Receiver<u64>,
+    /// Subscriber imports the running pipeline has taken into its match index.
+    pub imports_seen: watch::Receiver<u64>,
+    /// The pipeline's counters (`/metrics`).
+    pub pipeline_stats: Arc<crate::metrics::PipelineStats>,
     /// Where sources send their reports: tools and tests may send observations too.
     pub reports_in: mpsc::Sender<crate::sources::SourceReport>,
     /// Where `[http] listen` was bound (with its real port when the config said 0).
@@ -244,11 +262,13 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (delta_tx, delta_rx) = mpsc::unbounded_channel();
     let (failure_tx, failure_rx) = watch::channel(None);
     let (reloaded_tx, reloads) = watch::channel(0u64);
-    let stale_after =
-        chrono::Duration::from_std(config.settings.alerts.stale_after).unwrap_or(chrono::Duration::minutes(5));
+    let stale_after_std = config.settings.alerts.stale_after;
+    let stale_after = chrono::Duration::from_std(stale_after_std).unwrap_or(chrono::Duration::minutes(5));
+    let pipeline_stats = Arc::new(crate::metrics::PipelineStats::default());
     let (status_tx, status_rx) = watch::channel(Arc::new(StatusView::empty(stale_after)));
     let (notices, _) = broadcast::channel(256);
     let (reports_seen_tx, reports_seen) = watch::channel(0u64);
+    let (imports_tx, imports_seen) = watch::channel(0u64);
     let policy = Arc::new(DeliveryPolicy {
         settings: config.settings.dispatch.clone(),
         paid: config.settings.telegram.as_ref().map(|t| t.paid_broadcast.clone()).unwrap_or_default(),
@@ -302,6 +322,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         }
         None => None,
     };
+    let mut reports = Vec::new();
     let sms = match &config.settings.sms {
         Some(settings) if !settings.gateways.is_empty() => {
             let mut gateways = Vec::new();
@@ -311,7 +332,17 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                     .get(g.name())
                     .cloned()
                     .with_context(|| format!("SMS gateway {} has no token", g.name()))?;
-                gateways.push(Gateway::build(g, token).map_err(|e| anyhow::anyhow!("SMS gateway {}: {e}", g.name()))?);
+                let report_secret = secrets.sms_reports.get(g.name());
+                if g.report_secret_env().is_some() {
+                    let secret = report_secret.cloned().with_context(|| {
+                        format!("SMS gateway {} takes delivery reports but has no secret", g.name())
+                    })?;
+                    reports.extend(ReportReader::new(g, token.clone(), secret));
+                }
+                gateways.push(
+                    Gateway::build(g, token, report_secret)
+                        .map_err(|e| anyhow::anyhow!("SMS gateway {}: {e}", g.name()))?,
+                );
             }
             // One limiter for the SMS lane, at the slowest gateway's rate, so a failover
             // never outruns the gateway that takes over; one text a second per number.
@@ -323,9 +354,12 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                 group_per_min: 20,
                 margin: Duration::from_millis(5),
             };
+            // Requests too, where a gateway takes many recipients per request.
+            let requests = settings.gateways.iter().map(|g| g.requests_per_sec()).min().unwrap_or(1);
+            let limiter = SharedLimiter::of(RateLimiter::new(limits).with_requests(requests));
             let timeout = settings.gateways.iter().map(|g| g.timeout()).max().unwrap_or(Duration::from_secs(10));
             let channel: Arc<dyn Channel> = Arc::new(SmsChannel::new(gateways));
-            Some((channel, SharedLimiter::new(limits), timeout + Duration::from_secs(2)))
+            Some((channel, limiter, timeout + Duration::from_secs(2)))
         }
         _ => None,
     };
@@ -340,6 +374,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         status: status_tx,
         notices: notices.clone(),
         reports: reports_seen_tx,
+        imports: imports_tx,
+        stats: pipeline_stats.clone(),
     };
     let pipeline = Pipeline::restore(config, store.clone(), policy.clone(), outputs).await?;
 
@@ -354,9 +390,6 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             policy: policy.clone(),
             composer: composer_rx.clone(),
             tree: tree_rx.clone(),
-            // Each lane holds its leases under its own id: a lane that stops first
-            // releases only its own claims, never another lane's requests still on
-            // the wire (which would then be sent again).
             node: lane_node(node, kind),
             stats: stats.clone(),
             wake: wake_rx.clone(),
@@ -394,9 +427,22 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     }
 
     if let Some(listener) = web {
-        tracing::info!(addr = ?web_addr, webhooks = hooks.len(), "HTTP endpoint listening");
-        let (tree, stats, c) = (tree_rx.clone(), web_stats.clone(), cancel.clone());
-        sup.spawn("http endpoint", crate::web::serve(listener, hooks, tree, stats, c));
+        tracing::info!(addr = ?web_addr, webhooks = hooks.len(), reports = reports.len(), "HTTP endpoint listening");
+        let routes = crate::web::Routes {
+            hooks,
+            reports,
+            store: store.clone(),
+            tree: tree_rx.clone(),
+            stats: web_stats.clone(),
+            figures: crate::web::Figures {
+                dispatch: stats.clone(),
+                pipeline: pipeline_stats.clone(),
+                reloads: reloads.clone(),
+                sources: health.clone(),
+                stale_after: stale_after_std,
+            },
+        };
+        sup.spawn("http endpoint", crate::web::serve(listener, routes, cancel.clone()));
     }
     for (name, poller) in pollers {
         let c = cancel.clone();
@@ -450,6 +496,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         status: status_rx,
         notices,
         reports_seen,
+        imports_seen,
+        pipeline_stats,
         reports_in: report_tx,
         web_addr,
         web: web_stats,
@@ -459,9 +507,12 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     })
 }
 
-/// A lane's lease holder: the daemon's id with the channel in its low bits (never 0).
-fn lane_node(node: NodeId, kind: ChannelKind) -> NodeId {
-    NodeId((node.0 & !0xF) | (kind.code() + 1))
+/// Each lane holds its leases under a node id of its own: a lane's clean stop hands back
+/// what it claimed (`Store::release`), and must not hand back the claims another lane
+/// still has on the wire, whose answers it could then no longer record (they would be
+/// sent again after a restart).
+fn lane_node(process: NodeId, kind: ChannelKind) -> NodeId {
+    NodeId(process.0 ^ ((kind.code() + 1) << 56))
 }
 
 /// Sends every operator notice to the operators' Telegram chats, in Ukrainian (they
@@ -505,6 +556,14 @@ async fn tell_operators(
             }
             Notice::SnapshotBelieved { source, since } => {
                 c.text(lang, "notice-snapshot-believed", &[("source", source), ("since", &time(Some(*since)))], source)
+            }
+            Notice::ConfigRefused { errors } => {
+                let listed = errors.join("\n");
+                c.text(lang, "notice-config-refused", &[("errors", &listed)], &listed)
+            }
+            Notice::OrdersMissing { ids } => {
+                let listed = ids.join(", ");
+                c.text(lang, "notice-orders-missing", &[("orders", &listed)], &listed)
             }
         };
         let text = crate::messages::escape(&text);
@@ -622,6 +681,9 @@ struct ConfigWatcher {
     /// watcher failed and only SIGHUP reloads.
     _watcher: Option<notify::RecommendedWatcher>,
     changes: mpsc::Receiver<()>,
+    /// Installed with the watcher, while the daemon starts: SIGHUP's default action is
+    /// to terminate, so a reload right after the start must already find it.
+    hup: Option<HangupSignal>,
 }
 
 impl ConfigWatcher {
@@ -647,7 +709,7 @@ impl ConfigWatcher {
                 None
             }
         };
-        ConfigWatcher { _watcher: watcher, changes }
+        ConfigWatcher { _watcher: watcher, changes, hup: hangup_signal() }
     }
 
     async fn run(
@@ -656,7 +718,7 @@ impl ConfigWatcher {
         reloads: mpsc::Sender<Result<Config, ConfigErrors>>,
         cancel: CancellationToken,
     ) {
-        let mut hup = hangup_signal();
+        let mut hup = self.hup.take();
         // One reload at once covers a change made between the caller's load and the
         // watch being set up; applying an unchanged config produces no events.
         let mut pending = true;
@@ -684,12 +746,17 @@ impl ConfigWatcher {
 }
 
 #[cfg(unix)]
-fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+type HangupSignal = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type HangupSignal = ();
+
+#[cfg(unix)]
+fn hangup_signal() -> Option<HangupSignal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
 }
 
 #[cfg(not(unix))]
-fn hangup_signal() -> Option<()> {
+fn hangup_signal() -> Option<HangupSignal> {
     None
 }
 
@@ -761,14 +828,6 @@ mod tests {
 
     async fn explode() -> Result<(), String> {
         panic!("boom")
-    }
-
-    #[test]
-    fn each_lane_holds_its_leases_under_its_own_id() {
-        let node = NodeId(0x7000_0000_0000_0001);
-        let ids: std::collections::HashSet<NodeId> = ChannelKind::ALL.iter().map(|k| lane_node(node, *k)).collect();
-        assert_eq!(ids.len(), ChannelKind::ALL.len());
-        assert!(ids.iter().all(|n| n.0 != 0 && n.0 >> 4 == node.0 >> 4));
     }
 
     #[tokio::test]

@@ -23,7 +23,8 @@
 //! - [`bot`]: residents talk to sirena.
 //! - [`subscribers`]: `sirena subscribers import | export`: subscriber lists as CSV.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
-//! - [`web`]: the daemon's HTTP endpoint (feed webhooks).
+//! - [`web`]: the daemon's HTTP endpoint (feed webhooks, SMS delivery reports, metrics).
+//! - [`metrics`]: the daemon's figures in the Prometheus text format.
 //! - [`sim`]: simulators of the platforms, for the demo and the tests.
 //! - [`demo`]: the Kupiansk scenario end to end.
 //! - [`bench`]: `sirena bench …`: the figures in docs/benchmarks.md.
@@ -40,6 +41,7 @@ pub mod dispatch;
 pub mod leader;
 pub mod matcher;
 pub mod messages;
+pub mod metrics;
 pub mod pipeline;
 pub mod regions;
 pub mod sim;

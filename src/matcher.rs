@@ -47,6 +47,11 @@ pub struct MatchIndex {
 }
 
 impl MatchIndex {
+    /// How many subscribers have exactly this place.
+    pub fn holders(&self, place: &RegionId) -> usize {
+        self.by_place.get(place).map_or(0, BTreeSet::len)
+    }
+
     /// Builds the index from every (subscriber, place) pair. A place unknown to the tree
     /// (a region removed from the files) still matches events on that exact region.
     pub fn build(tree: &RegionTree, places: impl IntoIterator<Item = (SubscriberId, RegionId)>) -> Self {

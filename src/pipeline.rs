@@ -38,7 +38,7 @@ use crate::matcher::{IndexDelta, MatchIndex};
 use crate::messages::Composer;
 use crate::regions::{RegionId, RegionTree};
 use crate::sources::SourceReport;
-use crate::store::{Audience, RegionChannel, Store, StoreError, SubscriberId, now_ms};
+use crate::store::{Audience, IMPORTED_KEY, RegionChannel, Store, StoreError, SubscriberId, now_ms};
 
 const ALERT_STATE_KEY: &str = "alert_state";
 const ORDER_BOOK_KEY: &str = "order_book";
@@ -75,7 +75,15 @@ pub struct Outputs {
     pub notices: broadcast::Sender<Notice>,
     /// Source reports handled so far, so a test can wait for one instead of guessing.
     pub reports: watch::Sender<u64>,
+    /// Subscriber imports taken into the match index while running
+    /// (`sirena subscribers import` into the store of a running daemon).
+    pub imports: watch::Sender<u64>,
+    /// Counters for `/metrics`.
+    pub stats: Arc<crate::metrics::PipelineStats>,
 }
+
+/// How often the pipeline looks whether `sirena subscribers import` wrote to the store.
+const IMPORT_CHECK: Duration = Duration::from_secs(5);
 
 /// Something operators must know about the feeds.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +109,16 @@ pub enum Notice {
     SnapshotBelieved {
         source: String,
         since: DateTime<Utc>,
+    },
+    /// A config change was refused (invalid, or it would end orders or drop places
+    /// residents hold); the daemon runs on its last good config. `file:line: message`.
+    ConfigRefused {
+        errors: Vec<String>,
+    },
+    /// At start, orders in force (announced before) that no region file has any more:
+    /// they stay in force until an operator lifts them.
+    OrdersMissing {
+        ids: Vec<String>,
     },
 }
 
@@ -129,6 +147,8 @@ pub struct Pipeline {
     stale_told: BTreeSet<String>,
     all_stale_told: bool,
     held_told: BTreeSet<String>,
+    /// The last subscriber import the match index holds ([`IMPORTED_KEY`]).
+    imported: Option<String>,
 }
 
 impl Pipeline {
@@ -161,6 +181,7 @@ impl Pipeline {
             None => OrderBook::default(),
         };
         store.sync_region_channels(region_channels(&config.tree)).await?;
+        let imported = store.kv_get(IMPORTED_KEY).await?;
         let index = build_index(&config.tree, &*store).await?;
         let sources: Vec<String> = config.settings.sources.iter().map(|s| s.name().to_owned()).collect();
         Ok(Pipeline {
@@ -179,11 +200,18 @@ impl Pipeline {
             stale_told: BTreeSet::new(),
             all_stale_told: false,
             held_told: BTreeSet::new(),
+            imported,
         })
     }
 
     /// Runs until cancelled. Returns an error only when the store has failed for good.
     pub async fn run(mut self, mut inputs: Inputs, cancel: CancellationToken) -> Result<(), StoreError> {
+        let missing: Vec<String> =
+            self.orders.missing_from(&self.config.orders).into_iter().map(str::to_owned).collect();
+        if !missing.is_empty() {
+            tracing::warn!(orders = ?missing, "orders in force are in no region file; they stay in force until lifted with status = \"lifted\"");
+            self.notice(Notice::OrdersMissing { ids: missing });
+        }
         // Orders from the files as they stand now.
         let events = self.orders.apply(&self.config.orders, Utc::now());
         self.publish(events).await?;
@@ -191,6 +219,8 @@ impl Pipeline {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry = tokio::time::interval(Duration::from_secs(1));
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut imports = tokio::time::interval(IMPORT_CHECK);
+        imports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -210,8 +240,26 @@ impl Pipeline {
                     self.watch_health(Utc::now());
                 }
                 _ = retry.tick(), if !self.unpublished.is_empty() => self.publish(Vec::new()).await?,
+                _ = imports.tick() => self.check_imports().await?,
             }
         }
+    }
+
+    /// Rebuilds the match index when subscribers were imported into the store since it
+    /// was built, so they hear the next event without a restart.
+    async fn check_imports(&mut self) -> Result<(), StoreError> {
+        let now = self.store.kv_get(IMPORTED_KEY).await?;
+        if now == self.imported {
+            return Ok(());
+        }
+        tracing::info!(
+            import = now.as_deref().unwrap_or_default(),
+            "subscribers were imported; rebuilding the match index"
+        );
+        self.index = build_index(&self.config.tree, &*self.store).await?;
+        self.imported = now;
+        self.out.imports.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     async fn on_report(&mut self, report: SourceReport) -> Result<(), StoreError> {
@@ -223,6 +271,7 @@ impl Pipeline {
                 let Applied { events, suspect } = self.alerts.apply(&obs, &self.config.tree);
                 match suspect {
                     Some(Suspect::Holding { since, held }) => {
+                        self.out.stats.held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::warn!(
                             source = %obs.source,
                             %since,
@@ -260,6 +309,14 @@ impl Pipeline {
     }
 
     async fn on_reload(&mut self, reload: Result<Config, ConfigErrors>) -> Result<(), StoreError> {
+        // Valid files can still be a mistake: an emptied or half-written region file
+        // would end orders and drop residents' places. Those changes wait for the
+        // operator to say so (`config::guard`).
+        let reload = reload.and_then(|config| {
+            let held = |id: &RegionId| self.index.holders(id);
+            let refused = crate::config::guard::refusals(&self.config, &config, &self.orders.in_force_ids(), &held);
+            if refused.is_empty() { Ok(config) } else { Err(ConfigErrors(refused)) }
+        });
         match reload {
             Ok(config) => {
                 let rebuild = config.tree.ancestry_fingerprint() != self.config.tree.ancestry_fingerprint();
@@ -270,6 +327,7 @@ impl Pipeline {
                 self.config.tree = config.tree;
                 self.config.composer = config.composer;
                 self.config.orders = config.orders;
+                self.config.origins = config.origins;
                 let changes = self.store.sync_region_channels(region_channels(&self.config.tree)).await?;
                 if rebuild {
                     tracing::info!("region ancestry changed; rebuilding the match index");
@@ -296,6 +354,8 @@ impl Pipeline {
                 for e in &errors.0 {
                     tracing::error!(file = %e.file.display(), line = e.line, col = e.col, message = %e.message, "config change rejected");
                 }
+                self.out.stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.notice(Notice::ConfigRefused { errors: errors.0.iter().map(|e| e.to_string()).collect() });
                 tracing::error!(
                     errors = errors.0.len(),
                     "config change rejected; still running on the last good config"
@@ -479,6 +539,9 @@ impl Pipeline {
             let deadline = self.policy.deadline_ms(event.priority, now_ms());
             let enqueuing = std::time::Instant::now();
             let enqueued = self.store.enqueue(&event, audience, deadline).await?;
+            if enqueued.event_new {
+                self.out.stats.event(event.kind, event.transition);
+            }
             let enqueue_ms = ms_since(enqueuing);
             let recipients = recipients.unwrap_or(enqueued.deliveries);
             tracing::info!(

@@ -25,7 +25,7 @@ use crate::channels::{Address, BadAddress, ChannelKind};
 use crate::config::{self, ConfigErrors};
 use crate::messages::Lang;
 use crate::regions::{BadRegionId, RegionId, RegionTree};
-use crate::store::{Backend, Import, Store, StoreError};
+use crate::store::{Backend, IMPORTED_KEY, Import, Store, StoreError, now_ms};
 
 /// The columns, in the order [`write`] puts them.
 pub const COLUMNS: [&str; 4] = ["channel", "address", "place", "lang"];
@@ -370,6 +370,10 @@ pub async fn import_file(config_dir: &Path, file: &Path) -> Result<ImportReport,
     let (new, already) = not_yet_stored(&parsed.rows, &stored);
     let imports = to_imports(new.iter().copied());
     let created = if imports.is_empty() { 0 } else { store.import(imports).await? };
+    if !new.is_empty() {
+        // A daemon running on this store picks the new places up within seconds.
+        store.kv_put(IMPORTED_KEY, &format!("{}-{}", now_ms(), new.len())).await?;
+    }
     Ok(ImportReport { read: parsed.read, new: new.len(), already, created, rejected: parsed.rejected })
 }
 

@@ -1,4 +1,5 @@
-//! The daemon's own HTTP endpoint (`[http] listen`): feed webhooks.
+//! The daemon's own HTTP endpoint (`[http] listen`): feed webhooks and SMS delivery
+//! reports.
 //!
 //! `POST /webhooks/{source}/{secret}`, or `POST /webhooks/{source}` with the secret in
 //! an `X-Webhook-Secret` header: a ukrainealarm push. The body must be a record the
@@ -7,6 +8,15 @@
 //! residents without waiting for the next interval. The poll, not the push, is what
 //! the alert state hears: a push cannot forge an alert the API does not list.
 //! A wrong or missing secret is 401, counted and logged without the secret.
+//!
+//! `POST /reports/{gateway}/{secret}`, or `POST /reports/{gateway}` with the secret in
+//! an `X-Report-Secret` header: an SMS gateway's delivery report (TurboSMS callback,
+//! Twilio `StatusCallback`, whose `X-Twilio-Signature` must also match when present).
+//! It moves the deliveries that went out as that message from `sent` to `delivered`
+//! or `undelivered` (or back to the queue, when the gateway dropped the message for a
+//! rate reason). A report for an id nobody sent, or one replayed after a final report,
+//! is answered 200 so the gateway stops retrying, and counted; a store failure is 503,
+//! so the gateway tries again later.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,16 +26,21 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::{get, post};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::channels::ChannelKind;
+use crate::channels::sms::{ReportReader, ReportStatus};
 use crate::config::secret::Secret;
 use crate::regions::RegionTree;
 use crate::sources::ukrainealarm;
+use crate::store::{Report, Store, now_ms};
 
 /// Where the secret may come instead of the path.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
+/// Where a delivery report's secret may come instead of the path.
+pub const REPORT_SECRET_HEADER: &str = "x-report-secret";
 
 /// One source's webhook.
 pub struct Webhook {
@@ -44,32 +59,84 @@ pub struct WebStats {
     pub unauthorized: AtomicU64,
     /// Refused as unreadable.
     pub malformed: AtomicU64,
+    /// Delivery reports that changed a delivery.
+    pub reports: AtomicU64,
+    /// Delivery reports of a message still on its way: nothing to record.
+    pub reports_in_progress: AtomicU64,
+    /// Delivery reports for an id nobody sent, or replayed after a final one.
+    pub reports_unmatched: AtomicU64,
 }
 
 impl WebStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    /// Every counter by name, for `/metrics`.
+    pub fn figures(&self) -> Vec<(&'static str, u64)> {
+        let g = Self::get;
+        vec![
+            ("pushes", g(&self.pushes)),
+            ("unauthorized", g(&self.unauthorized)),
+            ("malformed", g(&self.malformed)),
+            ("reports", g(&self.reports)),
+            ("reports_in_progress", g(&self.reports_in_progress)),
+            ("reports_unmatched", g(&self.reports_unmatched)),
+        ]
+    }
+}
+
+/// What `/metrics` and `/readyz` read.
+pub struct Figures {
+    pub dispatch: Arc<crate::dispatch::DispatchStats>,
+    pub pipeline: Arc<crate::metrics::PipelineStats>,
+    pub reloads: watch::Receiver<u64>,
+    pub sources: BTreeMap<String, watch::Receiver<crate::sources::SourceHealth>>,
+    /// A source whose last good answer is older than this is not healthy.
+    pub stale_after: std::time::Duration,
+}
+
+/// What the endpoint serves.
+pub struct Routes {
+    pub hooks: Vec<Webhook>,
+    pub reports: Vec<ReportReader>,
+    pub store: Arc<dyn Store>,
+    pub tree: watch::Receiver<Arc<RegionTree>>,
+    pub stats: Arc<WebStats>,
+    pub figures: Figures,
 }
 
 struct Shared {
     hooks: BTreeMap<String, Webhook>,
+    reports: BTreeMap<String, ReportReader>,
+    store: Arc<dyn Store>,
     tree: watch::Receiver<Arc<RegionTree>>,
     stats: Arc<WebStats>,
+    figures: Figures,
 }
 
 /// Serves until `cancel`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    hooks: Vec<Webhook>,
-    tree: watch::Receiver<Arc<RegionTree>>,
-    stats: Arc<WebStats>,
+    routes: Routes,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { hooks: hooks.into_iter().map(|h| (h.source.clone(), h)).collect(), tree, stats });
+    let shared = Arc::new(Shared {
+        hooks: routes.hooks.into_iter().map(|h| (h.source.clone(), h)).collect(),
+        reports: routes.reports.into_iter().map(|r| (r.gateway.clone(), r)).collect(),
+        store: routes.store,
+        tree: routes.tree,
+        stats: routes.stats,
+        figures: routes.figures,
+    });
     let app = Router::new()
         .route("/webhooks/{source}", post(push_with_header))
         .route("/webhooks/{source}/{secret}", post(push_with_path))
+        .route("/reports/{gateway}", post(report_with_header))
+        .route("/reports/{gateway}/{secret}", post(report_with_path))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .with_state(shared);
     axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await
 }
@@ -110,7 +177,209 @@ fn push(shared: &Shared, source: &str, secret: &str, body: &[u8]) -> StatusCode 
     StatusCode::OK
 }
 
+async fn report_with_header(
+    State(shared): State<Arc<Shared>>,
+    Path(gateway): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let secret = header(&headers, REPORT_SECRET_HEADER).unwrap_or_default().to_owned();
+    report(&shared, &gateway, &secret, &headers, &body).await
+}
+
+async fn report_with_path(
+    State(shared): State<Arc<Shared>>,
+    Path((gateway, secret)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    report(&shared, &gateway, &secret, &headers, &body).await
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn report(shared: &Shared, gateway: &str, secret: &str, headers: &HeaderMap, body: &[u8]) -> StatusCode {
+    let Some(reader) = shared.reports.get(gateway) else { return StatusCode::NOT_FOUND };
+    let refuse = |why: &str| {
+        let n = shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(gateway, refused = n, why, "delivery report refused");
+        StatusCode::UNAUTHORIZED
+    };
+    if !same(reader.secret.expose().as_bytes(), secret.as_bytes()) {
+        return refuse("wrong secret");
+    }
+    let signature = reader.signature_header().and_then(|h| header(headers, h));
+    let (platform_id, status) = match reader.read(body, signature) {
+        Ok(r) => r,
+        Err(crate::channels::sms::ReportError::Signature) => return refuse("signature does not match"),
+        Err(e) => {
+            let n = shared.stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(gateway, error = %e, refused = n, "unreadable delivery report refused");
+            return StatusCode::BAD_REQUEST;
+        }
+    };
+    let report = match status {
+        ReportStatus::Delivered => Report::Delivered,
+        ReportStatus::Undelivered(error) => Report::Undelivered { error },
+        ReportStatus::RateLimited { error, retry_after } => {
+            Report::Retry { not_before_ms: now_ms() + retry_after.as_millis() as i64, error }
+        }
+        ReportStatus::InProgress => {
+            shared.stats.reports_in_progress.fetch_add(1, Ordering::Relaxed);
+            return StatusCode::OK;
+        }
+    };
+    match shared.store.report(ChannelKind::Sms, &platform_id, report.clone()).await {
+        Ok(0) => {
+            let n = shared.stats.reports_unmatched.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::info!(gateway, %platform_id, unmatched = n, "delivery report for no sent delivery (unknown id, or replayed)");
+            StatusCode::OK
+        }
+        Ok(deliveries) => {
+            shared.stats.reports.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(gateway, %platform_id, deliveries, ?report, "delivery report recorded");
+            StatusCode::OK
+        }
+        Err(e) => {
+            tracing::error!(gateway, error = %e, "could not record a delivery report; the gateway will retry");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// The source figures at this moment: age of the last good answer, failures in a row.
+fn source_figures(figures: &Figures) -> Vec<crate::metrics::SourceFigures> {
+    let now = chrono::Utc::now();
+    figures
+        .sources
+        .iter()
+        .map(|(name, h)| {
+            let h = h.borrow();
+            crate::metrics::SourceFigures {
+                name: name.clone(),
+                last_success_age_s: h.last_success.map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
+                consecutive_failures: h.consecutive_failures,
+            }
+        })
+        .collect()
+}
+
+async fn metrics(
+    State(shared): State<Arc<Shared>>,
+) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+    let f = &shared.figures;
+    let deliveries = match shared.store.counts().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: the store did not answer");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                format!("store: {e}\n"),
+            );
+        }
+    };
+    let snapshot = crate::metrics::Snapshot {
+        reload_generation: *f.reloads.borrow(),
+        config_refused: f.pipeline.refused.load(Ordering::Relaxed),
+        snapshots_held: f.pipeline.held.load(Ordering::Relaxed),
+        events: f.pipeline.events(),
+        deliveries,
+        dispatch: f.dispatch.figures(),
+        web: shared.stats.figures(),
+        sources: source_figures(f),
+    };
+    let text = crate::metrics::render(&snapshot);
+    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Ready when the store answers and at least one source gave a good answer within
+/// `stale_after` (a daemon that hears no feed is up, not ready). Config is loaded by
+/// construction: the daemon does not start without a valid one.
+async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    if let Err(e) = shared.store.kv_get("ready-check").await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n"));
+    }
+    let sources = source_figures(&shared.figures);
+    let limit = shared.figures.stale_after.as_secs_f64();
+    let healthy = sources.iter().filter(|s| s.last_success_age_s.is_some_and(|a| a <= limit)).count();
+    if healthy == 0 {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("no source healthy (of {})\n", sources.len()));
+    }
+    (StatusCode::OK, format!("ready: {healthy} of {} sources healthy\n", sources.len()))
+}
+
 /// Compares in time that does not depend on where the two differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `application/x-www-form-urlencoded` decoding; undecodable escapes are
+/// kept literally rather than rejected, as lenient servers do.
+pub fn parse_form(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode_plus_and_percent() {
+        let got = parse_form("To=%2B380501234567&Body=a+b%20c&Empty=&Bad=%zz&Tail=%4");
+        assert_eq!(
+            got,
+            vec![
+                ("To".to_owned(), "+380501234567".to_owned()),
+                ("Body".to_owned(), "a b c".to_owned()),
+                ("Empty".to_owned(), String::new()),
+                ("Bad".to_owned(), "%zz".to_owned()),
+                ("Tail".to_owned(), "%4".to_owned()),
+            ]
+        );
+        assert_eq!(parse_form("Body=%D0%A2%D0%B5%D1%81%D1%82"), vec![("Body".to_owned(), "Тест".to_owned())]);
+    }
 }

@@ -129,18 +129,36 @@ async fn network_errors_are_logged_without_the_bot_token() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("daemon starts");
-    // Long enough for the first getUpdates and the first feed poll to fail.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        assert!(std::time::Instant::now() < deadline, "sirena did not stop after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Until the first getUpdates and the first feed poll have failed (a busy machine
+    // takes a while to start a debug build), reading the log as it comes.
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let seen = |log: &[String], what: &str| log.iter().any(|l| l.contains(what));
+    while !(seen(&log, "getUpdates failed") && seen(&log, "source poll failed")) {
+        match lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) => log.push(line),
+            Err(_) => break,
+        }
     }
-    let out = child.wait_with_output().expect("output");
-    let log = String::from_utf8_lossy(&out.stderr);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    // The reader ends when the daemon closes stderr, at exit.
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(20)) {
+        log.push(line);
+    }
+    let status = child.wait().expect("wait");
+    let log = log.join("\n");
     assert!(log.contains("getUpdates failed"), "the failure is logged:\n{log}");
     assert!(log.contains("source poll failed"), "the feed failure is logged:\n{log}");
     assert!(!log.contains("SECRET-token") && !log.contains("feed-secret"), "a secret leaked:\n{log}");
-    assert!(out.status.success(), "a dead network is no reason to crash: {:?}", out.status);
+    assert!(status.success(), "a dead network is no reason to crash: {status:?}");
 }

@@ -615,6 +615,48 @@ fn source_mistakes_are_reported_at_their_line() {
     ]);
 }
 
+#[test]
+fn sms_gateway_mistakes_are_reported_at_their_line() {
+    check_all(&[
+        Case {
+            name: "delivery reports without the HTTP endpoint",
+            file: "sirena.toml",
+            edit: Edit::Append(
+                "\n[sms]\n\n[[sms.gateway]]\nname = \"tsms\"\nkind = \"turbosms\"\ntoken_env = \"T\"\nsender = \"SIRENA\"\nreport_secret_env = \"R\"\n",
+            ),
+            at: At::Line("report_secret_env = "),
+            says: &["[http] listen"],
+        },
+        Case {
+            name: "a batch over the gateway's ceiling",
+            file: "sirena.toml",
+            edit: Edit::Append(
+                "\n[sms]\n\n[[sms.gateway]]\nname = \"tsms\"\nkind = \"turbosms\"\ntoken_env = \"T\"\nsender = \"SIRENA\"\nbatch = 9000\n",
+            ),
+            at: At::Line("batch = 9000"),
+            says: &["batch must be 1 to 5000"],
+        },
+        Case {
+            name: "no requests at all",
+            file: "sirena.toml",
+            edit: Edit::Append(
+                "\n[sms]\n\n[[sms.gateway]]\nname = \"tsms\"\nkind = \"turbosms\"\ntoken_env = \"T\"\nsender = \"SIRENA\"\nrequests_per_sec = 0\n",
+            ),
+            at: At::Line("requests_per_sec = 0"),
+            says: &["requests_per_sec must be at least 1"],
+        },
+        Case {
+            name: "a report URL without a secret",
+            file: "sirena.toml",
+            edit: Edit::Append(
+                "\n[sms]\n\n[[sms.gateway]]\nname = \"tw\"\nkind = \"twilio\"\naccount_sid = \"AC1\"\ntoken_env = \"T\"\nfrom = \"SIRENA\"\nreport_url = \"https://sirena.example.org/reports/tw\"\n",
+            ),
+            at: At::Line("report_url = "),
+            says: &["needs report_secret_env"],
+        },
+    ]);
+}
+
 /// The layout before `[[source]]` still loads, as one source named after its kind.
 #[test]
 fn the_deprecated_sources_table_still_loads() {

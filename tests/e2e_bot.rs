@@ -99,6 +99,30 @@ async fn two_villages_of_one_name_are_told_apart_by_buttons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_russian_spelling_is_offered_as_did_you_mean_and_subscribed_only_when_pressed() {
+    const CHAT: i64 = 3311;
+    const KUPIANSK: &str = "UA63080090010026457";
+    let h = Harness::start(Options::default()).await.expect("harness");
+    h.telegram.add_user(CHAT, "Resident", Some("uk"));
+    let offer = say(&h, CHAT, "/subscribe Купянск").await;
+    assert!(offer.text.contains("Можливо, ви мали на увазі"), "{}", offer.text);
+    let markup = offer.reply_markup.as_ref().unwrap_or_else(|| panic!("no buttons: {}", offer.text));
+    let first = &markup["inline_keyboard"][0][0];
+    assert_eq!(first["callback_data"].as_str(), Some(format!("sub:{KUPIANSK}").as_str()), "{markup}");
+    assert!(first["text"].as_str().is_some_and(|t| t.contains("Харківська область")), "{markup}");
+    let sub =
+        h.store().subscriber(ChannelKind::TelegramChat, &CHAT.to_string()).await.expect("store").expect("subscriber");
+    assert!(h.store().places(sub.id).await.expect("places").is_empty(), "a near name subscribes nobody");
+    let before = h.telegram.sent_to(CHAT).len();
+    h.telegram.user_presses(CHAT, offer.message_id, &format!("sub:{KUPIANSK}"));
+    let got = h.telegram.wait_for_sent(CHAT, before + 1, WAIT).await;
+    assert!(got.len() > before && got[before].text.contains("Куп’янськ"), "{:?}", texts(&got));
+    let places: Vec<String> = h.store().places(sub.id).await.expect("places").iter().map(|p| p.to_string()).collect();
+    assert_eq!(places, vec![KUPIANSK.to_string()]);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_chat_is_cut_short_and_others_are_not_held_back() {
     const FLOODER: i64 = 3401;
     const NEIGHBOUR: i64 = 3402;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use sirena::alerts::{AlertKind, Transition};
 use sirena::demo::{Harness, Options, kharkiv_air_raid};
 use sirena::messages::Lang;
+use sirena::pipeline::Notice;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -64,42 +65,76 @@ destination = { uk = "Харків", en = "Kharkiv" }
 hotline = "0 800 000 000"
 "#;
 
+/// Waits for the operators' notice that a config change was refused, and returns it.
+async fn refused(notices: &mut tokio::sync::broadcast::Receiver<Notice>) -> Vec<String> {
+    loop {
+        match tokio::time::timeout(WAIT, notices.recv()).await.expect("a refusal notice").expect("daemon alive") {
+            Notice::ConfigRefused { errors } => return errors,
+            _ => continue,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_region_file_never_replaces_the_running_config() {
+async fn an_invalid_or_truncated_region_file_never_replaces_the_running_config() {
     let mut h = Harness::start(Options::default()).await.expect("harness");
     resident(&h, 3002, "UA63080070010082928").await; // Kindrashivka village
     let kharkiv = h.config_dir.join("regions/kharkiv.toml");
     let base = std::fs::read_to_string(&kharkiv).expect("region file");
+    let mut notices = h.daemon.notices.subscribe();
+    let mut reloads = h.daemon.reloads.clone();
 
     h.write_region_file("kharkiv.toml", &format!("{base}{ORDER}")).expect("write");
     h.next_fanout(WAIT, |f| f.event.kind == AlertKind::Evacuation && f.event.transition == Transition::Started)
         .await
         .expect("order announced");
     h.wait_drained(WAIT).await.expect("delivered");
+    let applied = *reloads.borrow_and_update();
 
     // The operator deletes the order and, in the same save, breaks the file. Had the
     // broken file been taken, the order would have ended.
     let broken = base.replacen("level = \"oblast\"", "levle = \"oblast\"", 1);
     assert_ne!(broken, base, "the test must really break the file");
     h.write_region_file("kharkiv.toml", &broken).expect("write");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let errors = refused(&mut notices).await;
+    assert!(errors.iter().any(|e| e.contains("kharkiv.toml:") && e.contains("levle")), "{errors:?}");
+
+    // A valid file without the order (saved half-written, just before its table) is
+    // refused too: an order ends only when the operator says so.
+    h.write_region_file("kharkiv.toml", &base).expect("write");
+    let errors = refused(&mut notices).await;
+    assert!(
+        errors.iter().any(|e| e.contains("kharkiv.toml:") && e.contains("`reload-test` is in force")),
+        "{errors:?}"
+    );
+    // An emptied file would drop the resident's village: refused, naming it.
+    h.write_region_file("kharkiv.toml", "").expect("write");
+    let errors = refused(&mut notices).await;
+    assert!(errors.iter().any(|e| e.contains("Kindrashivka") && e.contains("1 resident")), "{errors:?}");
+    assert_eq!(*reloads.borrow(), applied, "no refused change was applied");
     let stray = h.drain_fanouts();
     assert!(
         stray.is_empty(),
-        "a rejected file produced events: {:?}",
+        "a refused change produced events: {:?}",
         stray.iter().map(|f| &f.event.id).collect::<Vec<_>>()
     );
 
-    // The fixed file without the order is taken, and the order ends.
-    h.write_region_file("kharkiv.toml", &base).expect("write");
+    // The operator lifts the order: that change is taken and the order ends.
+    h.write_region_file("kharkiv.toml", &format!("{base}{}", ORDER.replace("\"mandatory\"", "\"lifted\"")))
+        .expect("write");
     h.next_fanout(WAIT, |f| f.event.kind == AlertKind::Evacuation && f.event.transition == Transition::Ended)
         .await
-        .expect("order ended after a valid change");
+        .expect("order ended by the operator");
     h.wait_drained(WAIT).await.expect("delivered");
     let got = h.telegram.sent_to(3002);
     assert_eq!(got.len(), 2, "{got:#?}");
     assert!(got[0].text.contains("Обов’язкова евакуація"));
     assert!(got[1].text.contains("знято"));
+    tokio::time::timeout(WAIT, reloads.wait_for(|g| *g > applied)).await.expect("applied").expect("alive");
+    let lifted = *reloads.borrow();
+    // Once lifted, removing it from the file is an ordinary change.
+    h.write_region_file("kharkiv.toml", &base).expect("write");
+    tokio::time::timeout(WAIT, reloads.wait_for(|g| *g > lifted)).await.expect("applied").expect("alive");
     h.shutdown().await;
 }
 

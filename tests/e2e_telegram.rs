@@ -92,7 +92,10 @@ async fn a_bot_wide_429_holds_every_chat_for_its_retry_after() {
         .map(|r| r.at - throttled.at)
         .collect();
     assert!(inside.is_empty(), "requests arrived inside a bot-wide retry_after of {hold:?}: {inside:?}");
-    assert_eq!(DispatchStats::get(&h.daemon.stats.rate_limited), 1);
+    // The injected 429, and any the simulator's own limit gave on a loaded machine:
+    // each one counted once.
+    let answered_429 = requests.iter().filter(|r| r.status == 429).count() as u64;
+    assert_eq!(DispatchStats::get(&h.daemon.stats.rate_limited), answered_429);
     h.shutdown().await;
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sirena::sim::sms::twilio::signature;
+use sirena::channels::sms::twilio::signature;
 use sirena::sim::sms::{
     DlrSecret, DlrStatus, DlrTarget, FinalStatus, Gateway, SmsFault, SmsMode, TurboSmsSim, TurboSmsSimConfig,
     TwilioSim, TwilioSimConfig,

@@ -111,6 +111,10 @@ impl Store for ReadOnlySwitch {
         self.check()?;
         self.inner.finish(node, done).await
     }
+    async fn report(&self, kind: ChannelKind, platform_id: &str, report: Report) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.report(kind, platform_id, report).await
+    }
     async fn renew_leases(&self, node: NodeId, until_ms: i64) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.renew_leases(node, until_ms).await

@@ -2,7 +2,8 @@
 //! set of orders into the next as events.
 //!
 //! Lifecycle (DESIGN §4): a new order → `started`; a change of content → `updated`
-//! with revision + 1 and the list of what changed; `lifted` or removal → `ended`;
+//! with revision + 1 and the list of what changed; `lifted` → `ended` (removal from
+//! the files does not end an order);
 //! `cancelled` → `cancelled`, sent to everyone the order reached. An order past its
 //! `expires_at` ends as if lifted.
 
@@ -212,14 +213,32 @@ impl OrderBook {
                 }
             }
         }
-        // Orders removed from the files end.
+        // An order gone from the files is not lifted: a file emptied or saved
+        // half-written must not tell residents to stop evacuating. It stays in force
+        // (the running daemon refuses such a change, `config::guard`) until its own
+        // `expires_at`, or an operator's `status = "lifted"`.
         for (id, entry) in self.entries.iter_mut() {
-            if entry.in_force && !seen.contains(id.as_str()) {
+            if entry.in_force && !seen.contains(id.as_str()) && entry.order.is_expired(now) {
                 entry.in_force = false;
                 events.push(event(entry, Transition::Ended, Vec::new(), now));
             }
         }
         events
+    }
+
+    /// Ids of the orders in force.
+    pub fn in_force_ids(&self) -> std::collections::BTreeSet<String> {
+        self.entries.iter().filter(|(_, e)| e.in_force).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Orders in force that `orders` (the files) no longer have.
+    pub fn missing_from<'a>(&'a self, orders: &[Order]) -> Vec<&'a str> {
+        let present: std::collections::BTreeSet<&str> = orders.iter().map(|o| o.id.as_str()).collect();
+        self.entries
+            .iter()
+            .filter(|(id, e)| e.in_force && !present.contains(id.as_str()))
+            .map(|(id, _)| id.as_str())
+            .collect()
     }
 }
 
@@ -315,9 +334,23 @@ mod tests {
     }
 
     #[test]
-    fn removal_ends_and_cancel_reaches_everyone() {
-        let got = check(&[vec![order(OrderStatus::Recommended)], vec![]]);
-        assert_eq!(got[1], vec!["evacuation:kindrashivka:r1:ended".to_string()]);
+    fn removal_from_the_files_ends_nothing_and_cancel_reaches_everyone() {
+        // A file emptied or cut short must not tell residents the order was lifted.
+        let got = check(&[vec![order(OrderStatus::Recommended)], vec![], vec![order(OrderStatus::Lifted)]]);
+        assert_eq!(got[1], Vec::<String>::new(), "gone from the files: still in force");
+        assert_eq!(got[2], vec!["evacuation:kindrashivka:r1:ended".to_string()], "lifted by the operator");
+        let mut book = OrderBook::default();
+        book.apply(&[order(OrderStatus::Mandatory)], now());
+        assert_eq!(book.missing_from(&[]), vec!["kindrashivka"]);
+        assert_eq!(book.in_force_ids().len(), 1);
+        let mut expiring = order(OrderStatus::Mandatory);
+        expiring.id = "expiring".into();
+        expiring.expires_at = Some(DateTime::parse_from_rfc3339("2023-11-06T10:00:00+00:00").expect("valid date"));
+        book.apply(&[order(OrderStatus::Mandatory), expiring], now());
+        let later = now() + chrono::Duration::hours(2);
+        let ended = book.apply(&[order(OrderStatus::Mandatory)], later);
+        assert_eq!(ended.len(), 1, "one gone from the files still ends at its own expiry");
+        assert_eq!(ended[0].transition, Transition::Ended);
 
         let mut book = OrderBook::default();
         book.apply(&[order(OrderStatus::Mandatory)], now());

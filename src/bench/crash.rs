@@ -55,6 +55,16 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const LOOK: Duration = Duration::from_millis(5);
 const LOG_TAIL_LINES: usize = 40;
 
+/// How the daemon under test is stopped mid-fan-out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGKILL: nothing is handed back; claims wait for their leases to run out.
+    Kill,
+    /// SIGTERM, as systemd stops it: requests on the wire finish within the grace,
+    /// the rest is handed back, and the daemon exits 0.
+    Term,
+}
+
 /// What one crash run found.
 #[derive(Debug, Clone)]
 pub struct CrashReport {
@@ -68,7 +78,8 @@ pub struct CrashReport {
     pub duplicates: usize,
     /// Distinct claims the outbox held (`sending`, by a given node) at the kills: the
     /// only deliveries allowed to go out twice. A claim a dead node still held at the
-    /// next kill (its lease had not run out yet) is counted once.
+    /// next kill (its lease had not run out yet) is counted once. After a SIGTERM: the
+    /// claims the stopped daemon left behind, which a clean stop must not.
     pub in_flight_at_kills: u64,
     /// `sendMessage` requests the simulator had received and not yet answered just
     /// before each kill, summed.
@@ -78,6 +89,13 @@ pub struct CrashReport {
     /// 429 answers from the simulator (a restarted daemon's limiter does not know what
     /// its killed predecessor sent in its last second).
     pub http_429: u64,
+    /// Each stopped run's exit code (`None`: ended by a signal, as SIGKILL ends it).
+    pub exits: Vec<Option<i32>>,
+    /// Messages the simulator had accepted when each stop landed, counted from the
+    /// first start: each below `deliveries` means the stop came mid-fan-out.
+    pub sent_at_stops: Vec<u64>,
+    /// ESC bytes in the daemons' log, which goes to a file: colour codes there are a bug.
+    pub log_escapes: usize,
 }
 
 /// `sirena bench crash`: `kills` SIGKILLs of this very binary during a fan-out to
@@ -126,10 +144,22 @@ pub async fn crash(kills: usize, deliveries: usize) -> anyhow::Result<String> {
 /// Runs `binary run` against the simulators, kills it `kills` times mid-fan-out and
 /// counts what the residents received. `seed` picks the kill points.
 pub async fn crash_run(binary: &Path, kills: usize, deliveries: usize, seed: u64) -> anyhow::Result<CrashReport> {
+    stop_run(binary, Stop::Kill, kills, deliveries, seed).await
+}
+
+/// [`crash_run`] with the stop chosen: `stops` times `stop`, each mid-fan-out, each
+/// followed by a restart on the same store.
+pub async fn stop_run(
+    binary: &Path,
+    stop: Stop,
+    stops: usize,
+    deliveries: usize,
+    seed: u64,
+) -> anyhow::Result<CrashReport> {
     anyhow::ensure!(deliveries > 0, "a crash run needs at least one delivery");
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let result = run(binary, kills, deliveries, seed, &cancel, &tracker).await;
+    let result = run(binary, stop, stops, deliveries, seed, &cancel, &tracker).await;
     // The child is gone by now (killed on drop if the run failed), so every
     // connection to the simulators ends promptly.
     cancel.cancel();
@@ -156,6 +186,7 @@ fn options() -> Options {
 
 async fn run(
     binary: &Path,
+    stop: Stop,
     kills: usize,
     deliveries: usize,
     seed: u64,
@@ -213,6 +244,7 @@ async fn run(
     let mut rng = seed | 1;
     let mut claims: HashSet<(DeliveryKey, NodeId)> = HashSet::new();
     let mut unanswered = 0u64;
+    let (mut exits, mut sent_at_stops) = (Vec::new(), Vec::new());
     for k in 1..=kills {
         let since = telegram.stats().sent;
         let target = since + 1 + next(&mut rng) % per_kill;
@@ -231,9 +263,16 @@ async fn run(
         // Sampled just before the signal: once the process is dead its sockets close
         // and the simulator drops those handlers.
         unanswered += telegram.in_progress() as u64;
-        // `kill` is SIGKILL on Unix; it also waits for the process to be gone, so the
-        // store below is exactly what the dead process left.
-        child.kill().await.with_context(|| format!("run {k}: SIGKILL"))?;
+        sent_at_stops.push(telegram.stats().sent);
+        // Both wait for the process to be gone, so the store below is exactly what it
+        // left. `kill` is SIGKILL on Unix.
+        match stop {
+            Stop::Kill => {
+                child.kill().await.with_context(|| format!("run {k}: SIGKILL"))?;
+                exits.push(None);
+            }
+            Stop::Term => exits.push(daemon.terminate(&mut child).await?.code()),
+        }
         let store = SqliteStore::open(&store_path).context("opening the store after a kill")?;
         claims.extend(store.leases().await.context("reading leases after a kill")?);
         drop(store);
@@ -275,6 +314,9 @@ async fn run(
         requests_unanswered_at_kills: unanswered,
         seconds: round(seconds, 2),
         http_429: telegram.stats().rate_limited,
+        exits,
+        sent_at_stops,
+        log_escapes: std::fs::read(&daemon.log).map_or(0, |log| log.iter().filter(|b| **b == 0x1b).count()),
     })
 }
 
@@ -329,6 +371,13 @@ impl DaemonProcess {
 
     /// SIGTERM, as systemd stops it, and a clean exit.
     pub(super) async fn stop(&self, mut child: Child) -> anyhow::Result<()> {
+        let exit = self.terminate(&mut child).await?;
+        anyhow::ensure!(exit.success(), "the daemon exited with {exit} after SIGTERM; log:\n{}", self.tail());
+        Ok(())
+    }
+
+    /// SIGTERM, and the exit status once the daemon is gone.
+    async fn terminate(&self, child: &mut Child) -> anyhow::Result<std::process::ExitStatus> {
         let pid = child.id().context("the daemon has already exited")?;
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -341,8 +390,7 @@ impl DaemonProcess {
                 anyhow::bail!("the daemon did not stop within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}", self.tail())
             }
         };
-        anyhow::ensure!(exit.success(), "the daemon exited with {exit} after SIGTERM; log:\n{}", self.tail());
-        Ok(())
+        Ok(exit)
     }
 
     pub(super) fn tail(&self) -> String {

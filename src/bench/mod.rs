@@ -7,6 +7,7 @@ mod evacuate;
 mod failover;
 mod latency;
 mod scale;
+mod search;
 mod sms;
 
 use std::collections::HashMap;
@@ -23,11 +24,12 @@ use crate::regions::RegionId;
 use crate::sim::telegram::TelegramSimConfig;
 use crate::store::Import;
 
-pub use crash::{CrashReport, crash, crash_run};
+pub use crash::{CrashReport, Stop, crash, crash_run, stop_run};
 pub use evacuate::evacuate;
 pub use failover::{FailoverReport, PartitionReport, failover, failover_run, partition_run};
 pub use latency::latency;
 pub use scale::scale;
+pub use search::search;
 pub use sms::{PER_SEC as SMS_PER_SEC, sms};
 
 pub const KHARKIV_CITY: &str = "UA63120270010096107";

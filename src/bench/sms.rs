@@ -30,6 +30,7 @@ use crate::channels::ChannelKind;
 use crate::demo::{Harness, Options, SmsKind, kharkiv_air_raid, luhansk};
 use crate::messages::Lang;
 use crate::regions::RegionId;
+use crate::sim::sms::GenericSmsSimConfig;
 use crate::sim::sms::SentSms;
 use crate::sim::sms::turbosms::TurboSmsSimConfig;
 use crate::sim::sms::twilio::TwilioSimConfig;
@@ -94,6 +95,7 @@ async fn run(recipients: usize, gateway: SmsKind, per_sec: u32) -> anyhow::Resul
             ..TurboSmsSimConfig::default()
         },
         twilio_sim: TwilioSimConfig { messages_per_sec: limit, ..TwilioSimConfig::default() },
+        generic_sim: GenericSmsSimConfig { requests_per_sec: limit, ..GenericSmsSimConfig::default() },
         seed: sms_residents(recipients, KHARKIV_CITY),
         ..Options::default()
     };
@@ -102,6 +104,7 @@ async fn run(recipients: usize, gateway: SmsKind, per_sec: u32) -> anyhow::Resul
     let stats = match gateway {
         SmsKind::TurboSms => h.turbosms.as_ref().map(|s| s.stats()),
         SmsKind::Twilio => h.twilio.as_ref().map(|s| s.stats()),
+        SmsKind::GenericJson | SmsKind::GenericForm => h.generic.as_ref().map(|s| s.stats()),
     };
     let counts = h.store().counts().await;
     h.shutdown().await;
@@ -113,10 +116,7 @@ async fn run(recipients: usize, gateway: SmsKind, per_sec: u32) -> anyhow::Resul
     let seconds = got.span.as_secs_f64();
     let rate = (recipients - 1) as f64 / seconds.max(1e-9);
     let ratio = rate / f64::from(per_sec);
-    let name = match gateway {
-        SmsKind::TurboSms => "turbosms",
-        SmsKind::Twilio => "twilio",
-    };
+    let name = gateway.name();
     let line = json!({
         "gateway": name,
         "recipients": recipients,
@@ -126,6 +126,7 @@ async fn run(recipients: usize, gateway: SmsKind, per_sec: u32) -> anyhow::Resul
         "lost": got.lost,
         "per_sec": per_sec,
         "http_429": stats.rate_limited,
+        "requests": stats.requests,
     });
     let block = format!(
         "{name}: one air raid to {recipients} SMS residents, {seconds:.1} s from the first text to the last\n\
@@ -154,11 +155,16 @@ async fn measure(h: &mut Harness, recipients: usize, gateway: SmsKind, per_sec: 
             let sim = h.twilio.as_ref().ok_or_else(|| anyhow::anyhow!("no Twilio simulator"))?;
             sim.wait_for_sent(recipients, timeout).await;
         }
+        SmsKind::GenericJson | SmsKind::GenericForm => {
+            let sim = h.generic.as_ref().ok_or_else(|| anyhow::anyhow!("no generic SMS simulator"))?;
+            sim.wait_for_sent(recipients, timeout).await;
+        }
     }
     h.wait_drained(timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(5))).await?;
     Ok(match gateway {
         SmsKind::TurboSms => h.turbosms.as_ref().map(|s| s.sent()),
         SmsKind::Twilio => h.twilio.as_ref().map(|s| s.sent()),
+        SmsKind::GenericJson | SmsKind::GenericForm => h.generic.as_ref().map(|s| s.sent()),
     }
     .unwrap_or_default())
 }

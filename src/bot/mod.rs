@@ -185,12 +185,15 @@ impl Conversation {
     ) -> Result<Vec<Reply>, StoreError> {
         let lang = sub.lang;
         let t = |id: &str, args: &[(&str, &str)]| escape(&composer.text(lang, id, args, id));
-        let found = tree.find(query);
-        match found.as_slice() {
+        let search = tree.search(query);
+        // A near name is offered, never subscribed to: "did you mean".
+        let exact = search.is_exact();
+        match search.regions.as_slice() {
             [] => Ok(vec![Reply::text(t("bot-not-found", &[("query", &clip(query))]))]),
-            [one] if subscribe_if_unique => self.subscribe(sub, &one.id, tree, composer).await,
+            [one] if subscribe_if_unique && exact => self.subscribe(sub, &one.id, tree, composer).await,
             many => {
-                let labels: Vec<String> = many.iter().map(|r| tree.qualified_name(&r.id, lang)).collect();
+                // The whole country has many places of one name: the oblast tells them apart.
+                let labels: Vec<String> = many.iter().map(|r| tree.full_name(&r.id, lang)).collect();
                 let buttons = many
                     .iter()
                     .zip(&labels)
@@ -203,8 +206,13 @@ impl Conversation {
                         (label, format!("{SUBSCRIBE_PREFIX}{}", r.id))
                     })
                     .collect();
-                let text =
-                    if many.len() == 1 { t("bot-offer", &[]) } else { t("bot-choose", &[("query", &clip(query))]) };
+                let text = if !exact {
+                    t("bot-did-you-mean", &[("query", &clip(query))])
+                } else if many.len() == 1 {
+                    t("bot-offer", &[])
+                } else {
+                    t("bot-choose", &[("query", &clip(query))])
+                };
                 Ok(vec![Reply { text, buttons }])
             }
         }

@@ -161,6 +161,14 @@ impl Address {
         }
     }
 
+    /// The E.164 number of an SMS address.
+    pub fn phone(&self) -> Option<&str> {
+        match self {
+            Address::Phone(p) => Some(p),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> ChannelKind {
         match self {
             Address::TelegramChat(_) => ChannelKind::TelegramChat,
@@ -249,6 +257,22 @@ pub enum SendError {
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync {
     async fn send(&self, message: Outgoing<'_>) -> Result<Sent, SendError>;
+
+    /// How many messages of one text the dispatcher may hand over at once
+    /// ([`Channel::send_batch`]); 1 where every message is its own request.
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    /// Sends one text to several recipients, in as few requests as the platform
+    /// allows; one result per message, in order. Each message keeps its own key.
+    async fn send_batch(&self, messages: &[Outgoing<'_>]) -> Vec<Result<Sent, SendError>> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            out.push(self.send(*m).await);
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,12 @@
 //! with file, line and column, and returns nothing usable unless there are none: a
 //! config that fails validation never replaces the running one.
 
+pub mod codifier;
+pub mod guard;
+pub mod log;
 pub mod secret;
 pub mod sms;
+pub mod sms_http;
 mod sources;
 
 pub use sources::{
@@ -121,6 +125,21 @@ pub struct Settings {
     pub http: Option<HttpSettings>,
     /// SMS gateways; SMS deliveries fail as unconfigured when absent.
     pub sms: Option<sms::SmsSettings>,
+    /// `[log]`: the daemon's log format.
+    #[serde(default)]
+    pub log: log::LogSettings,
+    #[serde(default)]
+    pub reload: ReloadSettings,
+}
+
+/// `[reload]`: what a running daemon's reload may do that it otherwise refuses.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSettings {
+    /// Regions that may disappear from the region files although residents chose
+    /// them as their place ([`guard`]).
+    #[serde(default)]
+    pub allow_removing: Vec<RegionId>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -134,9 +153,10 @@ pub struct HttpSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// SQLite file; relative paths are relative to the config directory's parent, so
-    /// `config/sirena.toml` with `path = "sirena.db"` puts the file beside `config/`.
-    /// Exactly one of `path` and `url` is set.
+    /// SQLite file; a relative path is inside `$STATE_DIRECTORY` when that is set
+    /// (systemd's `StateDirectory=sirena`: `/var/lib/sirena`), else relative to the
+    /// config directory's parent, so `config/sirena.toml` with `path = "sirena.db"`
+    /// puts the file beside `config/`. Exactly one of `path` and `url` is set.
     pub path: Option<PathBuf>,
     /// PostgreSQL instead of SQLite, for several nodes on one database:
     /// `postgres://user@host:5432/db` (or key=value pairs). Its password, if any, is read
@@ -156,7 +176,7 @@ fn default_takeover() -> Duration {
 /// Where the store lives, as `[store]` says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreLocation {
-    /// The SQLite file, resolved against the directory that holds `config/`.
+    /// The SQLite file, resolved as [`Config::store_path`] says.
     Sqlite(PathBuf),
     Postgres {
         url: String,
@@ -389,8 +409,10 @@ struct RegionFile {
 struct RegionEntry {
     id: Spanned<String>,
     parent: Option<Spanned<String>>,
-    level: Level,
-    name: Localized,
+    /// Level and name may be left out of a region the generated codifier has: the
+    /// entry then overrides only what it gives.
+    level: Option<Level>,
+    name: Option<Localized>,
     #[serde(default)]
     aliases: Vec<String>,
     feed_id: Option<u32>,
@@ -441,6 +463,19 @@ pub struct Config {
     pub tree: Arc<RegionTree>,
     pub orders: Vec<Order>,
     pub composer: Arc<Composer>,
+    /// Where each region and order was written, for errors about a later change.
+    pub origins: Arc<ConfigOrigins>,
+}
+
+/// File and line of each region (by id) and order (by id).
+#[derive(Clone, Debug, Default)]
+pub struct ConfigOrigins {
+    pub regions: HashMap<String, (PathBuf, usize)>,
+    pub orders: HashMap<String, (PathBuf, usize)>,
+}
+
+fn strip_col(origins: Origins) -> HashMap<String, (PathBuf, usize)> {
+    origins.into_iter().map(|(id, (file, line, _))| (id, (file, line))).collect()
 }
 
 impl Config {
@@ -448,25 +483,40 @@ impl Config {
     /// is set.
     pub fn store_location(&self) -> StoreLocation {
         let store = &self.settings.store;
-        match (&store.url, &store.path) {
-            (Some(url), _) => StoreLocation::Postgres { url: url.clone(), password_env: store.password_env.clone() },
-            (None, path) => {
-                let path = path.clone().unwrap_or_else(|| PathBuf::from("sirena.db"));
-                StoreLocation::Sqlite(if path.is_absolute() {
-                    path
-                } else {
-                    self.dir.parent().unwrap_or(Path::new(".")).join(path)
-                })
+        match &store.url {
+            Some(url) => StoreLocation::Postgres { url: url.clone(), password_env: store.password_env.clone() },
+            None => {
+                let state = std::env::var_os("STATE_DIRECTORY");
+                StoreLocation::Sqlite(self.store_path_in(state.as_deref().map(Path::new)))
             }
         }
     }
 
-    /// The SQLite file, resolved against the directory that holds `config/`; `None`
-    /// when the store is PostgreSQL.
+    /// The SQLite file: an absolute `[store] path` as written; a relative one inside
+    /// `$STATE_DIRECTORY` when that is set (systemd's `StateDirectory=`, the Docker
+    /// image), else beside the config directory. `None` when the store is PostgreSQL.
     pub fn store_path(&self) -> Option<PathBuf> {
         match self.store_location() {
             StoreLocation::Sqlite(path) => Some(path),
             StoreLocation::Postgres { .. } => None,
+        }
+    }
+
+    /// The SQLite path [`Config::store_path`] gives with the state directory given;
+    /// systemd may list several, colon-separated, and the first is the store's.
+    pub fn store_path_in(&self, state_directory: Option<&Path>) -> PathBuf {
+        let path = self.settings.store.path.clone().unwrap_or_else(|| PathBuf::from("sirena.db"));
+        if path.is_absolute() {
+            return path;
+        }
+        let first = |s: &Path| match s.to_str() {
+            Some(list) => PathBuf::from(list.split(':').next().unwrap_or_default()),
+            None => s.to_owned(),
+        };
+        let state = state_directory.map(first).filter(|s| !s.as_os_str().is_empty());
+        match state {
+            Some(dir) => dir.join(path),
+            None => self.dir.parent().unwrap_or(Path::new(".")).join(path),
         }
     }
 }
@@ -484,7 +534,7 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
         }
     };
 
-    let (tree, orders, order_origin) = load_regions(&dir.join("regions"), &mut errors);
+    let (tree, orders, order_origin, region_origin) = load_regions(&dir.join("regions"), &mut errors);
     let composer = load_locales(&dir.join("locales"), &mut errors);
 
     match (settings, tree, composer) {
@@ -499,7 +549,16 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
                     return Err(ConfigErrors(errors));
                 }
             }
-            Ok(Config { dir: dir.to_owned(), settings, tree: Arc::new(tree), orders, composer: Arc::new(composer) })
+            let origins =
+                Arc::new(ConfigOrigins { regions: strip_col(region_origin), orders: strip_col(order_origin) });
+            Ok(Config {
+                dir: dir.to_owned(),
+                settings,
+                tree: Arc::new(tree),
+                orders,
+                composer: Arc::new(composer),
+                origins,
+            })
         }
         _ => Err(ConfigErrors(errors)),
     }
@@ -540,9 +599,45 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
             if !names.insert(g.name()) {
                 errors.push(src.error(key_of("name"), format!("SMS gateway name `{}` is used twice", g.name())));
             }
-            check_url(&src, g.base_url(), key_of("base_url"), errors);
+            if let sms::GatewaySettings::Http(h) = g {
+                for (key, message) in sms_http::check(h) {
+                    errors.push(src.error(key_of(key), message));
+                }
+            } else {
+                check_url(&src, g.base_url(), key_of("base_url"), errors);
+            }
             if g.per_sec() == 0 {
                 errors.push(src.error(key_of("per_sec"), "per_sec must be at least 1"));
+            }
+            if let sms::GatewaySettings::Turbosms { requests_per_sec, batch, .. } = g {
+                if *requests_per_sec == 0 {
+                    errors.push(src.error(key_of("requests_per_sec"), "requests_per_sec must be at least 1"));
+                }
+                if !(1..=sms::MAX_BATCH).contains(batch) {
+                    errors.push(src.error(key_of("batch"), format!("batch must be 1 to {}", sms::MAX_BATCH)));
+                }
+            }
+            if let Some(var) = g.report_secret_env() {
+                if settings.http.is_none() {
+                    errors.push(src.error(
+                        key_of("report_secret_env"),
+                        "delivery reports arrive on the daemon's HTTP endpoint: add [http] listen = \"…\"",
+                    ));
+                }
+                if var.trim().is_empty() {
+                    errors.push(
+                        src.error(key_of("report_secret_env"), "report_secret_env must name an environment variable"),
+                    );
+                }
+            }
+            if let sms::GatewaySettings::Twilio { report_url: Some(url), report_secret_env, .. } = g {
+                check_url(&src, url, key_of("report_url"), errors);
+                if report_secret_env.is_none() {
+                    errors.push(src.error(
+                        key_of("report_url"),
+                        "report_url needs report_secret_env: reports without a secret are refused",
+                    ));
+                }
             }
             if let sms::GatewaySettings::Turbosms { sender, .. } = g {
                 // Alpha sender names are registered with the operators: 11 characters.
@@ -743,20 +838,21 @@ fn check_orders_fit_sms(
     }
 }
 
-fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree>, Vec<Order>, Origins) {
+/// The tree, the orders, and where each order and region was written.
+fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree>, Vec<Order>, Origins, Origins) {
     let files = match files_with_ext(dir, "toml") {
         Ok(f) if !f.is_empty() => f,
         Ok(_) => {
             errors.push(file_error(dir, "no region files (*.toml) found"));
-            return (None, Vec::new(), Origins::new());
+            return (None, Vec::new(), Origins::new(), Origins::new());
         }
         Err(e) => {
             errors.push(file_error(dir, format!("cannot read directory: {e}")));
-            return (None, Vec::new(), Origins::new());
+            return (None, Vec::new(), Origins::new(), Origins::new());
         }
     };
     let before = errors.len();
-    let mut regions = Vec::new();
+    let mut written = Vec::new();
     let mut region_origin: Origins = HashMap::new();
     // Each file's text is kept once; orders refer to it by index for error positions.
     let mut texts: Vec<(PathBuf, String)> = Vec::new();
@@ -789,13 +885,14 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
                     continue;
                 }
                 region_origin.insert(r.id.to_string(), (path.clone(), line, col));
-                regions.push(r);
+                written.push(r);
             }
         }
         let file_index = texts.len();
         parsed_orders.extend(file.evacuation.into_iter().map(|o| (file_index, o.into_inner())));
         texts.push((path.clone(), text));
     }
+    let regions = codifier::merge(dir, written, &mut region_origin, errors);
     // Orders are still checked when the regions are broken, so one load reports both;
     // only the checks against the tree are skipped then.
     let tree = if errors.len() > before { None } else { build_tree(dir, regions, &region_origin, errors) };
@@ -818,7 +915,7 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
             orders.push(o);
         }
     }
-    (tree, orders, order_origin)
+    (tree, orders, order_origin, region_origin)
 }
 
 fn build_tree(
@@ -845,20 +942,17 @@ fn build_tree(
     }
 }
 
-fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<ConfigError>) -> Option<Region> {
+fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<ConfigError>) -> Option<codifier::Written> {
     let id = parse_region_id(src, &e.id, errors)?;
     let parent = match &e.parent {
         Some(p) => Some(parse_region_id(src, p, errors)?),
         None => None,
     };
-    if parent.is_some() && e.level.is_top() {
-        errors.push(src.error(e.id.span().into(), format!("a {:?} region has no parent", e.level)));
-    }
     let point = match e.point {
         Some(p) => Some(parse_point(src, &p, errors)?),
         None => None,
     };
-    if e.name.uk.trim().is_empty() {
+    if e.name.as_ref().is_some_and(|n| n.uk.trim().is_empty()) {
         errors.push(src.error(Some(e.id.span()), "name.uk must not be empty"));
     }
     let channel = match &e.channel {
@@ -886,7 +980,8 @@ fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<Conf
             None
         }
     };
-    Some(Region {
+    let (line, col) = line_col(src.text, e.id.span().start);
+    Some(codifier::Written {
         id,
         parent,
         level: e.level,
@@ -896,6 +991,7 @@ fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<Conf
         approx: e.approx,
         feed_id: e.feed_id,
         channel,
+        at: (src.path.to_owned(), line, col),
     })
 }
 

@@ -31,6 +31,7 @@ use crate::matcher::IndexDelta;
 use crate::messages::Lang;
 use crate::regions::RegionId;
 use crate::sim::feed::{Fault, FeedKind, FeedSim, FeedSimConfig, SimAlert};
+use crate::sim::sms::generic::{GenericSmsSim, GenericSmsSimConfig};
 use crate::sim::sms::turbosms::{TurboSmsSim, TurboSmsSimConfig};
 use crate::sim::sms::twilio::{TwilioSim, TwilioSimConfig};
 use crate::sim::telegram::{TelegramSim, TelegramSimConfig};
@@ -57,13 +58,22 @@ pub const ALERTS_TOKEN_ENV: &str = "SIRENA_DEMO_ALERTS_TOKEN";
 /// Where the demo daemon finds the SMS gateways' tokens.
 pub const TURBOSMS_TOKEN_ENV: &str = "SIRENA_DEMO_TURBOSMS_TOKEN";
 pub const TWILIO_TOKEN_ENV: &str = "SIRENA_DEMO_TWILIO_TOKEN";
+pub const GENERIC_TOKEN_ENV: &str = "SIRENA_DEMO_GENERIC_SMS_KEY";
 
 /// Base URLs of the SMS simulators the settings point at.
 #[derive(Clone, Debug, Default)]
 pub struct SmsUrls {
     pub turbosms: String,
     pub twilio: String,
+    /// The daemon's own endpoint (`http://127.0.0.1:<port>`), where delivery reports go.
+    pub reports: String,
+    /// The generic API's full URL (`GenericSmsSim::url`).
+    pub generic: String,
 }
+
+/// Where the demo daemon finds the SMS gateways' delivery report secret, and its value.
+pub const SMS_REPORT_SECRET_ENV: &str = "SIRENA_DEMO_SMS_REPORT_SECRET";
+pub const SMS_REPORT_SECRET: &str = "sim-report-secret";
 
 /// Where the demo daemon finds the ukrainealarm webhook's secret, and its value.
 pub const WEBHOOK_SECRET_ENV: &str = "SIRENA_DEMO_WEBHOOK_SECRET";
@@ -84,6 +94,8 @@ pub struct Harness {
     /// The SMS gateways' simulators, when `Options::sms` names them.
     pub turbosms: Option<TurboSmsSim>,
     pub twilio: Option<TwilioSim>,
+    /// One generic API simulator serves both generic kinds.
+    pub generic: Option<GenericSmsSim>,
     secrets: Secrets,
     sims_cancel: CancellationToken,
     sims: TaskTracker,
@@ -139,6 +151,15 @@ pub struct Options {
     /// Limits and identity the SMS simulators run with.
     pub turbosms_sim: TurboSmsSimConfig,
     pub twilio_sim: TwilioSimConfig,
+    /// TurboSMS `batch` and `requests_per_sec`; `None` keeps the defaults.
+    pub sms_batch: Option<usize>,
+    pub sms_requests_per_sec: Option<u32>,
+    /// TurboSMS's Viber-with-SMS-fallback mode.
+    pub viber: bool,
+    /// The gateways post delivery reports to the daemon's `[http]` endpoint, which
+    /// listens on a free loopback port chosen before the daemon starts.
+    pub sms_reports: bool,
+    pub generic_sim: GenericSmsSimConfig,
 }
 
 /// The SMS gateways the harness can simulate.
@@ -146,6 +167,32 @@ pub struct Options {
 pub enum SmsKind {
     TurboSms,
     Twilio,
+    /// `kind = "http"` posting a JSON template (gateway `generic-json`).
+    GenericJson,
+    /// `kind = "http"` posting a form template (gateway `generic-form`).
+    GenericForm,
+}
+
+impl SmsKind {
+    /// The gateway's name in the written settings.
+    pub fn name(self) -> &'static str {
+        match self {
+            SmsKind::TurboSms => "turbosms",
+            SmsKind::Twilio => "twilio",
+            SmsKind::GenericJson => "generic-json",
+            SmsKind::GenericForm => "generic-form",
+        }
+    }
+
+    pub fn is_generic(self) -> bool {
+        matches!(self, SmsKind::GenericJson | SmsKind::GenericForm)
+    }
+}
+
+/// A loopback port free a moment ago, for a listener whose address must be written
+/// into the config before the daemon binds it.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A function from the store the harness opened to the one the daemon gets.
@@ -188,6 +235,11 @@ impl Default for Options {
             sms_per_sec: None,
             turbosms_sim: TurboSmsSimConfig::default(),
             twilio_sim: TwilioSimConfig::default(),
+            sms_batch: None,
+            sms_requests_per_sec: None,
+            viber: false,
+            sms_reports: false,
+            generic_sim: GenericSmsSimConfig::default(),
         }
     }
 }
@@ -229,23 +281,52 @@ impl Options {
                 )
             })
             .collect();
-        let http = if self.webhook { "[http]\nlisten = \"127.0.0.1:0\"\n\n" } else { "" };
+        let listen = sms.reports.strip_prefix("http://").unwrap_or("127.0.0.1:0");
+        let http = if self.webhook || !sms.reports.is_empty() {
+            format!("[http]\nlisten = \"{listen}\"\n\n")
+        } else {
+            String::new()
+        };
         let mut sms_section = String::new();
         if !self.sms.is_empty() {
             sms_section.push_str("[sms]\nmax_parts = 2\n\n");
+            let reports = if sms.reports.is_empty() {
+                String::new()
+            } else {
+                format!("report_secret_env = \"{SMS_REPORT_SECRET_ENV}\"\n")
+            };
             for kind in &self.sms {
                 sms_section.push_str(&match kind {
-                    SmsKind::TurboSms => format!(
-                        "[[sms.gateway]]\nname = \"turbosms\"\nkind = \"turbosms\"\nbase_url = \"{}\"\ntoken_env = \"{TURBOSMS_TOKEN_ENV}\"\nsender = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n\n",
-                        sms.turbosms,
-                        self.sms_per_sec.unwrap_or(9)
-                    ),
-                    SmsKind::Twilio => format!(
-                        "[[sms.gateway]]\nname = \"twilio\"\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\ntoken_env = \"{TWILIO_TOKEN_ENV}\"\nfrom = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n\n",
-                        sms.twilio,
-                        self.twilio_sim.account_sid,
-                        self.sms_per_sec.unwrap_or(50)
-                    ),
+                    SmsKind::TurboSms => {
+                        let mut extra = reports.clone();
+                        if let Some(b) = self.sms_batch {
+                            extra.push_str(&format!("batch = {b}\n"));
+                        }
+                        if let Some(r) = self.sms_requests_per_sec {
+                            extra.push_str(&format!("requests_per_sec = {r}\n"));
+                        }
+                        if self.viber {
+                            extra.push_str("viber = true\n");
+                        }
+                        format!(
+                            "[[sms.gateway]]\nname = \"turbosms\"\nkind = \"turbosms\"\nbase_url = \"{}\"\ntoken_env = \"{TURBOSMS_TOKEN_ENV}\"\nsender = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n{extra}\n",
+                            sms.turbosms,
+                            self.sms_per_sec.unwrap_or(9)
+                        )
+                    }
+                    SmsKind::Twilio => {
+                        let mut extra = reports.clone();
+                        if !sms.reports.is_empty() {
+                            extra.push_str(&format!("report_url = \"{}/reports/twilio\"\n", sms.reports));
+                        }
+                        format!(
+                            "[[sms.gateway]]\nname = \"twilio\"\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\ntoken_env = \"{TWILIO_TOKEN_ENV}\"\nfrom = \"SIRENA\"\nper_sec = {}\ntimeout = \"1s\"\n{extra}\n",
+                            sms.twilio,
+                            self.twilio_sim.account_sid,
+                            self.sms_per_sec.unwrap_or(50)
+                        )
+                    }
+                    SmsKind::GenericJson | SmsKind::GenericForm => self.generic_gateway(*kind, &sms.generic),
                 });
             }
         }
@@ -302,6 +383,37 @@ superseded = "{superseded}"
     }
 }
 
+impl Options {
+    /// A `kind = "http"` gateway for the generic simulator, as an operator would write it.
+    fn generic_gateway(&self, kind: SmsKind, url: &str) -> String {
+        let g = &self.generic_sim;
+        let (content_type, body) = match kind {
+            SmsKind::GenericForm => (
+                "application/x-www-form-urlencoded",
+                format!(
+                    "{}={{to_digits}}&{}={{text}}&{}={{id}}&{}={{sender}}",
+                    g.to_field, g.text_field, g.id_field, g.sender_field
+                ),
+            ),
+            _ => (
+                "application/json",
+                format!(
+                    "{{\"{}\": \"{{to}}\", \"{}\": \"{{text}}\", \"{}\": \"{{id}}\", \"{}\": \"{{sender}}\"}}",
+                    g.to_field, g.text_field, g.id_field, g.sender_field
+                ),
+            ),
+        };
+        format!(
+            "[[sms.gateway]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ntoken_env = \"{GENERIC_TOKEN_ENV}\"\n\
+             headers = {{ \"{header}\" = \"{{token}}\" }}\ncontent_type = \"{content_type}\"\nbody = '{body}'\n\
+             id_path = \"/message_id\"\nsender = \"SIRENA\"\nper_sec = {per_sec}\ntimeout = \"1s\"\n\n",
+            name = kind.name(),
+            header = g.auth_header,
+            per_sec = self.sms_per_sec.unwrap_or(10),
+        )
+    }
+}
+
 impl Harness {
     /// Starts both simulators, writes the embedded config (pointed at them) into a
     /// temporary directory, seeds the store, and starts the daemon on it.
@@ -327,17 +439,34 @@ impl Harness {
         for (kind, fault, times) in &opts.feed_faults {
             feed.inject_for(*kind, fault.clone(), *times);
         }
+        let reports = match opts.sms_reports {
+            true => format!("http://127.0.0.1:{}", free_port()?),
+            false => String::new(),
+        };
+        let mut turbosms_cfg = opts.turbosms_sim.clone();
+        if !reports.is_empty() {
+            turbosms_cfg.dlr = Some(crate::sim::sms::DlrTarget {
+                url: format!("{reports}/reports/turbosms"),
+                secret: crate::sim::sms::DlrSecret::Path(SMS_REPORT_SECRET.to_owned()),
+            });
+        }
         let turbosms = match opts.sms.contains(&SmsKind::TurboSms) {
-            true => Some(TurboSmsSim::start(opts.turbosms_sim.clone(), sims_cancel.clone(), &sims).await?),
+            true => Some(TurboSmsSim::start(turbosms_cfg, sims_cancel.clone(), &sims).await?),
             false => None,
         };
         let twilio = match opts.sms.contains(&SmsKind::Twilio) {
             true => Some(TwilioSim::start(opts.twilio_sim.clone(), sims_cancel.clone(), &sims).await?),
             false => None,
         };
+        let generic = match opts.sms.iter().any(|k| k.is_generic()) {
+            true => Some(GenericSmsSim::start(opts.generic_sim.clone(), sims_cancel.clone(), &sims).await?),
+            false => None,
+        };
         let sms_urls = SmsUrls {
             turbosms: turbosms.as_ref().map(TurboSmsSim::base_url).unwrap_or_default(),
             twilio: twilio.as_ref().map(TwilioSim::base_url).unwrap_or_default(),
+            reports,
+            generic: generic.as_ref().map(GenericSmsSim::url).unwrap_or_default(),
         };
         let tg_cfg = opts.telegram_sim.clone();
         let tg_token = tg_cfg.token.clone();
@@ -376,10 +505,17 @@ impl Harness {
                 .sms
                 .iter()
                 .map(|k| match k {
-                    SmsKind::TurboSms => ("turbosms".to_owned(), Secret::new(opts.turbosms_sim.token.clone())),
-                    SmsKind::Twilio => ("twilio".to_owned(), Secret::new(opts.twilio_sim.auth_token.clone())),
+                    SmsKind::TurboSms => (k.name().to_owned(), Secret::new(opts.turbosms_sim.token.clone())),
+                    SmsKind::Twilio => (k.name().to_owned(), Secret::new(opts.twilio_sim.auth_token.clone())),
+                    SmsKind::GenericJson | SmsKind::GenericForm => {
+                        (k.name().to_owned(), Secret::new(opts.generic_sim.auth_value.clone()))
+                    }
                 })
                 .collect(),
+            sms_reports: match opts.sms_reports {
+                true => opts.sms.iter().map(|k| (k.name().to_owned(), Secret::new(SMS_REPORT_SECRET))).collect(),
+                false => BTreeMap::new(),
+            },
             webhooks: if opts.webhook {
                 [("ukrainealarm".to_owned(), config::secret::Secret::new(WEBHOOK_SECRET))].into()
             } else {
@@ -398,6 +534,7 @@ impl Harness {
         Ok(Harness {
             turbosms,
             twilio,
+            generic,
             sources: opts.sources.clone(),
             feed,
             telegram,

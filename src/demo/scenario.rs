@@ -261,6 +261,7 @@ pub async fn run(source: FeedKind) -> anyhow::Result<bool> {
             .collect(),
         region_channels: vec![(KHARKIV_OBLAST.to_owned(), CHANNEL.to_owned())],
         sms: vec![super::SmsKind::TurboSms],
+        sms_reports: true,
         ..Options::default()
     };
     let mut h = Harness::start(opts).await?;
@@ -485,8 +486,8 @@ const SMS_RESIDENTS: [SmsResident; 2] = [
 /// Prints each SMS resident's texts with their part counts, as the TurboSMS simulator
 /// recorded them, and says whether each got exactly its expected texts, once, within
 /// the configured parts.
-fn sms_summary(h: &Harness) -> bool {
-    let Some(sim) = &h.turbosms else { return true };
+async fn sms_summary(h: &Harness) -> anyhow::Result<bool> {
+    let Some(sim) = &h.turbosms else { return Ok(true) };
     let mut ok = true;
     println!("\nSMS residents (checked against the TurboSMS simulator's records):");
     for r in &SMS_RESIDENTS {
@@ -523,7 +524,17 @@ fn sms_summary(h: &Harness) -> bool {
         }
         ok &= problems.is_empty();
     }
-    ok
+    // Every text's delivery report reaches the daemon, which marks its deliveries.
+    let texts = sim.sent().len();
+    let reports = sim.wait_for_callbacks(texts, Duration::from_secs(10)).await;
+    let accepted = reports.iter().filter(|c| c.http_status == Some(200)).count();
+    let delivered = h.store().counts().await?.delivered;
+    let reports_ok = accepted == texts && delivered as usize >= texts;
+    println!(
+        "  delivery reports: {accepted} of {texts} texts reported delivered by TurboSMS; {delivered} SMS deliveries marked delivered  {}",
+        if reports_ok { "ok" } else { "FAIL" }
+    );
+    Ok(ok && reports_ok)
 }
 
 /// The dispatcher's counters at one moment, to print what a step sent.
@@ -681,7 +692,7 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         posts.len()
     );
     all_ok &= crowd_ok && channel_ok;
-    all_ok &= sms_summary(h);
+    all_ok &= sms_summary(h).await?;
     // Two messages in full, as the residents' phones show them.
     for (chat, what, title) in
         [(1001, Mandatory, "one message for an order and an air raid"), (1004, Updated, "update")]
@@ -702,8 +713,9 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         stats.sent, stats.rate_limited, stats.forbidden
     );
     println!(
-        "Outbox: {} delivered in {} messages ({} coalesced), {} failed (blocked recipients), {} superseded, {} expired. Feed polled {} times.",
-        counts.sent,
+        "Outbox: {} sent ({} of them reported delivered to the phone) in {} messages ({} coalesced), {} failed (blocked recipients), {} superseded, {} expired. Feed polled {} times.",
+        counts.sent + counts.delivered,
+        counts.delivered,
         DispatchStats::get(&h.daemon.stats.messages),
         DispatchStats::get(&h.daemon.stats.coalesced),
         counts.failed,

@@ -69,6 +69,11 @@ struct Ready {
     key: String,
 }
 
+/// Messages of one text going out as one request. Boxed like the held ones, so moving
+/// a message between the two never copies it.
+#[allow(clippy::vec_box)]
+type Batch = Vec<Box<Ready>>;
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum PartKey {
     Event { event: EventRef, as_new: bool },
@@ -79,8 +84,10 @@ type RenderKey = (Vec<PartKey>, Lang);
 
 /// What a lane keeps between rounds.
 struct State {
-    in_flight: JoinSet<Result<Sent, SendError>>,
-    sending: HashMap<tokio::task::Id, Box<Ready>>,
+    /// Requests on the wire: one message each, or one text to several chats where the
+    /// channel batches ([`Channel::send_batch`]).
+    in_flight: JoinSet<Vec<Result<Sent, SendError>>>,
+    sending: HashMap<tokio::task::Id, Batch>,
     /// Chats with a message in flight or held.
     busy: HashSet<SubscriberId>,
     /// Rendered messages waiting for the limiter, with when to try again.
@@ -230,8 +237,15 @@ impl Lane {
         Ok(())
     }
 
+    /// How many more chats may be claimed: `max_in_flight` requests, each of up to a
+    /// batch of chats where the channel batches.
     fn room(&self, st: &State) -> usize {
-        self.policy.settings.max_in_flight.saturating_sub(st.in_flight.len() + st.held.len())
+        let batch = self.batch_size();
+        if batch == 1 {
+            return self.policy.settings.max_in_flight.saturating_sub(st.in_flight.len() + st.held.len());
+        }
+        let busy = st.sending.values().map(Vec::len).sum::<usize>() + st.held.len();
+        (self.policy.settings.max_in_flight * batch).saturating_sub(busy)
     }
 
     fn capacity(&self, paid: bool) -> usize {
@@ -245,6 +259,12 @@ impl Lane {
     /// everyone, so nothing new should be claimed.
     fn start_held(&self, st: &mut State) -> bool {
         let now = Instant::now();
+        if self.batch_size() > 1 {
+            let (due, later): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut st.held).into_iter().partition(|(at, _)| *at <= now);
+            st.held = later;
+            return self.start_batches(st, due.into_iter().map(|(_, r)| r).collect());
+        }
         let mut still = Vec::new();
         let mut open = true;
         for (at, ready) in std::mem::take(&mut st.held) {
@@ -344,6 +364,12 @@ impl Lane {
         if !same {
             st.cache.clear();
             st.cached_with = Some(current);
+        }
+        if self.batch_size() > 1 {
+            let ready: Vec<Box<Ready>> =
+                jobs.into_iter().filter_map(|(subscriber, rows)| self.prepare(st, subscriber, rows)).collect();
+            self.start_batches(st, ready);
+            return Ok(());
         }
         let mut open = true;
         for (subscriber, rows) in jobs {
@@ -486,13 +512,106 @@ impl Lane {
         let handle = st.in_flight.spawn(async move {
             let message = Outgoing { to: &to, text: &text.text, silent: text.silent, paid, buttons: &[], key: &key };
             match tokio::time::timeout(limit, channel.send(message)).await {
-                Ok(r) => r,
-                Err(_) => Err(SendError::Transient(format!("no answer within {limit:?}"))),
+                Ok(r) => vec![r],
+                Err(_) => vec![Err(SendError::Transient(format!("no answer within {limit:?}")))],
             }
         });
         st.busy.insert(ready.subscriber);
-        st.sending.insert(handle.id(), ready);
+        st.sending.insert(handle.id(), vec![ready]);
         Ok(())
+    }
+
+    /// How many messages of one text the channel takes per request.
+    fn batch_size(&self) -> usize {
+        self.channel.as_ref().map_or(1, |c| c.max_batch()).max(1)
+    }
+
+    /// Starts `ready` messages as requests of one text each, as large as the channel
+    /// takes and the limiter lets through; what cannot go now is held until it can.
+    /// Returns false when the limiter holds everyone.
+    fn start_batches(&self, st: &mut State, ready: Batch) -> bool {
+        // Most urgent first was the claim's order; keep it within each text.
+        let mut by_text: Vec<(Arc<Rendered>, Vec<Box<Ready>>)> = Vec::new();
+        for r in ready {
+            match by_text.iter_mut().find(|(t, _)| Arc::ptr_eq(t, &r.text) || **t == *r.text) {
+                Some((_, group)) => group.push(r),
+                None => by_text.push((r.text.clone(), vec![r])),
+            }
+        }
+        let mut open = true;
+        for (_, mut group) in by_text {
+            while !group.is_empty() {
+                if !open {
+                    let now = Instant::now();
+                    for r in group.drain(..) {
+                        st.busy.insert(r.subscriber);
+                        st.held.push((now, r));
+                    }
+                    break;
+                }
+                let take = group.len().min(self.batch_size());
+                let batch: Vec<Box<Ready>> = group.drain(..take).collect();
+                match self.try_start_batch(st, batch) {
+                    Ok(rest) => group.splice(0..0, rest).for_each(drop),
+                    Err((wait, rest)) => {
+                        open = !matches!(wait, Wait::Global(_));
+                        for r in rest {
+                            st.busy.insert(r.subscriber);
+                            st.held.push((wait.until(), r));
+                        }
+                    }
+                }
+            }
+        }
+        open
+    }
+
+    /// Sends as many of `batch` (one text) as the limiter lets through in one request;
+    /// hands back the rest, or all of them with the wait.
+    fn try_start_batch(&self, st: &mut State, mut batch: Batch) -> Result<Batch, (Wait, Batch)> {
+        let n = match &self.limiter {
+            Some(l) => {
+                let to: Vec<Recipient> = batch.iter().map(|r| r.recipient.clone()).collect();
+                match l.try_acquire_many(&to) {
+                    Ok(n) => n,
+                    Err(w) => return Err((w, batch)),
+                }
+            }
+            None => batch.len(),
+        };
+        let rest = batch.split_off(n.min(batch.len()));
+        let Some(channel) = self.channel.clone() else {
+            return Ok(rest);
+        };
+        let text = batch[0].text.clone();
+        let messages: Vec<(Address, bool, String)> =
+            batch.iter().map(|r| (r.to.clone(), r.paid, r.key.clone())).collect();
+        let limit = self.send_timeout;
+        let handle = st.in_flight.spawn(async move {
+            let outgoing: Vec<Outgoing<'_>> = messages
+                .iter()
+                .map(|(to, paid, key)| Outgoing {
+                    to,
+                    text: &text.text,
+                    silent: text.silent,
+                    paid: *paid,
+                    buttons: &[],
+                    key,
+                })
+                .collect();
+            match tokio::time::timeout(limit, channel.send_batch(&outgoing)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let why = format!("no answer within {limit:?}");
+                    outgoing.iter().map(|_| Err(SendError::Transient(why.clone()))).collect()
+                }
+            }
+        });
+        for r in &batch {
+            st.busy.insert(r.subscriber);
+        }
+        st.sending.insert(handle.id(), batch);
+        Ok(rest)
     }
 
     fn finish_all(&self, st: &mut State, ready: &Ready, finish: Finish) {
@@ -504,16 +623,17 @@ impl Lane {
     async fn on_joined(
         &self,
         st: &mut State,
-        joined: Result<(tokio::task::Id, Result<Sent, SendError>), tokio::task::JoinError>,
+        joined: Result<(tokio::task::Id, Vec<Result<Sent, SendError>>), tokio::task::JoinError>,
     ) -> Result<(), StoreError> {
-        let (id, result) = match joined {
+        let (id, results) = match joined {
             Ok((id, r)) => (id, Ok(r)),
             Err(e) => (e.id(), Err(e)),
         };
-        let Some(ready) = st.sending.remove(&id) else { return Ok(()) };
-        st.busy.remove(&ready.subscriber);
-        let to = ready.to.masked();
-        let result = match result {
+        let Some(batch) = st.sending.remove(&id) else { return Ok(()) };
+        for ready in &batch {
+            st.busy.remove(&ready.subscriber);
+        }
+        let results = match results {
             Ok(r) => r,
             // Aborted at shutdown: the rows stay claimed and are handed back by release.
             Err(e) if e.is_cancelled() => return Ok(()),
@@ -521,12 +641,31 @@ impl Lane {
                 // The send task panicked: nothing is known of the request, so its
                 // deliveries go back to the queue.
                 DispatchStats::bump(&self.stats.panics, 1);
-                tracing::error!(kind = %self.kind, to, "a send task panicked; its deliveries are queued again");
-                let retry = Finish::Retry { not_before_ms: now_ms() + 1_000, error: "send task panicked".into() };
-                self.finish_all(st, &ready, retry);
+                for ready in &batch {
+                    tracing::error!(kind = %self.kind, to = ready.to.masked(), "a send task panicked; its deliveries are queued again");
+                    let retry = Finish::Retry { not_before_ms: now_ms() + 1_000, error: "send task panicked".into() };
+                    self.finish_all(st, ready, retry);
+                }
                 return Ok(());
             }
         };
+        let mut results = results.into_iter();
+        for ready in batch {
+            let result =
+                results.next().unwrap_or_else(|| Err(SendError::Transient("the channel gave no answer for it".into())));
+            self.on_result(st, ready, result).await?;
+        }
+        Ok(())
+    }
+
+    /// Records what became of one message.
+    async fn on_result(
+        &self,
+        st: &mut State,
+        ready: Box<Ready>,
+        result: Result<Sent, SendError>,
+    ) -> Result<(), StoreError> {
+        let to = ready.to.masked();
         if let Err(SendError::RateLimited { scope, retry_after }) = &result {
             // A 429 holds the limiter even when its rows expire instead of waiting:
             // sending to anyone inside the platform's wait only extends it.
@@ -642,22 +781,7 @@ fn xorshift(mut x: u64) -> u64 {
 /// A message's identity: its subscriber and the deliveries it carries. A retry of the
 /// same message has the same key; a message carrying one more event does not.
 fn message_key(subscriber: SubscriberId, carried: &[DeliveryKey]) -> String {
-    use std::hash::{Hash, Hasher};
     let mut events: Vec<_> = carried.iter().map(|k| k.event).collect();
     events.sort_unstable();
-    // FNV-1a: stable across runs and builds, unlike the standard hasher's seed.
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    events.hash(&mut h);
-    format!("{subscriber}-{:016x}", h.finish())
+    format!("{subscriber}-{:016x}", super::stable_hash(&events))
 }

@@ -119,6 +119,9 @@ pub struct RateLimiter {
     chats: HashMap<Recipient, Window>,
     global_block: Option<Instant>,
     chat_block: HashMap<Recipient, Instant>,
+    /// Requests in the last second, where a request may carry several messages (SMS
+    /// gateways that batch) and the platform limits both.
+    requests: Option<(usize, Window)>,
 }
 
 impl RateLimiter {
@@ -132,7 +135,59 @@ impl RateLimiter {
             chats: HashMap::new(),
             global_block: None,
             chat_block: HashMap::new(),
+            requests: None,
         }
+    }
+
+    /// Also at most `per_sec` requests in any second, whatever each carries.
+    pub fn with_requests(mut self, per_sec: u32) -> Self {
+        self.requests = Some((per_sec.max(1) as usize, Window::new(per_sec, Duration::from_secs(1) + self.margin)));
+        self
+    }
+
+    fn requests_ready(&mut self, now: Instant) -> Instant {
+        match &mut self.requests {
+            Some((limit, w)) => {
+                w.prune(now);
+                w.ready_at(*limit, now)
+            }
+            None => now,
+        }
+    }
+
+    /// One request carrying messages to the first of `to` that may go now (a prefix:
+    /// the first recipient whose own window is full ends it). Returns how many go, at
+    /// least one, all counted; or, when none may, the wait and nothing changes.
+    pub fn try_acquire_many(&mut self, to: &[Recipient], now: Instant) -> Result<usize, Wait> {
+        let ready = self.global_ready(false, now).max(self.requests_ready(now));
+        if ready > now {
+            return Err(Wait::Global(ready));
+        }
+        let room = self.global_limit(false).saturating_sub(self.global.sent.len());
+        let mut taken = 0;
+        for r in to.iter().take(room) {
+            let fresh = self.chat_window(r);
+            let window = self.chats.entry(r.clone()).or_insert(fresh);
+            window.prune(now);
+            let chat_ready = window.ready_at(window.cap, now).max(self.chat_block.get(r).copied().unwrap_or(now));
+            if chat_ready > now {
+                if taken == 0 {
+                    return Err(Wait::Chat(chat_ready));
+                }
+                break;
+            }
+            window.push(now);
+            self.global.push(now);
+            self.chat_block.remove(r);
+            taken += 1;
+        }
+        if let Some((_, w)) = &mut self.requests {
+            w.push(now);
+        }
+        if self.global_block.is_some_and(|t| t <= now) {
+            self.global_block = None;
+        }
+        Ok(taken)
     }
 
     fn global_limit(&self, paid: bool) -> usize {
@@ -152,12 +207,13 @@ impl RateLimiter {
     fn global_ready(&mut self, paid: bool, now: Instant) -> Instant {
         self.global.prune(now);
         let limit = self.global_limit(paid);
-        self.global.ready_at(limit, now).max(self.global_block.unwrap_or(now))
+        let requests = self.requests_ready(now);
+        self.global.ready_at(limit, now).max(self.global_block.unwrap_or(now)).max(requests)
     }
 
     /// How many sends fit globally right now.
     pub fn available(&mut self, paid: bool, now: Instant) -> usize {
-        if self.global_block.is_some_and(|t| t > now) {
+        if self.global_block.is_some_and(|t| t > now) || self.requests_ready(now) > now {
             return 0;
         }
         self.global.prune(now);
@@ -185,6 +241,9 @@ impl RateLimiter {
         }
         window.push(now);
         self.global.push(now);
+        if let Some((_, w)) = &mut self.requests {
+            w.push(now);
+        }
         self.chat_block.remove(to);
         if self.global_block.is_some_and(|t| t <= now) {
             self.global_block = None;
@@ -224,10 +283,16 @@ pub struct SharedLimiter {
 
 impl SharedLimiter {
     pub fn new(limits: TelegramLimits) -> Self {
-        SharedLimiter {
-            inner: Arc::new(Mutex::new(RateLimiter::new(limits))),
-            replies_waiting: Arc::new(AtomicUsize::new(0)),
-        }
+        SharedLimiter::of(RateLimiter::new(limits))
+    }
+
+    pub fn of(limiter: RateLimiter) -> Self {
+        SharedLimiter { inner: Arc::new(Mutex::new(limiter)), replies_waiting: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// See [`RateLimiter::try_acquire_many`].
+    pub fn try_acquire_many(&self, to: &[Recipient]) -> Result<usize, Wait> {
+        self.lock().try_acquire_many(to, Instant::now())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RateLimiter> {
@@ -321,6 +386,36 @@ mod tests {
         let sent = offer(&mut l, false, 3000);
         assert!(max_in_any_second(&sent) <= 30);
         assert_eq!(sent.len(), 90, "the limit is also reached, not just respected");
+    }
+
+    #[test]
+    fn batches_keep_both_the_message_and_the_request_rate() {
+        let l = TelegramLimits { global_per_sec: 100, paid_per_sec: 100, ..limits() };
+        let mut l = RateLimiter::new(l).with_requests(3);
+        let start = Instant::now();
+        let (mut messages, mut requests) = (Vec::new(), Vec::new());
+        let mut next = 0u32;
+        for ms in 0..3000 {
+            let now = start + Duration::from_millis(ms);
+            let batch: Vec<Recipient> = (0..60).map(|i| Recipient::chat(i64::from(next + i) + 1)).collect();
+            if let Ok(n) = l.try_acquire_many(&batch, now) {
+                assert!((1..=60).contains(&n));
+                next += n as u32;
+                messages.extend(std::iter::repeat_n(now, n));
+                requests.push(now);
+            }
+        }
+        assert!(max_in_any_second(&messages) <= 100, "{}", max_in_any_second(&messages));
+        assert!(max_in_any_second(&requests) <= 3, "{}", max_in_any_second(&requests));
+        assert!(messages.len() >= 280, "the message rate is used, not wasted: {}", messages.len());
+        // A recipient whose own window is full ends the batch, or holds it when first.
+        let now = start + Duration::from_secs(10);
+        let same = vec![Recipient::chat(7), Recipient::chat(8)];
+        assert_eq!(l.try_acquire_many(&same, now), Ok(2));
+        let later = now + Duration::from_millis(400);
+        assert!(matches!(l.try_acquire_many(&same, later), Err(Wait::Chat(_))));
+        let mixed = vec![Recipient::chat(9), Recipient::chat(7)];
+        assert_eq!(l.try_acquire_many(&mixed, later), Ok(1));
     }
 
     #[test]

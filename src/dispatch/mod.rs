@@ -124,6 +124,26 @@ impl DispatchStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    /// Every counter by name, for `/metrics`.
+    pub fn figures(&self) -> Vec<(&'static str, u64)> {
+        let g = Self::get;
+        vec![
+            ("messages", g(&self.messages)),
+            ("sent", g(&self.sent)),
+            ("coalesced", g(&self.coalesced)),
+            ("retried", g(&self.retried)),
+            ("rate_limited", g(&self.rate_limited)),
+            ("failed", g(&self.failed)),
+            ("expired", g(&self.expired)),
+            ("superseded", g(&self.superseded)),
+            ("deactivated", g(&self.deactivated)),
+            ("channel_errors", g(&self.channel_errors)),
+            ("unconfigured", g(&self.unconfigured)),
+            ("panics", g(&self.panics)),
+            ("migrated", g(&self.migrated)),
+        ]
+    }
 }
 
 /// Per-class deadlines and the classes that may use paid broadcast, resolved from
@@ -150,6 +170,25 @@ impl DeliveryPolicy {
     pub fn lowest_paid(&self) -> Option<Priority> {
         self.paid.iter().copied().max()
     }
+}
+
+/// A hash that is the same across runs and builds (FNV-1a), unlike the standard
+/// hasher's random seed: for keys a platform remembers between our restarts.
+pub fn stable_hash(value: &impl std::hash::Hash) -> u64 {
+    struct Fnv(u64);
+    impl std::hash::Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    value.hash(&mut h);
+    std::hash::Hasher::finish(&h)
 }
 
 #[cfg(test)]

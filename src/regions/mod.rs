@@ -8,7 +8,11 @@
 //! **Architecture invariant:** this module does no IO; it knows nothing of files,
 //! feeds or subscribers.
 
+pub mod codifier;
+pub mod crosswalk;
+pub mod generated;
 pub mod names;
+pub mod translit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -322,12 +326,43 @@ impl RegionTree {
             .join(", ")
     }
 
-    /// Finds regions by a name typed by a person, or by KATOTTG code.
-    pub fn find(&self, query: &str) -> Vec<&Region> {
+    /// "Куп’янськ, Куп’янська громада, Куп’янський район, Харківська область": the
+    /// name with its whole ancestry, for choosing among places of the whole country.
+    pub fn full_name(&self, id: &RegionId, lang: Lang) -> String {
+        self.ancestors(id)
+            .filter_map(|a| self.regions.get(a))
+            .map(|r| r.name.get(lang).to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Finds regions by a name typed by a person, or by KATOTTG code: every region of
+    /// the name when it is one ([`names::MatchKind::Exact`]), else the nearest names,
+    /// marked fuzzy for the caller to offer rather than act on.
+    pub fn search(&self, query: &str) -> Search<'_> {
         if let Ok(id) = RegionId::parse(query) {
-            return self.regions.get(&id).into_iter().collect();
+            return Search { kind: names::MatchKind::Exact, regions: self.regions.get(&id).into_iter().collect() };
         }
-        self.index.find(query).iter().filter_map(|id| self.regions.get(id)).collect()
+        let found = self.index.search(query);
+        Search { kind: found.kind, regions: found.ids.iter().filter_map(|id| self.regions.get(id)).collect() }
+    }
+
+    /// The regions of [`RegionTree::search`], exact or not.
+    pub fn find(&self, query: &str) -> Vec<&Region> {
+        self.search(query).regions
+    }
+}
+
+/// What [`RegionTree::search`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Search<'a> {
+    pub kind: names::MatchKind,
+    pub regions: Vec<&'a Region>,
+}
+
+impl Search<'_> {
+    pub fn is_exact(&self) -> bool {
+        self.kind == names::MatchKind::Exact && !self.regions.is_empty()
     }
 }
 

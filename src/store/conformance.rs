@@ -22,6 +22,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("claim_honours_kind_range_busy_and_not_before", |s| Box::pin(claim_filters(s))),
     ("finished_rows_are_never_claimed_again", |s| Box::pin(finished_rows_stay_final(s))),
     ("only_expired_leases_are_requeued", |s| Box::pin(leases(s))),
+    ("delivery_reports_move_only_sent_rows", |s| Box::pin(reports(s))),
     ("an_all_clear_goes_to_whoever_was_told", |s| Box::pin(told_about(s))),
     ("subscribers_deactivate_reactivate_and_follow_their_address", |s| Box::pin(subscriber_lifecycle(s))),
     ("places_import_and_region_channels", |s| Box::pin(places_and_channels(s))),
@@ -219,6 +220,52 @@ async fn leases(store: Arc<dyn Store>) {
     // A clean stop of node 1 hands its work back at once.
     assert_eq!(store.release(NodeId(1)).await.expect("release"), 1);
     assert_eq!(store.counts().await.expect("counts").pending, 1);
+}
+
+async fn reports(store: Arc<dyn Store>) {
+    let phones = ["+380501234560", "+380501234561", "+380501234562", "+380501234563"];
+    let mut subs = Vec::new();
+    for p in phones {
+        subs.push(store.upsert_subscriber(ChannelKind::Sms, p, Lang::Uk).await.expect("upsert").subscriber.id);
+    }
+    let tg = chat(&*store, "70").await;
+    let first = alert("report-a", Transition::Started, Priority::OtherStart);
+    let second = alert("report-b", Transition::Started, Priority::OtherStart);
+    store.enqueue(&first, Audience::Subscribers(subs.clone()), None).await.expect("enqueue");
+    store.enqueue(&second, Audience::Subscribers(vec![subs[0], tg]), None).await.expect("enqueue");
+    let now = now_ms();
+    // Before anything is sent, a report changes nothing.
+    assert_eq!(store.report(ChannelKind::Sms, "gw:m0", Report::Delivered).await.expect("report"), 0);
+    let rows = store.claim(claim(ChannelKind::Sms, 10, 1, now)).await.expect("claim");
+    assert_eq!(rows.len(), 5, "four phones, the first with two events");
+    // The first phone's two events went out as one message, m0; the others one each.
+    let id = |r: &Claimed| format!("gw:m{}", subs.iter().position(|&s| s == r.key.subscriber).unwrap_or(9));
+    let done = rows.iter().map(|r| Finished { key: r.key, finish: Finish::Sent { platform_id: id(r) } }).collect();
+    store.finish(NodeId(1), done).await.expect("finish");
+    let tg_rows = store.claim(claim(ChannelKind::TelegramChat, 10, 1, now)).await.expect("claim");
+    let done = tg_rows.iter().map(|r| Finished { key: r.key, finish: Finish::Sent { platform_id: "gw:m0".into() } });
+    store.finish(NodeId(1), done.collect()).await.expect("finish");
+
+    assert_eq!(
+        store.report(ChannelKind::Sms, "gw:m0", Report::Delivered).await.expect("report"),
+        2,
+        "both rows of one message"
+    );
+    assert_eq!(store.report(ChannelKind::Sms, "gw:m0", Report::Delivered).await.expect("report"), 0, "replayed");
+    let undelivered = Report::Undelivered { error: "30003".into() };
+    assert_eq!(store.report(ChannelKind::Sms, "gw:m1", undelivered.clone()).await.expect("report"), 1);
+    assert_eq!(store.report(ChannelKind::Sms, "gw:m0", undelivered).await.expect("report"), 0, "final stays final");
+    assert_eq!(store.report(ChannelKind::Sms, "other:m2", Report::Delivered).await.expect("report"), 0, "unknown id");
+    let retry = Report::Retry { not_before_ms: now + 60_000, error: "14107".into() };
+    assert_eq!(store.report(ChannelKind::Sms, "gw:m2", retry).await.expect("report"), 1);
+    let c = store.counts().await.expect("counts");
+    assert_eq!((c.delivered, c.undelivered, c.pending, c.sent), (2, 1, 1, 2), "{c:?}");
+    // The retried one is queued again, not before its time; a Telegram row with the
+    // same platform id was never touched.
+    assert!(store.claim(claim(ChannelKind::Sms, 10, 1, now + 1_000)).await.expect("claim").is_empty());
+    let again = store.claim(claim(ChannelKind::Sms, 10, 1, now + 61_000)).await.expect("claim");
+    assert_eq!(again.iter().map(|r| r.key.subscriber).collect::<Vec<_>>(), vec![subs[2]]);
+    assert_eq!(again[0].attempts, 2);
 }
 
 async fn told_about(store: Arc<dyn Store>) {

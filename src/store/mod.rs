@@ -16,8 +16,10 @@
 //!   works; only an expired lease is put back in the queue, so after a crash only what
 //!   was in flight can be sent twice, and a live node's work is never taken.
 //!
-//! States: `pending` → `sending` (claimed) → `sent` → `delivered` (where the channel
-//! reports it) | `failed` | `superseded` | `expired`.
+//! States: `pending` → `sending` (claimed) → `sent` → `delivered` | `undelivered`
+//! (where the platform reports what became of a message, [`Store::report`]) |
+//! `failed` | `superseded` | `expired`. A delivery is `sent` once the platform took
+//! it, `delivered` only once the platform says it reached the phone.
 //!
 //! **Architecture invariant:** store work never runs on the async workers. Every
 //! method of the SQLite store runs on tokio's blocking pool, and large writes are cut
@@ -62,6 +64,9 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("the store's worker thread failed: {0}")]
     Worker(String),
+    /// The database's file or directory could not be created or made private.
+    #[error("{}: {source}", path.display())]
+    File { path: std::path::PathBuf, source: std::io::Error },
 }
 
 impl StoreError {
@@ -173,10 +178,12 @@ pub enum DeliveryState {
     Failed,
     Superseded,
     Expired,
+    /// Sent, and the platform reported it will not reach the phone.
+    Undelivered,
 }
 
 impl DeliveryState {
-    pub const ALL: [DeliveryState; 7] = [
+    pub const ALL: [DeliveryState; 8] = [
         DeliveryState::Pending,
         DeliveryState::Sending,
         DeliveryState::Sent,
@@ -184,6 +191,7 @@ impl DeliveryState {
         DeliveryState::Failed,
         DeliveryState::Superseded,
         DeliveryState::Expired,
+        DeliveryState::Undelivered,
     ];
 
     pub fn code(self) -> i64 {
@@ -195,6 +203,7 @@ impl DeliveryState {
             DeliveryState::Failed => 4,
             DeliveryState::Superseded => 5,
             DeliveryState::Expired => 6,
+            DeliveryState::Undelivered => 7,
         }
     }
 
@@ -295,12 +304,32 @@ pub struct Counts {
     pub failed: u64,
     pub superseded: u64,
     pub expired: u64,
+    pub undelivered: u64,
 }
 
 impl Counts {
     pub fn total(&self) -> u64 {
-        self.pending + self.sending + self.sent + self.delivered + self.failed + self.superseded + self.expired
+        self.pending
+            + self.sending
+            + self.sent
+            + self.delivered
+            + self.failed
+            + self.superseded
+            + self.expired
+            + self.undelivered
     }
+}
+
+/// What a platform's delivery report says became of a sent message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// It reached the phone.
+    Delivered,
+    /// It will not reach the phone (unreachable, expired, filtered).
+    Undelivered { error: String },
+    /// The platform dropped it for a reason that passes (Twilio's 14107: too many
+    /// messages between the same two numbers): it goes back to the queue.
+    Retry { not_before_ms: i64, error: String },
 }
 
 /// The store as every part of sirena uses it. Implementations must pass
@@ -359,6 +388,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records outcomes of claimed deliveries, in one transaction. A row no longer
     /// claimed by `node` (its lease expired and someone else took it) is left alone.
     async fn finish(&self, node: NodeId, done: Vec<Finished>) -> Result<(), StoreError>;
+    /// Applies a delivery report to the `sent` deliveries of `kind` that went out as
+    /// the message `platform_id` (one message may carry several). Returns how many
+    /// changed: 0 for an id nobody sent, or a report replayed after a final one.
+    async fn report(&self, kind: ChannelKind, platform_id: &str, report: Report) -> Result<u64, StoreError>;
     /// Extends the leases of everything `node` holds.
     async fn renew_leases(&self, node: NodeId, until_ms: i64) -> Result<u64, StoreError>;
     /// Puts everything `node` holds back in the queue (a clean stop).
@@ -377,6 +410,10 @@ pub trait Store: Send + Sync + 'static {
     async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }
+
+/// The small-state key `sirena subscribers import` bumps after writing subscribers, so
+/// a running daemon rebuilds its match index and the imported hear the next event.
+pub const IMPORTED_KEY: &str = "subscribers.imported";
 
 /// Milliseconds since the Unix epoch, the store's clock.
 pub fn now_ms() -> i64 {

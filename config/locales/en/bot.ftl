@@ -17,6 +17,7 @@ bot-already = You are already subscribed to: { $place }
 bot-not-found = I could not find “{ $query }”. Check the spelling or send the KATOTTG code.
 bot-choose = Several places are called “{ $query }”. Choose yours:
 bot-offer = Subscribe to this place?
+bot-did-you-mean = No place is called “{ $query }”. Did you mean:
 bot-list-header = You get alerts for:
 bot-list-empty = You have not chosen a place yet. Send /subscribe and a name.
 bot-unsubscribed-all = You are unsubscribed from all places. To come back: /subscribe name
@@ -39,3 +40,6 @@ notice-source-recovered = ✅ Alert feed { $source } answers again.
 notice-all-stale = ⚠️ Every alert feed is stale since { $since }: residents' /status says "unknown".
 notice-snapshot-held = ⚠️ Alert feed { $source } dropped { $held } alerts at once (empty or implausible list); the all-clears are held.
 notice-snapshot-believed = ⚠️ Alert feed { $source } kept its implausible list since { $since }; sirena now believes it.
+notice-config-refused = ⛔ A config change was refused; sirena keeps running on the last good config:
+    { $errors }
+notice-orders-missing = ⚠️ Orders in force are in no region file: { $orders }. They stay in force until you set status = "lifted" (or "cancelled").

@@ -17,6 +17,7 @@ bot-already = Ви вже підписані на: { $place }
 bot-not-found = Не знайшов «{ $query }». Перевірте назву або надішліть код КАТОТТГ.
 bot-choose = Знайшов кілька місць «{ $query }». Оберіть своє:
 bot-offer = Підписатися на це місце?
+bot-did-you-mean = Місця «{ $query }» не знайшов. Можливо, ви мали на увазі:
 bot-list-header = Ви отримуєте повідомлення для:
 bot-list-empty = Ви ще не обрали жодного місця. Напишіть /subscribe і назву.
 bot-unsubscribed-all = Ви відписалися від усіх місць. Повернутися: /subscribe назва
@@ -39,3 +40,6 @@ notice-source-recovered = ✅ Джерело тривог { $source } знову
 notice-all-stale = ⚠️ Усі джерела тривог застарілі з { $since }: мешканці на /status бачать «невідомо».
 notice-snapshot-held = ⚠️ Джерело { $source } разом прибрало { $held } тривог (порожній або неправдоподібний список); відбої затримано.
 notice-snapshot-believed = ⚠️ Джерело { $source } тримає неправдоподібний список з { $since }; sirena тепер йому вірить.
+notice-config-refused = ⛔ Зміну налаштувань відхилено; sirena працює з останніми справними:
+    { $errors }
+notice-orders-missing = ⚠️ Чинних розпоряджень немає в жодному файлі регіонів: { $orders }. Вони чинні, доки ви не вкажете status = "lifted" (або "cancelled").

@@ -1,5 +1,5 @@
-//! SMS gateway simulators: TurboSMS (HTTP API v2) and Twilio Programmable
-//! Messaging.
+//! SMS gateway simulators: TurboSMS (HTTP API v2), Twilio Programmable
+//! Messaging, and a typical generic SMS HTTP API.
 //!
 //! Role: stand in for `api.turbosms.ua` and `api.twilio.com` so the SMS
 //! adapters in `crate::channels::sms` can be driven end to end on loopback,
@@ -8,8 +8,8 @@
 //! on `127.0.0.1:0`; `base_url()` is what an adapter's configured base URL
 //! becomes.
 //!
-//! What each enforces is listed in its module: [`turbosms`] and [`twilio`].
-//! Common to both:
+//! What each enforces is listed in its module: [`turbosms`], [`twilio`] and
+//! [`generic`]. Common to all:
 //! - every request is recorded ([`SmsRequest`]), every accepted message too
 //!   ([`SentSms`]), before the answer is written, so a client that gives up
 //!   on an answer leaves an accepted message behind, as on the real service;
@@ -29,9 +29,11 @@
 //! Layout: this module (record types, faults, the clock, sliding windows,
 //! SMS segment counting, form decoding), `core` (the server plumbing and
 //! record accessors both simulators share), `http` (connection serving that
-//! can hang up without answering, loopback checks), `turbosms`, `twilio`.
+//! can hang up without answering, loopback checks), `turbosms`, `twilio`,
+//! `generic`.
 
 mod core;
+pub mod generic;
 mod http;
 pub mod turbosms;
 pub mod twilio;
@@ -43,6 +45,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use generic::{GenericSmsSim, GenericSmsSimConfig};
 pub use turbosms::{DlrSecret, DlrStatus, DlrTarget, TurboSmsSim, TurboSmsSimConfig};
 pub use twilio::{FinalStatus, TwilioMessage, TwilioSim, TwilioSimConfig};
 
@@ -56,6 +59,7 @@ const WINDOW_TOLERANCE: Duration = Duration::from_millis(15);
 pub enum Gateway {
     TurboSms,
     Twilio,
+    Generic,
 }
 
 /// How a message was to reach the phone.
@@ -72,14 +76,15 @@ pub enum SmsMode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SentSms {
     pub gateway: Gateway,
-    /// As the gateway keeps it: TurboSMS digits without `+`, Twilio E.164.
+    /// As the gateway keeps it: TurboSMS digits without `+`, Twilio and the
+    /// generic API E.164.
     pub to: String,
     /// The SMS text (the Viber text for a Viber-only message).
     pub text: String,
     /// TurboSMS sender name; Twilio `From`, or the `MessagingServiceSid`
     /// when no `From` was given.
     pub sender: String,
-    /// TurboSMS `message_id`, Twilio `sid`.
+    /// TurboSMS `message_id`, Twilio `sid`, the generic API's `message_id`.
     pub id: String,
     pub mode: SmsMode,
     /// SMS parts the text takes (see [`segments`]).
@@ -161,7 +166,8 @@ pub enum SmsFault {
     /// The gateway refuses the whole request with this code, nothing sent:
     /// TurboSMS HTTP 200 with this `response_code` (e.g. 999 FATAL_ERROR,
     /// 503 FAILED_SMS_SEND), Twilio its error JSON with the HTTP status the
-    /// code implies (20429 → 429, 20003 → 401, 20500 → 500, else 400).
+    /// code implies (20429 → 429, 20003 → 401, 20500 → 500, else 400), the
+    /// generic API this HTTP status with its JSON error.
     ErrorCode(i64),
 }
 

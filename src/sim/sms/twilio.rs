@@ -73,6 +73,7 @@ use tokio_util::task::TaskTracker;
 use super::core::{Core, GatewayState, Records, sim_accessors};
 use super::http::{hang_up, loopback_url, pause, proxy_page};
 use super::{CallbackRecord, Gateway, SentSms, SmsFault, SmsMode, Window, mixed_hex, segments};
+use crate::channels::sms::twilio::signature;
 use crate::sim::serve::parse_form;
 
 const API_VERSION: &str = "2010-04-01";
@@ -658,37 +659,9 @@ async fn post_status(sim: &Inner, url: &str, m: &TwilioMessage) -> Option<u16> {
     }
 }
 
-/// `X-Twilio-Signature`: base64(HMAC-SHA1(token, url + sorted name+value)).
-pub fn signature(auth_token: &str, url: &str, params: &[(&str, String)]) -> String {
-    let mut sorted: Vec<&(&str, String)> = params.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(&b.1)));
-    let mut data = url.to_owned();
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth_token.as_bytes());
-    BASE64.encode(ring::hmac::sign(&key, data.as_bytes()).as_ref())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signature_matches_twilios_documented_example() {
-        // The example from Twilio's request-validation guide, as quoted by a
-        // public implementation (gist ryanwinchester/ab49855e…).
-        let params: Vec<(&str, String)> = vec![
-            ("CallSid", "CA1234567890ABCDE".into()),
-            ("Caller", "+12349013030".into()),
-            ("Digits", "1234".into()),
-            ("From", "+12349013030".into()),
-            ("To", "+18005551212".into()),
-        ];
-        let got = signature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &params);
-        assert_eq!(got, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
-    }
 
     #[test]
     fn numbers_and_sids() {

@@ -14,7 +14,7 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x7369_7265_6e61_0001;
 
 /// Numbered migrations; `sirena_schema.version` records how many have run.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS];
 
 /// Integer columns come first, widest to narrowest, so a delivery row has no padding:
 /// seven 8-byte columns, one 4-byte, four 2-byte, then the address.
@@ -71,6 +71,12 @@ CREATE INDEX deliveries_due ON deliveries (channel, priority, not_before) WHERE 
 CREATE INDEX deliveries_leased ON deliveries (lease_until) WHERE state = 1;
 CREATE INDEX deliveries_by_node ON deliveries (claimed_by) WHERE state = 1;
 CREATE TABLE kv (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
+"#;
+
+/// Delivery reports: when a report came, and the sent rows by their platform id.
+const MIGRATE_2_REPORTS: &str = r#"
+ALTER TABLE deliveries ADD COLUMN reported_at BIGINT;
+CREATE INDEX deliveries_by_platform_id ON deliveries (channel, platform_id) WHERE state = 2;
 "#;
 
 /// Brings the database's schema up to date, or refuses one newer than this sirena.

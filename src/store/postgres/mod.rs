@@ -697,6 +697,44 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn report(&self, kind: ChannelKind, platform_id: &str, report: Report) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let (channel, sent) = (small(kind.code()), small(DeliveryState::Sent.code()));
+        let n = match report {
+            Report::Delivered => {
+                let stmt = client
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = $4, reported_at = $5
+                         WHERE channel = $1 AND platform_id = $2 AND state = $3",
+                    )
+                    .await?;
+                let delivered = small(DeliveryState::Delivered.code());
+                client.execute(&stmt, &[&channel, &platform_id, &sent, &delivered, &now_ms()]).await?
+            }
+            Report::Undelivered { error } => {
+                let stmt = client
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = $4, reported_at = $5, last_error = $6
+                         WHERE channel = $1 AND platform_id = $2 AND state = $3",
+                    )
+                    .await?;
+                let undelivered = small(DeliveryState::Undelivered.code());
+                client.execute(&stmt, &[&channel, &platform_id, &sent, &undelivered, &now_ms(), &error]).await?
+            }
+            Report::Retry { not_before_ms, error } => {
+                let stmt = client
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = $4, not_before = $5, last_error = $6, reported_at = NULL
+                         WHERE channel = $1 AND platform_id = $2 AND state = $3",
+                    )
+                    .await?;
+                let pending = small(DeliveryState::Pending.code());
+                client.execute(&stmt, &[&channel, &platform_id, &sent, &pending, &not_before_ms, &error]).await?
+            }
+        };
+        Ok(n)
+    }
+
     async fn renew_leases(&self, node: NodeId, until_ms: i64) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let stmt =
@@ -760,6 +798,7 @@ impl Store for PgStore {
                 Some(DeliveryState::Failed) => c.failed = n,
                 Some(DeliveryState::Superseded) => c.superseded = n,
                 Some(DeliveryState::Expired) => c.expired = n,
+                Some(DeliveryState::Undelivered) => c.undelivered = n,
                 None => {}
             }
         }

@@ -8,7 +8,7 @@ use crate::alerts::Event;
 use crate::store::{StoreError, now_ms};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
-pub(super) const MIGRATIONS: &[Migration] = &[migrate_1_spine, migrate_2_outbox];
+pub(super) const MIGRATIONS: &[Migration] = &[migrate_1_spine, migrate_2_outbox, migrate_3_reports];
 
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
@@ -138,6 +138,16 @@ fn migrate_2_outbox(tx: &Transaction<'_>) -> Result<(), StoreError> {
         lang = lang_case("s.lang"),
         known = known_channels(),
     ))?;
+    Ok(())
+}
+
+/// Delivery reports: when a platform said a sent message arrived (or will not), and
+/// an index to find sent rows by the platform's message id.
+fn migrate_3_reports(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "ALTER TABLE deliveries ADD COLUMN reported_at INTEGER;
+         CREATE INDEX deliveries_by_platform_id ON deliveries (channel, platform_id) WHERE state = 2;",
+    )?;
     Ok(())
 }
 

@@ -23,6 +23,7 @@ use tokio::sync::Mutex;
 
 use super::*;
 
+mod files;
 mod migrations;
 
 use migrations::MIGRATIONS;
@@ -60,7 +61,9 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Opens (or creates, 0600 in a 0700 directory: see `files`) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        files::prepare(path)?;
         let writer = Connection::open(path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL is durable across process crashes in WAL mode; only an OS crash or
@@ -669,6 +672,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn report(&self, kind: ChannelKind, platform_id: &str, report: Report) -> Result<u64, StoreError> {
+        let platform_id = platform_id.to_owned();
+        self.write(move |conn| {
+            let (channel, now) = (kind.code(), now_ms());
+            let sent = DeliveryState::Sent.code();
+            let n = match report {
+                Report::Delivered => conn.execute(
+                    "UPDATE deliveries SET state = ?4, reported_at = ?5
+                     WHERE channel = ?1 AND platform_id = ?2 AND state = ?3",
+                    params![channel, platform_id, sent, DeliveryState::Delivered.code(), now],
+                )?,
+                Report::Undelivered { error } => conn.execute(
+                    "UPDATE deliveries SET state = ?4, reported_at = ?5, last_error = ?6
+                     WHERE channel = ?1 AND platform_id = ?2 AND state = ?3",
+                    params![channel, platform_id, sent, DeliveryState::Undelivered.code(), now, error],
+                )?,
+                Report::Retry { not_before_ms, error } => conn.execute(
+                    "UPDATE deliveries SET state = ?4, not_before = ?5, last_error = ?6, reported_at = NULL
+                     WHERE channel = ?1 AND platform_id = ?2 AND state = ?3",
+                    params![channel, platform_id, sent, DeliveryState::Pending.code(), not_before_ms, error],
+                )?,
+            };
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn renew_leases(&self, node: NodeId, until_ms: i64) -> Result<u64, StoreError> {
         self.write(move |conn| {
             Ok(conn.execute(
@@ -745,6 +775,7 @@ impl Store for SqliteStore {
                     Some(DeliveryState::Failed) => c.failed = n,
                     Some(DeliveryState::Superseded) => c.superseded = n,
                     Some(DeliveryState::Expired) => c.expired = n,
+                    Some(DeliveryState::Undelivered) => c.undelivered = n,
                     None => {}
                 }
             }

@@ -1,0 +1,274 @@
+//! What a deployment relies on: the store lands in the state directory (systemd's
+//! `StateDirectory=`, the Docker volume) and not beside a read-only `/etc/sirena`, its
+//! files are private, and the log is plain text or JSON lines — no colour codes — when
+//! it goes to a file or the journal. Each runs the real `sirena run` binary on a config
+//! with no feeds and no Telegram, so no simulator is needed.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sirena");
+/// Only a failure waits this long (a debug build on a busy machine loads the tree in a
+/// few seconds).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A config directory at `root/etc/sirena/config` with the shipped regions and locales
+/// and a `sirena.toml` of just `settings`.
+fn config_dir(root: &Path, settings: &str) -> PathBuf {
+    let dir = root.join("etc/sirena/config");
+    sirena::demo::write_embedded_config(&dir).expect("config");
+    std::fs::write(dir.join("sirena.toml"), settings).expect("sirena.toml");
+    dir
+}
+
+/// `sirena run` with stderr piped (not a terminal), its log lines sent as they come.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Daemon {
+    fn start(config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("SIRENA_LOG_FORMAT")
+            .env_remove("NO_COLOR")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("sirena starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Daemon { child, lines, log: Vec::new() }
+    }
+
+    /// Waits for the log line that says the daemon runs.
+    fn running(&mut self) {
+        self.wait_for("sirena running");
+    }
+
+    /// Waits for a log line containing `what`; fails on exit or after [`START_TIMEOUT`].
+    fn wait_for(&mut self, what: &str) {
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(what);
+                    self.log.push(line);
+                    if done {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let exit = self.child.wait();
+                    panic!("no log line with `{what}` ({exit:?}); log:\n{}", self.log.join("\n"));
+                }
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill runs").success());
+    }
+
+    /// SIGTERM; the exit status and the whole log.
+    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        self.signal("TERM");
+        // The reader thread ends when the daemon closes stderr, at exit.
+        while let Ok(line) = self.lines.recv_timeout(START_TIMEOUT) {
+            self.log.push(line);
+        }
+        let exit = self.child.wait().expect("wait");
+        (exit, self.log)
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+}
+
+// ---------------------------------------------------------------- the state directory
+
+#[test]
+fn a_relative_store_path_goes_into_the_state_directory_when_there_is_one() {
+    let config = sirena::config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).expect("shipped config");
+    assert_eq!(config.store_path_in(None), Path::new(env!("CARGO_MANIFEST_DIR")).join("sirena.db"), "README's path");
+    assert_eq!(config.store_path_in(Some(Path::new("/var/lib/sirena"))), Path::new("/var/lib/sirena/sirena.db"));
+    // systemd lists several directories colon-separated when the unit names several.
+    assert_eq!(
+        config.store_path_in(Some(Path::new("/var/lib/sirena:/var/lib/other"))),
+        Path::new("/var/lib/sirena/sirena.db")
+    );
+    assert_eq!(config.store_path_in(Some(Path::new(""))), config.store_path_in(None), "empty is unset");
+    let mut absolute = config.clone();
+    absolute.settings.store.path = Some(PathBuf::from("/srv/sirena/alerts.db"));
+    assert_eq!(absolute.store_path_in(Some(Path::new("/var/lib/sirena"))), Path::new("/srv/sirena/alerts.db"));
+}
+
+#[test]
+fn under_systemd_the_store_is_created_private_in_state_directory_not_under_etc() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = config_dir(root.path(), "[store]\npath = \"sirena.db\"\n");
+    let state = root.path().join("var/lib/sirena");
+    let mut d = Daemon::start(&config, &[("STATE_DIRECTORY", state.to_str().expect("utf-8 path"))]);
+    d.running();
+    let (exit, log) = d.stop();
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", log.join("\n"));
+    assert!(!root.path().join("etc/sirena/sirena.db").exists(), "a store under /etc/sirena");
+    assert_eq!(mode(&state), 0o700, "the state directory");
+    assert_eq!(mode(&state.join("sirena.db")), 0o600, "the database");
+    let store = sirena::store::SqliteStore::open(&state.join("sirena.db")).expect("the store is there");
+    drop(store);
+}
+
+// ---------------------------------------------------------------- signals
+
+#[test]
+fn sighup_right_after_the_start_reloads_the_config_and_sigterm_then_exits_0() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = config_dir(root.path(), "[store]\npath = \"sirena.db\"\n");
+    let mut d = Daemon::start(&config, &[]);
+    d.running();
+    // SIGHUP's default action is to terminate: the handler must be in place by now.
+    d.signal("HUP");
+    d.wait_for("SIGHUP: reloading config");
+    // The start's own reload is generation 1; the SIGHUP's comes after it.
+    d.wait_for("config reloaded generation=2");
+    let (exit, log) = d.stop();
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", log.join("\n"));
+}
+
+// ---------------------------------------------------------------- the log
+
+#[test]
+fn the_log_on_a_pipe_has_no_colour_codes() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = config_dir(root.path(), "[store]\npath = \"sirena.db\"\n");
+    let mut d = Daemon::start(&config, &[]);
+    d.running();
+    let (exit, log) = d.stop();
+    assert!(exit.success(), "exit {exit:?}");
+    assert!(log.iter().any(|l| l.contains("no [[source]] configured")), "the warning is logged: {log:?}");
+    assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
+    let escapes: Vec<&String> = log.iter().filter(|l| l.contains('\u{1b}')).collect();
+    assert!(escapes.is_empty(), "ANSI escapes in a log that is not a terminal: {escapes:?}");
+}
+
+#[test]
+fn log_format_json_by_config_writes_one_json_object_per_line_and_the_environment_overrides_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = config_dir(root.path(), "[store]\npath = \"sirena.db\"\n\n[log]\nformat = \"json\"\n");
+    let mut d = Daemon::start(&config, &[]);
+    d.running();
+    let (exit, log) = d.stop();
+    assert!(exit.success(), "exit {exit:?}");
+    assert!(log.len() >= 3, "{log:?}");
+    for line in &log {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string() && v["message"].is_string(), "{line}");
+    }
+    let warn = log.iter().find(|l| l.contains("no [[source]] configured")).expect("the warning");
+    assert!(warn.contains("\"level\":\"WARN\""), "{warn}");
+
+    let mut d = Daemon::start(&config, &[("SIRENA_LOG_FORMAT", "pretty")]);
+    d.running();
+    let (exit, log) = d.stop();
+    assert!(exit.success(), "exit {exit:?}");
+    assert!(log.iter().all(|l| serde_json::from_str::<serde_json::Value>(l).is_err()), "still JSON: {log:?}");
+    assert!(log.iter().any(|l| l.contains(" WARN ") && l.contains("no [[source]] configured")), "{log:?}");
+}
+
+#[test]
+fn a_bad_log_format_is_refused_with_where_it_was_written() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = config_dir(root.path(), "[store]\npath = \"sirena.db\"\n");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SIRENA_LOG_FORMAT", "xml")
+        .output()
+        .expect("sirena runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SIRENA_LOG_FORMAT") && stderr.contains("`xml`"), "{stderr}");
+
+    std::fs::write(config.join("sirena.toml"), "[store]\npath = \"sirena.db\"\n\n[log]\nformat = \"xml\"\n")
+        .expect("write");
+    let out = Command::new(BIN).arg("check-config").arg(&config).output().expect("sirena runs");
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sirena.toml:5:") && stdout.contains("xml"), "{stdout}");
+}
+
+// ---------------------------------------------------------------- the shipped files
+
+fn deploy_file(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name)).expect("deploy file")
+}
+
+/// The values of `key=` lines in a unit file, in order.
+fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
+    unit.lines().filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('=')).collect()
+}
+
+fn seconds(s: &str) -> u64 {
+    s.trim().trim_end_matches('s').parse().unwrap_or_else(|e| panic!("`{s}` is not seconds: {e}"))
+}
+
+#[test]
+fn the_unit_validates_before_start_and_reload_stops_after_the_grace_and_keeps_state_private() {
+    let unit = deploy_file("sirena.service");
+    let one = |key: &str| -> &str {
+        match unit_values(&unit, key)[..] {
+            [v] => v,
+            ref all => panic!("{key}= should be set once, is {all:?}"),
+        }
+    };
+    assert!(one("ExecStartPre").ends_with("sirena check-config /etc/sirena/config"));
+    assert_eq!(one("ExecStart"), "/usr/local/bin/sirena run --config /etc/sirena/config");
+    let reload = unit_values(&unit, "ExecReload");
+    assert!(reload.first().is_some_and(|c| c.contains("check-config")), "{reload:?}");
+    assert!(reload.last().is_some_and(|c| c.contains("kill -HUP $MAINPID")), "{reload:?}");
+    assert_eq!((one("Restart"), one("KillSignal")), ("on-failure", "SIGTERM"));
+    assert_eq!((one("StateDirectory"), one("StateDirectoryMode")), ("sirena", "0700"));
+    assert_eq!((one("ProtectSystem"), one("NoNewPrivileges")), ("strict", "true"));
+    assert!(one("EnvironmentFile").starts_with("/etc/sirena/"));
+    // Longer than the lanes' grace, with room for the store's last writes.
+    assert!(seconds(one("TimeoutStopSec")) >= 2 * sirena::daemon::GRACE.as_secs(), "TimeoutStopSec");
+    let compose = deploy_file("docker-compose.yml");
+    let grace = compose.lines().find_map(|l| l.trim().strip_prefix("stop_grace_period:")).expect("stop_grace_period");
+    assert!(seconds(grace) >= 2 * sirena::daemon::GRACE.as_secs(), "stop_grace_period");
+}
+
+#[test]
+fn the_image_is_built_locked_in_one_stage_and_runs_as_a_user_in_another() {
+    let dockerfile = deploy_file("Dockerfile");
+    let froms = dockerfile.lines().filter(|l| l.starts_with("FROM ")).count();
+    assert_eq!(froms, 2, "a build stage and a runtime stage");
+    assert!(dockerfile.contains("cargo build --release --locked"));
+    let user = dockerfile.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER");
+    assert!(!user.starts_with("root") && !user.starts_with('0'), "runs as {user}");
+    assert!(dockerfile.contains("ENV STATE_DIRECTORY=/data"), "the store in the volume");
+}
