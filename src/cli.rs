@@ -201,6 +201,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         deliveries: usize,
     },
+    /// Several `sirena run` nodes on one PostgreSQL (SIRENA_TEST_POSTGRES, default
+    /// postgres://postgres@127.0.0.1:5432/postgres, a throwaway database): SIGKILL the
+    /// leader mid-fan-out, then the next one; takeover time, losses and duplicates.
+    Failover {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5000)]
+        deliveries: usize,
+    },
     /// Name search over the whole KATOTTG codifier: N queries as residents type them
     /// (names, Latin, typos, Russian spellings, nonsense), each timed.
     Search {
@@ -441,6 +450,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 BenchCommand::Evacuate { evacuees, paid } => rt.block_on(crate::bench::evacuate(evacuees, paid))?,
                 BenchCommand::Latency { changes, webhook } => rt.block_on(crate::bench::latency(changes, webhook))?,
                 BenchCommand::Crash { kills, deliveries } => rt.block_on(crate::bench::crash(kills, deliveries))?,
+                BenchCommand::Failover { nodes, deliveries } => {
+                    rt.block_on(crate::bench::failover(nodes, deliveries))?
+                }
                 BenchCommand::Search { queries, codifier } => crate::bench::search(queries, codifier.as_deref())?,
                 BenchCommand::Sms { recipients, gateway } => {
                     rt.block_on(crate::bench::sms(recipients, &gateway.kinds(), crate::bench::SMS_PER_SEC))?

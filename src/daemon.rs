@@ -36,7 +36,7 @@ use crate::dispatch::limits::{RateLimiter, SharedLimiter};
 use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
 use crate::sources::{Poller, SourceHealth};
-use crate::store::{NodeId, SqliteStore, Store};
+use crate::store::{Backend, NodeId, Store};
 use crate::web::{WebStats, Webhook};
 
 pub use crate::pipeline::Fanout;
@@ -57,6 +57,8 @@ pub struct Secrets {
     pub sms: BTreeMap<String, Secret>,
     /// The secret of each SMS gateway's delivery reports, by gateway name.
     pub sms_reports: BTreeMap<String, Secret>,
+    /// The PostgreSQL password (`[store] password_env`).
+    pub store_password: Option<Secret>,
 }
 
 impl Secrets {
@@ -106,6 +108,10 @@ impl Secrets {
                     })
                     .collect::<anyhow::Result<_>>()?,
                 None => BTreeMap::new(),
+            },
+            store_password: match &s.store.password_env {
+                Some(var) => Some(Secret::from_env(var).context("[store] password_env")?),
+                None => None,
             },
         })
     }
@@ -225,10 +231,19 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Starts every part of the daemon on the given config.
 pub async fn start(config: Config, secrets: Secrets) -> anyhow::Result<Running> {
-    let store_path = config.store_path();
-    let store =
-        SqliteStore::open(&store_path).with_context(|| format!("opening the store {}", store_path.display()))?;
-    start_with_store(config, secrets, Arc::new(store)).await
+    let backend = open_store(&config, &secrets).await?;
+    start_with_store(config, secrets, backend.store()).await
+}
+
+/// Opens the store the config names, saying which in the error.
+pub async fn open_store(config: &Config, secrets: &Secrets) -> anyhow::Result<Backend> {
+    let location = config.store_location();
+    Backend::open(&location, secrets.store_password.as_ref()).await.with_context(|| match &location {
+        config::StoreLocation::Sqlite(path) => format!("opening the store {}", path.display()),
+        config::StoreLocation::Postgres { url, .. } => {
+            format!("opening the store {}", crate::store::postgres::redact_url(url))
+        }
+    })
 }
 
 pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn Store>) -> anyhow::Result<Running> {
@@ -559,13 +574,31 @@ async fn tell_operators(
 }
 
 /// Runs the daemon until `shutdown` resolves (SIGTERM or Ctrl-C in `sirena run`), or
-/// until a core task fails, which is an error.
+/// until a core task fails, which is an error. On PostgreSQL the node first becomes
+/// the leader ([`crate::leader`]); one that loses leadership stops everything it runs
+/// and stands by again.
 pub async fn run(config_dir: PathBuf, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let config = config::load(&config_dir)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("config {} is not valid", config_dir.display()))?;
     let secrets = Secrets::from_env(&config)?;
-    let running = start(config, secrets).await?;
+    let backend = open_store(&config, &secrets).await?;
+    let pg = match backend {
+        Backend::Sqlite(store) => return run_single(config_dir, config, secrets, store, shutdown).await,
+        Backend::Postgres(pg) => pg,
+    };
+    let shutdown = std::pin::pin!(shutdown);
+    run_clustered(config_dir, config, secrets, pg, shutdown).await
+}
+
+async fn run_single(
+    config_dir: PathBuf,
+    config: Config,
+    secrets: Secrets,
+    store: Arc<crate::store::SqliteStore>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let running = start_with_store(config, secrets, store).await?;
     tracing::info!(config = %config_dir.display(), "sirena running");
     let failed = tokio::select! {
         () = shutdown => None,
@@ -576,6 +609,68 @@ pub async fn run(config_dir: PathBuf, shutdown: impl std::future::Future<Output 
     match failed {
         None => Ok(()),
         Some(f) => Err(anyhow::anyhow!("{} failed: {}", f.task, f.reason)),
+    }
+}
+
+/// One node of several on PostgreSQL: stand by until this node holds the leader's
+/// lock, run everything while it does, stop everything the moment it is lost.
+async fn run_clustered(
+    config_dir: PathBuf,
+    first: Config,
+    secrets: Secrets,
+    pg: Arc<crate::store::PgStore>,
+    mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> anyhow::Result<()> {
+    let takeover = first.settings.store.takeover;
+    let node = NodeId::random();
+    let candidate = crate::leader::Candidate::new(pg.config().clone(), takeover, node);
+    tracing::info!(node = node.0, ?takeover, "sirena running on PostgreSQL: waiting to lead");
+    let mut config = first;
+    loop {
+        let mut held = tokio::select! {
+            () = shutdown.as_mut() => return Ok(()),
+            h = candidate.acquire() => h,
+        };
+        let pid = held.backend_pid().await.unwrap_or_default();
+        tracing::info!(node = node.0, backend_pid = pid, "this node is the leader");
+        // The files may have changed while this node stood by; a bad edit keeps the
+        // config this node started with, as a reload would.
+        match config::load(&config_dir) {
+            Ok(c) => config = c,
+            Err(e) => tracing::error!(errors = %e, "the config is not valid; leading with the last good one"),
+        }
+        let store: Arc<dyn Store> = pg.clone();
+        let running = start_with_store(config.clone(), secrets.clone(), store).await?;
+        let outcome = tokio::select! {
+            () = shutdown.as_mut() => None,
+            f = running.failed() => Some(Err(f)),
+            lost = held.lost() => Some(Ok(lost)),
+        };
+        match outcome {
+            None => {
+                tracing::info!("shutting down");
+                running.shutdown().await;
+                return Ok(());
+            }
+            Some(Err(f)) => {
+                running.shutdown().await;
+                return Err(anyhow::anyhow!("{} failed: {}", f.task, f.reason));
+            }
+            Some(Ok(lost)) => {
+                // Fenced: every leader's task is told to stop now; requests already on
+                // the wire get the lanes' grace, nothing new starts.
+                tracing::error!(node = node.0, reason = %lost, "leadership lost: stopping the feeds, pipeline, bot and lanes");
+                drop(held);
+                running.shutdown().await;
+                tracing::info!(node = node.0, "stopped; standing by");
+                // The node that just lost its session is the suspect one: the standbys
+                // get the first chance to lead.
+                tokio::select! {
+                    () = shutdown.as_mut() => return Ok(()),
+                    () = tokio::time::sleep(candidate.timings().self_fence) => {}
+                }
+            }
+        }
     }
 }
 

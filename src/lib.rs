@@ -14,8 +14,9 @@
 //!   audience out to the outbox.
 //! - [`matcher`]: pure: which subscribers an event reaches (an in-memory index).
 //! - [`messages`]: pure: Fluent texts, per language, per channel.
-//! - [`store`]: one async `Store` trait (SQLite today): subscribers, places, events,
-//!   the channel-neutral delivery outbox with leases.
+//! - [`store`]: one async `Store` trait (SQLite, or PostgreSQL for several nodes):
+//!   subscribers, places, events, the channel-neutral delivery outbox with leases.
+//! - [`leader`]: on PostgreSQL, which node runs the feeds, pipeline, bot and lanes.
 //! - [`dispatch`]: one lane per channel: claims, coalesces, renders at claim, rate
 //!   limits decided before each request, retries.
 //! - [`channels`]: the closed set of channels and their adapters (Telegram).
@@ -38,6 +39,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dispatch;
+pub mod leader;
 pub mod matcher;
 pub mod messages;
 pub mod metrics;

@@ -19,12 +19,13 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::channels::{Address, BadAddress, ChannelKind};
 use crate::config::{self, ConfigErrors};
 use crate::messages::Lang;
 use crate::regions::{BadRegionId, RegionId, RegionTree};
-use crate::store::{IMPORTED_KEY, Import, SqliteStore, Store, StoreError, now_ms};
+use crate::store::{Backend, IMPORTED_KEY, Import, Store, StoreError, now_ms};
 
 /// The columns, in the order [`write`] puts them.
 pub const COLUMNS: [&str; 4] = ["channel", "address", "place", "lang"];
@@ -325,6 +326,8 @@ pub enum SubscribersError {
     Csv { path: PathBuf, source: CsvError },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("store password: {0}")]
+    Password(#[from] crate::config::secret::SecretError),
 }
 
 /// What an import did. `read == new + already + rejected.len()`.
@@ -340,6 +343,15 @@ pub struct ImportReport {
     pub rejected: Vec<Rejected>,
 }
 
+/// The config's store; a PostgreSQL password comes from `[store] password_env`.
+async fn open_store(config: &config::Config) -> Result<Arc<dyn Store>, SubscribersError> {
+    let password = match &config.settings.store.password_env {
+        Some(var) => Some(crate::config::secret::Secret::from_env(var)?),
+        None => None,
+    };
+    Ok(Backend::open(&config.store_location(), password.as_ref()).await?.store())
+}
+
 fn load_config(dir: &Path) -> Result<config::Config, SubscribersError> {
     config::load(dir).map_err(|errors| SubscribersError::Config { dir: dir.to_owned(), errors })
 }
@@ -353,7 +365,7 @@ pub async fn import_file(config_dir: &Path, file: &Path) -> Result<ImportReport,
     let text = String::from_utf8(bytes).map_err(|_| SubscribersError::NotUtf8 { path: file.to_owned() })?;
     let parsed =
         parse(&text, &config.tree).map_err(|source| SubscribersError::Csv { path: file.to_owned(), source })?;
-    let store = SqliteStore::open(&config.store_path())?;
+    let store = open_store(&config).await?;
     let stored = store.export().await?;
     let (new, already) = not_yet_stored(&parsed.rows, &stored);
     let imports = to_imports(new.iter().copied());
@@ -369,11 +381,12 @@ pub async fn import_file(config_dir: &Path, file: &Path) -> Result<ImportReport,
 /// not exist yet is empty (and is not created).
 pub async fn export(config_dir: &Path) -> Result<String, SubscribersError> {
     let config = load_config(config_dir)?;
-    let path = config.store_path();
-    if !path.exists() {
+    if let Some(path) = config.store_path()
+        && !path.exists()
+    {
         return Ok(write(&[]));
     }
-    let store = SqliteStore::open(&path)?;
+    let store = open_store(&config).await?;
     Ok(write(&store.export().await?))
 }
 

@@ -252,6 +252,47 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             says: &["unknown field `pol`", "`poll`"],
         },
         Case {
+            name: "a store with both a file and a database",
+            file: "sirena.toml",
+            edit: Edit::Replace(
+                "path = \"sirena.db\"",
+                "path = \"sirena.db\"\nurl = \"postgres://sirena@127.0.0.1/sirena\"",
+            ),
+            at: At::Line("url = "),
+            says: &["both path (SQLite) and url (PostgreSQL)"],
+        },
+        Case {
+            name: "a store with neither",
+            file: "sirena.toml",
+            edit: Edit::Replace(
+                "[store]\n# SQLite file, relative to the directory that holds config/.\npath = \"sirena.db\"",
+                "[store]\n",
+            ),
+            at: At::Line("[store]"),
+            says: &["[store] needs path (SQLite) or url (PostgreSQL)"],
+        },
+        Case {
+            name: "a store url that is not PostgreSQL, its password hidden",
+            file: "sirena.toml",
+            edit: Edit::Replace("path = \"sirena.db\"", "url = \"mysql://root:hunter2@db/sirena\""),
+            at: At::Line("url = "),
+            says: &["`mysql://root:***@db/sirena` is not a postgres:// URL"],
+        },
+        Case {
+            name: "a PostgreSQL url with a bad port",
+            file: "sirena.toml",
+            edit: Edit::Replace("path = \"sirena.db\"", "url = \"postgres://sirena@db:54x2/sirena\""),
+            at: At::Line("url = "),
+            says: &["`postgres://sirena@db:54x2/sirena`", "port"],
+        },
+        Case {
+            name: "a takeover too short to tell a slow leader from a dead one",
+            file: "sirena.toml",
+            edit: Edit::Replace("path = \"sirena.db\"", "url = \"postgres://sirena@db/sirena\"\ntakeover = \"500ms\""),
+            at: At::Line("takeover = "),
+            says: &["takeover must be at least 2s"],
+        },
+        Case {
             name: "unknown key in an [[evacuation]] table",
             file: "regions/kharkiv.toml",
             edit: Edit::Order("status = \"mandatory\"", "status = \"mandatory\"\ncolour = \"red\""),

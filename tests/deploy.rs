@@ -122,7 +122,7 @@ fn a_relative_store_path_goes_into_the_state_directory_when_there_is_one() {
     );
     assert_eq!(config.store_path_in(Some(Path::new(""))), config.store_path_in(None), "empty is unset");
     let mut absolute = config.clone();
-    absolute.settings.store.path = PathBuf::from("/srv/sirena/alerts.db");
+    absolute.settings.store.path = Some(PathBuf::from("/srv/sirena/alerts.db"));
     assert_eq!(absolute.store_path_in(Some(Path::new("/var/lib/sirena"))), Path::new("/srv/sirena/alerts.db"));
 }
 

@@ -691,6 +691,28 @@ async fn requests_are_counted_per_feed_and_client() -> TestResult {
     Ok(())
 }
 
+/// Two processes that poll with one `User-Agent` are two connections: the simulator
+/// counts each, so a second poller (two nodes that both think they lead) shows.
+#[tokio::test]
+async fn requests_are_counted_per_connection() -> TestResult {
+    let h = Harness::new().await?;
+    let url = format!("{}/v1/alerts/active.json?token={}", h.sim.base_url(), FeedSimConfig::default().token);
+    // Two clients, each with its own connection pool: two peers.
+    let (a, b) = (reqwest::Client::new(), reqwest::Client::new());
+    a.get(&url).header(reqwest::header::USER_AGENT, "sirena").send().await?;
+    b.get(&url).header(reqwest::header::USER_AGENT, "sirena").send().await?;
+    a.get(&url).header(reqwest::header::USER_AGENT, "sirena").send().await?;
+    let peers: Vec<u64> =
+        h.sim.requests_by_peer().into_iter().filter(|((f, _), _)| *f == FeedKind::AlertsInUa).map(|(_, n)| n).collect();
+    let mut peers = peers;
+    peers.sort();
+    assert_eq!(peers, vec![1, 2], "one peer per connection, counted on its own");
+    assert_eq!(h.sim.overlapping_peers(FeedKind::AlertsInUa), 1, "b polled between a's requests");
+    assert_eq!(h.sim.requests_by_client().get(&(FeedKind::AlertsInUa, "sirena".to_owned())), Some(&3));
+    h.stop().await;
+    Ok(())
+}
+
 // ------------------------------------------------------------------ webhooks
 
 /// What a tiny receiver on loopback got: the secret header's value and the body.

@@ -381,11 +381,30 @@ async fn newer_poll_terminates_older_one() -> TestResult {
     let h = Harness::new().await?;
     let bot = h.bot.clone();
     let first = tokio::spawn(async move { bot.get_updates().timeout(10).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until("the first poll to wait", || h.sim.polls_live() == 1).await;
     let second = h.bot.get_updates().await?;
     assert!(second.is_empty());
     let err = tokio::time::timeout(Duration::from_secs(3), first).await??.expect_err("terminated");
     assert!(matches!(err, RequestError::Api(ApiError::TerminatedByOtherGetUpdates)), "{err:?}");
+    let stats = h.sim.stats();
+    assert_eq!((stats.overlapping_polls, stats.poll_conflicts), (1, 1), "{stats:?}");
+    h.stop().await;
+    Ok(())
+}
+
+/// A poller that went away (its process died, or it stepped down) is no second
+/// consumer: the next poll is not an overlap and nobody gets a 409.
+#[tokio::test]
+async fn a_poll_whose_client_hung_up_does_not_overlap_the_next() -> TestResult {
+    let h = Harness::new().await?;
+    let bot = h.bot.clone();
+    let first = tokio::spawn(async move { bot.get_updates().timeout(10).await });
+    wait_until("the first poll to wait", || h.sim.polls_live() == 1).await;
+    first.abort();
+    wait_until("the hung-up poll to end", || h.sim.polls_live() == 0).await;
+    assert!(h.bot.get_updates().await?.is_empty());
+    let stats = h.sim.stats();
+    assert_eq!((stats.overlapping_polls, stats.poll_conflicts), (0, 0), "{stats:?}");
     h.stop().await;
     Ok(())
 }

@@ -211,7 +211,10 @@ async fn run(
     write_embedded_config(&config_dir)?;
     std::fs::write(config_dir.join("sirena.toml"), opts.settings(&feed.base_url(), &telegram.base_url()))
         .context("writing sirena.toml")?;
-    let store_path = config::load(&config_dir).map_err(|e| anyhow::anyhow!("config invalid:\n{e}"))?.store_path();
+    let store_path = config::load(&config_dir)
+        .map_err(|e| anyhow::anyhow!("config invalid:\n{e}"))?
+        .store_path()
+        .context("the crash bench runs on SQLite")?;
     let chats = FIRST_CHAT..FIRST_CHAT + deliveries as i64;
     for chat in chats.clone() {
         telegram.add_user(chat, "Resident", Some(Lang::Uk.code()));
@@ -318,16 +321,16 @@ async fn run(
 }
 
 /// How to start the daemon under test, and where its log goes.
-struct DaemonProcess {
-    binary: PathBuf,
-    config_dir: PathBuf,
+pub(super) struct DaemonProcess {
+    pub(super) binary: PathBuf,
+    pub(super) config_dir: PathBuf,
     /// Every start appends to one file, so a failure shows the runs before it too.
-    log: PathBuf,
-    env: Vec<(&'static str, String)>,
+    pub(super) log: PathBuf,
+    pub(super) env: Vec<(&'static str, String)>,
 }
 
 impl DaemonProcess {
-    fn spawn(&self, run: usize) -> anyhow::Result<Child> {
+    pub(super) fn spawn(&self, run: usize) -> anyhow::Result<Child> {
         use std::io::Write;
         let mut log = std::fs::OpenOptions::new()
             .create(true)
@@ -339,6 +342,7 @@ impl DaemonProcess {
         cmd.args(["run", "--config"])
             .arg(&self.config_dir)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -352,7 +356,7 @@ impl DaemonProcess {
 
     /// Waits for `until`, failing with the log's tail when `timeout` passes or the
     /// child exits first.
-    async fn watch<T>(
+    pub(super) async fn watch<T>(
         &self,
         child: &mut Child,
         timeout: Duration,
@@ -366,7 +370,7 @@ impl DaemonProcess {
     }
 
     /// SIGTERM, as systemd stops it, and a clean exit.
-    async fn stop(&self, mut child: Child) -> anyhow::Result<()> {
+    pub(super) async fn stop(&self, mut child: Child) -> anyhow::Result<()> {
         let exit = self.terminate(&mut child).await?;
         anyhow::ensure!(exit.success(), "the daemon exited with {exit} after SIGTERM; log:\n{}", self.tail());
         Ok(())
@@ -389,7 +393,7 @@ impl DaemonProcess {
         Ok(exit)
     }
 
-    fn tail(&self) -> String {
+    pub(super) fn tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
@@ -397,7 +401,7 @@ impl DaemonProcess {
 }
 
 /// xorshift64: a deterministic schedule of kill points from the seed.
-fn next(x: &mut u64) -> u64 {
+pub(super) fn next(x: &mut u64) -> u64 {
     *x ^= *x << 13;
     *x ^= *x >> 7;
     *x ^= *x << 17;

@@ -4,6 +4,7 @@
 
 mod crash;
 mod evacuate;
+mod failover;
 mod latency;
 mod scale;
 mod search;
@@ -25,6 +26,7 @@ use crate::store::Import;
 
 pub use crash::{CrashReport, Stop, crash, crash_run, stop_run};
 pub use evacuate::evacuate;
+pub use failover::{FailoverReport, PartitionReport, failover, failover_run, partition_run};
 pub use latency::latency;
 pub use scale::scale;
 pub use search::search;

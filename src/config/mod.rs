@@ -156,8 +156,32 @@ pub struct StoreSettings {
     /// SQLite file; a relative path is inside `$STATE_DIRECTORY` when that is set
     /// (systemd's `StateDirectory=sirena`: `/var/lib/sirena`), else relative to the
     /// config directory's parent, so `config/sirena.toml` with `path = "sirena.db"`
-    /// puts the file beside `config/`.
-    pub path: PathBuf,
+    /// puts the file beside `config/`. Exactly one of `path` and `url` is set.
+    pub path: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite, for several nodes on one database:
+    /// `postgres://user@host:5432/db` (or key=value pairs). Its password, if any, is read
+    /// from the environment variable `password_env`, never written here.
+    pub url: Option<String>,
+    pub password_env: Option<String>,
+    /// PostgreSQL only: the longest a standby waits before it takes over from a leader
+    /// that died or lost the database (DESIGN §15). At least 2 s.
+    #[serde(with = "humantime_serde", default = "default_takeover")]
+    pub takeover: Duration,
+}
+
+fn default_takeover() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Where the store lives, as `[store]` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The SQLite file, resolved as [`Config::store_path`] says.
+    Sqlite(PathBuf),
+    Postgres {
+        url: String,
+        password_env: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -455,20 +479,35 @@ fn strip_col(origins: Origins) -> HashMap<String, (PathBuf, usize)> {
 }
 
 impl Config {
-    /// The store path: an absolute `[store] path` as written; a relative one inside
-    /// `$STATE_DIRECTORY` when that is set (systemd's `StateDirectory=`, the Docker
-    /// image), else beside the config directory.
-    pub fn store_path(&self) -> PathBuf {
-        let state = std::env::var_os("STATE_DIRECTORY");
-        self.store_path_in(state.as_deref().map(Path::new))
+    /// Where the store lives: validation made sure exactly one of `path` and `url`
+    /// is set.
+    pub fn store_location(&self) -> StoreLocation {
+        let store = &self.settings.store;
+        match &store.url {
+            Some(url) => StoreLocation::Postgres { url: url.clone(), password_env: store.password_env.clone() },
+            None => {
+                let state = std::env::var_os("STATE_DIRECTORY");
+                StoreLocation::Sqlite(self.store_path_in(state.as_deref().map(Path::new)))
+            }
+        }
     }
 
-    /// [`Config::store_path`] with the state directory given; systemd may list several,
-    /// colon-separated, and the first is the store's.
+    /// The SQLite file: an absolute `[store] path` as written; a relative one inside
+    /// `$STATE_DIRECTORY` when that is set (systemd's `StateDirectory=`, the Docker
+    /// image), else beside the config directory. `None` when the store is PostgreSQL.
+    pub fn store_path(&self) -> Option<PathBuf> {
+        match self.store_location() {
+            StoreLocation::Sqlite(path) => Some(path),
+            StoreLocation::Postgres { .. } => None,
+        }
+    }
+
+    /// The SQLite path [`Config::store_path`] gives with the state directory given;
+    /// systemd may list several, colon-separated, and the first is the store's.
     pub fn store_path_in(&self, state_directory: Option<&Path>) -> PathBuf {
-        let path = &self.settings.store.path;
+        let path = self.settings.store.path.clone().unwrap_or_else(|| PathBuf::from("sirena.db"));
         if path.is_absolute() {
-            return path.clone();
+            return path;
         }
         let first = |s: &Path| match s.to_str() {
             Some(list) => PathBuf::from(list.split(':').next().unwrap_or_default()),
@@ -608,6 +647,7 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
             }
         }
     }
+    check_store(&src, &settings.store, errors);
     if let Some(t) = &settings.telegram {
         check_url(&src, &t.api_url, at("api_url"), errors);
         let l = &t.limits;
@@ -650,6 +690,59 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
         }
     }
     Some(settings)
+}
+
+fn check_store(src: &SourceText<'_>, store: &StoreSettings, errors: &mut Vec<ConfigError>) {
+    let text = src.text;
+    let store_key = |key: &str| find_key_after_table(text, "[store]", key);
+    match (&store.path, &store.url) {
+        (Some(_), Some(_)) => {
+            errors.push(src.error(store_key("url"), "[store] sets both path (SQLite) and url (PostgreSQL): set one"))
+        }
+        (None, None) => {
+            errors.push(src.error(find_line(text, "[store]"), "[store] needs path (SQLite) or url (PostgreSQL)"))
+        }
+        _ => {}
+    }
+    if let Some(url) = &store.url {
+        let shown = crate::store::postgres::redact_url(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains("host=")) {
+            errors.push(src.error(store_key("url"), format!("`{shown}` is not a postgres:// URL")));
+        } else if let Err(e) = crate::store::postgres::parse_url(url) {
+            errors.push(src.error(store_key("url"), format!("`{shown}`: {e}")));
+        }
+    } else if store.password_env.is_some() {
+        errors.push(src.error(store_key("password_env"), "password_env is for a PostgreSQL url"));
+    }
+    if store.takeover < Duration::from_secs(2) {
+        errors.push(src.error(store_key("takeover"), "takeover must be at least 2s"));
+    }
+}
+
+/// Byte span of the line that is exactly `header` (a table's `[name]`).
+fn find_line(text: &str, header: &str) -> Option<Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t == header {
+            let start = offset + (line.len() - line.trim_start().len());
+            return Some(start..start + header.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Byte span of the first line assigning `key` inside the table whose header line is
+/// `header` (up to the next table); else of the header.
+fn find_key_after_table(text: &str, header: &str, key: &str) -> Option<Range<usize>> {
+    let table = find_line(text, header)?;
+    let rest = &text[table.start..];
+    let end = rest[header.len()..].find("\n[").map_or(rest.len(), |i| i + header.len());
+    match find_key(&rest[..end], key) {
+        Some(found) => Some(found.start + table.start..found.end + table.start),
+        None => Some(table),
+    }
 }
 
 fn check_url(src: &SourceText<'_>, url: &str, span: Option<Range<usize>>, errors: &mut Vec<ConfigError>) {

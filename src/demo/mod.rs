@@ -489,7 +489,7 @@ impl Harness {
         text.push_str(&opts.kharkiv_extra);
         std::fs::write(&kharkiv, text)?;
         let config = config::load(&config_dir).map_err(|e| anyhow::anyhow!("embedded config invalid:\n{e}"))?;
-        let store = SqliteStore::open(&config.store_path())?;
+        let store = SqliteStore::open(&config.store_path().context("the demo runs on SQLite")?)?;
         for row in &opts.seed {
             if row.kind == ChannelKind::TelegramChat
                 && let Ok(chat) = row.address.parse::<i64>()
@@ -521,6 +521,7 @@ impl Harness {
             } else {
                 BTreeMap::new()
             },
+            store_password: None,
         };
         let mut daemon = match &opts.wrap_store {
             Some(wrap) => daemon::start_with_store(config, secrets.clone(), (wrap.0)(Arc::new(store))).await?,

@@ -1,7 +1,7 @@
 //! The behaviour every [`Store`] implementation must have, as one suite of cases.
 //!
 //! `tests/store.rs` runs [`run`] over every implementation (SQLite on a file and in
-//! memory today; PostgreSQL when it lands). A case takes a fresh, empty store and
+//! memory, PostgreSQL in a throwaway database). A case takes a fresh, empty store and
 //! panics with a message naming what broke.
 
 use std::future::Future;
@@ -31,12 +31,16 @@ pub const CASES: &[(&str, Case)] = &[
     ("events_and_small_state_round_trip", |s| Box::pin(events_and_kv(s))),
 ];
 
-/// Runs every case, each on a store from `make`. A failing case panics; the cases
-/// printed before it passed.
-pub async fn run(make: impl Fn() -> Arc<dyn Store>) {
+/// Runs every case, each on a fresh store from `make`. A failing case panics; the
+/// cases printed before it passed.
+pub async fn run<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
     for (name, case) in CASES {
         let started = std::time::Instant::now();
-        case(make()).await;
+        case(make().await).await;
         println!("store conformance: {name} ok ({} ms)", started.elapsed().as_millis());
     }
 }

@@ -26,9 +26,11 @@
 //! into short transactions so a bot reply never waits behind a million-row fan-out.
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -37,6 +39,7 @@ use crate::channels::ChannelKind;
 use crate::messages::Lang;
 use crate::regions::RegionId;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 pub type SubscriberId = i64;
@@ -47,6 +50,14 @@ pub type EventRef = i64;
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL statement, connection or URL failed (the message carries the
+    /// server's SQLSTATE where it sent one).
+    #[error("PostgreSQL: {}", postgres_message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No pooled PostgreSQL connection could be had in time, or the pool is closed.
+    /// (A connection that failed to open is [`StoreError::Postgres`].)
+    #[error("PostgreSQL connection pool: {0}")]
+    PostgresPool(deadpool_postgres::PoolError),
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("database schema version {found} is newer than this sirena knows ({known})")]
@@ -68,9 +79,31 @@ impl StoreError {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
                 matches!(e.code, ReadOnly | DatabaseCorrupt | NotADatabase | DiskFull | CannotOpen | PermissionDenied)
             }
+            StoreError::Postgres(e) => postgres::is_permanent(e),
             StoreError::TooNew { .. } => true,
             _ => false,
         }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> StoreError {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+            e => StoreError::PostgresPool(e),
+        }
+    }
+}
+
+/// A PostgreSQL error with the server's own message and SQLSTATE when it sent one
+/// (tokio-postgres's Display says only "db error").
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 
@@ -385,4 +418,46 @@ pub const IMPORTED_KEY: &str = "subscribers.imported";
 /// Milliseconds since the Unix epoch, the store's clock.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// An opened store of either backend. The daemon needs to know which: on PostgreSQL
+/// it runs for leadership ([`crate::leader`]); on SQLite it is always the leader.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl Backend {
+    /// Opens the store `[store]` names: the SQLite file (created if missing), or the
+    /// PostgreSQL database with `password` (from `password_env`) if it needs one. The
+    /// schema is brought up to date either way.
+    pub async fn open(
+        location: &crate::config::StoreLocation,
+        password: Option<&crate::config::secret::Secret>,
+    ) -> Result<Backend, StoreError> {
+        match location {
+            crate::config::StoreLocation::Sqlite(path) => {
+                let path = path.clone();
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| StoreError::Worker(e.to_string()))??;
+                Ok(Backend::Sqlite(Arc::new(store)))
+            }
+            crate::config::StoreLocation::Postgres { url, .. } => {
+                let mut config = postgres::parse_url(url)?;
+                if let Some(p) = password {
+                    config.password(p.expose());
+                }
+                Ok(Backend::Postgres(Arc::new(PgStore::with_config(config).await?)))
+            }
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(s) => s.clone(),
+            Backend::Postgres(s) => s.clone(),
+        }
+    }
 }

@@ -64,3 +64,22 @@ pub fn each_got(h: &Harness, chats: impl IntoIterator<Item = i64>, n: usize) {
         assert_eq!(got.len(), n, "chat {chat}: {:?}", texts(&got));
     }
 }
+
+/// The PostgreSQL server's administrator URL (`SIRENA_TEST_POSTGRES`, else
+/// `postgres://postgres@127.0.0.1:5432/postgres`) when one answers. Without one a test
+/// prints `SKIP` and passes, unless `SIRENA_REQUIRE_POSTGRES=1` (as in CI), which
+/// makes its absence a failure.
+pub async fn postgres() -> Option<String> {
+    let url = sirena::store::postgres::scratch::admin_url();
+    match sirena::store::postgres::scratch::reachable(&url).await {
+        Ok(()) => Some(url),
+        Err(e) => {
+            let shown = sirena::store::postgres::redact_url(&url);
+            if std::env::var("SIRENA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("SIRENA_REQUIRE_POSTGRES=1 but no PostgreSQL answers at {shown}: {e}");
+            }
+            println!("SKIP: no PostgreSQL at {shown} ({e}); set SIRENA_TEST_POSTGRES to point at one");
+            None
+        }
+    }
+}

@@ -246,6 +246,8 @@ struct Lane {
     stalled: Option<Arc<View>>,
     hits: VecDeque<Instant>,
     requests: u64,
+    /// Requests refused for the budget (429 on alerts.in.ua, 401 on ukrainealarm).
+    refused: u64,
 }
 
 /// A region that has been in the timeline, for ukrainealarm's region views.
@@ -264,6 +266,9 @@ struct FeedState {
     lanes: [Lane; 3],
     /// (feed, User-Agent) → requests.
     clients: BTreeMap<(FeedKind, String), u64>,
+    /// Requests per feed and connection (the client's address and port): several
+    /// processes with one `User-Agent` show up as several peers.
+    peers: BTreeMap<(FeedKind, SocketAddr), PeerSpan>,
     /// Every region any alert has named, by uid; oblasts carry their own uid.
     regions: BTreeMap<u32, KnownRegion>,
     cap: cap::Book,
@@ -303,6 +308,7 @@ impl FeedSim {
                 next_id: FIRST_ALERT_ID,
                 lanes: Default::default(),
                 clients: BTreeMap::new(),
+                peers: BTreeMap::new(),
                 regions: BTreeMap::new(),
                 cap: cap::Book::new(now),
                 webhook: None,
@@ -317,8 +323,10 @@ impl FeedSim {
             .merge(ukrainealarm::routes())
             .merge(cap::routes())
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(inner.clone(), count_peer))
             .with_state(inner.clone());
         tracker.spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
             if let Err(e) = served {
                 tracing::warn!(error = %e, "feed sim server stopped with an error");
@@ -426,10 +434,39 @@ impl FeedSim {
         self.inner.lock().lanes[feed.index()].requests
     }
 
+    /// Requests one feed refused because its budget was spent.
+    pub fn refused_for(&self, feed: FeedKind) -> u64 {
+        self.inner.lock().lanes[feed.index()].refused
+    }
+
     /// Requests per feed and `User-Agent` (`-` when absent), so two pollers
     /// of one feed show up.
     pub fn requests_by_client(&self) -> BTreeMap<(FeedKind, String), u64> {
         self.inner.lock().clients.clone()
+    }
+
+    /// Requests per feed and client connection (address and port), faulted ones
+    /// included: two pollers of one feed show up as two peers even with one
+    /// `User-Agent`, and one poller that reconnects as a few, one after another.
+    pub fn requests_by_peer(&self) -> BTreeMap<(FeedKind, SocketAddr), u64> {
+        self.inner.lock().peers.iter().map(|(k, span)| (*k, span.requests)).collect()
+    }
+
+    /// Pairs of connections to `feed` whose requests interleaved in time (each
+    /// one's first request came before the other's last): two pollers at once. One
+    /// poller that reconnects, or a new one after another stopped, overlaps nothing.
+    pub fn overlapping_peers(&self, feed: FeedKind) -> usize {
+        let st = self.inner.lock();
+        let spans: Vec<&PeerSpan> = st.peers.iter().filter(|((f, _), _)| *f == feed).map(|(_, s)| s).collect();
+        let mut pairs = 0;
+        for (i, a) in spans.iter().enumerate() {
+            for b in &spans[i + 1..] {
+                if a.first < b.last && b.first < a.last {
+                    pairs += 1;
+                }
+            }
+        }
+        pairs
     }
 
     /// With a target, every later change pushes the record of each oblast it
@@ -470,6 +507,41 @@ impl FeedSim {
     pub fn webhook_pushes(&self) -> u64 {
         self.inner.pushes.load(Ordering::Relaxed)
     }
+}
+
+/// One client connection's requests to one feed.
+#[derive(Clone, Copy, Debug)]
+struct PeerSpan {
+    requests: u64,
+    first: Instant,
+    last: Instant,
+}
+
+/// Counts a request under its feed (by path) and its client's connection.
+async fn count_peer(
+    axum::extract::State(sim): axum::extract::State<Arc<Inner>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let feed = if path.starts_with("/v1/") {
+        Some(FeedKind::AlertsInUa)
+    } else if path.starts_with("/api/") {
+        Some(FeedKind::UkraineAlarm)
+    } else if path.starts_with("/cap/") {
+        Some(FeedKind::Cap)
+    } else {
+        None
+    };
+    if let Some(feed) = feed {
+        let now = Instant::now();
+        let mut st = sim.lock();
+        let span = st.peers.entry((feed, peer)).or_insert(PeerSpan { requests: 0, first: now, last: now });
+        span.requests += 1;
+        span.last = now;
+    }
+    next.run(request).await
 }
 
 impl Inner {
@@ -517,6 +589,7 @@ impl Inner {
         }
         if hits.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
             tracing::debug!(?feed, "feed sim: rate limited");
+            st.lane(feed).refused += 1;
             return false;
         }
         hits.push_back(now);

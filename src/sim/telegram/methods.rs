@@ -143,6 +143,7 @@ async fn get_updates(sim: &Arc<Inner>, p: &Map<String, Value>) -> ApiResult {
         {
             let mut st = sim.lock();
             if st.poll_generation != generation {
+                st.stats.poll_conflicts += 1;
                 return Err(ApiFailure::new(409, DESC_TERMINATED));
             }
             let batch = st.take_updates(offset, limit);

@@ -156,6 +156,11 @@ pub struct SimStats {
     pub server_errors: u64,
     /// Connections closed without an answer (injected stalls and resets).
     pub dropped: u64,
+    /// `getUpdates` calls that arrived while another was still being answered to a
+    /// client that was still there: two consumers of one bot (DESIGN §15).
+    pub overlapping_polls: u64,
+    /// 409 "terminated by other getUpdates request" answers.
+    pub poll_conflicts: u64,
 }
 
 /// One request as received, rejected ones included.
@@ -279,6 +284,11 @@ impl TelegramSim {
 
     /// sendMessage requests received whose answer has not been written yet,
     /// stalled ones included.
+    /// `getUpdates` calls being answered now.
+    pub fn polls_live(&self) -> usize {
+        self.inner.polls_live.load(Ordering::SeqCst)
+    }
+
     pub fn in_progress(&self) -> usize {
         self.inner.in_progress.load(Ordering::SeqCst)
     }

@@ -50,6 +50,26 @@ impl Drop for InProgress {
     }
 }
 
+/// Counts a `getUpdates` as live from arrival until its answer is handed to hyper or
+/// its client hangs up (hyper then drops the handler); one that arrives while another
+/// is live is an overlap.
+struct PollLive(Arc<Inner>);
+
+impl PollLive {
+    fn enter(sim: &Arc<Inner>) -> Self {
+        if sim.polls_live.fetch_add(1, Ordering::SeqCst) > 0 {
+            sim.lock().stats.overlapping_polls += 1;
+        }
+        Self(sim.clone())
+    }
+}
+
+impl Drop for PollLive {
+    fn drop(&mut self) {
+        self.0.polls_live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn handle(
     State(sim): State<Arc<Inner>>,
     Path((bot, method)): Path<(String, String)>,
@@ -59,6 +79,7 @@ async fn handle(
 ) -> Response {
     let at = Instant::now();
     let _in_progress = method.eq_ignore_ascii_case("sendmessage").then(|| InProgress::enter(&sim));
+    let _poll = method.eq_ignore_ascii_case("getupdates").then(|| PollLive::enter(&sim));
     let (params, outcome) = match parse_params(query.as_deref(), &headers, &body) {
         Ok(params) => {
             let outcome = dispatch(&sim, &bot, &method, &params).await;

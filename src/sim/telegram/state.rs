@@ -53,6 +53,8 @@ pub(super) struct Inner {
     /// `sendMessage` requests that arrived and have no answer yet. Kept out
     /// of `state` so that reading it never waits on the lock.
     pub(super) in_progress: AtomicUsize,
+    /// `getUpdates` calls being answered now (a poll whose client hung up is not).
+    pub(super) polls_live: AtomicUsize,
 }
 
 impl Inner {
@@ -66,6 +68,7 @@ impl Inner {
             updates_changed: watch::Sender::new(0),
             sent_changed: watch::Sender::new(0),
             in_progress: AtomicUsize::new(0),
+            polls_live: AtomicUsize::new(0),
         }
     }
 
