@@ -18,7 +18,7 @@ use crate::channels::ChannelKind;
 use crate::config::{self, Config, ConfigErrors};
 use crate::matcher::MatchIndex;
 use crate::messages::{Lang, Part};
-use crate::store::{Import, SqliteStore, Store, StoreError};
+use crate::store::Import;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
@@ -27,7 +27,7 @@ pub enum PreviewError {
     #[error("no evacuation order `{id}` in the region files{}", known_ids(known))]
     NoSuchOrder { id: String, known: Vec<String> },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] crate::subscribers::SubscribersError),
 }
 
 fn known_ids(known: &[String]) -> String {
@@ -53,8 +53,14 @@ pub struct Preview {
 /// Reads the config in `dir` and its store, and previews order `id`.
 pub async fn run(dir: &Path, id: &str) -> Result<Preview, PreviewError> {
     let config = config::load(dir).map_err(|errors| PreviewError::Config { dir: dir.to_owned(), errors })?;
-    let path = config.store_path();
-    let subscribers = if path.exists() { SqliteStore::open(&path)?.export().await? } else { Vec::new() };
+    // A SQLite store that does not exist yet has nobody in it (and is not created).
+    let missing = config.store_path().is_some_and(|p| !p.exists());
+    let subscribers = if missing {
+        Vec::new()
+    } else {
+        let store = crate::subscribers::open_store(&config).await?;
+        store.export().await.map_err(crate::subscribers::SubscribersError::from)?
+    };
     plan(&config, id, &subscribers)
 }
 

@@ -344,7 +344,8 @@ pub struct ImportReport {
 }
 
 /// The config's store; a PostgreSQL password comes from `[store] password_env`.
-async fn open_store(config: &config::Config) -> Result<Arc<dyn Store>, SubscribersError> {
+/// The store `[store]` names, for a command run beside (or instead of) the daemon.
+pub(crate) async fn open_store(config: &config::Config) -> Result<Arc<dyn Store>, SubscribersError> {
     let password = match &config.settings.store.password_env {
         Some(var) => Some(crate::config::secret::Secret::from_env(var)?),
         None => None,

@@ -36,7 +36,7 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
 
 async fn seed(config: &Path) -> (i64, usize) {
     let loaded = sirena::config::load(config).expect("valid");
-    let store = SqliteStore::open(&loaded.store_path()).expect("store");
+    let store = SqliteStore::open(&loaded.store_path().expect("sqlite")).expect("store");
     let row = |kind, address: &str, lang, place: &str| Import {
         kind,
         address: address.to_owned(),
@@ -78,7 +78,7 @@ async fn a_preview_counts_who_would_be_reached_and_shows_every_text_without_send
     assert!(!text.contains("<b>"), "texts as residents read them:\n{text}");
     // Nothing was written: no event, no delivery.
     let loaded = sirena::config::load(&config).expect("valid");
-    let store = SqliteStore::open(&loaded.store_path()).expect("store");
+    let store = SqliteStore::open(&loaded.store_path().expect("sqlite")).expect("store");
     assert_eq!(store.counts().await.expect("counts").total() as i64, deliveries_before);
     assert!(store.latest_event("evacuation:kindrashivka-preview").await.expect("read").is_none());
 }
