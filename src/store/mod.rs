@@ -461,3 +461,27 @@ impl Backend {
         }
     }
 }
+
+/// SQL both backends use to read stored channel names and language codes (plain
+/// `CASE` expressions; PostgreSQL casts them).
+pub(crate) mod sql {
+    use crate::channels::ChannelKind;
+    use crate::messages::Lang;
+
+    /// SQL that turns a stored channel name into its [`ChannelKind::code`].
+    pub(crate) fn channel_case(column: &str) -> String {
+        let arms: String =
+            ChannelKind::ALL.iter().map(|k| format!(" WHEN '{}' THEN {}", k.as_str(), k.code())).collect();
+        format!("CASE {column}{arms} END")
+    }
+
+    pub(crate) fn known_channels() -> String {
+        ChannelKind::ALL.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ")
+    }
+
+    /// SQL that turns a stored language code into its [`Lang::index`].
+    pub(crate) fn lang_case(column: &str) -> String {
+        let arms: String = Lang::ALL.iter().map(|l| format!(" WHEN '{}' THEN {}", l.code(), l.index())).collect();
+        format!("CASE {column}{arms} ELSE {} END", Lang::Uk.index())
+    }
+}

@@ -164,22 +164,6 @@ impl PgStore {
     }
 }
 
-/// SQL that turns a stored channel name into its [`ChannelKind::code`].
-fn channel_case(column: &str) -> String {
-    let arms: String = ChannelKind::ALL.iter().map(|k| format!(" WHEN '{}' THEN {}", k.as_str(), k.code())).collect();
-    format!("(CASE {column}{arms} END)::smallint")
-}
-
-fn known_channels() -> String {
-    ChannelKind::ALL.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ")
-}
-
-/// SQL that turns a stored language code into its [`Lang::index`].
-fn lang_case(column: &str) -> String {
-    let arms: String = Lang::ALL.iter().map(|l| format!(" WHEN '{}' THEN {}", l.code(), l.index())).collect();
-    format!("(CASE {column}{arms} ELSE {} END)::smallint", Lang::Uk.index())
-}
-
 fn subscriber_from_row(r: &tokio_postgres::Row) -> Result<Option<Subscriber>, StoreError> {
     let kind: String = r.try_get(1)?;
     let lang: String = r.try_get(3)?;
@@ -554,13 +538,13 @@ impl Store for PgStore {
         };
         let sql = format!(
             "INSERT INTO deliveries (event_ref, subscriber_id, channel, address, lang, priority, deadline)
-             SELECT $1, s.id, {channel}, s.address, {lang}, $2, $3
+             SELECT $1, s.id, ({channel})::smallint, s.address, ({lang})::smallint, $2, $3
              FROM unnest($4::bigint[]) AS r(id) JOIN subscribers s ON s.id = r.id
              WHERE s.active AND s.channel IN ({known})
              ON CONFLICT (event_ref, subscriber_id) DO NOTHING",
-            channel = channel_case("s.channel"),
-            lang = lang_case("s.lang"),
-            known = known_channels(),
+            channel = sql::channel_case("s.channel"),
+            lang = sql::lang_case("s.lang"),
+            known = sql::known_channels(),
         );
         let stmt = client.prepare_cached(&sql).await?;
         let priority = small(event.priority.as_i64());

@@ -3,8 +3,8 @@
 
 use rusqlite::{Transaction, params};
 
-use super::{channel_case, known_channels, lang_case};
 use crate::alerts::Event;
+use crate::store::sql::{channel_case, known_channels, lang_case};
 use crate::store::{StoreError, now_ms};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.

@@ -160,22 +160,6 @@ fn init(mut conn: Connection) -> Result<Connection, StoreError> {
     setup(conn)
 }
 
-/// SQL that turns a stored channel name into its [`ChannelKind::code`].
-fn channel_case(column: &str) -> String {
-    let arms: String = ChannelKind::ALL.iter().map(|k| format!(" WHEN '{}' THEN {}", k.as_str(), k.code())).collect();
-    format!("CASE {column}{arms} END")
-}
-
-fn known_channels() -> String {
-    ChannelKind::ALL.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ")
-}
-
-/// SQL that turns a stored language code into its [`Lang::index`].
-fn lang_case(column: &str) -> String {
-    let arms: String = Lang::ALL.iter().map(|l| format!(" WHEN '{}' THEN {}", l.code(), l.index())).collect();
-    format!("CASE {column}{arms} ELSE {} END", Lang::Uk.index())
-}
-
 fn ids(values: impl IntoIterator<Item = i64>) -> Rc<Vec<Value>> {
     Rc::new(values.into_iter().map(Value::from).collect())
 }
@@ -507,10 +491,10 @@ impl Store for SqliteStore {
             let columns = format!(
                 "INSERT OR IGNORE INTO deliveries (event_ref, subscriber_id, channel, address, lang, priority, deadline)
                  SELECT ?1, s.id, {channel}, s.address, {lang}, ?2, ?3",
-                channel = channel_case("s.channel"),
-                lang = lang_case("s.lang"),
+                channel = sql::channel_case("s.channel"),
+                lang = sql::lang_case("s.lang"),
             );
-            let known = known_channels();
+            let known = sql::known_channels();
             let priority = event.priority.as_i64();
             let (event_ref, event_new) = {
                 let mut conn = writer.blocking_lock();
