@@ -552,7 +552,11 @@ impl Lane {
                 let take = group.len().min(self.batch_size());
                 let batch: Vec<Box<Ready>> = group.drain(..take).collect();
                 match self.try_start_batch(st, batch) {
-                    Ok(rest) => group.splice(0..0, rest).for_each(drop),
+                    // What the limiter left out goes first in the next request.
+                    Ok(mut rest) => {
+                        rest.append(&mut group);
+                        group = rest;
+                    }
                     Err((wait, rest)) => {
                         open = !matches!(wait, Wait::Global(_));
                         for r in rest {
