@@ -77,17 +77,8 @@ pub fn render(s: &Snapshot) -> String {
     }
     let d = &s.deliveries;
     t.family("sirena_deliveries", "gauge", "Deliveries in the outbox, by state; pending + sending is the queue.");
-    for (state, n) in [
-        ("pending", d.pending),
-        ("sending", d.sending),
-        ("sent", d.sent),
-        ("delivered", d.delivered),
-        ("undelivered", d.undelivered),
-        ("failed", d.failed),
-        ("superseded", d.superseded),
-        ("expired", d.expired),
-    ] {
-        t.sample("sirena_deliveries", &[("state", state)], n);
+    for state in crate::store::DeliveryState::ALL {
+        t.sample("sirena_deliveries", &[("state", state.as_str())], d.of(state));
     }
     t.family(
         "sirena_dispatch_total",

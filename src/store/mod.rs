@@ -210,6 +210,19 @@ impl DeliveryState {
     pub fn from_code(code: i64) -> Option<DeliveryState> {
         DeliveryState::ALL.into_iter().find(|s| s.code() == code)
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Superseded => "superseded",
+            DeliveryState::Expired => "expired",
+            DeliveryState::Undelivered => "undelivered",
+        }
+    }
 }
 
 /// A node's identity in leases; random per process start.
@@ -308,6 +321,25 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The count of one state.
+    pub fn slot(&mut self, state: DeliveryState) -> &mut u64 {
+        match state {
+            DeliveryState::Pending => &mut self.pending,
+            DeliveryState::Sending => &mut self.sending,
+            DeliveryState::Sent => &mut self.sent,
+            DeliveryState::Delivered => &mut self.delivered,
+            DeliveryState::Failed => &mut self.failed,
+            DeliveryState::Superseded => &mut self.superseded,
+            DeliveryState::Expired => &mut self.expired,
+            DeliveryState::Undelivered => &mut self.undelivered,
+        }
+    }
+
+    pub fn of(self, state: DeliveryState) -> u64 {
+        let mut c = self;
+        *c.slot(state)
+    }
+
     pub fn total(&self) -> u64 {
         self.pending
             + self.sending

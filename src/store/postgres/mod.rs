@@ -774,16 +774,8 @@ impl Store for PgStore {
         for r in &rows {
             let (state, n): (i16, i64) = (r.try_get(0)?, r.try_get(1)?);
             let n = n.max(0) as u64;
-            match DeliveryState::from_code(i64::from(state)) {
-                Some(DeliveryState::Pending) => c.pending = n,
-                Some(DeliveryState::Sending) => c.sending = n,
-                Some(DeliveryState::Sent) => c.sent = n,
-                Some(DeliveryState::Delivered) => c.delivered = n,
-                Some(DeliveryState::Failed) => c.failed = n,
-                Some(DeliveryState::Superseded) => c.superseded = n,
-                Some(DeliveryState::Expired) => c.expired = n,
-                Some(DeliveryState::Undelivered) => c.undelivered = n,
-                None => {}
+            if let Some(state) = DeliveryState::from_code(i64::from(state)) {
+                *c.slot(state) = n;
             }
         }
         Ok(c)

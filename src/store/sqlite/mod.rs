@@ -751,16 +751,8 @@ impl Store for SqliteStore {
             for row in rows {
                 let (state, n) = row?;
                 let n = n.max(0) as u64;
-                match DeliveryState::from_code(state) {
-                    Some(DeliveryState::Pending) => c.pending = n,
-                    Some(DeliveryState::Sending) => c.sending = n,
-                    Some(DeliveryState::Sent) => c.sent = n,
-                    Some(DeliveryState::Delivered) => c.delivered = n,
-                    Some(DeliveryState::Failed) => c.failed = n,
-                    Some(DeliveryState::Superseded) => c.superseded = n,
-                    Some(DeliveryState::Expired) => c.expired = n,
-                    Some(DeliveryState::Undelivered) => c.undelivered = n,
-                    None => {}
+                if let Some(state) = DeliveryState::from_code(state) {
+                    *c.slot(state) = n;
                 }
             }
             Ok(c)
