@@ -4,6 +4,8 @@
 //! Every error case copies `config/` into a temporary directory, breaks one thing, and
 //! finds the expected line by searching the text it wrote.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,19 +41,6 @@ fn files_under(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
 }
 
 // ---------------------------------------------------------------- the shipped config
@@ -123,7 +112,7 @@ impl Scratch {
     fn new() -> Self {
         let tmp = TempDir::new().expect("tempdir");
         let dir = tmp.path().join("config");
-        copy_dir(&shipped(), &dir);
+        common::copy_dir(&shipped(), &dir);
         Scratch { _tmp: tmp, dir }
     }
 

@@ -1,31 +1,20 @@
 //! A generic HTTP SMS gateway (`kind = "http"`) in `sirena.toml`: each mistake is
 //! reported at the line of the key it is about, with a message that says what to do.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use sirena::config::load;
 use sirena::config::sms::GatewaySettings;
 use tempfile::TempDir;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
-}
-
 /// The shipped config with `[sms]` and `gateway` appended to `sirena.toml`; the text
 /// and where the gateway starts.
 fn with_gateway(gateway: &str) -> (TempDir, PathBuf, String, usize) {
     let tmp = TempDir::new().expect("tempdir");
     let dir = tmp.path().join("config");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
+    common::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
     let path = dir.join("sirena.toml");
     let mut text = std::fs::read_to_string(&path).expect("read");
     text.push_str("\n[sms]\nmax_parts = 2\n\n");

@@ -103,24 +103,12 @@ fn our_crosswalk_agrees_with_the_reference_wherever_both_place_a_uid() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn imported_feed_ids_map_alerts_and_a_hand_written_one_moves_a_uid_for_a_renaming() {
     let Some(data) = common::shared_data() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("config");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
+    common::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
     let lists = [FeedList::AlertsInUa(data.join(ALERTS_IN_UA)), FeedList::UkraineAlarm(data.join(UKRAINEALARM))];
     let report = import(&data.join(CODIFIER), &dir, &lists).expect("import");
     let placed = report.feed_ids;

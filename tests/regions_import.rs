@@ -15,24 +15,11 @@ const KHARKIV_OBLAST: &str = "UA63000000000041885";
 const ANDRIIVKA_CRIMEA: &str = "UA01020010010075540";
 const ANDRIIVSKA_HROMADA: &str = "UA01020010000048857";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// A temporary copy of the shipped config.
 fn shipped_copy() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("config");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
+    common::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
     // A store path that is not shared with anything else.
     (tmp, dir)
 }

@@ -8,6 +8,20 @@ use sirena::daemon::Fanout;
 use sirena::demo::Harness;
 use sirena::sim::telegram::SentMessage;
 
+/// Copies a directory tree (a config directory into a scratch one).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
 /// The reference data beside the checkout (`../shared/data`). Without it a test prints
 /// `SKIP` and passes, unless `SIRENA_REQUIRE_SHARED=1` (as in CI), which makes its
 /// absence a failure.
