@@ -39,11 +39,11 @@ use crate::store::{DeliveryKey, NodeId, SqliteStore, Store};
 const FIRST_CHAT: i64 = 700_000;
 /// How long the simulator holds each accepted message's answer: at the bench's rate
 /// about `RATE × LATENCY` (16) requests are accepted but unanswered at any moment.
-const LATENCY: Duration = Duration::from_millis(40);
+pub(super) const LATENCY: Duration = Duration::from_millis(40);
 /// Messages per second both the simulator and the daemon allow, far above Telegram's
 /// 30 so a 10 000-chat fan-out with 20 kills takes seconds, not minutes. With
 /// `max_in_flight = 16` and [`LATENCY`] the daemon can just reach it.
-const RATE: u32 = 400;
+pub(super) const RATE: u32 = 400;
 /// The longest random extra delay before a kill.
 const MAX_DELAY_MS: u64 = 400;
 /// A started daemon must show progress within this (a debug build on a busy machine
@@ -52,7 +52,7 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
 /// A SIGTERMed daemon waits at most 5 s for requests on the wire, then exits.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the waits look at the simulator; a few messages go out between looks.
-const LOOK: Duration = Duration::from_millis(5);
+pub(super) const LOOK: Duration = Duration::from_millis(5);
 const LOG_TAIL_LINES: usize = 40;
 
 /// How the daemon under test is stopped mid-fan-out.

@@ -35,10 +35,10 @@ use crate::sim::feed::{FeedKind, FeedSim, FeedSimConfig};
 use crate::sim::telegram::{TelegramSim, TelegramSimConfig};
 use crate::store::postgres::scratch::{ScratchDatabase, admin_url};
 use crate::store::{DeliveryKey, NodeId, PgStore, Store};
+// The simulators run as in the crash bench.
+use super::crash::{LATENCY, LOOK, RATE};
 
 const FIRST_CHAT: i64 = 800_000;
-const LATENCY: Duration = Duration::from_millis(40);
-const RATE: u32 = 400;
 /// One node polls every 200 ms within a budget of 300 requests a minute. The
 /// simulated feed allows 600: a new leader does not know how much of the minute its
 /// dead predecessor used, so the two may share one window (docs/deploy.md).
@@ -47,7 +47,6 @@ const POLL: Duration = Duration::from_millis(200);
 const NODE_BUDGET: u32 = 300;
 const FEED_LIMIT: u32 = 600;
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(90);
-const LOOK: Duration = Duration::from_millis(5);
 
 /// What one failover run found.
 #[derive(Debug, Clone)]
