@@ -21,13 +21,48 @@ const SUBSCRIBE_PREFIX: &str = "sub:";
 const MAX_CHOICES: usize = 8;
 
 /// What a resident did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     Text(String),
     /// Pressed an inline button.
     Button(String),
+    /// Shared a location from the app.
+    Location {
+        lat: f64,
+        lon: f64,
+    },
+    /// Shared a contact card; `own` when it is the sender's own number (Telegram sets
+    /// the card's user id to the sender's).
+    Contact {
+        phone: String,
+        own: bool,
+    },
     /// Sent something that is not text (a sticker, a photo).
     NotText,
+}
+
+/// Who sent an input, as far as the bot needs to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sender {
+    /// The chat the answer goes to: the person's own id in a private chat, the group's
+    /// (negative) id in a group.
+    pub chat: i64,
+    /// The person who wrote or pressed; `None` for anonymous group admins and channels.
+    pub user: Option<i64>,
+    /// The language the person's Telegram app reports, used for a first contact.
+    pub app_lang: Option<String>,
+    /// The chat is a group or supergroup.
+    pub group: bool,
+    /// The person may change the chat's subscriptions: always in a private chat, a
+    /// group's administrators in a group.
+    pub admin: bool,
+}
+
+impl Sender {
+    /// A person in their private chat with the bot.
+    pub fn private(chat: i64, app_lang: Option<&str>) -> Sender {
+        Sender { chat, user: Some(chat), app_lang: app_lang.map(str::to_owned), group: false, admin: true }
+    }
 }
 
 /// One reply: HTML text and optional inline buttons (label, callback data).
@@ -55,9 +90,9 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// Answers one input from one chat. `app_lang` is the language the resident's
-    /// Telegram app reports, used for a first contact.
-    pub async fn handle(&self, chat: i64, app_lang: Option<&str>, input: Input) -> Result<Vec<Reply>, StoreError> {
+    /// Answers one input from one chat.
+    pub async fn handle(&self, from: &Sender, input: Input) -> Result<Vec<Reply>, StoreError> {
+        let (chat, app_lang) = (from.chat, from.app_lang.as_deref());
         let composer = self.composer.borrow().clone();
         let tree = self.tree.borrow().clone();
         let address = chat.to_string();
@@ -74,7 +109,9 @@ impl Conversation {
         let lang = sub.lang;
         let t = |id: &str, args: &[(&str, &str)]| escape(&composer.text(lang, id, args, id));
         let command = match input {
-            Input::NotText => return Ok(vec![Reply::text(t("bot-not-text", &[]))]),
+            Input::NotText | Input::Location { .. } | Input::Contact { .. } => {
+                return Ok(vec![Reply::text(t("bot-not-text", &[]))]);
+            }
             Input::Button(data) => {
                 return match data.strip_prefix(SUBSCRIBE_PREFIX).and_then(|c| RegionId::parse(c).ok()) {
                     Some(id) if tree.contains(&id) => self.subscribe(&sub, &id, &tree, &composer).await,

@@ -9,7 +9,7 @@ use teloxide::types::{CallbackQueryId, UpdateKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Conversation, Input, Replies, Reply};
+use super::{Conversation, Input, Replies, Reply, Sender};
 use crate::channels::telegram;
 use crate::config::secret::mask;
 use crate::messages::{Lang, escape};
@@ -54,7 +54,8 @@ pub async fn run(
         chat_locks.retain(|_, l| Arc::strong_count(l) > 1);
         for update in updates {
             offset = offset.max(i32::try_from(update.id.0).unwrap_or(i32::MAX).saturating_add(1));
-            let Some((chat, app_lang, input, callback_id)) = read_update(update) else { continue };
+            let Some((from, input, callback_id)) = read_update(update) else { continue };
+            let chat = from.chat;
             let lock = chat_locks.entry(chat).or_default().clone();
             // Each waiting update holds a clone of its chat's lock (besides the map and
             // this one). A chat with a long queue is flooding: answering it would take
@@ -72,7 +73,7 @@ pub async fn run(
                         tracing::debug!(error = %telegram::describe(&e), "answerCallbackQuery failed");
                     }
                 }
-                let answers = match conversation.handle(chat, app_lang.as_deref(), input).await {
+                let answers = match conversation.handle(&from, input).await {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = %e, chat = %mask(&chat.to_string()), "bot could not use the store");
@@ -88,22 +89,33 @@ pub async fn run(
     }
 }
 
-/// The chat, the app's language, the input and (for buttons) the callback id.
-fn read_update(update: Update) -> Option<(i64, Option<String>, Input, Option<CallbackQueryId>)> {
+/// Who sent it, the input and (for buttons) the callback id.
+fn read_update(update: Update) -> Option<(Sender, Input, Option<CallbackQueryId>)> {
     match update.kind {
         UpdateKind::Message(msg) => {
-            let chat = msg.chat.id.0;
+            let user = msg.from.as_ref().and_then(|u| i64::try_from(u.id.0).ok());
             let lang = msg.from.as_ref().and_then(|u| u.language_code.clone());
-            let input = match msg.text() {
-                Some(t) => Input::Text(t.to_owned()),
-                None => Input::NotText,
+            let input = if let Some(t) = msg.text() {
+                Input::Text(t.to_owned())
+            } else if let Some(l) = msg.location() {
+                Input::Location { lat: l.latitude, lon: l.longitude }
+            } else if let Some(c) = msg.contact() {
+                let own = c.user_id.is_some_and(|id| i64::try_from(id.0).ok() == user);
+                Input::Contact { phone: c.phone_number.clone(), own }
+            } else {
+                Input::NotText
             };
-            Some((chat, lang, input, None))
+            let group = msg.chat.is_group() || msg.chat.is_supergroup();
+            // A group's admins are told apart once group subscriptions are handled;
+            // until then nobody in a group may change them.
+            let from = Sender { chat: msg.chat.id.0, user, app_lang: lang, group, admin: !group };
+            Some((from, input, None))
         }
         UpdateKind::CallbackQuery(q) => {
             let chat = i64::try_from(q.from.id.0).ok()?;
             let data = q.data.clone().unwrap_or_default();
-            Some((chat, q.from.language_code.clone(), Input::Button(data), Some(q.id.clone())))
+            let from = Sender::private(chat, q.from.language_code.as_deref());
+            Some((from, Input::Button(data), Some(q.id.clone())))
         }
         _ => None,
     }
