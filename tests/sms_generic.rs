@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use sirena::channels::sms::{Gateway, SmsChannel};
-use sirena::channels::{Address, Channel, LimitScope, Outgoing, SendError, Sent};
+use sirena::channels::{Address, Channel, Keyboard, LimitScope, Outgoing, SendError, Sent};
 use sirena::config::secret::Secret;
 use sirena::config::sms::GatewaySettings;
 use sirena::sim::sms::{Gateway as SimGateway, GenericSmsSim, GenericSmsSimConfig, SmsFault};
@@ -67,7 +67,7 @@ sender = "SIRENA"
 
 async fn send(ch: &SmsChannel, to: &str, text: &str, key: &str) -> Result<Sent, SendError> {
     let to = Address::Phone(to.to_owned());
-    ch.send(Outgoing { to: &to, text, silent: false, paid: false, buttons: &[], key }).await
+    ch.send(Outgoing { to: &to, text, silent: false, paid: false, keyboard: &Keyboard::None, key }).await
 }
 
 #[tokio::test]

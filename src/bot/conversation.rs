@@ -9,6 +9,7 @@ use super::CHANNEL;
 use super::commands::{self, Command, MAX_QUERY_CHARS};
 use crate::alerts::orders::OrderStatus;
 use crate::alerts::status::{PlaceStatus, StatusView};
+use crate::channels::{Button, Keyboard};
 use crate::matcher::IndexDelta;
 use crate::messages::{Composer, Lang, escape, kyiv};
 use crate::regions::{RegionId, RegionTree};
@@ -65,16 +66,16 @@ impl Sender {
     }
 }
 
-/// One reply: HTML text and optional inline buttons (label, callback data).
+/// One reply: HTML text and its buttons.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub text: String,
-    pub buttons: Vec<(String, String)>,
+    pub keyboard: Keyboard,
 }
 
 impl Reply {
     pub(super) fn text(text: String) -> Self {
-        Reply { text, buttons: Vec::new() }
+        Reply { text, keyboard: Keyboard::None }
     }
 }
 
@@ -209,18 +210,14 @@ impl Conversation {
             many => {
                 // The whole country has many places of one name: the oblast tells them apart.
                 let labels: Vec<String> = many.iter().map(|r| tree.full_name(&r.id, lang)).collect();
-                let buttons = many
-                    .iter()
-                    .zip(&labels)
-                    .take(MAX_CHOICES)
-                    .map(|(r, label)| {
-                        // Two villages of one name in one hromada share every larger unit;
-                        // only the code tells them apart.
-                        let twins = labels.iter().filter(|l| *l == label).count() > 1;
-                        let label = if twins { format!("{label} · {}", r.id) } else { label.clone() };
-                        (label, format!("{SUBSCRIBE_PREFIX}{}", r.id))
-                    })
-                    .collect();
+                let buttons = many.iter().zip(&labels).take(MAX_CHOICES).map(|(r, label)| {
+                    // Two villages of one name in one hromada share every larger unit;
+                    // only the code tells them apart.
+                    let twins = labels.iter().filter(|l| *l == label).count() > 1;
+                    let label = if twins { format!("{label} · {}", r.id) } else { label.clone() };
+                    Button::new(label, format!("{SUBSCRIBE_PREFIX}{}", r.id))
+                });
+                let keyboard = Keyboard::column(buttons);
                 let text = if !exact {
                     t("bot-did-you-mean", &[("query", &clip(query))])
                 } else if many.len() == 1 {
@@ -228,7 +225,7 @@ impl Conversation {
                 } else {
                     t("bot-choose", &[("query", &clip(query))])
                 };
-                Ok(vec![Reply { text, buttons }])
+                Ok(vec![Reply { text, keyboard }])
             }
         }
     }

@@ -33,7 +33,7 @@ impl Replies {
         for attempt in 1..=REPLY_ATTEMPTS {
             self.limiter.acquire_reply(&recipient).await;
             let message =
-                Outgoing { to: &to, text: &reply.text, silent: false, paid: false, buttons: &reply.buttons, key: "" };
+                Outgoing { to: &to, text: &reply.text, silent: false, paid: false, keyboard: &reply.keyboard, key: "" };
             let wait = match self.channel.send(message).await {
                 Ok(_) => return,
                 Err(SendError::RateLimited { scope, retry_after }) => {

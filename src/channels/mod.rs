@@ -209,12 +209,56 @@ pub struct Outgoing<'a> {
     /// May use the platform's paid high-throughput mode (Telegram's
     /// `allow_paid_broadcast`); only for the classes the operator enabled.
     pub paid: bool,
-    /// Inline buttons: (label, callback data). Only the bot's replies carry them.
-    pub buttons: &'a [(String, String)],
+    /// Buttons under the message (Telegram only; other channels ignore them).
+    pub keyboard: &'a Keyboard,
     /// The same for every attempt at this one message, different for any other: a
     /// gateway that deduplicates retries (TurboSMS `sequence_id`) is given it. Empty
     /// for the bot's replies.
     pub key: &'a str,
+}
+
+/// Buttons a Telegram message carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Keyboard {
+    /// None: the chat keeps whatever reply keyboard it had.
+    #[default]
+    None,
+    /// Inline buttons under the message, in rows.
+    Inline(Vec<Vec<Button>>),
+    /// A reply keyboard in place of the phone's keyboard, in rows, shown once
+    /// (`one_time_keyboard`) and fitted to its buttons.
+    Reply(Vec<Vec<ReplyButton>>),
+    /// Takes away a reply keyboard shown before.
+    Remove,
+}
+
+impl Keyboard {
+    /// One inline button per row: a list to choose from.
+    pub fn column(buttons: impl IntoIterator<Item = Button>) -> Keyboard {
+        Keyboard::Inline(buttons.into_iter().map(|b| vec![b]).collect())
+    }
+}
+
+/// An inline button: its label and the callback data it sends back (at most 64 bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Button {
+    pub label: String,
+    pub data: String,
+}
+
+impl Button {
+    pub fn new(label: impl Into<String>, data: impl Into<String>) -> Button {
+        Button { label: label.into(), data: data.into() }
+    }
+}
+
+/// A reply-keyboard button: plain text it sends, or a request for the person's
+/// location or own contact card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyButton {
+    Text(String),
+    Location(String),
+    Contact(String),
 }
 
 /// The platform accepted the message.

@@ -19,9 +19,12 @@ use serde::Deserialize;
 use teloxide::ApiError;
 use teloxide::payloads::SendMessage;
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ParseMode, Recipient};
+use teloxide::types::{
+    ButtonRequest, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, KeyboardMarkup, KeyboardRemove,
+    LinkPreviewOptions, ParseMode, Recipient, ReplyMarkup,
+};
 
-use super::{Address, Channel, ChannelRef, LimitScope, Outgoing, SendError, Sent};
+use super::{Address, Channel, ChannelRef, Keyboard, LimitScope, Outgoing, ReplyButton, SendError, Sent};
 use crate::config::secret::Secret;
 
 /// When a 429 carries no `retry_after`, wait this long.
@@ -101,15 +104,34 @@ impl TelegramChannel {
         if message.paid {
             p.allow_paid_broadcast = Some(true);
         }
-        if !message.buttons.is_empty() {
-            let rows: Vec<Vec<InlineKeyboardButton>> = message
-                .buttons
-                .iter()
-                .map(|(label, data)| vec![InlineKeyboardButton::callback(label.clone(), data.clone())])
-                .collect();
-            p.reply_markup = Some(InlineKeyboardMarkup::new(rows).into());
-        }
+        p.reply_markup = markup(message.keyboard);
         Ok(p)
+    }
+}
+
+/// A [`Keyboard`] as Telegram's `reply_markup`.
+fn markup(keyboard: &Keyboard) -> Option<ReplyMarkup> {
+    match keyboard {
+        Keyboard::None => None,
+        Keyboard::Inline(rows) => {
+            let rows = rows.iter().map(|row| {
+                row.iter().map(|b| InlineKeyboardButton::callback(b.label.clone(), b.data.clone())).collect::<Vec<_>>()
+            });
+            Some(InlineKeyboardMarkup::new(rows).into())
+        }
+        Keyboard::Reply(rows) => {
+            let rows = rows.iter().map(|row| {
+                row.iter()
+                    .map(|b| match b {
+                        ReplyButton::Text(t) => KeyboardButton::new(t.clone()),
+                        ReplyButton::Location(t) => KeyboardButton::new(t.clone()).request(ButtonRequest::Location),
+                        ReplyButton::Contact(t) => KeyboardButton::new(t.clone()).request(ButtonRequest::Contact),
+                    })
+                    .collect::<Vec<_>>()
+            });
+            Some(KeyboardMarkup::new(rows).one_time_keyboard().resize_keyboard().into())
+        }
+        Keyboard::Remove => Some(KeyboardRemove::new().into()),
     }
 }
 

@@ -13,7 +13,7 @@ use super::limits::{Recipient, SharedLimiter, Wait};
 use super::plan::{self, PartRef, Row, Verdict};
 use super::{DeliveryPolicy, DispatchStats, Outcome, decide};
 use crate::alerts::{Event, Priority};
-use crate::channels::{Address, Channel, ChannelKind, LimitScope, Outgoing, SendError, Sent};
+use crate::channels::{Address, Channel, ChannelKind, Keyboard, LimitScope, Outgoing, SendError, Sent};
 use crate::matcher::IndexDelta;
 use crate::messages::{Composer, Lang, Part, Rendered};
 use crate::regions::RegionTree;
@@ -510,7 +510,8 @@ impl Lane {
         let (to, text, paid, key) = (ready.to.clone(), ready.text.clone(), ready.paid, ready.key.clone());
         let limit = self.send_timeout;
         let handle = st.in_flight.spawn(async move {
-            let message = Outgoing { to: &to, text: &text.text, silent: text.silent, paid, buttons: &[], key: &key };
+            let message =
+                Outgoing { to: &to, text: &text.text, silent: text.silent, paid, keyboard: &Keyboard::None, key: &key };
             match tokio::time::timeout(limit, channel.send(message)).await {
                 Ok(r) => vec![r],
                 Err(_) => vec![Err(SendError::Transient(format!("no answer within {limit:?}")))],
@@ -599,7 +600,7 @@ impl Lane {
                     text: &text.text,
                     silent: text.silent,
                     paid: *paid,
-                    buttons: &[],
+                    keyboard: &Keyboard::None,
                     key,
                 })
                 .collect();
