@@ -238,7 +238,7 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             file: "sirena.toml",
             edit: Edit::Replace("poll = \"10s\"", "pol = \"10s\""),
             at: At::Line("pol = "),
-            says: &["unknown field `pol`", "`poll`"],
+            says: &["unknown field `pol`", "did you mean `poll`?"],
         },
         Case {
             name: "a store with both a file and a database",
@@ -303,6 +303,13 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             says: &["UA63080070010082999", "not a region defined"],
         },
         Case {
+            name: "a target in another oblast than the file's",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("\"UA63080070010082928\"]", "\"UA46060250010015970\"]"),
+            at: At::Line("UA46060250010015970"),
+            says: &["target UA46060250010015970 (Lviv", "is outside Kharkiv Oblast", "its own oblast's file"],
+        },
+        Case {
             name: "missing status",
             file: "regions/kharkiv.toml",
             edit: Edit::Order("status = \"mandatory\"\n", ""),
@@ -348,6 +355,13 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             says: &["UA46060250020011111", "parent UA46060250000099999", "not defined"],
         },
         Case {
+            name: "an absurd duration (it overflowed the poller's clock)",
+            file: "sirena.toml",
+            edit: Edit::Replace("poll = \"10s\"", "poll = \"1000000000h\""),
+            at: At::Line("poll = \"1000000000h\""),
+            says: &["`1000000000h` is longer than 31 days"],
+        },
+        Case {
             name: "poll over the 8/min budget",
             file: "sirena.toml",
             edit: Edit::Replace("poll = \"10s\"", "poll = \"2s\""),
@@ -369,6 +383,29 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             says: &["`bot-help` is missing"],
         },
     ]);
+}
+
+/// What editors and file transfers leave in `regions/`: a byte-order mark and CRLF line
+/// ends load as the file they are; swap, lock and backup files are not read; a file
+/// that is not UTF-8 is named.
+#[test]
+fn editor_leftovers_bom_and_crlf_in_the_regions_directory() {
+    let shipped_regions = load(&shipped()).expect("shipped config").tree.len();
+    let s = Scratch::new();
+    let kharkiv = s.dir.join("regions/kharkiv.toml");
+    let text = std::fs::read_to_string(&kharkiv).expect("read");
+    std::fs::write(&kharkiv, format!("\u{feff}{}", text.replace('\n', "\r\n"))).expect("write");
+    // Leftovers that would, if read, define every region twice or not parse at all.
+    std::fs::write(s.dir.join("regions/kharkiv.toml~"), &text).expect("write");
+    std::fs::write(s.dir.join("regions/.kharkiv.toml.swp"), b"b0VIM 9.0\0\0garbage").expect("write");
+    std::fs::write(s.dir.join("regions/.#kharkiv.toml"), &text).expect("write");
+    let config = load(&s.dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.tree.len(), shipped_regions);
+
+    std::fs::write(s.dir.join("regions/odessa.toml"), b"[[region]]\nid = \"\xff\xfe\"\n").expect("write");
+    let errors = s.errors();
+    find_error(&errors, &s.dir.join("regions/odessa.toml"), 0, &["cannot read", "UTF-8"])
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -642,6 +679,18 @@ fn sms_gateway_mistakes_are_reported_at_their_line() {
             ),
             at: At::Line("report_url = "),
             says: &["needs report_secret_env"],
+        },
+        Case {
+            // Found by where the key is, not by searching for `name = "tw"`, which
+            // the source table has too.
+            name: "a gateway named like a source, its mistake in its own table",
+            file: "sirena.toml",
+            edit: Edit::Append(
+                "\n[[source]]\nname = \"tw\"\nkind = \"alerts_in_ua\"\nbase_url = \"https://api.alerts.in.ua\"\ntoken_env = \"A\"\n\
+                 \n[sms]\n\n[[sms.gateway]]\nname = \"tw\"\nkind = \"twilio\"\naccount_sid = \"AC1\"\ntoken_env = \"T\"\nfrom = \"SIRENA\"\nper_sec = 0\n",
+            ),
+            at: At::Line("per_sec = 0"),
+            says: &["per_sec must be at least 1"],
         },
     ]);
 }

@@ -11,12 +11,14 @@
 //! config that fails validation never replaces the running one.
 
 pub mod codifier;
+pub mod duration;
 pub mod guard;
 pub mod log;
 pub mod secret;
 pub mod sms;
 pub mod sms_http;
 mod sources;
+mod spans;
 
 pub use sources::{
     AlertsInUaSettings, CapSettings, Common as SourceCommon, DEFAULT_MAX_BODY, SourceKind, SourceSettings,
@@ -165,7 +167,7 @@ pub struct StoreSettings {
     pub password_env: Option<String>,
     /// PostgreSQL only: the longest a standby waits before it takes over from a leader
     /// that died or lost the database (DESIGN §15). At least 2 s.
-    #[serde(with = "humantime_serde", default = "default_takeover")]
+    #[serde(with = "crate::config::duration", default = "default_takeover")]
     pub takeover: Duration,
 }
 
@@ -199,13 +201,13 @@ pub struct TelegramSettings {
     #[serde(default)]
     pub paid_broadcast: Vec<Priority>,
     /// One sendMessage's budget, separate from the long poll's.
-    #[serde(with = "humantime_serde", default = "default_send_timeout")]
+    #[serde(with = "crate::config::duration", default = "default_send_timeout")]
     pub send_timeout: Duration,
     /// Telegram user ids allowed to use operator commands.
     #[serde(default)]
     pub operators: Vec<i64>,
     /// How long one getUpdates long poll waits.
-    #[serde(with = "humantime_serde", default = "default_long_poll")]
+    #[serde(with = "crate::config::duration", default = "default_long_poll")]
     pub long_poll: Duration,
 }
 
@@ -231,7 +233,7 @@ pub struct TelegramLimits {
     /// Groups and channels.
     pub group_per_min: u32,
     /// Added to every window against clock jitter between sirena and Telegram.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub margin: Duration,
 }
 
@@ -251,13 +253,13 @@ impl Default for TelegramLimits {
 #[serde(deny_unknown_fields)]
 pub struct AlertSettings {
     /// A source silent for longer than this neither starts nor ends alerts.
-    #[serde(with = "humantime_serde", default = "default_stale_after")]
+    #[serde(with = "crate::config::duration", default = "default_stale_after")]
     pub stale_after: Duration,
     /// How long a source must keep giving an implausible snapshot — empty after a
     /// non-empty one, or losing long-standing alerts with most others — without
     /// failing in between, before sirena believes it (unless another healthy source
     /// confirms sooner).
-    #[serde(with = "humantime_serde", default = "default_hold_implausible")]
+    #[serde(with = "crate::config::duration", default = "default_hold_implausible")]
     pub hold_implausible: Duration,
 }
 
@@ -281,13 +283,13 @@ pub struct DispatchSettings {
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
     /// First retry delay after a network error or 5xx; doubles up to `retry_max`.
-    #[serde(with = "humantime_serde", default = "default_retry_base")]
+    #[serde(with = "crate::config::duration", default = "default_retry_base")]
     pub retry_base: Duration,
-    #[serde(with = "humantime_serde", default = "default_retry_max")]
+    #[serde(with = "crate::config::duration", default = "default_retry_max")]
     pub retry_max: Duration,
     /// How long a claimed delivery stays reserved for the node that claimed it without
     /// a renewal; after a crash its in-flight deliveries are sent again this long later.
-    #[serde(with = "humantime_serde", default = "default_lease")]
+    #[serde(with = "crate::config::duration", default = "default_lease")]
     pub lease: Duration,
     /// A start that ended before it reached the reader: one line, or nothing.
     #[serde(default = "default_superseded")]
@@ -387,9 +389,7 @@ mod deadline {
         if s.trim() == "none" {
             return Ok(None);
         }
-        humantime::parse_duration(s.trim())
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like \"30m\" or \"none\": {e}")))
+        super::duration::parse(&s).map(Some).map_err(serde::de::Error::custom)
     }
 }
 
@@ -573,29 +573,30 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
     let mut root = match toml::de::DeTable::parse(text) {
         Ok(r) => r,
         Err(e) => {
-            errors.push(src.error(e.span(), e.message().trim().to_owned()));
+            errors.push(src.error(e.span(), spans::with_suggestion(e.message().trim())));
             return None;
         }
     };
+    let spans = spans::KeySpans::of(root.get_ref());
     let sources = sources::take(root.get_mut(), &src, errors);
     let mut settings = match Settings::deserialize(toml::de::Deserializer::from(root)) {
         Ok(s) => s,
         Err(e) => {
-            errors.push(src.error(e.span(), e.message().trim().to_owned()));
+            errors.push(src.error(e.span(), spans::with_suggestion(e.message().trim())));
             return None;
         }
     };
     sources::check(&src, &sources, settings.http.is_some(), errors);
     settings.sources = sources.into_iter().map(|(s, _)| s).collect();
-    // Semantic checks. The parsed struct has no spans, so point at the key's line.
-    let at = |key: &str| -> Option<Range<usize>> { find_key(text, key) };
+    // Semantic checks. The parsed struct has no spans; `spans` knows where each key is.
+    let at = |path: &str| spans.at(path);
     if let Some(sms) = &settings.sms {
         if !(1..=10).contains(&sms.max_parts) {
-            errors.push(src.error(at("max_parts"), "max_parts must be 1 to 10"));
+            errors.push(src.error(at("sms.max_parts"), "max_parts must be 1 to 10"));
         }
         let mut names = std::collections::HashSet::new();
-        for g in &sms.gateways {
-            let key_of = |k: &str| find_key_after(text, "name", g.name(), k);
+        for (i, g) in sms.gateways.iter().enumerate() {
+            let key_of = |k: &str| at(&format!("sms.gateway.{i}.{k}"));
             if !names.insert(g.name()) {
                 errors.push(src.error(key_of("name"), format!("SMS gateway name `{}` is used twice", g.name())));
             }
@@ -647,12 +648,12 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
             }
         }
     }
-    check_store(&src, &settings.store, errors);
+    check_store(&src, &spans, &settings.store, errors);
     if let Some(t) = &settings.telegram {
-        check_url(&src, &t.api_url, at("api_url"), errors);
+        check_url(&src, &t.api_url, at("telegram.api_url"), errors);
         let l = &t.limits;
         if l.global_per_sec == 0 || l.per_chat_per_sec == 0 || l.group_per_min == 0 || l.paid_per_sec == 0 {
-            errors.push(src.error(at("limits"), "telegram limits must all be at least 1"));
+            errors.push(src.error(at("telegram.limits"), "telegram limits must all be at least 1"));
         }
         // Paid broadcast is a way for the most urgent classes to overtake everything;
         // allowing it to a class but not to a more urgent one would invert priorities.
@@ -661,7 +662,7 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
         paid.dedup();
         if let Some(gap) = Priority::ALL.iter().take(paid.len()).zip(&paid).find(|(want, got)| want != got) {
             errors.push(src.error(
-                at("paid_broadcast"),
+                at("telegram.paid_broadcast"),
                 format!(
                     "paid_broadcast must list the most urgent classes first: `{}` is allowed but `{}` is not",
                     gap.1.as_str(),
@@ -670,38 +671,38 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
             ));
         }
         if t.send_timeout.is_zero() {
-            errors.push(src.error(at("send_timeout"), "send_timeout must be more than zero"));
+            errors.push(src.error(at("telegram.send_timeout"), "send_timeout must be more than zero"));
         }
     }
     if settings.dispatch.max_in_flight == 0 {
-        errors.push(src.error(at("max_in_flight"), "max_in_flight must be at least 1"));
+        errors.push(src.error(at("dispatch.max_in_flight"), "max_in_flight must be at least 1"));
     }
     if settings.dispatch.lease < Duration::from_secs(1) {
-        errors.push(src.error(at("lease"), "lease must be at least 1s"));
+        errors.push(src.error(at("dispatch.lease"), "lease must be at least 1s"));
     }
     if let Some(t) = &settings.telegram
         && settings.dispatch.lease <= t.send_timeout
     {
-        errors.push(src.error(at("lease"), "lease must be longer than telegram send_timeout"));
+        errors.push(src.error(at("dispatch.lease"), "lease must be longer than telegram send_timeout"));
     }
     for p in Priority::ALL {
         if settings.dispatch.deadlines.of(p).is_some_and(|d| d.is_zero()) {
-            errors.push(src.error(at(p.as_str()), format!("deadline of {} must be more than zero", p.as_str())));
+            errors.push(src.error(
+                at(&format!("dispatch.deadlines.{}", p.as_str())),
+                format!("deadline of {} must be more than zero", p.as_str()),
+            ));
         }
     }
     Some(settings)
 }
 
-fn check_store(src: &SourceText<'_>, store: &StoreSettings, errors: &mut Vec<ConfigError>) {
-    let text = src.text;
-    let store_key = |key: &str| find_key_after_table(text, "[store]", key);
+fn check_store(src: &SourceText<'_>, spans: &spans::KeySpans, store: &StoreSettings, errors: &mut Vec<ConfigError>) {
+    let store_key = |key: &str| spans.at(&format!("store.{key}"));
     match (&store.path, &store.url) {
         (Some(_), Some(_)) => {
             errors.push(src.error(store_key("url"), "[store] sets both path (SQLite) and url (PostgreSQL): set one"))
         }
-        (None, None) => {
-            errors.push(src.error(find_line(text, "[store]"), "[store] needs path (SQLite) or url (PostgreSQL)"))
-        }
+        (None, None) => errors.push(src.error(spans.at("store"), "[store] needs path (SQLite) or url (PostgreSQL)")),
         _ => {}
     }
     if let Some(url) = &store.url {
@@ -719,32 +720,6 @@ fn check_store(src: &SourceText<'_>, store: &StoreSettings, errors: &mut Vec<Con
     }
 }
 
-/// Byte span of the line that is exactly `header` (a table's `[name]`).
-fn find_line(text: &str, header: &str) -> Option<Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim();
-        if t == header {
-            let start = offset + (line.len() - line.trim_start().len());
-            return Some(start..start + header.len());
-        }
-        offset += line.len();
-    }
-    None
-}
-
-/// Byte span of the first line assigning `key` inside the table whose header line is
-/// `header` (up to the next table); else of the header.
-fn find_key_after_table(text: &str, header: &str, key: &str) -> Option<Range<usize>> {
-    let table = find_line(text, header)?;
-    let rest = &text[table.start..];
-    let end = rest[header.len()..].find("\n[").map_or(rest.len(), |i| i + header.len());
-    match find_key(&rest[..end], key) {
-        Some(found) => Some(found.start + table.start..found.end + table.start),
-        None => Some(table),
-    }
-}
-
 fn check_url(src: &SourceText<'_>, url: &str, span: Option<Range<usize>>, errors: &mut Vec<ConfigError>) {
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
@@ -753,38 +728,13 @@ fn check_url(src: &SourceText<'_>, url: &str, span: Option<Range<usize>>, errors
     }
 }
 
-/// Byte span of the first line assigning `key` after the line `anchor = "value"` (the
-/// table that holds it), else of that anchor line: for errors in array tables.
-fn find_key_after(text: &str, anchor: &str, value: &str, key: &str) -> Option<Range<usize>> {
-    let needle = format!("{anchor} = \"{value}\"");
-    let start = text.find(&needle)?;
-    let rest = &text[start..];
-    let table_end = rest[needle.len()..].find("\n[").map_or(rest.len(), |i| i + needle.len());
-    match find_key(&rest[..table_end], key) {
-        Some(r) => Some(start + r.start..start + r.end),
-        None => Some(start..start + needle.len()),
-    }
-}
-
-/// Byte span of the first line that assigns `key`, for errors found after parsing.
-fn find_key(text: &str, key: &str) -> Option<Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim_start();
-        if t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
-            let start = offset + (line.len() - t.len());
-            return Some(start..start + key.len());
-        }
-        offset += line.len();
-    }
-    None
-}
-
-/// Sorted `*.<ext>` files of a directory.
+/// Sorted `*.<ext>` files of a directory. Hidden files are editors' (`.#kharkiv.toml`,
+/// `.kharkiv.toml.swp`) and backups end otherwise (`kharkiv.toml~`): neither is read.
 fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
+    let hidden = |p: &Path| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == ext) && p.is_file())
+        .filter(|p| p.extension().is_some_and(|e| e == ext) && p.is_file() && !hidden(p))
         .collect();
     files.sort();
     Ok(files)
@@ -857,6 +807,8 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
     // Each file's text is kept once; orders refer to it by index for error positions.
     let mut texts: Vec<(PathBuf, String)> = Vec::new();
     let mut parsed_orders: Vec<(usize, OrderEntry)> = Vec::new();
+    // The regions each file defines, to hold its orders to its oblast.
+    let mut file_regions: Vec<Vec<RegionId>> = Vec::new();
     for path in &files {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -866,10 +818,11 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
             }
         };
         let src = SourceText { path, text: &text };
+        let mut defined_here = Vec::new();
         let file: RegionFile = match toml::from_str(&text) {
             Ok(f) => f,
             Err(e) => {
-                errors.push(src.error(e.span(), e.message().trim().to_owned()));
+                errors.push(src.error(e.span(), spans::with_suggestion(e.message().trim())));
                 continue;
             }
         };
@@ -885,12 +838,14 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
                     continue;
                 }
                 region_origin.insert(r.id.to_string(), (path.clone(), line, col));
+                defined_here.push(r.id.clone());
                 written.push(r);
             }
         }
         let file_index = texts.len();
         parsed_orders.extend(file.evacuation.into_iter().map(|o| (file_index, o.into_inner())));
         texts.push((path.clone(), text));
+        file_regions.push(defined_here);
     }
     let regions = codifier::merge(dir, written, &mut region_origin, errors);
     // Orders are still checked when the regions are broken, so one load reports both;
@@ -911,11 +866,21 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
             continue;
         }
         order_origin.insert(id, (path.clone(), line, col));
-        if let Some(o) = order_from_entry(&src, entry, tree.as_ref(), errors) {
+        let oblast = tree.as_ref().and_then(|t| only_oblast(t, &file_regions[file_index]));
+        if let Some(o) = order_from_entry(&src, entry, tree.as_ref(), oblast.as_ref(), errors) {
             orders.push(o);
         }
     }
     (tree, orders, order_origin, region_origin)
+}
+
+/// The one oblast all of a file's regions lie in, if they do: `kharkiv.toml`'s orders
+/// belong to Kharkiv oblast. A file of several oblasts' regions (or none) holds its
+/// orders to nothing.
+fn only_oblast(tree: &RegionTree, regions: &[RegionId]) -> Option<RegionId> {
+    let mut tops = regions.iter().filter_map(|id| tree.ancestors(id).last());
+    let first = tops.next()?;
+    tops.all(|t| t == first).then(|| first.clone())
 }
 
 fn build_tree(
@@ -1037,6 +1002,7 @@ fn order_from_entry(
     src: &SourceText<'_>,
     e: OrderEntry,
     tree: Option<&RegionTree>,
+    oblast: Option<&RegionId>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Order> {
     // Without a tree (the regions are broken) region references cannot be checked;
@@ -1056,7 +1022,19 @@ fn order_from_entry(
     let mut targets = Vec::new();
     for t in &e.targets {
         if let Some(rid) = parse_region_id(src, t, errors) {
-            if defined(&rid) {
+            if let (Some(tree), Some(oblast)) = (tree, oblast)
+                && tree.contains(&rid)
+                && !tree.is_within(&rid, oblast)
+            {
+                errors.push(src.error(
+                    Some(t.span()),
+                    format!(
+                        "target {rid} ({}) is outside {}, where this file's regions are: put the order in its own oblast's file",
+                        tree.full_name(&rid, Lang::En),
+                        tree.name(oblast, Lang::En)
+                    ),
+                ));
+            } else if defined(&rid) {
                 targets.push(rid);
             } else {
                 errors.push(src.error(Some(t.span()), format!("target {rid} is not a region defined in regions/")));

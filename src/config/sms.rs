@@ -44,7 +44,7 @@ pub enum GatewaySettings {
         /// Recipients of one text per request (TurboSMS takes many).
         #[serde(default = "default_batch")]
         batch: usize,
-        #[serde(with = "humantime_serde", default = "default_sms_timeout")]
+        #[serde(with = "crate::config::duration", default = "default_sms_timeout")]
         timeout: Duration,
         /// Send through Viber with SMS as the fallback (TurboSMS's hybrid mode).
         #[serde(default)]
@@ -65,7 +65,7 @@ pub enum GatewaySettings {
         from: String,
         #[serde(default = "default_per_sec")]
         per_sec: u32,
-        #[serde(with = "humantime_serde", default = "default_sms_timeout")]
+        #[serde(with = "crate::config::duration", default = "default_sms_timeout")]
         timeout: Duration,
         /// The environment variable holding the secret of delivery reports.
         report_secret_env: Option<String>,

@@ -45,7 +45,7 @@ pub struct HttpGateway {
     pub id_path: Option<String>,
     #[serde(default = "default_per_sec")]
     pub per_sec: u32,
-    #[serde(with = "humantime_serde", default = "default_timeout")]
+    #[serde(with = "crate::config::duration", default = "default_timeout")]
     pub timeout: Duration,
     /// What `{sender}` becomes.
     #[serde(default)]

@@ -71,10 +71,10 @@ pub struct AlertsInUaSettings {
     pub name: Option<String>,
     pub base_url: String,
     pub token_env: String,
-    #[serde(with = "humantime_serde", default = "default_poll")]
+    #[serde(with = "crate::config::duration", default = "default_poll")]
     pub poll: Duration,
     /// For the whole request, body included.
-    #[serde(with = "humantime_serde", default = "default_timeout")]
+    #[serde(with = "crate::config::duration", default = "default_timeout")]
     pub timeout: Duration,
     /// The API's budget per client. The default is the published 8/min; raise it only
     /// for a feed that allows more, such as the simulator.
@@ -98,9 +98,9 @@ pub struct UkraineAlarmSettings {
     /// at once instead of at its next interval. No webhook when absent.
     #[serde(default)]
     pub webhook_secret_env: Option<String>,
-    #[serde(with = "humantime_serde", default = "default_poll")]
+    #[serde(with = "crate::config::duration", default = "default_poll")]
     pub poll: Duration,
-    #[serde(with = "humantime_serde", default = "default_timeout")]
+    #[serde(with = "crate::config::duration", default = "default_timeout")]
     pub timeout: Duration,
     #[serde(default = "default_requests_per_min")]
     pub max_requests_per_min: u32,
@@ -116,9 +116,9 @@ pub struct CapSettings {
     pub url: String,
     /// A Bearer token, for feeds that want one.
     pub token_env: Option<String>,
-    #[serde(with = "humantime_serde", default = "default_poll")]
+    #[serde(with = "crate::config::duration", default = "default_poll")]
     pub poll: Duration,
-    #[serde(with = "humantime_serde", default = "default_timeout")]
+    #[serde(with = "crate::config::duration", default = "default_timeout")]
     pub timeout: Duration,
     #[serde(default = "default_requests_per_min")]
     pub max_requests_per_min: u32,
@@ -279,7 +279,7 @@ fn parse_one(
     let kind = match SourceKind::deserialize(kind.into_deserializer()) {
         Ok(k) => k,
         Err(e) => {
-            errors.push(src.error(e.span().or(Some(kind_span)), e.message().trim().to_owned()));
+            errors.push(src.error(e.span().or(Some(kind_span)), super::spans::with_suggestion(e.message().trim())));
             return None;
         }
     };
@@ -309,7 +309,7 @@ fn parse_kind(
     match parsed {
         Ok(s) => Some((s, Located { table: span, keys })),
         Err(e) => {
-            errors.push(src.error(e.span().or(Some(span)), e.message().trim().to_owned()));
+            errors.push(src.error(e.span().or(Some(span)), super::spans::with_suggestion(e.message().trim())));
             None
         }
     }

@@ -212,7 +212,7 @@ fn deletion_hashes(key: &[u8]) -> impl Iterator<Item = u64> + '_ {
 
 /// Edit distance with adjacent transpositions (optimal string alignment), or `None`
 /// when it exceeds `max`. `rows` is scratch space, kept between calls of one search.
-fn distance(a: &[u8], b: &[u8], max: usize, rows: &mut [Vec<usize>; 3]) -> Option<usize> {
+pub(crate) fn distance(a: &[u8], b: &[u8], max: usize, rows: &mut [Vec<usize>; 3]) -> Option<usize> {
     if a.len().abs_diff(b.len()) > max {
         return None;
     }
