@@ -30,6 +30,7 @@ use crate::bot::{self, Conversation};
 use crate::channels::sms::{Gateway, ReportReader, SmsChannel};
 use crate::channels::telegram::{self, TelegramChannel};
 use crate::channels::{Channel, ChannelKind};
+use crate::config::diff::ConfigChange;
 use crate::config::secret::Secret;
 use crate::config::{self, Config, ConfigErrors};
 use crate::dispatch::limits::{RateLimiter, SharedLimiter};
@@ -561,6 +562,16 @@ async fn tell_operators(
                 let listed = errors.join("\n");
                 c.text(lang, "notice-config-refused", &[("errors", &listed)], &listed)
             }
+            Notice::ConfigApplied { generation, changes } => {
+                let lines: Vec<String> = changes.iter().map(|ch| describe_change(&c, lang, ch)).collect();
+                let listed = lines.join("\n");
+                c.text(
+                    lang,
+                    "notice-config-applied",
+                    &[("generation", &generation.to_string()), ("changes", &listed)],
+                    &listed,
+                )
+            }
             Notice::OrdersMissing { ids } => {
                 let listed = ids.join(", ");
                 c.text(lang, "notice-orders-missing", &[("orders", &listed)], &listed)
@@ -570,6 +581,30 @@ async fn tell_operators(
         for op in &operators {
             replies.notify(*op, text.clone()).await;
         }
+    }
+}
+
+/// One line of a reload notice: "order kupiansk-2023-11-06 updated: assembly points
+/// (assembly time 15:00 added)".
+fn describe_change(c: &crate::messages::Composer, lang: crate::messages::Lang, change: &ConfigChange) -> String {
+    match change {
+        ConfigChange::OrderAdded { id, status } => {
+            c.text(lang, "notice-change-order-added", &[("id", id), ("status", status.as_str())], id)
+        }
+        ConfigChange::OrderChanged { id, fields, times_added, times_removed } => {
+            let mut what: Vec<String> =
+                fields.iter().map(|f| c.text(lang, &format!("evac-change-{}", f.as_str()), &[], f.as_str())).collect();
+            what.extend(times_added.iter().map(|t| c.text(lang, "notice-change-time-added", &[("time", t)], t)));
+            what.extend(times_removed.iter().map(|t| c.text(lang, "notice-change-time-removed", &[("time", t)], t)));
+            c.text(lang, "notice-change-order-updated", &[("id", id), ("what", &what.join(", "))], id)
+        }
+        ConfigChange::OrderRemoved { id } => c.text(lang, "notice-change-order-removed", &[("id", id)], id),
+        ConfigChange::Regions { added, removed } => c.text(
+            lang,
+            "notice-change-regions",
+            &[("added", &added.to_string()), ("removed", &removed.to_string())],
+            "regions",
+        ),
     }
 }
 

@@ -115,6 +115,11 @@ pub enum Notice {
     ConfigRefused {
         errors: Vec<String>,
     },
+    /// A config change was taken: the reload generation and what it changed.
+    ConfigApplied {
+        generation: u64,
+        changes: Vec<crate::config::diff::ConfigChange>,
+    },
     /// At start, orders in force (announced before) that no region file has any more:
     /// they stay in force until an operator lifts them.
     OrdersMissing {
@@ -322,6 +327,8 @@ impl Pipeline {
                 let rebuild = config.tree.ancestry_fingerprint() != self.config.tree.ancestry_fingerprint();
                 // Sources and channels keep their own settings until restart; regions,
                 // region channels, orders and texts take effect now.
+                let changed =
+                    crate::config::diff::changes(&self.config.orders, &config.orders, &self.config.tree, &config.tree);
                 let _ = self.out.tree.send(config.tree.clone());
                 let _ = self.out.composer.send(config.composer.clone());
                 self.config.tree = config.tree;
@@ -343,12 +350,19 @@ impl Pipeline {
                 let events = self.orders.apply(&self.config.orders, Utc::now());
                 self.publish(events).await?;
                 self.out.reloaded.send_modify(|g| *g += 1);
+                let generation = *self.out.reloaded.borrow();
                 tracing::info!(
-                    generation = *self.out.reloaded.borrow(),
+                    generation,
                     regions = self.config.tree.len(),
                     orders = self.config.orders.len(),
+                    changes = ?changed,
                     "config reloaded"
                 );
+                // A reload that changed no order or region (texts, or the watcher's
+                // first look at start) is only logged.
+                if !changed.is_empty() {
+                    self.notice(Notice::ConfigApplied { generation, changes: changed });
+                }
             }
             Err(errors) => {
                 for e in &errors.0 {

@@ -173,3 +173,83 @@ async fn a_reworded_catalogue_reaches_the_next_message() {
     );
     h.shutdown().await;
 }
+
+/// The operator's day: an order is edited while the daemon runs (an assembly time
+/// added) and residents get the update within that one reload, the operators' chat
+/// is told what changed; then a broken edit is refused with its file and line while
+/// an air raid still reaches residents on the last good config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_order_edit_is_sent_and_a_broken_edit_is_refused_while_alerts_flow() {
+    const OPERATOR: i64 = 777;
+    let opts = Options { operators: vec![OPERATOR], ..Options::default() };
+    let mut h = Harness::start(opts).await.expect("harness");
+    h.telegram.add_user(OPERATOR, "Operator", Some("uk"));
+    resident(&h, 3004, "UA63080070010082928").await; // Kindrashivka village
+    resident(&h, 3005, "UA63120270010096107").await; // Kharkiv city
+    let base = std::fs::read_to_string(h.config_dir.join("regions/kharkiv.toml")).expect("region file");
+    let order = format!(
+        "{ORDER}assembly_points = [{{ name = {{ uk = \"Школа\", en = \"School\" }}, place = \"UA63080070010082928\", times = [\"09:00\"] }}]\n"
+    );
+    let mut notices = h.daemon.notices.subscribe();
+    let mut reloads = h.daemon.reloads.clone();
+
+    h.write_region_file("kharkiv.toml", &format!("{base}{order}")).expect("write");
+    h.next_fanout(WAIT, |f| f.event.kind == AlertKind::Evacuation && f.event.transition == Transition::Started)
+        .await
+        .expect("order announced");
+    h.wait_drained(WAIT).await.expect("delivered");
+    let before = *reloads.borrow_and_update();
+
+    // The edit: a second departure at 15:00.
+    let edited = order.replace("[\"09:00\"]", "[\"09:00\", \"15:00\"]");
+    h.write_region_file("kharkiv.toml", &format!("{base}{edited}")).expect("write");
+    let update = h
+        .next_fanout(WAIT, |f| f.event.kind == AlertKind::Evacuation && f.event.transition == Transition::Updated)
+        .await
+        .expect("the update");
+    tokio::time::timeout(WAIT, reloads.wait_for(|g| *g > before)).await.expect("applied").expect("alive");
+    assert_eq!(*reloads.borrow(), before + 1, "the update came with one reload");
+    assert_eq!(update.recipients, 1, "Kindrashivka only");
+    // The first reload's notice (the order added) may still be queued.
+    let told = loop {
+        match tokio::time::timeout(WAIT, notices.recv()).await.expect("a reload notice").expect("alive") {
+            Notice::ConfigApplied { generation, changes } if generation > before => break changes,
+            _ => continue,
+        }
+    };
+    assert!(
+        told.iter().any(|c| matches!(c, sirena::config::diff::ConfigChange::OrderChanged { id, times_added, .. }
+            if id == "reload-test" && times_added == &["15:00".to_owned()])),
+        "{told:?}"
+    );
+    let to_operator = h.telegram.wait_for_sent(OPERATOR, 2, WAIT).await;
+    assert!(
+        to_operator.iter().any(|m| m.text.contains("reload-test") && m.text.contains("час збору 15:00 додано")),
+        "{to_operator:#?}"
+    );
+    h.wait_drained(WAIT).await.expect("delivered");
+    let got = h.telegram.sent_to(3004);
+    assert_eq!(got.len(), 2, "the order and its update: {got:#?}");
+    assert!(got[1].text.contains("15:00"), "{}", got[1].text);
+
+    // A broken edit: refused at its line, the order stays as it was.
+    let broken = format!("{base}{}", edited.replace("status = \"mandatory\"", "status = \"mandatroy\""));
+    h.write_region_file("kharkiv.toml", &broken).expect("write");
+    let errors = refused(&mut notices).await;
+    let line = broken.lines().position(|l| l.contains("mandatroy")).map(|i| i + 1).expect("the line");
+    assert!(
+        errors.iter().any(|e| e.contains(&format!("kharkiv.toml:{line}:")) && e.contains("mandatroy")),
+        "{errors:?}"
+    );
+    let applied = *reloads.borrow();
+
+    // Alerts keep flowing on the last good config.
+    h.feed.set_alerts(vec![kharkiv_air_raid()]);
+    h.next_fanout(WAIT, |f| f.event.kind == AlertKind::AirRaid && f.event.transition == Transition::Started)
+        .await
+        .expect("the air raid");
+    h.wait_drained(WAIT).await.expect("delivered");
+    assert_eq!(h.telegram.sent_to(3005).len(), 1, "Kharkiv heard the air raid");
+    assert_eq!(*reloads.borrow(), applied, "the broken file was never applied");
+    h.shutdown().await;
+}

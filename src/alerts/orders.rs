@@ -84,6 +84,23 @@ pub enum Change {
     Expiry,
 }
 
+impl Change {
+    /// Its name in the store and in message ids (`evac-change-<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Status => "status",
+            Change::Targets => "targets",
+            Change::Destination => "destination",
+            Change::AssemblyPoints => "assembly_points",
+            Change::Transport => "transport",
+            Change::Hotline => "hotline",
+            Change::Who => "who",
+            Change::Text => "text",
+            Change::Expiry => "expiry",
+        }
+    }
+}
+
 impl Order {
     /// Every field that differs from `old`, in a stable order.
     pub fn changes_since(&self, old: &Order) -> Vec<Change> {
@@ -278,6 +295,26 @@ fn event(entry: &Entry, transition: Transition, changes: Vec<Change>, now: DateT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_named_as_it_is_stored() {
+        for c in [
+            Change::Status,
+            Change::Targets,
+            Change::Destination,
+            Change::AssemblyPoints,
+            Change::Transport,
+            Change::Hotline,
+            Change::Who,
+            Change::Text,
+            Change::Expiry,
+        ] {
+            assert_eq!(
+                serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).as_deref(),
+                Some(c.as_str())
+            );
+        }
+    }
 
     fn rid(s: &str) -> RegionId {
         RegionId::parse(s).expect("valid test id")

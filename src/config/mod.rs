@@ -11,6 +11,7 @@
 //! config that fails validation never replaces the running one.
 
 pub mod codifier;
+pub mod diff;
 pub mod duration;
 pub mod guard;
 pub mod log;

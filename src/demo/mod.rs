@@ -47,8 +47,10 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
     ("regions/lviv.toml", include_str!("../../config/regions/lviv.toml")),
     ("locales/uk/alerts.ftl", include_str!("../../config/locales/uk/alerts.ftl")),
     ("locales/uk/bot.ftl", include_str!("../../config/locales/uk/bot.ftl")),
+    ("locales/uk/reload.ftl", include_str!("../../config/locales/uk/reload.ftl")),
     ("locales/en/alerts.ftl", include_str!("../../config/locales/en/alerts.ftl")),
     ("locales/en/bot.ftl", include_str!("../../config/locales/en/bot.ftl")),
+    ("locales/en/reload.ftl", include_str!("../../config/locales/en/reload.ftl")),
 ];
 
 /// The environment variables the written `sirena.toml` names for the simulators'

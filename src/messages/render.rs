@@ -330,11 +330,7 @@ impl Composer {
         if transition == Transition::Updated && !changes.is_empty() {
             let what: Vec<String> = changes
                 .iter()
-                .map(|c| {
-                    let key =
-                        serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-                    self.text(lang, &format!("evac-change-{key}"), &[], &key)
-                })
+                .map(|c| self.text(lang, &format!("evac-change-{}", c.as_str()), &[], c.as_str()))
                 .collect();
             lines.push(Line::Note(self.text(lang, "evac-changed", &[("what", &what.join(", "))], "")));
         }
