@@ -310,6 +310,13 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             says: &["target UA46060250010015970 (Lviv", "is outside Kharkiv Oblast", "its own oblast's file"],
         },
         Case {
+            name: "an assembly point nobody could find",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("place = \"UA63080090010026457\", ", ""),
+            at: At::Line("{ name = { uk = \"Залізничний вокзал\" }"),
+            says: &["assembly point `Залізничний вокзал` has no coordinates", "at = [latitude, longitude]"],
+        },
+        Case {
             name: "missing status",
             file: "regions/kharkiv.toml",
             edit: Edit::Order("status = \"mandatory\"\n", ""),
@@ -374,6 +381,13 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             edit: Edit::Append("broken = { $kind ]\n"),
             at: At::Line("broken = "),
             says: &["Fluent syntax error"],
+        },
+        Case {
+            name: "a Fluent variable sirena never passes",
+            file: "locales/uk/alerts.ftl",
+            edit: Edit::Append("alert-typo = Тривога в { $plcae }\n"),
+            at: At::Line("alert-typo = "),
+            says: &["message `alert-typo` uses `$plcae`, which sirena never passes", "$place"],
         },
         Case {
             name: "missing Fluent message",
@@ -728,4 +742,26 @@ fn an_order_that_cannot_fit_the_sms_limit_is_reported_at_its_id() {
     let hit = hit.unwrap_or_else(|| panic!("no error at the order's id line {at}:\n{}", listing(&errors)));
     assert!(hit.message.contains("takes 2 parts") && hit.message.contains("max_parts = 1"), "{}", hit.message);
     assert!(hit.message.contains("uk"), "{}", hit.message);
+}
+
+/// An overlong operator text would be cut to Telegram's 4096 characters when sent,
+/// its last lines lost: refused at load instead, at the order's id.
+#[test]
+fn an_order_too_long_for_a_telegram_message_is_reported_at_its_id() {
+    let s = Scratch::new();
+    let line = "Мешканців просять взяти документи, ліки, воду та теплий одяг на три доби.\n";
+    let text = line.repeat(60);
+    let long = format!("{ORDER}text = {{ uk = \"\"\"{text}\"\"\" }}\n");
+    let kharkiv = s.append("regions/kharkiv.toml", &long);
+    let errors = s.errors();
+    let at = kharkiv.line_of("id = \"kupiansk-2025-05\"");
+    let hit = errors.iter().find(|e| e.file == kharkiv.path && e.line == at);
+    let hit = hit.unwrap_or_else(|| panic!("no error at the order's id line {at}:\n{}", listing(&errors)));
+    assert!(hit.message.contains("longer than a Telegram message (4096 characters)"), "{}", hit.message);
+    // A text that fits is taken whole.
+    let s = Scratch::new();
+    s.append("regions/kharkiv.toml", &format!("{ORDER}text = {{ uk = \"\"\"{}\"\"\" }}\n", line.repeat(5)));
+    if let Err(e) = load(&s.dir) {
+        panic!("a text that fits was refused: {e}");
+    }
 }

@@ -440,7 +440,7 @@ struct OrderEntry {
     who: Option<Localized>,
     text: Option<Localized>,
     #[serde(default)]
-    assembly_points: Vec<AssemblyPointEntry>,
+    assembly_points: Vec<Spanned<AssemblyPointEntry>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -544,11 +544,10 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
                 Some(sms) => composer.with_sms_max_parts(sms.max_parts),
                 None => composer,
             };
-            if settings.sms.as_ref().is_some_and(|s| !s.gateways.is_empty()) {
-                check_orders_fit_sms(&orders, &order_origin, &composer, &tree, &mut errors);
-                if !errors.is_empty() {
-                    return Err(ConfigErrors(errors));
-                }
+            let sms = settings.sms.as_ref().is_some_and(|s| !s.gateways.is_empty());
+            check_orders_fit(&orders, &order_origin, &composer, &tree, sms, &mut errors);
+            if !errors.is_empty() {
+                return Err(ConfigErrors(errors));
             }
             let origins =
                 Arc::new(ConfigOrigins { regions: strip_col(region_origin), orders: strip_col(order_origin) });
@@ -745,13 +744,16 @@ fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
 type Origins = HashMap<String, (PathBuf, usize, usize)>;
 
 /// Every order as an SMS in every language must fit `[sms] max_parts` once shortened
-/// (the renderer drops details, never the title, the place or the hotline): an order
-/// that cannot is the operator's to shorten, found now rather than when it is sent.
-fn check_orders_fit_sms(
+/// (the renderer drops details, never the title, the place or the hotline), and as a
+/// Telegram message or channel post its 4096 characters whole (the renderer would cut
+/// its last lines): an order that cannot is the operator's to shorten, found now
+/// rather than when it is sent.
+fn check_orders_fit(
     orders: &[Order],
     origin: &Origins,
     composer: &Composer,
     tree: &RegionTree,
+    sms: bool,
     errors: &mut Vec<ConfigError>,
 ) {
     use crate::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition};
@@ -769,6 +771,28 @@ fn check_orders_fit_sms(
             detail: EventDetail::Order { order: Box::new(order.clone()), changes: Vec::new() },
         };
         for lang in crate::messages::Lang::ALL {
+            for format in [Format::TelegramHtml, Format::ChannelPost] {
+                let text = composer.render(&[Part::Event { event: &event, as_new: true }], lang, format, tree).text;
+                if text.ends_with("\n…") {
+                    let (file, line, col) = origin.get(&order.id).cloned().unwrap_or_default();
+                    let kept = text.lines().count().saturating_sub(1);
+                    errors.push(ConfigError {
+                        file,
+                        line,
+                        col,
+                        message: format!(
+                            "order `{}` in {} is longer than a Telegram message ({} characters): only its first {kept} lines would be sent; shorten its text",
+                            order.id,
+                            lang.code(),
+                            crate::messages::TELEGRAM_MAX_UTF16
+                        ),
+                    });
+                    break;
+                }
+            }
+            if !sms {
+                continue;
+            }
             let text = composer.render(&[Part::Event { event: &event, as_new: true }], lang, Format::Sms, tree).text;
             let parts = crate::messages::sms::segments(&text).parts;
             if parts > composer.sms_max_parts() {
@@ -1054,6 +1078,8 @@ fn order_from_entry(
     }
     let mut assembly_points = Vec::new();
     for p in e.assembly_points {
+        let span = p.span();
+        let p = p.into_inner();
         let place = match &p.place {
             Some(s) => match parse_region_id(src, s, errors) {
                 Some(rid) if defined(&rid) => Some(rid),
@@ -1066,6 +1092,18 @@ fn order_from_entry(
             None => None,
         };
         let at = p.at.as_ref().and_then(|a| parse_point(src, a, errors)).map(|pt| [pt.lat, pt.lon]);
+        // A resident must be able to find it: its own coordinates, or a place on the map.
+        let placed = place.as_ref().is_some_and(|id| tree.is_none_or(|t| t.get(id).is_some_and(|r| r.point.is_some())));
+        if p.at.is_none() && !placed {
+            errors.push(src.error(
+                Some(span),
+                format!(
+                    "assembly point `{}` has no coordinates: add at = [latitude, longitude]{}",
+                    p.name.uk,
+                    if p.place.is_some() { " (its place has no point)" } else { " or a place" }
+                ),
+            ));
+        }
         let mut times = Vec::new();
         for t in &p.times {
             if is_hh_mm(t.get_ref()) {
@@ -1135,6 +1173,15 @@ fn load_locales(dir: &Path, errors: &mut Vec<ConfigError>) -> Option<Composer> {
                     CatalogueError::Missing { lang, id } => {
                         file_error(&dir.join(lang.code()), format!("message `{id}` is missing"))
                     }
+                    CatalogueError::UnknownVariable { file, line, id, variable } => ConfigError {
+                        file: file.into(),
+                        line,
+                        col: 1,
+                        message: format!(
+                            "message `{id}` uses `${variable}`, which sirena never passes (it knows {})",
+                            crate::messages::VARIABLES.iter().map(|v| format!("${v}")).collect::<Vec<_>>().join(", ")
+                        ),
+                    },
                 });
             }
             None

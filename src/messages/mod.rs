@@ -103,6 +103,81 @@ pub enum CatalogueError {
     Duplicate { file: String, id: String },
     #[error("locales/{lang}: message `{id}` is missing")]
     Missing { lang: Lang, id: String },
+    /// A `{ $name }` that sirena never passes: it would render the English text, or a
+    /// generic sentence, instead of this one.
+    #[error("{file}:{line}: message `{id}` uses `${variable}`, which sirena never passes")]
+    UnknownVariable { file: String, line: usize, id: String, variable: String },
+}
+
+/// Every variable the code passes to any message. A catalogue that uses another is
+/// refused at load: `{ $plcae }` is a typo that would silently change the text.
+pub const VARIABLES: &[&str] = &[
+    "added",
+    "changes",
+    "command",
+    "errors",
+    "generation",
+    "held",
+    "id",
+    "kind",
+    "orders",
+    "phone",
+    "place",
+    "places",
+    "point",
+    "query",
+    "removed",
+    "since",
+    "source",
+    "span",
+    "status",
+    "threats",
+    "time",
+    "times",
+    "transport",
+    "what",
+    "when",
+    "who",
+];
+
+/// The variables a message's value and attributes use, each once, in order.
+fn variables<'s>(message: &fluent_syntax::ast::Message<&'s str>) -> Vec<&'s str> {
+    use fluent_syntax::ast::{Expression, InlineExpression, Pattern, PatternElement};
+    fn inline<'s>(e: &InlineExpression<&'s str>, out: &mut Vec<&'s str>) {
+        match e {
+            InlineExpression::VariableReference { id } => out.push(id.name),
+            InlineExpression::Placeable { expression } => expression_vars(expression, out),
+            InlineExpression::FunctionReference { arguments, .. } => {
+                arguments.positional.iter().for_each(|a| inline(a, out));
+                arguments.named.iter().for_each(|a| inline(&a.value, out));
+            }
+            _ => {}
+        }
+    }
+    fn expression_vars<'s>(e: &Expression<&'s str>, out: &mut Vec<&'s str>) {
+        match e {
+            Expression::Inline(i) => inline(i, out),
+            Expression::Select { selector, variants } => {
+                inline(selector, out);
+                variants.iter().for_each(|v| pattern(&v.value, out));
+            }
+        }
+    }
+    fn pattern<'s>(p: &Pattern<&'s str>, out: &mut Vec<&'s str>) {
+        for el in &p.elements {
+            if let PatternElement::Placeable { expression } = el {
+                expression_vars(expression, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(v) = &message.value {
+        pattern(v, &mut out);
+    }
+    message.attributes.iter().for_each(|a| pattern(&a.value, &mut out));
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|v| seen.insert(*v));
+    out
 }
 
 /// One catalogue file as read from disk.
@@ -169,6 +244,18 @@ impl Composer {
                     r
                 }
             };
+            for entry in resource.entries() {
+                let fluent_syntax::ast::Entry::Message(m) = entry else { continue };
+                for variable in variables(m).into_iter().filter(|v| !VARIABLES.contains(v)) {
+                    let at = src.text.find(&format!("\n{} ", m.id.name)).map_or(0, |i| i + 1);
+                    errors.push(CatalogueError::UnknownVariable {
+                        file: src.file.clone(),
+                        line: src.text[..at].matches('\n').count() + 1,
+                        id: m.id.name.to_owned(),
+                        variable: variable.to_owned(),
+                    });
+                }
+            }
             let bundle = bundles.entry(src.lang).or_insert_with(|| {
                 let id = src.lang.code().parse().unwrap_or_default();
                 let mut b = FluentBundle::new_concurrent(vec![id]);
