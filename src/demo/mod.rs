@@ -37,7 +37,7 @@ use crate::sim::sms::twilio::{TwilioSim, TwilioSimConfig};
 use crate::sim::telegram::{TelegramSim, TelegramSimConfig};
 use crate::store::{Import, SqliteStore, Store, SubscriberId};
 
-pub use scenario::run;
+pub use scenario::{run, sms_phones};
 
 /// The shipped config files, embedded so the demo runs from any directory.
 pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[

@@ -455,6 +455,11 @@ struct SmsResident {
     expect: &'static [&'static str],
 }
 
+/// The demo's SMS residents' numbers: a test greps the demo's logs for them.
+pub fn sms_phones() -> impl Iterator<Item = &'static str> {
+    SMS_RESIDENTS.iter().map(|r| r.phone)
+}
+
 const SMS_RESIDENTS: [SmsResident; 2] = [
     SmsResident {
         name: "Галина (SMS)",
