@@ -160,3 +160,51 @@ async fn a_place_filtered_to_evacuation_hears_no_air_raid_but_an_unfiltered_one_
     assert!(fanout.recipients >= 1);
     h.shutdown().await;
 }
+
+/// Quiet hours from an hour ago to an hour ahead, Kyiv time: now is inside them.
+fn quiet_now() -> String {
+    let now = sirena::messages::kyiv(chrono::Utc::now());
+    let at = |d: chrono::Duration| (now + d).format("%H:%M").to_string();
+    format!("/quiet {}-{}", at(-chrono::Duration::hours(1)), at(chrono::Duration::hours(1)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_quiet_hours_only_a_new_threat_at_home_rings() {
+    let mut h = Harness::start(Options::default()).await.expect("harness");
+    // Both set quiet hours covering now. One lives in Kindrashivka; the other lives in
+    // Lviv and follows Kindrashivka for their parents; a third has no quiet hours.
+    let (at_home, for_parents, no_quiet) = (3531, 3532, 3533);
+    let scripts: [(i64, &[&str]); 3] = [
+        (at_home, &["/subscribe Кіндрашівка"]),
+        (for_parents, &["/subscribe Львів", "/subscribe Кіндрашівка"]),
+        (no_quiet, &["/subscribe Львів", "/subscribe Кіндрашівка"]),
+    ];
+    let quiet = quiet_now();
+    for (chat, lines) in scripts {
+        h.telegram.add_user(chat, "Resident", Some("uk"));
+        for line in lines {
+            after(&h, chat, 1, || h.telegram.user_sends(chat, line)).await;
+        }
+        if chat != no_quiet {
+            let r = after(&h, chat, 1, || h.telegram.user_sends(chat, &quiet)).await;
+            assert!(r[0].text.contains("Тихі години"), "{}", r[0].text);
+        }
+    }
+    let before: Vec<usize> = [at_home, for_parents, no_quiet].iter().map(|c| h.telegram.sent_to(*c).len()).collect();
+    h.feed.set_alerts(vec![kharkiv_air_raid()]);
+    h.next_fanout(WAIT, started(AlertKind::AirRaid)).await.expect("air raid");
+    let sim = &h.telegram;
+    let alert = |chat: i64, n: usize| async move {
+        let got = sim.wait_for_sent(chat, n + 1, WAIT).await;
+        assert!(got.len() > n, "chat {chat} got no alert");
+        got[n].clone()
+    };
+    let home = alert(at_home, before[0]).await;
+    let parents = alert(for_parents, before[1]).await;
+    let plain = alert(no_quiet, before[2]).await;
+    assert!(home.text.contains("тривога") && parents.text.contains("тривога"), "{} / {}", home.text, parents.text);
+    assert!(!home.disable_notification, "a new threat at home rings in quiet hours");
+    assert!(parents.disable_notification, "another place's alert arrives, without sound");
+    assert!(!plain.disable_notification, "no quiet hours: it rings");
+    h.shutdown().await;
+}
