@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::alerts::AlertKind;
 use crate::alerts::coverage::Reach;
 use crate::regions::{RegionId, RegionTree};
 use crate::store::SubscriberId;
@@ -32,24 +33,26 @@ pub enum IndexDelta {
     Deactivated(SubscriberId),
     /// Came back: their stored places count again.
     Reactivated(SubscriberId),
+    /// The subscriber's place now takes only these kinds (`None`: every kind).
+    Kinds { subscriber: SubscriberId, place: RegionId, kinds: Option<Vec<AlertKind>> },
 }
 
+/// The match index: the places that take every kind, and apart from them the places
+/// whose resident chose only some kinds, once in the lists of each kind they take. An
+/// event of kind K reaches the union of the first and K's lists.
 #[derive(Debug, Default)]
 pub struct MatchIndex {
-    /// Region → subscriber → how many of the subscriber's places lie in it (itself
-    /// included). Counting lets an event leave out the areas another alert decides and
-    /// still reach a subscriber with a second place outside them. Ordered: a delta is
-    /// O(log n), and a posting list comes out sorted.
-    by_area: HashMap<RegionId, BTreeMap<SubscriberId, u32>>,
-    /// Region → subscribers with exactly that place: an event that reaches a place
-    /// itself but not its subtree (an oblast resident told of an alert in one raion).
-    by_place: HashMap<RegionId, BTreeSet<SubscriberId>>,
+    every: Postings,
+    by_kind: BTreeMap<AlertKind, Postings>,
+    /// The kinds of each filtered place, to find it again.
+    filters: HashMap<(SubscriberId, RegionId), Vec<AlertKind>>,
 }
 
 impl MatchIndex {
     /// How many subscribers have exactly this place.
     pub fn holders(&self, place: &RegionId) -> usize {
-        self.by_place.get(place).map_or(0, BTreeSet::len)
+        let filtered = self.filters.keys().filter(|(_, p)| p == place).count();
+        self.every.holders(place) + filtered
     }
 
     /// Builds the index from every (subscriber, place) pair. A place unknown to the tree
@@ -62,8 +65,107 @@ impl MatchIndex {
         index
     }
 
-    /// A subscriber gained a place. Adding a place they have is a no-op.
+    /// A subscriber gained a place, for every kind. Adding a place they have is a no-op.
     pub fn add(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId) {
+        if !self.filters.contains_key(&(sub, place.clone())) {
+            self.every.add(tree, sub, place);
+        }
+    }
+
+    /// A subscriber lost a place. Removing a place they do not have is a no-op.
+    pub fn remove(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId) {
+        match self.filters.remove(&(sub, place.clone())) {
+            Some(kinds) => {
+                for k in kinds {
+                    if let Some(p) = self.by_kind.get_mut(&k) {
+                        p.remove(tree, sub, place);
+                    }
+                }
+            }
+            None => self.every.remove(tree, sub, place),
+        }
+    }
+
+    /// A subscriber's place now takes only `kinds` (`None`: every kind again). A place
+    /// they do not have stays out: the change is for a place removed meanwhile.
+    pub fn set_kinds(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId, kinds: Option<&[AlertKind]>) {
+        let key = (sub, place.clone());
+        let had = self.filters.contains_key(&key) || self.every.by_place.get(place).is_some_and(|s| s.contains(&sub));
+        if !had {
+            return;
+        }
+        self.remove(tree, sub, place);
+        match kinds {
+            None => self.every.add(tree, sub, place),
+            Some(kinds) => {
+                let mut kinds = kinds.to_vec();
+                kinds.sort_unstable();
+                kinds.dedup();
+                for k in &kinds {
+                    self.by_kind.entry(*k).or_default().add(tree, sub, place);
+                }
+                self.filters.insert(key, kinds);
+            }
+        }
+    }
+
+    /// Subscribers reached by an event of `kind` on `targets` with `reach`, each once,
+    /// in id order: those with a place inside a target and outside what `reach` leaves
+    /// out, or with one of `reach.enclosing` as a place — a place that takes `kind`.
+    pub fn recipients_of(
+        &self,
+        tree: &RegionTree,
+        kind: AlertKind,
+        targets: &[RegionId],
+        reach: &Reach,
+    ) -> Vec<SubscriberId> {
+        let mut out = self.every.recipients(tree, targets, reach);
+        if let Some(filtered) = self.by_kind.get(&kind) {
+            let more = filtered.recipients(tree, targets, reach);
+            if !more.is_empty() {
+                out.extend(more);
+                out.sort_unstable();
+                out.dedup();
+            }
+        }
+        out
+    }
+
+    /// Subscribers reached by an event on `targets` with `reach` whatever its kind
+    /// (kind filters not applied), each once, in id order.
+    pub fn recipients(&self, tree: &RegionTree, targets: &[RegionId], reach: &Reach) -> Vec<SubscriberId> {
+        let mut out = self.every.recipients(tree, targets, reach);
+        if !self.by_kind.is_empty() {
+            for p in self.by_kind.values() {
+                out.extend(p.recipients(tree, targets, reach));
+            }
+            out.sort_unstable();
+            out.dedup();
+        }
+        out
+    }
+}
+
+/// Posting lists of places.
+#[derive(Debug, Default)]
+struct Postings {
+    /// Region → subscriber → how many of the subscriber's places lie in it (itself
+    /// included). Counting lets an event leave out the areas another alert decides and
+    /// still reach a subscriber with a second place outside them. Ordered: a delta is
+    /// O(log n), and a posting list comes out sorted.
+    by_area: HashMap<RegionId, BTreeMap<SubscriberId, u32>>,
+    /// Region → subscribers with exactly that place: an event that reaches a place
+    /// itself but not its subtree (an oblast resident told of an alert in one raion).
+    by_place: HashMap<RegionId, BTreeSet<SubscriberId>>,
+}
+
+impl Postings {
+    fn holders(&self, place: &RegionId) -> usize {
+        self.by_place.get(place).map_or(0, BTreeSet::len)
+    }
+
+    /// A subscriber gained a place. Adding a place they have is a no-op.
+    fn add(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId) {
         if !self.by_place.entry(place.clone()).or_default().insert(sub) {
             return;
         }
@@ -73,7 +175,7 @@ impl MatchIndex {
     }
 
     /// A subscriber lost a place. Removing a place they do not have is a no-op.
-    pub fn remove(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId) {
+    fn remove(&mut self, tree: &RegionTree, sub: SubscriberId, place: &RegionId) {
         let Some(subs) = self.by_place.get_mut(place) else { return };
         if !subs.remove(&sub) {
             return;
@@ -98,7 +200,7 @@ impl MatchIndex {
     /// Subscribers reached by an event on `targets` with `reach`, each once, in id
     /// order: those with a place inside a target and outside what `reach` leaves out,
     /// and those with one of `reach.enclosing` as a place.
-    pub fn recipients(&self, tree: &RegionTree, targets: &[RegionId], reach: &Reach) -> Vec<SubscriberId> {
+    fn recipients(&self, tree: &RegionTree, targets: &[RegionId], reach: &Reach) -> Vec<SubscriberId> {
         if reach.quiet {
             return Vec::new();
         }
@@ -194,6 +296,41 @@ mod tests {
         assert_eq!(inside(&index, &[LVIV_OBLAST, OBLAST]), vec![1, 7]);
         index.remove(&tree, 7, &rid(LVIV_OBLAST));
         assert_eq!(inside(&index, &[LVIV_OBLAST]), Vec::<i64>::new(), "added twice, removed once: gone");
+    }
+
+    #[test]
+    fn kind_filters_pick_places_and_survive_deltas() {
+        use crate::alerts::AlertKind::{AirRaid, Artillery, Evacuation};
+        let tree = tree();
+        // 1 has Kindrashivka for evacuation only and Kupiansk for everything; 2 has
+        // Kindrashivka for everything.
+        let mut index = index(&[(1, KINDRASHIVKA), (1, KUPIANSK), (2, KINDRASHIVKA)]);
+        index.set_kinds(&tree, 1, &rid(KINDRASHIVKA), Some(&[Evacuation]));
+        let of = |index: &MatchIndex, kind, target: &str| {
+            index.recipients_of(&tree, kind, &[rid(target)], &Reach::default())
+        };
+        assert_eq!(of(&index, AirRaid, KINDRASHIVKA_H), vec![2], "filtered out of an air raid there");
+        assert_eq!(of(&index, Evacuation, KINDRASHIVKA_H), vec![1, 2]);
+        assert_eq!(of(&index, AirRaid, RAION), vec![1, 2], "the unfiltered second place still hears it");
+        assert_eq!(index.holders(&rid(KINDRASHIVKA)), 2);
+        // Adding the filtered place again does not undo the filter; a second filter
+        // replaces the first.
+        index.add(&tree, 1, &rid(KINDRASHIVKA));
+        assert_eq!(of(&index, AirRaid, KINDRASHIVKA_H), vec![2]);
+        index.set_kinds(&tree, 1, &rid(KINDRASHIVKA), Some(&[AirRaid, Artillery]));
+        assert_eq!(of(&index, AirRaid, KINDRASHIVKA_H), vec![1, 2]);
+        assert_eq!(of(&index, Evacuation, KINDRASHIVKA_H), vec![2]);
+        // Back to every kind, then removed: gone from every list.
+        index.set_kinds(&tree, 1, &rid(KINDRASHIVKA), None);
+        assert_eq!(of(&index, Evacuation, KINDRASHIVKA_H), vec![1, 2]);
+        index.set_kinds(&tree, 1, &rid(KINDRASHIVKA), Some(&[Evacuation]));
+        index.remove(&tree, 1, &rid(KINDRASHIVKA));
+        assert_eq!(of(&index, Evacuation, KINDRASHIVKA_H), vec![2]);
+        assert_eq!(index.recipients(&tree, &[rid(KINDRASHIVKA_H)], &Reach::default()), vec![2]);
+        // A filter for a place the subscriber no longer has adds nothing.
+        index.set_kinds(&tree, 1, &rid(KINDRASHIVKA), Some(&[Evacuation]));
+        assert_eq!(of(&index, Evacuation, KINDRASHIVKA_H), vec![2]);
+        assert_eq!(of(&index, AirRaid, OBLAST), vec![1, 2]);
     }
 
     #[test]

@@ -405,7 +405,14 @@ impl Pipeline {
                 for p in &places {
                     self.index.add(&tree, subscriber, p);
                 }
+                for (sub, place, kinds) in self.store.filtered_places(Some(subscriber)).await? {
+                    self.index.set_kinds(&tree, sub, &place, Some(&kinds));
+                }
                 self.catch_up(subscriber, &places).await
+            }
+            IndexDelta::Kinds { subscriber, place, kinds } => {
+                self.index.set_kinds(&tree, subscriber, &place, kinds.as_deref());
+                Ok(())
             }
         }
     }
@@ -545,7 +552,7 @@ impl Pipeline {
             let (audience, recipients) = if by_subject {
                 (Audience::ToldAbout(event.subject()), None)
             } else {
-                let ids = self.index.recipients(&self.config.tree, &event.targets, &event.reach);
+                let ids = self.index.recipients_of(&self.config.tree, event.kind, &event.targets, &event.reach);
                 let n = ids.len();
                 (Audience::Subscribers(ids), Some(n))
             };
@@ -601,15 +608,22 @@ impl Pipeline {
     }
 }
 
-/// Builds the match index from every stored place, off the async workers: a million
+/// Builds the match index from every stored place and kind filter, off the async workers: a million
 /// places take about a second of CPU.
 async fn build_index(tree: &Arc<RegionTree>, store: &dyn Store) -> Result<MatchIndex, StoreError> {
     let places = store.active_places().await?;
+    let filtered = store.filtered_places(None).await?;
     let started = std::time::Instant::now();
     let tree = tree.clone();
-    let index = tokio::task::spawn_blocking(move || MatchIndex::build(&tree, places))
-        .await
-        .map_err(|e| StoreError::Worker(format!("building the match index: {e}")))?;
+    let index = tokio::task::spawn_blocking(move || {
+        let mut index = MatchIndex::build(&tree, places);
+        for (sub, place, kinds) in filtered {
+            index.set_kinds(&tree, sub, &place, Some(&kinds));
+        }
+        index
+    })
+    .await
+    .map_err(|e| StoreError::Worker(format!("building the match index: {e}")))?;
     tracing::info!(took_ms = started.elapsed().as_millis() as u64, "match index built");
     Ok(index)
 }

@@ -86,7 +86,7 @@ pub fn plan(config: &Config, id: &str, subscribers: &[Import]) -> Result<Preview
     let tree = &config.tree;
     let places = subscribers.iter().enumerate().flat_map(|(i, s)| s.places.iter().map(move |p| (i as i64, p.clone())));
     let index = MatchIndex::build(tree, places);
-    let reached = index.recipients(tree, &event.targets, &event.reach);
+    let reached = index.recipients_of(tree, event.kind, &event.targets, &event.reach);
     let mut by_channel: BTreeMap<(ChannelKind, Lang), usize> = BTreeMap::new();
     let mut by_place: BTreeMap<String, usize> = BTreeMap::new();
     for i in reached {

@@ -74,6 +74,42 @@ impl Store for ReadOnlySwitch {
     async fn active_places(&self) -> Result<Vec<(SubscriberId, RegionId)>, StoreError> {
         self.inner.active_places().await
     }
+    async fn place_settings(&self, id: SubscriberId) -> Result<Vec<sirena::store::PlaceSettings>, StoreError> {
+        self.inner.place_settings(id).await
+    }
+    async fn set_place_label(&self, id: SubscriberId, r: &RegionId, label: Option<&str>) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.set_place_label(id, r, label).await
+    }
+    async fn set_place_kinds(
+        &self,
+        id: SubscriberId,
+        r: &RegionId,
+        kinds: Option<&[sirena::alerts::AlertKind]>,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.set_place_kinds(id, r, kinds).await
+    }
+    async fn filtered_places(
+        &self,
+        id: Option<SubscriberId>,
+    ) -> Result<Vec<(SubscriberId, RegionId, Vec<sirena::alerts::AlertKind>)>, StoreError> {
+        self.inner.filtered_places(id).await
+    }
+    async fn chat_settings(&self, id: SubscriberId) -> Result<sirena::store::ChatSettings, StoreError> {
+        self.inner.chat_settings(id).await
+    }
+    async fn set_chat_settings(&self, id: SubscriberId, s: &sirena::store::ChatSettings) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_chat_settings(id, s).await
+    }
+    async fn quiet_hours(&self, ids: Vec<SubscriberId>) -> Result<Vec<sirena::store::Quiet>, StoreError> {
+        self.inner.quiet_hours(ids).await
+    }
+    async fn forget(&self, id: SubscriberId) -> Result<Vec<RegionId>, StoreError> {
+        self.check()?;
+        self.inner.forget(id).await
+    }
     async fn import(&self, rows: Vec<Import>) -> Result<usize, StoreError> {
         self.check()?;
         self.inner.import(rows).await

@@ -42,6 +42,22 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub const ALL: [AlertKind; 8] = [
+        AlertKind::AirRaid,
+        AlertKind::Artillery,
+        AlertKind::UrbanFights,
+        AlertKind::Chemical,
+        AlertKind::Nuclear,
+        AlertKind::Evacuation,
+        AlertKind::Info,
+        AlertKind::Unknown,
+    ];
+
+    /// The kind [`AlertKind::as_str`] names.
+    pub fn parse(s: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::AirRaid => "air_raid",

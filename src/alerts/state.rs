@@ -239,6 +239,7 @@ impl AlertState {
                     started_at: a.started_at,
                     level: content.level,
                     threats: content.threats,
+                    sources: a.reported_by.iter().cloned().collect(),
                 }
             })
             .collect();

@@ -25,6 +25,8 @@ pub struct ActiveAlert {
     pub started_at: DateTime<Utc>,
     pub level: Option<AlertLevel>,
     pub threats: Vec<Threat>,
+    /// The sources that report it, by name.
+    pub sources: Vec<String>,
 }
 
 /// One evacuation order in force.
@@ -109,6 +111,7 @@ mod tests {
                 started_at: t(0),
                 level: None,
                 threats: vec![],
+                sources: vec!["a".into()],
             }],
             orders: vec![],
             sources: vec![SourceSeen { source: "a".into(), last_ok: Some(t(last_ok)), held_since: None }],

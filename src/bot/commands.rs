@@ -15,6 +15,12 @@ pub enum Command {
     /// What is active in the resident's places now.
     Status,
     Lang(Option<String>),
+    /// `/quiet 23:00-07:00`, `/quiet off`, or `/quiet` alone to see them.
+    Quiet(Option<String>),
+    /// Pause every delivery, keeping the places.
+    Stop,
+    /// Delete everything stored about the chat (asks first).
+    Forget,
     /// A command sirena does not have, e.g. `/weather`.
     Unknown(String),
     /// Plain text: perhaps a place name.
@@ -45,6 +51,9 @@ pub fn parse(input: &str) -> Command {
         "list" => Command::List,
         "status" | "now" => Command::Status,
         "lang" | "language" => Command::Lang(arg),
+        "quiet" => Command::Quiet(arg),
+        "stop" | "pause" => Command::Stop,
+        "forget" => Command::Forget,
         _ => Command::Unknown(format!("/{}", head.chars().take(32).collect::<String>())),
     }
 }
@@ -63,6 +72,10 @@ mod tests {
             ("/UNSUBSCRIBE", Command::Unsubscribe(None)),
             ("/lang en", Command::Lang(Some("en".into()))),
             ("/status", Command::Status),
+            ("/quiet 23:00-07:00", Command::Quiet(Some("23:00-07:00".into()))),
+            ("/quiet", Command::Quiet(None)),
+            ("/stop", Command::Stop),
+            ("/forget@sirena_bot", Command::Forget),
             ("/weather", Command::Unknown("/weather".into())),
             ("/", Command::Unknown("/".into())),
             ("Харків", Command::Text("Харків".into())),

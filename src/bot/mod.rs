@@ -13,7 +13,7 @@ mod conversation;
 mod replies;
 mod updates;
 
-pub use conversation::{Conversation, Input, Reply, Sender};
+pub use conversation::{Conversation, Dialog, Input, PAGE, Reply, Sender, drill};
 pub use replies::Replies;
 pub use updates::run;
 

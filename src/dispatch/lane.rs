@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::limits::{Recipient, SharedLimiter, Wait};
 use super::plan::{self, PartRef, Row, Verdict};
+use super::quiet;
 use super::{DeliveryPolicy, DispatchStats, Outcome, decide};
 use crate::alerts::{Event, Priority};
 use crate::channels::{Address, Channel, ChannelKind, Keyboard, LimitScope, Outgoing, SendError, Sent};
@@ -18,7 +19,7 @@ use crate::matcher::IndexDelta;
 use crate::messages::{Composer, Lang, Part, Rendered};
 use crate::regions::RegionTree;
 use crate::store::{
-    Claim, Claimed, DeliveryKey, EventRef, Finish, Finished, NodeId, Store, StoreError, SubscriberId, now_ms,
+    Claim, Claimed, DeliveryKey, EventRef, Finish, Finished, NodeId, Quiet, Store, StoreError, SubscriberId, now_ms,
 };
 
 /// How long the store may fail in a row before the lane gives up and the daemon exits
@@ -61,6 +62,8 @@ struct Ready {
     carried: Vec<DeliveryKey>,
     parts: usize,
     text: Arc<Rendered>,
+    /// Sent without a sound: the text is quiet, or the reader's quiet hours say so.
+    silent: bool,
     paid: bool,
     attempts: u32,
     /// The latest deadline of the carried deliveries; `None` if any has none.
@@ -358,6 +361,13 @@ impl Lane {
         }
         // The most urgent chat first.
         jobs.sort_by_key(|(_, rows)| rows.iter().map(|r| (r.priority, r.key.event)).min());
+        // Residents' quiet hours (only chats have them).
+        let quiet: HashMap<SubscriberId, Quiet> = if self.kind == ChannelKind::TelegramChat {
+            let ids = jobs.iter().map(|(s, _)| *s).collect();
+            self.store.quiet_hours(ids).await?.into_iter().map(|q| (q.subscriber, q)).collect()
+        } else {
+            HashMap::new()
+        };
         let current = (self.composer.borrow().clone(), self.tree.borrow().clone());
         let same =
             st.cached_with.as_ref().is_some_and(|(c, t)| Arc::ptr_eq(c, &current.0) && Arc::ptr_eq(t, &current.1));
@@ -367,13 +377,13 @@ impl Lane {
         }
         if self.batch_size() > 1 {
             let ready: Vec<Box<Ready>> =
-                jobs.into_iter().filter_map(|(subscriber, rows)| self.prepare(st, subscriber, rows)).collect();
+                jobs.into_iter().filter_map(|(s, rows)| self.prepare(st, s, rows, quiet.get(&s))).collect();
             self.start_batches(st, ready);
             return Ok(());
         }
         let mut open = true;
         for (subscriber, rows) in jobs {
-            let Some(ready) = self.prepare(st, subscriber, rows) else { continue };
+            let Some(ready) = self.prepare(st, subscriber, rows, quiet.get(&subscriber)) else { continue };
             if !open {
                 st.busy.insert(ready.subscriber);
                 st.held.push((Instant::now(), ready));
@@ -389,7 +399,13 @@ impl Lane {
     }
 
     /// Plans one chat's rows; records the superseded and expired ones; renders the rest.
-    fn prepare(&self, st: &mut State, subscriber: SubscriberId, rows: Vec<Claimed>) -> Option<Box<Ready>> {
+    fn prepare(
+        &self,
+        st: &mut State,
+        subscriber: SubscriberId,
+        rows: Vec<Claimed>,
+        quiet: Option<&Quiet>,
+    ) -> Option<Box<Ready>> {
         let now = now_ms();
         // Rows whose event is unknown cannot be rendered; they fail rather than loop.
         let (rows, orphans): (Vec<Claimed>, Vec<Claimed>) =
@@ -480,6 +496,24 @@ impl Lane {
                 Arc::new(composer.render(&parts, first.lang, self.kind.format(), &tree))
             })
             .clone();
+        let silent = match quiet {
+            None => text.silent,
+            Some(q) => {
+                let parts: Vec<Part<'_>> = planned
+                    .parts
+                    .iter()
+                    .map(|p| match *p {
+                        PartRef::Event { row, as_new } => Part::Event { event: &events[row], as_new },
+                        PartRef::Closed { start, end } => Part::Closed { start: &events[start], end: &events[end] },
+                    })
+                    .collect();
+                let tree = match &st.cached_with {
+                    Some((_, t)) => t.clone(),
+                    None => self.tree.borrow().clone(),
+                };
+                quiet::silent(text.silent, Some((q.hours, q.home.as_ref())), &parts, &tree, chrono::Utc::now())
+            }
+        };
         let deadline_ms =
             carried.iter().map(|&i| rows[i].deadline_ms).collect::<Option<Vec<_>>>().and_then(|d| d.into_iter().max());
         let key = message_key(subscriber, &keys);
@@ -493,6 +527,7 @@ impl Lane {
             attempts: carried.iter().map(|&i| rows[i].attempts).max().unwrap_or(1),
             carried: keys,
             text,
+            silent,
             deadline_ms,
         }))
     }
@@ -508,10 +543,10 @@ impl Lane {
             return Ok(());
         };
         let (to, text, paid, key) = (ready.to.clone(), ready.text.clone(), ready.paid, ready.key.clone());
+        let silent = ready.silent;
         let limit = self.send_timeout;
         let handle = st.in_flight.spawn(async move {
-            let message =
-                Outgoing { to: &to, text: &text.text, silent: text.silent, paid, keyboard: &Keyboard::None, key: &key };
+            let message = Outgoing { to: &to, text: &text.text, silent, paid, keyboard: &Keyboard::None, key: &key };
             match tokio::time::timeout(limit, channel.send(message)).await {
                 Ok(r) => vec![r],
                 Err(_) => vec![Err(SendError::Transient(format!("no answer within {limit:?}")))],
@@ -534,7 +569,11 @@ impl Lane {
         // Most urgent first was the claim's order; keep it within each text.
         let mut by_text: Vec<(Arc<Rendered>, Vec<Box<Ready>>)> = Vec::new();
         for r in ready {
-            match by_text.iter_mut().find(|(t, _)| Arc::ptr_eq(t, &r.text) || **t == *r.text) {
+            // One request carries one text, sounding or not.
+            let same = |t: &Arc<Rendered>, g: &[Box<Ready>]| {
+                (Arc::ptr_eq(t, &r.text) || **t == *r.text) && g.first().is_some_and(|f| f.silent == r.silent)
+            };
+            match by_text.iter_mut().find(|(t, g)| same(t, g)) {
                 Some((_, group)) => group.push(r),
                 None => by_text.push((r.text.clone(), vec![r])),
             }
@@ -588,7 +627,7 @@ impl Lane {
         let Some(channel) = self.channel.clone() else {
             return Ok(rest);
         };
-        let text = batch[0].text.clone();
+        let (text, silent) = (batch[0].text.clone(), batch[0].silent);
         let messages: Vec<(Address, bool, String)> =
             batch.iter().map(|r| (r.to.clone(), r.paid, r.key.clone())).collect();
         let limit = self.send_timeout;
@@ -598,7 +637,7 @@ impl Lane {
                 .map(|(to, paid, key)| Outgoing {
                     to,
                     text: &text.text,
-                    silent: text.silent,
+                    silent,
                     paid: *paid,
                     keyboard: &Keyboard::None,
                     key,

@@ -18,6 +18,7 @@
 pub mod lane;
 pub mod limits;
 pub mod plan;
+pub mod quiet;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

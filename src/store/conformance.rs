@@ -29,6 +29,8 @@ pub const CASES: &[(&str, Case)] = &[
     ("an_export_is_what_import_takes", |s| Box::pin(export_round_trips(s))),
     ("a_large_enqueue_is_complete", |s| Box::pin(large_enqueue(s))),
     ("events_and_small_state_round_trip", |s| Box::pin(events_and_kv(s))),
+    ("place_labels_filters_and_chat_settings_round_trip", |s| Box::pin(bot_memory(s))),
+    ("forget_leaves_nothing_of_a_chat", |s| Box::pin(forget(s))),
 ];
 
 /// Runs every case, each on a fresh store from `make`. A failing case panics; the
@@ -365,6 +367,75 @@ async fn places_and_channels(store: Arc<dyn Store>) {
     assert_eq!(swapped.removed, first.added, "a channel no longer configured is dropped");
     let old = store.subscriber(ChannelKind::TelegramChannel, "@kharkiv_alerts").await.expect("lookup");
     assert!(old.is_some_and(|s| !s.active));
+}
+
+async fn bot_memory(store: Arc<dyn Store>) {
+    use crate::dispatch::quiet::QuietHours;
+    let id = chat(&*store, "71").await;
+    let other = chat(&*store, "72").await;
+    store.add_place(id, &region(CITY)).await.expect("place");
+    store.add_place(id, &region(OBLAST)).await.expect("place");
+    store.add_place(other, &region(CITY)).await.expect("place");
+    let settings = store.place_settings(id).await.expect("settings");
+    let order: Vec<RegionId> = settings.iter().map(|p| p.region.clone()).collect();
+    assert_eq!(order, vec![region(CITY), region(OBLAST)], "in the order added: the first is home");
+    assert!(settings.iter().all(|p| p.label.is_none() && p.kinds.is_none()), "{settings:?}");
+
+    assert!(store.set_place_label(id, &region(OBLAST), Some("батьки <b>")).await.expect("label"));
+    assert!(!store.set_place_label(id, &region("UA46060250010015970"), Some("x")).await.expect("label"));
+    let kinds = [AlertKind::Evacuation, AlertKind::AirRaid];
+    assert!(store.set_place_kinds(id, &region(OBLAST), Some(&kinds)).await.expect("kinds"));
+    let settings = store.place_settings(id).await.expect("settings");
+    assert_eq!(settings[1].label.as_deref(), Some("батьки <b>"));
+    assert_eq!(settings[1].kinds.as_deref(), Some(&kinds[..]));
+    assert_eq!(settings[0].kinds, None, "the other place keeps every kind");
+    assert_eq!(store.filtered_places(None).await.expect("filtered"), vec![(id, region(OBLAST), kinds.to_vec())]);
+    assert!(store.filtered_places(Some(other)).await.expect("filtered").is_empty());
+    assert!(store.set_place_kinds(id, &region(OBLAST), None).await.expect("kinds"));
+    assert!(store.filtered_places(None).await.expect("filtered").is_empty(), "back to every kind");
+    store.set_place_kinds(id, &region(OBLAST), Some(&kinds)).await.expect("kinds");
+    store.deactivate(id, "blocked").await.expect("deactivate");
+    assert!(store.filtered_places(None).await.expect("filtered").is_empty(), "inactive ones do not count");
+    store.upsert_subscriber(ChannelKind::TelegramChat, "71", Lang::Uk).await.expect("back");
+
+    assert_eq!(store.chat_settings(id).await.expect("chat"), ChatSettings::default());
+    let night = QuietHours { from: 23 * 60, to: 7 * 60 };
+    let set = ChatSettings { dialog: Some(r#"{"naming":"x"}"#.into()), quiet: Some(night), paused: true };
+    store.set_chat_settings(id, &set).await.expect("set");
+    assert_eq!(store.chat_settings(id).await.expect("chat"), set);
+    let cleared = ChatSettings { dialog: None, quiet: Some(night), paused: false };
+    store.set_chat_settings(id, &cleared).await.expect("set");
+    assert_eq!(store.chat_settings(id).await.expect("chat"), cleared);
+    assert_eq!(
+        store.quiet_hours(vec![id, other]).await.expect("quiet"),
+        vec![Quiet { subscriber: id, hours: night, home: Some(region(CITY)) }],
+        "only those with quiet hours, with their first place"
+    );
+}
+
+async fn forget(store: Arc<dyn Store>) {
+    let id = chat(&*store, "73").await;
+    let kept = chat(&*store, "74").await;
+    for s in [id, kept] {
+        store.add_place(s, &region(CITY)).await.expect("place");
+        store
+            .set_chat_settings(s, &ChatSettings { dialog: Some("x".into()), ..Default::default() })
+            .await
+            .expect("set");
+    }
+    store.add_place(id, &region(OBLAST)).await.expect("place");
+    let e = alert("f", Transition::Started, Priority::OtherStart);
+    store.enqueue(&e, Audience::Subscribers(vec![id, kept]), None).await.expect("enqueue");
+    assert_eq!(store.forget(id).await.expect("forget"), vec![region(OBLAST), region(CITY)]);
+    assert!(store.places(id).await.expect("places").is_empty());
+    assert_eq!(store.chat_settings(id).await.expect("chat"), ChatSettings::default());
+    let gone = store.subscriber(ChannelKind::TelegramChat, "73").await.expect("lookup");
+    assert!(gone.is_some_and(|s| !s.active), "no more deliveries");
+    let claimed = store.claim(claim(ChannelKind::TelegramChat, 10, 1, now_ms())).await.expect("claim");
+    assert_eq!(subscribers_of(&claimed), vec![kept], "the forgotten chat's queued delivery is gone");
+    assert_eq!(store.places(kept).await.expect("places"), vec![region(CITY)], "another chat keeps its own");
+    assert_eq!(store.chat_settings(kept).await.expect("chat").dialog.as_deref(), Some("x"));
+    assert!(store.forget(id).await.expect("again").is_empty(), "forgetting twice is harmless");
 }
 
 async fn export_round_trips(store: Arc<dyn Store>) {

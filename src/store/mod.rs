@@ -34,8 +34,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::alerts::{Event, EventId, Priority};
+use crate::alerts::{AlertKind, Event, EventId, Priority};
 use crate::channels::ChannelKind;
+use crate::dispatch::quiet::QuietHours;
 use crate::messages::Lang;
 use crate::regions::RegionId;
 
@@ -148,6 +149,34 @@ pub struct RegionChannel {
 pub struct PlaceChanges {
     pub added: Vec<(SubscriberId, RegionId)>,
     pub removed: Vec<(SubscriberId, RegionId)>,
+}
+
+/// One of a subscriber's places with the resident's settings for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaceSettings {
+    pub region: RegionId,
+    /// The resident's name for it ("home", "parents"); `None` means the place's name.
+    pub label: Option<String>,
+    /// The only alert kinds wanted for this place; `None` means every kind.
+    pub kinds: Option<Vec<AlertKind>>,
+}
+
+/// What the bot keeps about one chat besides its places.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChatSettings {
+    /// Where a multi-step conversation stands, as the bot serialised it.
+    pub dialog: Option<String>,
+    pub quiet: Option<QuietHours>,
+    /// Paused with `/stop`: the subscriber is inactive until `/start`.
+    pub paused: bool,
+}
+
+/// A subscriber's quiet hours and home (first) place, as the lanes need them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quiet {
+    pub subscriber: SubscriberId,
+    pub hours: QuietHours,
+    pub home: Option<RegionId>,
 }
 
 /// Who an event's deliveries go to.
@@ -388,6 +417,39 @@ pub trait Store: Send + Sync + 'static {
     async fn places(&self, id: SubscriberId) -> Result<Vec<RegionId>, StoreError>;
     /// Every place of every active subscriber, to build the match index at start.
     async fn active_places(&self) -> Result<Vec<(SubscriberId, RegionId)>, StoreError>;
+    /// A subscriber's places in the order they were added (the first is their home),
+    /// with labels and kind filters.
+    async fn place_settings(&self, id: SubscriberId) -> Result<Vec<PlaceSettings>, StoreError>;
+    /// Names a place (`None`: back to the place's own name); false when the
+    /// subscriber does not have it.
+    async fn set_place_label(
+        &self,
+        id: SubscriberId,
+        region: &RegionId,
+        label: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Sets the only kinds wanted for a place (`None`: every kind); false when the
+    /// subscriber does not have it.
+    async fn set_place_kinds(
+        &self,
+        id: SubscriberId,
+        region: &RegionId,
+        kinds: Option<&[AlertKind]>,
+    ) -> Result<bool, StoreError>;
+    /// The places of active subscribers that have a kind filter, with the kinds
+    /// wanted; of one subscriber with `Some`.
+    async fn filtered_places(
+        &self,
+        id: Option<SubscriberId>,
+    ) -> Result<Vec<(SubscriberId, RegionId, Vec<AlertKind>)>, StoreError>;
+    /// The bot's state of a chat; the default for one it keeps nothing about.
+    async fn chat_settings(&self, id: SubscriberId) -> Result<ChatSettings, StoreError>;
+    async fn set_chat_settings(&self, id: SubscriberId, settings: &ChatSettings) -> Result<(), StoreError>;
+    /// Quiet hours and home place of those of `ids` that set quiet hours.
+    async fn quiet_hours(&self, ids: Vec<SubscriberId>) -> Result<Vec<Quiet>, StoreError>;
+    /// Deletes everything the bot keeps about a subscriber (places, settings, dialog)
+    /// and deactivates it, failing its queued deliveries. Returns the places removed.
+    async fn forget(&self, id: SubscriberId) -> Result<Vec<RegionId>, StoreError>;
     /// Adds (or reactivates) many subscribers with their places; returns how many
     /// subscribers were created.
     async fn import(&self, rows: Vec<Import>) -> Result<usize, StoreError>;
@@ -509,6 +571,16 @@ pub(crate) mod sql {
 
     pub(crate) fn known_channels() -> String {
         ChannelKind::ALL.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ")
+    }
+
+    /// A place's kind filter as stored: kind names joined by commas.
+    pub(crate) fn kinds_text(kinds: &[crate::alerts::AlertKind]) -> String {
+        kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// A stored kind filter; names sirena no longer knows are skipped.
+    pub(crate) fn parse_kinds(text: &str) -> Vec<crate::alerts::AlertKind> {
+        text.split(',').filter_map(crate::alerts::AlertKind::parse).collect()
     }
 
     /// SQL that turns a stored language code into its [`Lang::index`].

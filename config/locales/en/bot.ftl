@@ -6,9 +6,12 @@ bot-welcome =
 bot-help =
     Commands:
     /subscribe name — get alerts for a place
-    /list — your places
+    /list — your places: remove, name, choose which alerts
     /status — what is on in your places now
+    /quiet 23:00-07:00 — quiet hours (no sound, except a threat at your place); /quiet off
+    /stop — pause, /start — resume
     /unsubscribe — stop all alerts (or /unsubscribe name)
+    /forget — delete everything I keep about you
     /lang uk or /lang en — message language
     /help — this help
 bot-subscribe-usage = Write the name after the command, for example: /subscribe Kupiansk
@@ -30,10 +33,53 @@ bot-too-long = That message is too long. Send /subscribe and the name of your pl
 bot-not-text = I only understand text. Send the name of a place or /help.
 bot-error = Something went wrong, please try again in a minute.
 
-bot-status-alert = { $kind } in { $place } since { $since }
+bot-status-alert = { $kind } in { $place } since { $since } (source: { $sources })
 bot-status-clear = No alerts.
 bot-status-unknown = Status unknown since { $since }: the alert feeds are not answering. Stay alert and follow official channels.
 bot-status-unknown-never = Status unknown: no alert feed has answered yet. Stay alert and follow official channels.
+
+bot-welcome-back = Welcome back! Here are your places.
+bot-choose-lang = Оберіть мову / Choose a language:
+bot-where =
+    Where do you live? Three ways:
+    • type the name of your village or city, for example: Kindrashivka
+    • share your location with the button below
+    • or pick from the list: oblast → raion → hromada → settlement
+bot-share-location = 📍 Share my location
+bot-drill-top = Choose your oblast (page { $page } of { $pages }):
+bot-drill = { $place }: choose (page { $page } of { $pages }):
+bot-drill-whole = 🔔 All of { $place }
+bot-drill-up = ⬆ Back
+bot-you-get = You will get: air raid alerts, shelling and other threats, evacuation orders, and all-clears.
+bot-now = There right now:
+bot-button-label = ✏️ Name it
+bot-button-filter = ⚙️ Which alerts
+bot-stale-button = This button is out of date: the list has changed. Send /list or the place name again.
+bot-admins-only = In a group only administrators can change the subscriptions.
+bot-label-ask = What shall I call “{ $place }”? Write a short name, for example: home, parents.
+bot-label-set = Done: “{ $label }” is { $place }.
+bot-filter = Which alerts for “{ $place }”? Press to switch each on or off.
+bot-filter-saved = Saved for “{ $place }”. New kinds of alert sirena does not know yet always come through.
+bot-filter-empty = At least one kind must stay on for “{ $place }”. To remove the place: /list.
+bot-filter-all = Every kind
+bot-kind-air_raid = Air raid
+bot-kind-artillery = Shelling
+bot-kind-urban_fights = Street fighting
+bot-kind-chemical = Chemical threat
+bot-kind-nuclear = Radiation threat
+bot-kind-evacuation = Evacuation
+bot-kind-info = Notices
+bot-quiet-usage = Quiet hours, Kyiv time: /quiet 23:00-07:00. Off: /quiet off. Nothing is held back: messages arrive without sound, and a new threat or evacuation at your first place still rings.
+bot-quiet-set = Quiet hours: { $hours } (Kyiv time). Then messages arrive without sound, except a new threat or evacuation at your first place.
+bot-quiet-now = Quiet hours: { $hours } (Kyiv time). Off: /quiet off
+bot-quiet-off = Quiet hours are off: every message rings.
+bot-paused = Deliveries are paused; your places are kept. To resume: /start
+bot-resumed = Deliveries are back on.
+bot-forget-ask = Delete everything I keep about you: places, their names, quiet hours? This cannot be undone.
+bot-forget-yes = Yes, delete
+bot-forget-no = No
+bot-forgotten = Everything is deleted. No more messages. To start again: /start
+bot-forget-kept = Nothing was deleted.
 
 notice-source-stale = ⚠️ Alert feed { $source } has not given a good answer since { $since }; sirena keeps its last good view.
 notice-source-recovered = ✅ Alert feed { $source } answers again.

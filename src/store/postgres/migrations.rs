@@ -14,7 +14,7 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x7369_7265_6e61_0001;
 
 /// Numbered migrations; `sirena_schema.version` records how many have run.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS, MIGRATE_3_BOT];
 
 /// Integer columns come first, widest to narrowest, so a delivery row has no padding:
 /// seven 8-byte columns, one 4-byte, four 2-byte, then the address.
@@ -77,6 +77,21 @@ CREATE TABLE kv (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
 const MIGRATE_2_REPORTS: &str = r#"
 ALTER TABLE deliveries ADD COLUMN reported_at BIGINT;
 CREATE INDEX deliveries_by_platform_id ON deliveries (channel, platform_id) WHERE state = 2;
+"#;
+
+/// The bot's memory: a label, a kind filter and the order of adding per place, and
+/// per chat the dialog in progress, quiet hours and whether the resident paused.
+const MIGRATE_3_BOT: &str = r#"
+ALTER TABLE places ADD COLUMN seq BIGSERIAL;
+ALTER TABLE places ADD COLUMN label TEXT;
+ALTER TABLE places ADD COLUMN kinds TEXT;
+CREATE TABLE chats (
+    subscriber_id BIGINT PRIMARY KEY REFERENCES subscribers(id) ON DELETE CASCADE,
+    quiet_from INTEGER,
+    quiet_to INTEGER,
+    paused BOOLEAN NOT NULL DEFAULT FALSE,
+    dialog TEXT
+);
 "#;
 
 /// Brings the database's schema up to date, or refuses one newer than this sirena.

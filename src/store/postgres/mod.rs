@@ -344,6 +344,129 @@ impl Store for PgStore {
         Ok(out)
     }
 
+    async fn place_settings(&self, id: SubscriberId) -> Result<Vec<PlaceSettings>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT region_id, label, kinds FROM places WHERE subscriber_id = $1 ORDER BY seq")
+            .await?;
+        let mut out = Vec::new();
+        for r in client.query(&stmt, &[&id]).await? {
+            let Ok(region) = RegionId::parse(r.try_get::<_, &str>(0)?) else { continue };
+            let kinds: Option<&str> = r.try_get(2)?;
+            out.push(PlaceSettings { region, label: r.try_get(1)?, kinds: kinds.map(sql::parse_kinds) });
+        }
+        Ok(out)
+    }
+
+    async fn set_place_label(
+        &self,
+        id: SubscriberId,
+        region: &RegionId,
+        label: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt =
+            client.prepare_cached("UPDATE places SET label = $3 WHERE subscriber_id = $1 AND region_id = $2").await?;
+        Ok(client.execute(&stmt, &[&id, &region.as_str(), &label]).await? == 1)
+    }
+
+    async fn set_place_kinds(
+        &self,
+        id: SubscriberId,
+        region: &RegionId,
+        kinds: Option<&[AlertKind]>,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt =
+            client.prepare_cached("UPDATE places SET kinds = $3 WHERE subscriber_id = $1 AND region_id = $2").await?;
+        let kinds = kinds.map(sql::kinds_text);
+        Ok(client.execute(&stmt, &[&id, &region.as_str(), &kinds]).await? == 1)
+    }
+
+    async fn filtered_places(
+        &self,
+        id: Option<SubscriberId>,
+    ) -> Result<Vec<(SubscriberId, RegionId, Vec<AlertKind>)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT p.subscriber_id, p.region_id, p.kinds FROM places p JOIN subscribers s ON s.id = p.subscriber_id
+                 WHERE s.active AND p.kinds IS NOT NULL AND ($1::bigint IS NULL OR p.subscriber_id = $1)",
+                &[&id],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Ok(region) = RegionId::parse(r.try_get::<_, &str>(1)?) else { continue };
+            out.push((r.try_get(0)?, region, sql::parse_kinds(r.try_get(2)?)));
+        }
+        Ok(out)
+    }
+
+    async fn chat_settings(&self, id: SubscriberId) -> Result<ChatSettings, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT dialog, quiet_from, quiet_to, paused FROM chats WHERE subscriber_id = $1")
+            .await?;
+        let Some(r) = client.query_opt(&stmt, &[&id]).await? else { return Ok(ChatSettings::default()) };
+        let (from, to): (Option<i32>, Option<i32>) = (r.try_get(1)?, r.try_get(2)?);
+        Ok(ChatSettings {
+            dialog: r.try_get(0)?,
+            quiet: from.zip(to).and_then(|(f, t)| QuietHours::from_stored(f.into(), t.into())),
+            paused: r.try_get(3)?,
+        })
+    }
+
+    async fn set_chat_settings(&self, id: SubscriberId, settings: &ChatSettings) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO chats (subscriber_id, dialog, quiet_from, quiet_to, paused) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (subscriber_id) DO UPDATE SET dialog = $2, quiet_from = $3, quiet_to = $4, paused = $5",
+            )
+            .await?;
+        let (from, to) = (settings.quiet.map(|q| i32::from(q.from)), settings.quiet.map(|q| i32::from(q.to)));
+        client.execute(&stmt, &[&id, &settings.dialog, &from, &to, &settings.paused]).await?;
+        Ok(())
+    }
+
+    async fn quiet_hours(&self, ids: Vec<SubscriberId>) -> Result<Vec<Quiet>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT c.subscriber_id, c.quiet_from, c.quiet_to,
+                        (SELECT region_id FROM places p WHERE p.subscriber_id = c.subscriber_id ORDER BY seq LIMIT 1)
+                 FROM chats c WHERE c.subscriber_id = ANY($1::bigint[]) AND c.quiet_from IS NOT NULL",
+            )
+            .await?;
+        let mut out = Vec::new();
+        for r in client.query(&stmt, &[&ids]).await? {
+            let (from, to): (i32, i32) = (r.try_get(1)?, r.try_get(2)?);
+            let Some(hours) = QuietHours::from_stored(from.into(), to.into()) else { continue };
+            let home: Option<&str> = r.try_get(3)?;
+            out.push(Quiet { subscriber: r.try_get(0)?, hours, home: home.and_then(|h| RegionId::parse(h).ok()) });
+        }
+        Ok(out)
+    }
+
+    async fn forget(&self, id: SubscriberId) -> Result<Vec<RegionId>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut rows = tx.query("DELETE FROM places WHERE subscriber_id = $1 RETURNING region_id", &[&id]).await?;
+        tx.execute("DELETE FROM chats WHERE subscriber_id = $1", &[&id]).await?;
+        tx.execute("UPDATE subscribers SET active = FALSE, inactive_reason = 'forgotten' WHERE id = $1", &[&id])
+            .await?;
+        tx.execute(
+            "UPDATE deliveries SET state = 4, last_error = 'subscriber inactive: forgotten'
+             WHERE subscriber_id = $1 AND state = 0",
+            &[&id],
+        )
+        .await?;
+        tx.commit().await?;
+        rows.sort_by(|a, b| a.try_get::<_, &str>(0).ok().cmp(&b.try_get::<_, &str>(0).ok()));
+        parse_places(&rows)
+    }
+
     async fn import(&self, rows: Vec<Import>) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
         let mut created = 0;

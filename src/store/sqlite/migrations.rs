@@ -8,7 +8,7 @@ use crate::store::sql::{channel_case, known_channels, lang_case};
 use crate::store::{StoreError, now_ms};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
-pub(super) const MIGRATIONS: &[Migration] = &[migrate_1_spine, migrate_2_outbox, migrate_3_reports];
+pub(super) const MIGRATIONS: &[Migration] = &[migrate_1_spine, migrate_2_outbox, migrate_3_reports, migrate_4_bot];
 
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
@@ -147,6 +147,23 @@ fn migrate_3_reports(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "ALTER TABLE deliveries ADD COLUMN reported_at INTEGER;
          CREATE INDEX deliveries_by_platform_id ON deliveries (channel, platform_id) WHERE state = 2;",
+    )?;
+    Ok(())
+}
+
+/// The bot's memory: a label and a kind filter per place, and per chat the dialog in
+/// progress, quiet hours and whether the resident paused.
+fn migrate_4_bot(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "ALTER TABLE places ADD COLUMN label TEXT;
+         ALTER TABLE places ADD COLUMN kinds TEXT;
+         CREATE TABLE chats (
+             subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers(id) ON DELETE CASCADE,
+             dialog TEXT,
+             quiet_from INTEGER,
+             quiet_to INTEGER,
+             paused INTEGER NOT NULL DEFAULT 0
+         );",
     )?;
     Ok(())
 }

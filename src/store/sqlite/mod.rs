@@ -359,6 +359,153 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn place_settings(&self, id: SubscriberId) -> Result<Vec<PlaceSettings>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT region_id, label, kinds FROM places WHERE subscriber_id = ?1 ORDER BY rowid")?;
+            let mut rows = stmt.query(params![id])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let Ok(region) = RegionId::parse(r.get_ref(0)?.as_str().unwrap_or_default()) else { continue };
+                let kinds: Option<String> = r.get(2)?;
+                out.push(PlaceSettings { region, label: r.get(1)?, kinds: kinds.map(|k| sql::parse_kinds(&k)) });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_place_label(
+        &self,
+        id: SubscriberId,
+        region: &RegionId,
+        label: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (region, label) = (region.to_string(), label.map(str::to_owned));
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE places SET label = ?3 WHERE subscriber_id = ?1 AND region_id = ?2")?
+                .execute(params![id, region, label])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn set_place_kinds(
+        &self,
+        id: SubscriberId,
+        region: &RegionId,
+        kinds: Option<&[AlertKind]>,
+    ) -> Result<bool, StoreError> {
+        let (region, kinds) = (region.to_string(), kinds.map(sql::kinds_text));
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE places SET kinds = ?3 WHERE subscriber_id = ?1 AND region_id = ?2")?
+                .execute(params![id, region, kinds])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn filtered_places(
+        &self,
+        id: Option<SubscriberId>,
+    ) -> Result<Vec<(SubscriberId, RegionId, Vec<AlertKind>)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT p.subscriber_id, p.region_id, p.kinds FROM places p JOIN subscribers s ON s.id = p.subscriber_id
+                 WHERE s.active = 1 AND p.kinds IS NOT NULL AND (?1 IS NULL OR p.subscriber_id = ?1)",
+            )?;
+            let mut rows = stmt.query(params![id])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let Ok(region) = RegionId::parse(r.get_ref(1)?.as_str().unwrap_or_default()) else { continue };
+                out.push((r.get(0)?, region, sql::parse_kinds(&r.get::<_, String>(2)?)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn chat_settings(&self, id: SubscriberId) -> Result<ChatSettings, StoreError> {
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached("SELECT dialog, quiet_from, quiet_to, paused FROM chats WHERE subscriber_id = ?1")?
+                .query_row(params![id], |r| {
+                    let (from, to): (Option<i64>, Option<i64>) = (r.get(1)?, r.get(2)?);
+                    Ok(ChatSettings {
+                        dialog: r.get(0)?,
+                        quiet: from.zip(to).and_then(|(f, t)| QuietHours::from_stored(f, t)),
+                        paused: r.get::<_, i64>(3)? != 0,
+                    })
+                })
+                .optional()?;
+            Ok(row.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn set_chat_settings(&self, id: SubscriberId, settings: &ChatSettings) -> Result<(), StoreError> {
+        let s = settings.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO chats (subscriber_id, dialog, quiet_from, quiet_to, paused) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (subscriber_id) DO UPDATE SET dialog = ?2, quiet_from = ?3, quiet_to = ?4, paused = ?5",
+            )?
+            .execute(params![
+                id,
+                s.dialog,
+                s.quiet.map(|q| q.from),
+                s.quiet.map(|q| q.to),
+                i64::from(s.paused)
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn quiet_hours(&self, ids: Vec<SubscriberId>) -> Result<Vec<Quiet>, StoreError> {
+        self.read(move |conn| {
+            let ids: Rc<Vec<Value>> = Rc::new(ids.into_iter().map(Value::from).collect());
+            let mut stmt = conn.prepare_cached(
+                "SELECT c.subscriber_id, c.quiet_from, c.quiet_to,
+                        (SELECT region_id FROM places p WHERE p.subscriber_id = c.subscriber_id ORDER BY rowid LIMIT 1)
+                 FROM chats c WHERE c.subscriber_id IN (SELECT value FROM rarray(?1)) AND c.quiet_from IS NOT NULL",
+            )?;
+            let mut rows = stmt.query(params![ids])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let Some(hours) = QuietHours::from_stored(r.get(1)?, r.get(2)?) else { continue };
+                let home: Option<String> = r.get(3)?;
+                out.push(Quiet { subscriber: r.get(0)?, hours, home: home.and_then(|h| RegionId::parse(&h).ok()) });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn forget(&self, id: SubscriberId) -> Result<Vec<RegionId>, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let removed: Vec<String> = tx
+                .prepare("DELETE FROM places WHERE subscriber_id = ?1 RETURNING region_id")?
+                .query_map(params![id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            tx.execute("DELETE FROM chats WHERE subscriber_id = ?1", params![id])?;
+            tx.execute("UPDATE subscribers SET active = 0, inactive_reason = 'forgotten' WHERE id = ?1", params![id])?;
+            tx.execute(
+                "UPDATE deliveries SET state = 4, last_error = 'subscriber inactive: forgotten'
+                 WHERE subscriber_id = ?1 AND state = 0",
+                params![id],
+            )?;
+            tx.commit()?;
+            let mut removed = parse_places(removed);
+            removed.sort();
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn import(&self, rows: Vec<Import>) -> Result<usize, StoreError> {
         let writer = self.writer.clone();
         run_blocking(move || {
