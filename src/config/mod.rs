@@ -11,6 +11,7 @@
 //! config that fails validation never replaces the running one.
 
 pub mod codifier;
+pub mod drills;
 pub mod guard;
 pub mod log;
 pub mod secret;
@@ -130,6 +131,11 @@ pub struct Settings {
     pub log: log::LogSettings,
     #[serde(default)]
     pub reload: ReloadSettings,
+    /// `[[drill]]`: scheduled test messages to residents who opted in.
+    #[serde(default)]
+    pub drill: Vec<drills::DrillSettings>,
+    #[serde(default)]
+    pub retention: drills::RetentionSettings,
 }
 
 /// `[reload]`: what a running daemon's reload may do that it otherwise refuses.
@@ -526,8 +532,13 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
 
     let settings_path = dir.join("sirena.toml");
+    let mut settings_text = String::new();
     let settings = match std::fs::read_to_string(&settings_path) {
-        Ok(text) => parse_settings(&settings_path, &text, &mut errors),
+        Ok(text) => {
+            let s = parse_settings(&settings_path, &text, &mut errors);
+            settings_text = text;
+            s
+        }
         Err(e) => {
             errors.push(file_error(&settings_path, format!("cannot read: {e}")));
             None
@@ -535,6 +546,10 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     };
 
     let (tree, orders, order_origin, region_origin) = load_regions(&dir.join("regions"), &mut errors);
+    if let (Some(s), Some(t)) = (&settings, &tree) {
+        let src = SourceText { path: &settings_path, text: &settings_text };
+        drills::check_places(&src, &s.drill, t, &mut errors);
+    }
     let composer = load_locales(&dir.join("locales"), &mut errors);
 
     match (settings, tree, composer) {
@@ -648,6 +663,10 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
         }
     }
     check_store(&src, &settings.store, errors);
+    drills::check(&src, &settings.drill, errors);
+    if settings.retention.delivered_days == Some(0) {
+        errors.push(src.error(at("delivered_days"), "delivered_days must be at least 1"));
+    }
     if let Some(t) = &settings.telegram {
         check_url(&src, &t.api_url, at("api_url"), errors);
         let l = &t.limits;

@@ -49,6 +49,10 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
     ("locales/uk/bot.ftl", include_str!("../../config/locales/uk/bot.ftl")),
     ("locales/en/alerts.ftl", include_str!("../../config/locales/en/alerts.ftl")),
     ("locales/en/bot.ftl", include_str!("../../config/locales/en/bot.ftl")),
+    ("locales/uk/operators.ftl", include_str!("../../config/locales/uk/operators.ftl")),
+    ("locales/en/operators.ftl", include_str!("../../config/locales/en/operators.ftl")),
+    ("locales/uk/drill.ftl", include_str!("../../config/locales/uk/drill.ftl")),
+    ("locales/en/drill.ftl", include_str!("../../config/locales/en/drill.ftl")),
 ];
 
 /// The environment variables the written `sirena.toml` names for the simulators'

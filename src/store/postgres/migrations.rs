@@ -14,7 +14,7 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x7369_7265_6e61_0001;
 
 /// Numbered migrations; `sirena_schema.version` records how many have run.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS, MIGRATE_3_OPERATORS];
 
 /// Integer columns come first, widest to narrowest, so a delivery row has no padding:
 /// seven 8-byte columns, one 4-byte, four 2-byte, then the address.
@@ -77,6 +77,20 @@ CREATE TABLE kv (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
 const MIGRATE_2_REPORTS: &str = r#"
 ALTER TABLE deliveries ADD COLUMN reported_at BIGINT;
 CREATE INDEX deliveries_by_platform_id ON deliveries (channel, platform_id) WHERE state = 2;
+"#;
+
+/// Operators (issue 10; numbered 5 once the bot's and help requests' land): the audit
+/// log, and each subscriber's opt-in to drills.
+const MIGRATE_3_OPERATORS: &str = r#"
+CREATE TABLE audit (
+    id BIGSERIAL PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    what TEXT NOT NULL
+);
+CREATE INDEX audit_by_time ON audit (at_ms);
+ALTER TABLE subscribers ADD COLUMN drills BOOLEAN NOT NULL DEFAULT FALSE;
 "#;
 
 /// Brings the database's schema up to date, or refuses one newer than this sirena.

@@ -8,7 +8,8 @@ use crate::store::sql::{channel_case, known_channels, lang_case};
 use crate::store::{StoreError, now_ms};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
-pub(super) const MIGRATIONS: &[Migration] = &[migrate_1_spine, migrate_2_outbox, migrate_3_reports];
+pub(super) const MIGRATIONS: &[Migration] =
+    &[migrate_1_spine, migrate_2_outbox, migrate_3_reports, migrate_4_operators];
 
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
@@ -147,6 +148,23 @@ fn migrate_3_reports(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "ALTER TABLE deliveries ADD COLUMN reported_at INTEGER;
          CREATE INDEX deliveries_by_platform_id ON deliveries (channel, platform_id) WHERE state = 2;",
+    )?;
+    Ok(())
+}
+
+/// Operators (issue 10; numbered 6 once the bot's and help requests' land): the audit
+/// log, and each subscriber's opt-in to drills.
+fn migrate_4_operators(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            who TEXT NOT NULL,
+            action TEXT NOT NULL,
+            what TEXT NOT NULL
+         );
+         CREATE INDEX audit_by_time ON audit (at_ms);
+         ALTER TABLE subscribers ADD COLUMN drills INTEGER NOT NULL DEFAULT 0;",
     )?;
     Ok(())
 }
