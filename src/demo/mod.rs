@@ -129,6 +129,8 @@ pub struct Options {
     /// Extra text appended to the shipped `regions/kharkiv.toml` (an order in force at
     /// start).
     pub kharkiv_extra: String,
+    /// Appended to `sirena.toml` (tables that come last, such as `[[drill]]`).
+    pub settings_extra: String,
     /// Telegram channels of regions of the Kharkiv file: (region id, `@name` or
     /// `-100…`), written into each region's table.
     pub region_channels: Vec<(String, String)>,
@@ -227,6 +229,7 @@ impl Default for Options {
             deadlines: Deadlines::default(),
             seed: Vec::new(),
             kharkiv_extra: String::new(),
+            settings_extra: String::new(),
             region_channels: Vec::new(),
             wrap_store: None,
             sources: vec![FeedKind::AlertsInUa],
@@ -367,7 +370,8 @@ lease = "{lease}"
 superseded = "{superseded}"
 
 [dispatch.deadlines]
-{deadlines}"#,
+{deadlines}{settings_extra}"#,
+            settings_extra = self.settings_extra,
             telegram_env = TELEGRAM_TOKEN_ENV,
             operators = self.operators.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
             stale_after = duration(self.stale_after),

@@ -320,7 +320,7 @@ mod tests {
         assert!(!rep.done());
         let text = describe(&rep);
         assert!(
-            text.contains("telegram_chat: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s, possible duplicates 1"),
+            text.contains("telegram: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s, possible duplicates 1"),
             "{text}"
         );
     }
