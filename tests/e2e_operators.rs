@@ -111,6 +111,12 @@ async fn a_broadcast_leaves_only_when_a_second_operator_approves() {
         [(OP1, "broadcast_drafted"), (OP1, "approval_refused"), (OP2, "broadcast_approved"), (OP1, "event_cancelled")];
     let want: Vec<(String, String)> = want.iter().map(|(w, a)| (w.to_string(), a.to_string())).collect();
     assert_eq!(steps, want, "{audit:?}");
+    // `sirena audit` prints them, from a time on.
+    let printed = sirena::operators::cli::audit(&h.config_dir, None).await.expect("audit");
+    assert!(printed.lines().any(|l| l.contains(&OP2.to_string()) && l.contains("broadcast_approved")), "{printed}");
+    let future = chrono::Utc::now() + chrono::Duration::hours(1);
+    let printed = sirena::operators::cli::audit(&h.config_dir, Some(future)).await.expect("audit");
+    assert_eq!(printed, "no audit entries\n");
     h.shutdown().await;
 }
 

@@ -13,6 +13,7 @@
 //! counted (`sirena_operator_refused_total`).
 
 pub mod audit;
+pub mod cli;
 pub mod commands;
 pub mod drafts;
 pub mod drills;
