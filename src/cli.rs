@@ -55,6 +55,21 @@ enum Command {
         #[arg(long, default_value = "config")]
         config: PathBuf,
     },
+    /// The audit log: every order change, config reload (applied or refused),
+    /// broadcast draft, approval, rejection, cancellation and drill, with who and when
+    /// (Kyiv time).
+    Audit {
+        /// From this time on: `2026-12-01T10:00` (Kyiv time) or RFC 3339.
+        #[arg(long, value_parser = crate::operators::cli::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+    /// Drills (`[[drill]]` in sirena.toml).
+    Drills {
+        #[command(subcommand)]
+        command: DrillsCommand,
+    },
     /// Subscriber lists as CSV: `channel,address,place,lang`.
     Subscribers {
         #[command(subcommand)]
@@ -94,6 +109,20 @@ enum RegionsCommand {
         /// list cannot place.
         #[arg(long)]
         ukrainealarm: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DrillsCommand {
+    /// What each stored drill run reached: share delivered per channel, p50 and p99
+    /// time from the drill to the send, and possible duplicates (sent after more than
+    /// one attempt). Newest first.
+    Report {
+        /// Only this drill's runs (its `id`).
+        #[arg(long)]
+        drill: Option<String>,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
     },
 }
 
@@ -436,6 +465,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Preview { order, config } => {
             let preview = runtime()?.block_on(crate::preview::run(&config, &order))?;
             print!("{}", crate::preview::report(&preview));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { since, config } => {
+            print!("{}", runtime()?.block_on(crate::operators::cli::audit(&config, since))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Drills { command: DrillsCommand::Report { drill, config } } => {
+            print!("{}", runtime()?.block_on(crate::operators::cli::drills_report(&config, drill.as_deref()))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Subscribers { command: SubscribersCommand::Export { config } } => {

@@ -152,6 +152,8 @@ pub struct Running {
     pub pipeline_stats: Arc<crate::metrics::PipelineStats>,
     /// Where sources send their reports: tools and tests may send observations too.
     pub reports_in: mpsc::Sender<crate::sources::SourceReport>,
+    /// Into the pipeline, as operators' commands and drills send events.
+    pub operator_events: mpsc::Sender<crate::alerts::Event>,
     /// Where `[http] listen` was bound (with its real port when the config said 0).
     pub web_addr: Option<std::net::SocketAddr>,
     pub web: Arc<WebStats>,
@@ -270,6 +272,9 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (notices, _) = broadcast::channel(256);
     let (reports_seen_tx, reports_seen) = watch::channel(0u64);
     let (imports_tx, imports_seen) = watch::channel(0u64);
+    let (operator_tx, operator_rx) = mpsc::channel(64);
+    let drills = config.settings.drill.clone();
+    let retention = config.settings.retention.clone();
     let policy = Arc::new(DeliveryPolicy {
         settings: config.settings.dispatch.clone(),
         paid: config.settings.telegram.as_ref().map(|t| t.paid_broadcast.clone()).unwrap_or_default(),
@@ -462,6 +467,18 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             status: status_rx.clone(),
         });
         let replies = bot::Replies { channel: sender, limiter };
+        let operators = Arc::new(crate::operators::Operators {
+            allowlist: t.operators.clone(),
+            store: store.clone(),
+            tree: tree_rx.clone(),
+            composer: composer_rx.clone(),
+            sources: health.clone(),
+            events: operator_tx.clone(),
+            config_dir: config_dir.clone(),
+            replies: Some(replies.clone()),
+            stats: pipeline_stats.clone(),
+            book: Default::default(),
+        });
         if !t.operators.is_empty() {
             let (operators, replies, composer) = (t.operators.clone(), replies.clone(), composer_rx.clone());
             let (rx, c) = (notices.subscribe(), cancel.clone());
@@ -472,7 +489,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         }
         let (c, tr) = (cancel.clone(), tracker.clone());
         sup.spawn("bot", async move {
-            bot::run(poller, conversation, replies, t.long_poll, c, tr).await;
+            bot::run(poller, conversation, operators, replies, t.long_poll, c, tr).await;
             Ok::<(), std::convert::Infallible>(())
         });
     }
@@ -483,7 +500,28 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         watcher.run(config_dir, reload_tx, c).await;
         Ok::<(), std::convert::Infallible>(())
     });
-    let inputs = Inputs { reports: report_rx, reloads: reload_rx, deltas: delta_rx };
+    if !drills.is_empty() {
+        let runner = crate::operators::drills::DrillRunner {
+            drills,
+            store: store.clone(),
+            events: operator_tx.clone(),
+            notices: notices.clone(),
+            check_every: Duration::from_secs(5),
+        };
+        let c = cancel.clone();
+        sup.spawn("drills", async move {
+            runner.run(c).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+    if let Some(days) = retention.delivered_days {
+        let (s, c) = (store.clone(), cancel.clone());
+        sup.spawn("retention", async move {
+            crate::operators::drills::retention(s, days, c).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+    let inputs = Inputs { reports: report_rx, reloads: reload_rx, deltas: delta_rx, operator: operator_rx };
     sup.spawn("pipeline", pipeline.run(inputs, cancel.clone()));
 
     Ok(Running {
@@ -500,6 +538,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         imports_seen,
         pipeline_stats,
         reports_in: report_tx,
+        operator_events: operator_tx,
         web_addr,
         web: web_stats,
         failure: failure_rx,
@@ -575,6 +614,9 @@ async fn tell_operators(
             Notice::OrdersMissing { ids } => {
                 let listed = ids.join(", ");
                 c.text(lang, "notice-orders-missing", &[("orders", &listed)], &listed)
+            }
+            Notice::DrillReport { drill, run, summary } => {
+                c.text(lang, "notice-drill-report", &[("drill", drill), ("run", run), ("summary", summary)], summary)
             }
         };
         let text = crate::messages::escape(&text);

@@ -43,6 +43,7 @@ pub mod leader;
 pub mod matcher;
 pub mod messages;
 pub mod metrics;
+pub mod operators;
 pub mod pipeline;
 pub mod preview;
 pub mod regions;

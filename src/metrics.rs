@@ -20,6 +20,8 @@ pub struct PipelineStats {
     pub refused: std::sync::atomic::AtomicU64,
     /// Source snapshots held as implausible, since start.
     pub held: std::sync::atomic::AtomicU64,
+    /// Operator commands from Telegram users not on the allowlist, since start.
+    pub operator_refused: std::sync::atomic::AtomicU64,
 }
 
 impl PipelineStats {
@@ -48,6 +50,7 @@ pub struct Snapshot {
     pub reload_generation: u64,
     pub config_refused: u64,
     pub snapshots_held: u64,
+    pub operator_refused: u64,
     pub events: BTreeMap<(AlertKind, Transition), u64>,
     /// Deliveries by state (queue depth is `pending` + `sending`).
     pub deliveries: Counts,
@@ -71,6 +74,12 @@ pub fn render(s: &Snapshot) -> String {
     t.sample("sirena_config_refused_total", &[], s.config_refused);
     t.family("sirena_snapshots_held_total", "counter", "Feed snapshots held as implausible (their all-clears wait).");
     t.sample("sirena_snapshots_held_total", &[], s.snapshots_held);
+    t.family(
+        "sirena_operator_refused_total",
+        "counter",
+        "Operator commands from Telegram users not on the allowlist (answered \"not allowed\").",
+    );
+    t.sample("sirena_operator_refused_total", &[], s.operator_refused);
     t.family("sirena_events_total", "counter", "Events written to the outbox, by kind and transition.");
     for ((kind, transition), n) in &s.events {
         t.sample("sirena_events_total", &[("kind", kind.as_str()), ("transition", transition.as_str())], n);

@@ -125,6 +125,12 @@ pub enum Notice {
     OrdersMissing {
         ids: Vec<String>,
     },
+    /// A drill's deliveries are done (or its deadline passed): what it reached.
+    DrillReport {
+        drill: String,
+        run: String,
+        summary: String,
+    },
 }
 
 /// The pipeline's inputs.
@@ -132,6 +138,9 @@ pub struct Inputs {
     pub reports: mpsc::Receiver<SourceReport>,
     pub reloads: mpsc::Receiver<Result<Config, ConfigErrors>>,
     pub deltas: mpsc::UnboundedReceiver<IndexDelta>,
+    /// Events made by operators and drills (`operators`): approved broadcasts,
+    /// corrections, drill runs.
+    pub operator: mpsc::Receiver<Event>,
 }
 
 pub struct Pipeline {
@@ -238,6 +247,7 @@ impl Pipeline {
                     self.out.reports.send_modify(|n| *n += 1);
                 }
                 Some(reload) = inputs.reloads.recv() => self.on_reload(reload).await?,
+                Some(event) = inputs.operator.recv() => self.publish(vec![event]).await?,
                 _ = tick.tick() => {
                     // Expiry needs no file change to happen, nor staleness a report.
                     let events = self.orders.apply(&self.config.orders, Utc::now());
@@ -351,6 +361,8 @@ impl Pipeline {
                 self.publish(events).await?;
                 self.out.reloaded.send_modify(|g| *g += 1);
                 let generation = *self.out.reloaded.borrow();
+                self.audit(crate::operators::audit::reload(Ok((self.config.tree.len(), self.config.orders.len()))))
+                    .await;
                 tracing::info!(
                     generation,
                     regions = self.config.tree.len(),
@@ -369,7 +381,9 @@ impl Pipeline {
                     tracing::error!(file = %e.file.display(), line = e.line, col = e.col, message = %e.message, "config change rejected");
                 }
                 self.out.stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.notice(Notice::ConfigRefused { errors: errors.0.iter().map(|e| e.to_string()).collect() });
+                let listed: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+                self.audit(crate::operators::audit::reload(Err(&listed))).await;
+                self.notice(Notice::ConfigRefused { errors: listed });
                 tracing::error!(
                     errors = errors.0.len(),
                     "config change rejected; still running on the last good config"
@@ -499,6 +513,14 @@ impl Pipeline {
             .collect()
     }
 
+    /// Writes one audit line; a failure is logged, never fatal: the log is a record,
+    /// not a gate on alerts.
+    async fn audit(&self, entry: crate::store::AuditEntry) {
+        if let Err(e) = self.store.audit_append(entry).await {
+            tracing::warn!(error = %e, "audit log not written");
+        }
+    }
+
     fn notice(&self, notice: Notice) {
         tracing::warn!(?notice, "operator notice");
         let _ = self.out.notices.send(notice);
@@ -551,6 +573,18 @@ impl Pipeline {
             let by_subject = event.is_closing() && matches!(event.detail, EventDetail::Order { .. });
             let (audience, recipients) = if by_subject {
                 (Audience::ToldAbout(event.subject()), None)
+            } else if let EventDetail::Correction { original, .. } = &event.detail {
+                // A correction goes to whoever got (or is about to get) the original.
+                let ids = self.store.received(&original.id).await?;
+                let n = ids.len();
+                (Audience::Subscribers(ids), Some(n))
+            } else if matches!(event.detail, EventDetail::Drill { .. }) {
+                // A drill reaches its places' residents who opted in, nobody else.
+                let opted: BTreeSet<SubscriberId> = self.store.drill_subscribers().await?.into_iter().collect();
+                let mut ids = self.index.recipients(&self.config.tree, &event.targets, &event.reach);
+                ids.retain(|id| opted.contains(id));
+                let n = ids.len();
+                (Audience::Subscribers(ids), Some(n))
             } else {
                 let ids = self.index.recipients_of(&self.config.tree, event.kind, &event.targets, &event.reach);
                 let n = ids.len();
@@ -562,6 +596,9 @@ impl Pipeline {
             let enqueued = self.store.enqueue(&event, audience, deadline).await?;
             if enqueued.event_new {
                 self.out.stats.event(event.kind, event.transition);
+                if let Some(entry) = crate::operators::audit::of_order_event(&event) {
+                    self.audit(entry).await;
+                }
             }
             let enqueue_ms = ms_since(enqueuing);
             let recipients = recipients.unwrap_or(enqueued.deliveries);
@@ -592,6 +629,7 @@ impl Pipeline {
         let mut e = event.clone();
         let local = !e.targets.is_empty() && e.targets.iter().all(|t| self.config.tree.is_local(t));
         if e.transition == Transition::Started
+            && matches!(e.detail, EventDetail::Alert { .. })
             && e.kind != AlertKind::Evacuation
             && e.priority == Priority::OtherStart
             && local

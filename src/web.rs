@@ -285,6 +285,7 @@ async fn metrics(
         reload_generation: *f.reloads.borrow(),
         config_refused: f.pipeline.refused.load(Ordering::Relaxed),
         snapshots_held: f.pipeline.held.load(Ordering::Relaxed),
+        operator_refused: f.pipeline.operator_refused.load(Ordering::Relaxed),
         events: f.pipeline.events(),
         deliveries,
         dispatch: f.dispatch.figures(),

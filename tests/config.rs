@@ -387,7 +387,7 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             file: "locales/uk/alerts.ftl",
             edit: Edit::Append("alert-typo = Тривога в { $plcae }\n"),
             at: At::Line("alert-typo = "),
-            says: &["message `alert-typo` uses `$plcae`, which sirena never passes", "$place"],
+            says: &["message `alert-typo` uses `$plcae`, which sirena never passes (did you mean `$place`?)"],
         },
         Case {
             name: "missing Fluent message",
@@ -764,4 +764,66 @@ fn an_order_too_long_for_a_telegram_message_is_reported_at_its_id() {
     if let Err(e) = load(&s.dir) {
         panic!("a text that fits was refused: {e}");
     }
+}
+
+const DRILL: &str = r#"
+[[drill]]
+id = "monthly"
+schedule = "0 10 * * Mon"
+places = ["UA63000000000041885"]
+text = "Перевірка"
+
+[retention]
+delivered_days = 30
+"#;
+
+#[test]
+fn a_drill_and_retention_load_and_their_mistakes_point_at_their_lines() {
+    let s = Scratch::new();
+    s.append("sirena.toml", DRILL);
+    let config = load(&s.dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.settings.drill.len(), 1);
+    assert_eq!(config.settings.drill[0].regions().len(), 1);
+    assert!(config.settings.drill[0].cron().is_ok());
+    assert_eq!(config.settings.retention.delivered_days, Some(30));
+    let drill = |old: &'static str, new: &'static str| -> &'static str {
+        Box::leak(DRILL.replacen(old, new, 1).into_boxed_str())
+    };
+    check_all(&[
+        Case {
+            name: "a schedule that is not cron",
+            file: "sirena.toml",
+            edit: Edit::Append(drill("0 10 * * Mon", "every monday")),
+            at: At::Line("schedule = "),
+            says: &["not a cron expression"],
+        },
+        Case {
+            name: "a drill place that is no region",
+            file: "sirena.toml",
+            edit: Edit::Append(drill("UA63000000000041885", "UA63999999999999999")),
+            at: At::Line("places = "),
+            says: &["UA63999999999999999", "not a region"],
+        },
+        Case {
+            name: "a drill place that is not a code",
+            file: "sirena.toml",
+            edit: Edit::Append(drill("UA63000000000041885", "Kharkiv")),
+            at: At::Line("places = "),
+            says: &["place:"],
+        },
+        Case {
+            name: "an unknown key in a drill",
+            file: "sirena.toml",
+            edit: Edit::Append(drill("text = ", "txt = ")),
+            at: At::Line("txt = "),
+            says: &["unknown field"],
+        },
+        Case {
+            name: "retention of zero days",
+            file: "sirena.toml",
+            edit: Edit::Append(drill("delivered_days = 30", "delivered_days = 0")),
+            at: At::Line("delivered_days"),
+            says: &["at least 1"],
+        },
+    ]);
 }

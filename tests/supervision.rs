@@ -172,6 +172,36 @@ impl Store for ReadOnlySwitch {
     async fn counts(&self) -> Result<Counts, StoreError> {
         self.inner.counts().await
     }
+    async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.inner.event(id).await
+    }
+    async fn audit_append(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.audit_append(entry).await
+    }
+    async fn audit(&self, since_ms: Option<i64>) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit(since_ms).await
+    }
+    async fn set_drills(&self, id: SubscriberId, on: bool) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_drills(id, on).await
+    }
+    async fn drill_subscribers(&self) -> Result<Vec<SubscriberId>, StoreError> {
+        self.inner.drill_subscribers().await
+    }
+    async fn received(&self, event: &EventId) -> Result<Vec<SubscriberId>, StoreError> {
+        self.inner.received(event).await
+    }
+    async fn progress(&self, events: usize) -> Result<Vec<Progress>, StoreError> {
+        self.inner.progress(events).await
+    }
+    async fn receipts(&self, event: &EventId) -> Result<Option<(i64, Vec<Receipt>)>, StoreError> {
+        self.inner.receipts(event).await
+    }
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.purge_finished(before_ms).await
+    }
     async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.inner.kv_get(key).await
     }

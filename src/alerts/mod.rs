@@ -269,6 +269,12 @@ impl Event {
     pub fn subject(&self) -> String {
         match &self.detail {
             EventDetail::Order { order, .. } => format!("evacuation:{}", order.id),
+            EventDetail::Broadcast { id, .. } => format!("broadcast:{id}"),
+            EventDetail::Drill { drill, run, .. } => format!("drill:{drill}:{run}"),
+            // A correction closes what it corrects: a reader who was never told the
+            // original gets neither (`dispatch::plan`), and late subscribers are not
+            // told of it.
+            EventDetail::Correction { original, .. } => original.subject(),
             EventDetail::Alert { subject: Some(subject), .. } => subject.clone(),
             // Events stored before alerts carried their subject.
             EventDetail::Alert { subject: None, .. } => match self.id.0.rsplit_once(':') {
@@ -313,4 +319,25 @@ pub enum EventDetail {
         /// What changed since the previous revision (for `updated`).
         changes: Vec<orders::Change>,
     },
+    /// An operator's own words to the residents of a place (`/broadcast`), sent once a
+    /// second operator approved the draft. Marked as an official message.
+    Broadcast {
+        /// The draft's number.
+        id: String,
+        /// The operator's text, as typed.
+        text: String,
+        by: i64,
+        approved_by: i64,
+    },
+    /// A scheduled test (`[[drill]]`) to residents who opted in: marked as a drill in
+    /// every language, the lowest class, never said like an alert.
+    Drill {
+        drill: String,
+        /// When it was due, `20261201T100000Z`: one run of the drill.
+        run: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// `/cancel`: an earlier event was sent in error; everyone who got it is told.
+    Correction { original: Box<Event>, by: i64 },
 }

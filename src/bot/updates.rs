@@ -22,6 +22,7 @@ const MAX_QUEUED_PER_CHAT: usize = 10;
 pub async fn run(
     bot: Bot,
     conversation: Arc<Conversation>,
+    operators: Arc<crate::operators::Operators>,
     replies: Replies,
     long_poll: Duration,
     cancel: CancellationToken,
@@ -65,6 +66,7 @@ pub async fn run(
                 continue;
             }
             let (bot, conversation, replies) = (bot.clone(), conversation.clone(), replies.clone());
+            let operators = operators.clone();
             tracker.spawn(async move {
                 let _turn = lock.lock().await;
                 if let Some(id) = callback_id {
@@ -73,7 +75,12 @@ pub async fn run(
                         tracing::debug!(error = %telegram::describe(&e), "answerCallbackQuery failed");
                     }
                 }
-                let answers = match conversation.handle(&from, input).await {
+                // Operators' commands (and `/drills`) are answered by their own module.
+                let handled = match operators.handle(&from, &input).await {
+                    Some(answers) => Ok(answers),
+                    None => conversation.handle(&from, input).await,
+                };
+                let answers = match handled {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = %e, chat = %mask(&chat.to_string()), "bot could not use the store");

@@ -12,6 +12,7 @@
 
 pub mod codifier;
 pub mod diff;
+pub mod drills;
 pub mod duration;
 pub mod guard;
 pub mod log;
@@ -133,6 +134,11 @@ pub struct Settings {
     pub log: log::LogSettings,
     #[serde(default)]
     pub reload: ReloadSettings,
+    /// `[[drill]]`: scheduled test messages to residents who opted in.
+    #[serde(default)]
+    pub drill: Vec<drills::DrillSettings>,
+    #[serde(default)]
+    pub retention: drills::RetentionSettings,
 }
 
 /// `[reload]`: what a running daemon's reload may do that it otherwise refuses.
@@ -527,8 +533,13 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
 
     let settings_path = dir.join("sirena.toml");
+    let mut settings_text = String::new();
     let settings = match std::fs::read_to_string(&settings_path) {
-        Ok(text) => parse_settings(&settings_path, &text, &mut errors),
+        Ok(text) => {
+            let s = parse_settings(&settings_path, &text, &mut errors);
+            settings_text = text;
+            s
+        }
         Err(e) => {
             errors.push(file_error(&settings_path, format!("cannot read: {e}")));
             None
@@ -536,6 +547,10 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     };
 
     let (tree, orders, order_origin, region_origin) = load_regions(&dir.join("regions"), &mut errors);
+    if let (Some(s), Some(t)) = (&settings, &tree) {
+        let src = SourceText { path: &settings_path, text: &settings_text };
+        drills::check_places(&src, &s.drill, t, &mut errors);
+    }
     let composer = load_locales(&dir.join("locales"), &mut errors);
 
     match (settings, tree, composer) {
@@ -649,6 +664,10 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
         }
     }
     check_store(&src, &spans, &settings.store, errors);
+    drills::check(&src, &settings.drill, errors);
+    if settings.retention.delivered_days == Some(0) {
+        errors.push(src.error(at("retention.delivered_days"), "delivered_days must be at least 1"));
+    }
     if let Some(t) = &settings.telegram {
         check_url(&src, &t.api_url, at("telegram.api_url"), errors);
         let l = &t.limits;
@@ -1177,10 +1196,12 @@ fn load_locales(dir: &Path, errors: &mut Vec<ConfigError>) -> Option<Composer> {
                         file: file.into(),
                         line,
                         col: 1,
-                        message: format!(
-                            "message `{id}` uses `${variable}`, which sirena never passes (it knows {})",
-                            crate::messages::VARIABLES.iter().map(|v| format!("${v}")).collect::<Vec<_>>().join(", ")
-                        ),
+                        message: match spans::nearest(&variable, crate::messages::VARIABLES.iter().copied()) {
+                            Some(near) => format!(
+                                "message `{id}` uses `${variable}`, which sirena never passes (did you mean `${near}`?)"
+                            ),
+                            None => format!("message `{id}` uses `${variable}`, which sirena never passes"),
+                        },
                     },
                 });
             }

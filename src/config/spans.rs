@@ -67,21 +67,23 @@ pub fn with_suggestion(message: &str) -> String {
         return message.to_owned();
     };
     let Some((typed, expected)) = rest.split_once('`') else { return message.to_owned() };
-    let mut rows = Default::default();
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .filter_map(|name| {
-            let max = if typed.len() > 4 { 2 } else { 1 };
-            let d = crate::regions::names::distance(typed.as_bytes(), name.as_bytes(), max, &mut rows)?;
-            Some((d, name))
-        })
-        .min();
-    match best {
-        Some((_, name)) => format!("{message} (did you mean `{name}`?)"),
+    match nearest(typed, expected.split('`').skip(1).step_by(2)) {
+        Some(name) => format!("{message} (did you mean `{name}`?)"),
         None => message.to_owned(),
     }
+}
+
+/// The name nearest to what was typed, within one edit for short names and two for
+/// longer ones.
+pub fn nearest<'a>(typed: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let max = if typed.len() > 4 { 2 } else { 1 };
+    let mut rows = Default::default();
+    names
+        .filter_map(|name| {
+            Some((crate::regions::names::distance(typed.as_bytes(), name.as_bytes(), max, &mut rows)?, name))
+        })
+        .min()
+        .map(|(_, name)| name)
 }
 
 #[cfg(test)]

@@ -51,6 +51,10 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
     ("locales/en/alerts.ftl", include_str!("../../config/locales/en/alerts.ftl")),
     ("locales/en/bot.ftl", include_str!("../../config/locales/en/bot.ftl")),
     ("locales/en/reload.ftl", include_str!("../../config/locales/en/reload.ftl")),
+    ("locales/uk/operators.ftl", include_str!("../../config/locales/uk/operators.ftl")),
+    ("locales/en/operators.ftl", include_str!("../../config/locales/en/operators.ftl")),
+    ("locales/uk/drill.ftl", include_str!("../../config/locales/uk/drill.ftl")),
+    ("locales/en/drill.ftl", include_str!("../../config/locales/en/drill.ftl")),
 ];
 
 /// The environment variables the written `sirena.toml` names for the simulators'
@@ -127,6 +131,8 @@ pub struct Options {
     /// Extra text appended to the shipped `regions/kharkiv.toml` (an order in force at
     /// start).
     pub kharkiv_extra: String,
+    /// Appended to `sirena.toml` (tables that come last, such as `[[drill]]`).
+    pub settings_extra: String,
     /// Telegram channels of regions of the Kharkiv file: (region id, `@name` or
     /// `-100…`), written into each region's table.
     pub region_channels: Vec<(String, String)>,
@@ -225,6 +231,7 @@ impl Default for Options {
             deadlines: Deadlines::default(),
             seed: Vec::new(),
             kharkiv_extra: String::new(),
+            settings_extra: String::new(),
             region_channels: Vec::new(),
             wrap_store: None,
             sources: vec![FeedKind::AlertsInUa],
@@ -365,7 +372,8 @@ lease = "{lease}"
 superseded = "{superseded}"
 
 [dispatch.deadlines]
-{deadlines}"#,
+{deadlines}{settings_extra}"#,
+            settings_extra = self.settings_extra,
             telegram_env = TELEGRAM_TOKEN_ENV,
             operators = self.operators.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
             stale_after = duration(self.stale_after),

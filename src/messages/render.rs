@@ -46,6 +46,9 @@ impl Part<'_> {
         match self {
             Part::Closed { .. } => true,
             Part::Event { event, as_new } => match (&event.detail, event.transition) {
+                // A drill rings no phone; a correction must be heard as the error was.
+                (EventDetail::Drill { .. }, _) => true,
+                (EventDetail::Correction { .. }, _) => false,
                 (_, Transition::Started) => false,
                 (EventDetail::Order { .. }, Transition::Updated) => false,
                 (_, Transition::Updated) => !as_new,
@@ -105,6 +108,29 @@ impl Composer {
                     EventDetail::Order { order, changes } => {
                         let transition = if as_new { Transition::Started } else { event.transition };
                         self.order_block(transition, order, changes, places, lang, tree)
+                    }
+                    EventDetail::Broadcast { text, .. } => Block {
+                        icon: "📢",
+                        title: self.text(lang, "broadcast-title", &[], "Official message"),
+                        loud: true,
+                        places,
+                        lines: vec![Line::Free(text.clone())],
+                    },
+                    EventDetail::Drill { text, .. } => {
+                        let mut lines = vec![Line::Text(self.text(lang, "drill-body", &[], "This is a test."))];
+                        if let Some(words) = text {
+                            lines.push(Line::Free(words.clone()));
+                        }
+                        lines.push(Line::Note(self.text(lang, "drill-opt-out", &[], "/drills off")));
+                        // No alert's icon, no bold title: a drill never reads like an alert.
+                        let title = self.text(lang, "drill-title", &[], "Drill");
+                        Block { icon: "🧪", title, loud: false, places, lines }
+                    }
+                    EventDetail::Correction { original, .. } => {
+                        let what = self.correction_of(original, lang, tree);
+                        let title = self.text(lang, "correction-title", &[("what", &what)], &what);
+                        let body = self.text(lang, "correction-body", &[], "Disregard it.");
+                        Block { icon: "⚠️", title, loud: true, places, lines: vec![Line::Text(body)] }
                     }
                 }
             }
@@ -216,7 +242,34 @@ impl Composer {
                 }
                 facts
             }
+            EventDetail::Broadcast { text, .. } => {
+                let title = t("broadcast-title", &[], "Official message");
+                vec![Fact::sentence(&format!("{title}: {places}"), 0), Fact::sentence(text, 0)]
+            }
+            EventDetail::Drill { text, .. } => {
+                let mut facts = vec![
+                    Fact::sentence(&t("drill-title", &[], "Drill"), 0),
+                    Fact::sentence(&t("drill-body", &[], "This is a test."), 0),
+                ];
+                if let Some(words) = text {
+                    facts.push(Fact::sentence(words, 1));
+                }
+                facts
+            }
+            EventDetail::Correction { original, .. } => {
+                let what = self.correction_of(original, lang, tree);
+                vec![
+                    Fact::sentence(&t("correction-title", &[("what", &what)], &what), 0),
+                    Fact::sentence(&format!("{places}."), 1),
+                    Fact::sentence(&t("correction-body", &[], "Disregard it."), 0),
+                ]
+            }
         }
+    }
+
+    /// What a correction corrects, as the original's title said it.
+    fn correction_of(&self, original: &Event, lang: Lang, tree: &RegionTree) -> String {
+        self.block(&Part::Event { event: original, as_new: false }, lang, tree).title
     }
 
     fn kind_name(&self, lang: Lang, kind: AlertKind) -> String {
@@ -290,6 +343,10 @@ impl Composer {
         let (from, icon, line) = match &start.detail {
             EventDetail::Alert { started_at, .. } => (*started_at, "🟢", "alert-closed"),
             EventDetail::Order { order, .. } => (order.issued_at.to_utc(), "✅", "evac-closed"),
+            // Operators' messages and drills have no end; a correction is never paired.
+            EventDetail::Broadcast { .. } | EventDetail::Drill { .. } | EventDetail::Correction { .. } => {
+                (start.at, "ℹ️", "alert-closed")
+            }
         };
         let span = time_span(from, end.at);
         let kind = self.kind_name(lang, start.kind);

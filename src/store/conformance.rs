@@ -31,6 +31,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("events_and_small_state_round_trip", |s| Box::pin(events_and_kv(s))),
     ("place_labels_filters_and_chat_settings_round_trip", |s| Box::pin(bot_memory(s))),
     ("forget_leaves_nothing_of_a_chat", |s| Box::pin(forget(s))),
+    ("the_audit_log_reads_in_time_order_from_since", |s| Box::pin(audit_log(s))),
+    ("drills_are_opt_in_and_a_correction_reaches_who_got_the_event", |s| Box::pin(drills_and_corrections(s))),
+    ("progress_and_receipts_count_an_events_deliveries", |s| Box::pin(progress_and_receipts(s))),
+    ("retention_purges_finished_rows_of_subjects_that_are_over", |s| Box::pin(retention(s))),
 ];
 
 /// Runs every case, each on a fresh store from `make`. A failing case panics; the
@@ -507,4 +511,120 @@ async fn events_and_kv(store: Arc<dyn Store>) {
     store.kv_put("k", "v1").await.expect("put");
     store.kv_put("k", "v2").await.expect("put");
     assert_eq!(store.kv_get("k").await.expect("get").as_deref(), Some("v2"));
+}
+
+async fn audit_log(store: Arc<dyn Store>) {
+    assert!(store.audit(None).await.expect("audit").is_empty());
+    let entry = |at_ms: i64, who: &str, action: &str| AuditEntry {
+        at_ms,
+        who: who.to_owned(),
+        action: action.to_owned(),
+        what: format!("{action} by {who}"),
+    };
+    // Written out of time order: the log reads in time order.
+    store.audit_append(entry(2_000, "config", "config_applied")).await.expect("append");
+    store.audit_append(entry(1_000, "42", "broadcast_drafted")).await.expect("append");
+    store.audit_append(entry(3_000, "43", "broadcast_approved")).await.expect("append");
+    let all = store.audit(None).await.expect("audit");
+    assert_eq!(all.iter().map(|e| e.at_ms).collect::<Vec<_>>(), vec![1_000, 2_000, 3_000], "oldest first: {all:?}");
+    assert_eq!(all[0], entry(1_000, "42", "broadcast_drafted"));
+    let since = store.audit(Some(2_000)).await.expect("audit");
+    assert_eq!(
+        since.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        vec!["config_applied", "broadcast_approved"]
+    );
+}
+
+async fn drills_and_corrections(store: Arc<dyn Store>) {
+    let (a, b, c) = (chat(&*store, "91").await, chat(&*store, "92").await, chat(&*store, "93").await);
+    assert!(store.drill_subscribers().await.expect("drills").is_empty(), "drills are opt-in");
+    store.set_drills(a, true).await.expect("on");
+    store.set_drills(b, true).await.expect("on");
+    store.set_drills(b, false).await.expect("off");
+    store.set_drills(c, true).await.expect("on");
+    store.deactivate(c, "blocked").await.expect("deactivate");
+    assert_eq!(store.drill_subscribers().await.expect("drills"), vec![a], "inactive and opted-out left out");
+
+    let start = alert("corr", Transition::Started, Priority::OtherStart);
+    store.enqueue(&start, Audience::Subscribers(vec![a, b]), None).await.expect("enqueue");
+    assert_eq!(store.received(&start.id).await.expect("received"), vec![a, b], "queued rows count");
+    // b's delivery fails: b never got it, so a correction is not for b.
+    let rows = store.claim(claim(ChannelKind::TelegramChat, 5, 1, now_ms())).await.expect("claim");
+    let done = rows
+        .iter()
+        .map(|r| Finished {
+            key: r.key,
+            finish: if r.key.subscriber == a {
+                Finish::Sent { platform_id: "1".into() }
+            } else {
+                Finish::Failed { error: "x".into() }
+            },
+        })
+        .collect();
+    store.finish(NodeId(1), done).await.expect("finish");
+    assert_eq!(store.received(&start.id).await.expect("received"), vec![a]);
+    assert!(store.received(&EventId("nothing".into())).await.expect("received").is_empty());
+}
+
+async fn progress_and_receipts(store: Arc<dyn Store>) {
+    let (a, b) = (chat(&*store, "95").await, chat(&*store, "96").await);
+    let first = alert("p1", Transition::Started, Priority::OtherStart);
+    let second = alert("p2", Transition::Started, Priority::OtherStart);
+    store.enqueue(&first, Audience::Subscribers(vec![a, b]), None).await.expect("enqueue");
+    let rows = store.claim(claim(ChannelKind::TelegramChat, 1, 1, now_ms())).await.expect("claim");
+    assert_eq!(rows.len(), 1);
+    let sent_key = rows[0].key;
+    store
+        .finish(NodeId(1), vec![Finished { key: sent_key, finish: Finish::Sent { platform_id: "7".into() } }])
+        .await
+        .expect("finish");
+    store.enqueue(&second, Audience::Subscribers(vec![a]), None).await.expect("enqueue");
+
+    let progress = store.progress(10).await.expect("progress");
+    assert_eq!(
+        progress.iter().map(|p| p.event.id.clone()).collect::<Vec<_>>(),
+        vec![second.id.clone(), first.id.clone()]
+    );
+    assert_eq!((progress[1].counts.sent, progress[1].counts.pending), (1, 1), "{:?}", progress[1].counts);
+    assert_eq!(progress[0].counts.pending, 1);
+    assert_eq!(store.progress(1).await.expect("progress").len(), 1, "newest only");
+
+    let (created, receipts) = store.receipts(&first.id).await.expect("receipts").expect("known event");
+    assert!(created > 0);
+    assert_eq!(receipts.len(), 2);
+    let sent: Vec<&Receipt> = receipts.iter().filter(|r| r.state == DeliveryState::Sent).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].kind, ChannelKind::TelegramChat);
+    assert_eq!(sent[0].attempts, 1);
+    assert!(sent[0].sent_at_ms.is_some_and(|t| t >= created), "{receipts:?}");
+    assert!(receipts.iter().any(|r| r.state == DeliveryState::Pending && r.sent_at_ms.is_none()));
+    assert!(store.receipts(&EventId("nothing".into())).await.expect("receipts").is_none());
+    assert_eq!(store.event(&first.id).await.expect("event"), Some(first.clone()));
+    assert_eq!(store.event(&EventId("nothing".into())).await.expect("event"), None);
+}
+
+async fn retention(store: Arc<dyn Store>) {
+    let a = chat(&*store, "97").await;
+    // An alert that ended, one still going on: both of their starts were sent.
+    let over = alert("over", Transition::Started, Priority::OtherStart);
+    let over_end = alert("over", Transition::Ended, Priority::End);
+    let going = alert("going", Transition::Started, Priority::OtherStart);
+    for e in [&over, &going] {
+        store.enqueue(e, Audience::Subscribers(vec![a]), None).await.expect("enqueue");
+        let rows = store.claim(claim(ChannelKind::TelegramChat, 1, 1, now_ms())).await.expect("claim");
+        let done = rows.iter().map(|r| Finished { key: r.key, finish: Finish::Sent { platform_id: "1".into() } });
+        store.finish(NodeId(1), done.collect()).await.expect("finish");
+    }
+    store.enqueue(&over_end, Audience::ToldAbout(over_end.subject()), None).await.expect("enqueue");
+    assert_eq!(store.counts().await.expect("counts").pending, 1, "the all-clear is queued");
+
+    // A cut-off in the past keeps everything.
+    assert_eq!(store.purge_finished(now_ms() - 3_600_000).await.expect("purge"), 0);
+    let removed = store.purge_finished(now_ms() + 3_600_000).await.expect("purge");
+    assert_eq!(removed, 1, "only the finished start of the ended alert goes");
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.sent, counts.pending), (1, 1), "{counts:?}");
+    // The alert still going on keeps its row, so its all-clear finds its reader.
+    assert_eq!(store.received(&going.id).await.expect("received"), vec![a]);
+    assert!(store.received(&over.id).await.expect("received").is_empty());
 }

@@ -393,6 +393,37 @@ pub enum Report {
     Retry { not_before_ms: i64, error: String },
 }
 
+/// One line of the audit log: who did what, when (`sirena audit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    /// An operator's Telegram user id, `config` (a reload) or `system`.
+    pub who: String,
+    /// What kind of thing happened: `order_started`, `broadcast_drafted`, `approved`,
+    /// `config_refused`, … (see `operators::audit`).
+    pub action: String,
+    /// What exactly: an id and a short description.
+    pub what: String,
+}
+
+/// One delivery of an event as a receipt report reads it (`sirena drills report`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub kind: ChannelKind,
+    pub state: DeliveryState,
+    /// Attempts made; more than one for a sent row means it may have gone out twice.
+    pub attempts: u32,
+    pub sent_at_ms: Option<i64>,
+}
+
+/// One recent event with its deliveries by state (`/deliveries`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    pub event: Event,
+    pub created_ms: i64,
+    pub counts: Counts,
+}
+
 /// The store as every part of sirena uses it. Implementations must pass
 /// [`conformance::run`].
 #[async_trait]
@@ -499,6 +530,33 @@ pub trait Store: Send + Sync + 'static {
     /// Deliveries by state. Reads every row: for summaries, not for loops.
     async fn counts(&self) -> Result<Counts, StoreError>;
 
+    // -------------------------------------------------------------- operators
+
+    /// One stored event by its id (`/cancel`).
+    async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError>;
+    /// Appends one line to the audit log.
+    async fn audit_append(&self, entry: AuditEntry) -> Result<(), StoreError>;
+    /// The audit log from `since_ms` on (everything with `None`), oldest first.
+    async fn audit(&self, since_ms: Option<i64>) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Whether a subscriber takes part in drills (`/drills on|off`); off by default.
+    async fn set_drills(&self, id: SubscriberId, on: bool) -> Result<(), StoreError>;
+    /// The active subscribers who take part in drills.
+    async fn drill_subscribers(&self) -> Result<Vec<SubscriberId>, StoreError>;
+    /// Active subscribers with a delivery of this event that was not dropped (queued,
+    /// claimed, sent, delivered): whoever a correction must reach.
+    async fn received(&self, event: &EventId) -> Result<Vec<SubscriberId>, StoreError>;
+    /// The `events` most recently stored events, newest first, each with its
+    /// deliveries by state.
+    async fn progress(&self, events: usize) -> Result<Vec<Progress>, StoreError>;
+    /// Every delivery of one event, for a receipt report; `None` for an unknown event.
+    async fn receipts(&self, event: &EventId) -> Result<Option<(i64, Vec<Receipt>)>, StoreError>;
+    /// Retention: deletes finished deliveries (sent, delivered, failed, superseded,
+    /// expired, undelivered) finished — sent, or stored when never sent — before
+    /// `before_ms`, but only of subjects that are over (an end or a cancellation is
+    /// stored) or have no end (broadcasts, drills): an all-clear still finds whoever
+    /// was told of a long alert. Returns how many rows went.
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64, StoreError>;
+
     // -------------------------------------------------------------- small state
 
     async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError>;
@@ -560,6 +618,16 @@ impl Backend {
 /// `CASE` expressions; PostgreSQL casts them).
 pub(crate) mod sql {
     use crate::channels::ChannelKind;
+
+    /// The retention rule of [`super::Store::purge_finished`], for both backends; `$1`
+    /// is the cut-off in milliseconds (SQLite reads `$1` as `?1`).
+    pub(crate) const PURGE_FINISHED: &str = "DELETE FROM deliveries WHERE state IN (2, 3, 4, 5, 6, 7)
+         AND event_ref IN (
+             SELECT e.ref FROM events e
+             WHERE e.subject LIKE 'broadcast:%' OR e.subject LIKE 'drill:%'
+                OR EXISTS (SELECT 1 FROM events c WHERE c.subject = e.subject
+                           AND c.transition IN ('ended', 'cancelled')))
+         AND COALESCE(sent_at, (SELECT created_ms FROM events x WHERE x.ref = event_ref)) < $1";
     use crate::messages::Lang;
 
     /// SQL that turns a stored channel name into its [`ChannelKind::code`].

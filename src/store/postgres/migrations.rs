@@ -14,7 +14,7 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x7369_7265_6e61_0001;
 
 /// Numbered migrations; `sirena_schema.version` records how many have run.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS, MIGRATE_3_BOT];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS, MIGRATE_3_BOT, MIGRATE_4_OPERATORS];
 
 /// Integer columns come first, widest to narrowest, so a delivery row has no padding:
 /// seven 8-byte columns, one 4-byte, four 2-byte, then the address.
@@ -92,6 +92,19 @@ CREATE TABLE chats (
     paused BOOLEAN NOT NULL DEFAULT FALSE,
     dialog TEXT
 );
+"#;
+
+/// Operators: the audit log, and each subscriber's opt-in to drills.
+const MIGRATE_4_OPERATORS: &str = r#"
+CREATE TABLE audit (
+    id BIGSERIAL PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    what TEXT NOT NULL
+);
+CREATE INDEX audit_by_time ON audit (at_ms);
+ALTER TABLE subscribers ADD COLUMN drills BOOLEAN NOT NULL DEFAULT FALSE;
 "#;
 
 /// Brings the database's schema up to date, or refuses one newer than this sirena.

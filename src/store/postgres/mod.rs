@@ -904,6 +904,127 @@ impl Store for PgStore {
         Ok(c)
     }
 
+    async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT body FROM events WHERE id = $1").await?;
+        match client.query_opt(&stmt, &[&id.0]).await? {
+            Some(r) => Ok(Some(decode_event(r.try_get(0)?)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn audit_append(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt =
+            client.prepare_cached("INSERT INTO audit (at_ms, who, action, what) VALUES ($1, $2, $3, $4)").await?;
+        client.execute(&stmt, &[&entry.at_ms, &entry.who, &entry.action, &entry.what]).await?;
+        Ok(())
+    }
+
+    async fn audit(&self, since_ms: Option<i64>) -> Result<Vec<AuditEntry>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT at_ms, who, action, what FROM audit WHERE at_ms >= $1 ORDER BY at_ms, id")
+            .await?;
+        let rows = client.query(&stmt, &[&since_ms.unwrap_or(i64::MIN)]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry { at_ms: r.try_get(0)?, who: r.try_get(1)?, action: r.try_get(2)?, what: r.try_get(3)? })
+            })
+            .collect()
+    }
+
+    async fn set_drills(&self, id: SubscriberId, on: bool) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("UPDATE subscribers SET drills = $2 WHERE id = $1").await?;
+        client.execute(&stmt, &[&id, &on]).await?;
+        Ok(())
+    }
+
+    async fn drill_subscribers(&self) -> Result<Vec<SubscriberId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT id FROM subscribers WHERE drills AND active ORDER BY id").await?;
+        let rows = client.query(&stmt, &[]).await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn received(&self, event: &EventId) -> Result<Vec<SubscriberId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT d.subscriber_id FROM events e JOIN deliveries d ON d.event_ref = e.ref
+                 JOIN subscribers s ON s.id = d.subscriber_id
+                 WHERE e.id = $1 AND d.state IN (0, 1, 2, 3) AND s.active ORDER BY d.subscriber_id",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&event.0]).await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn progress(&self, events: usize) -> Result<Vec<Progress>, StoreError> {
+        let limit = i64::try_from(events).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let recent = client
+            .query(
+                &client.prepare_cached("SELECT ref, body, created_ms FROM events ORDER BY ref DESC LIMIT $1").await?,
+                &[&limit],
+            )
+            .await?;
+        let refs: Vec<i64> = recent.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT event_ref, state, COUNT(*) FROM deliveries WHERE event_ref = ANY($1::bigint[])
+                 GROUP BY event_ref, state",
+            )
+            .await?;
+        let mut counts: std::collections::HashMap<i64, Counts> = std::collections::HashMap::new();
+        for r in client.query(&stmt, &[&refs]).await? {
+            let (event_ref, state, n): (i64, i16, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            if let Some(state) = DeliveryState::from_code(i64::from(state)) {
+                *counts.entry(event_ref).or_default().slot(state) = n.max(0) as u64;
+            }
+        }
+        recent
+            .iter()
+            .map(|r| {
+                let event_ref: i64 = r.try_get(0)?;
+                Ok(Progress {
+                    event: decode_event(r.try_get(1)?)?,
+                    created_ms: r.try_get(2)?,
+                    counts: counts.get(&event_ref).copied().unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn receipts(&self, event: &EventId) -> Result<Option<(i64, Vec<Receipt>)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT ref, created_ms FROM events WHERE id = $1").await?;
+        let Some(found) = client.query_opt(&stmt, &[&event.0]).await? else { return Ok(None) };
+        let (event_ref, created_ms): (i64, i64) = (found.try_get(0)?, found.try_get(1)?);
+        let stmt = client
+            .prepare_cached(
+                "SELECT channel, state, attempts, sent_at FROM deliveries WHERE event_ref = $1 ORDER BY subscriber_id",
+            )
+            .await?;
+        let mut out = Vec::new();
+        for r in client.query(&stmt, &[&event_ref]).await? {
+            let (channel, state, attempts, sent_at_ms): (i16, i16, i32, Option<i64>) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            if let (Some(kind), Some(state)) =
+                (ChannelKind::from_code(i64::from(channel)), DeliveryState::from_code(i64::from(state)))
+            {
+                out.push(Receipt { kind, state, attempts: u32::try_from(attempts).unwrap_or(0), sent_at_ms });
+            }
+        }
+        Ok(Some((created_ms, out)))
+    }
+
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        Ok(client.execute(sql::PURGE_FINISHED, &[&before_ms]).await?)
+    }
+
     async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached("SELECT value FROM kv WHERE key = $1").await?;

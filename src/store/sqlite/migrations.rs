@@ -8,7 +8,8 @@ use crate::store::sql::{channel_case, known_channels, lang_case};
 use crate::store::{StoreError, now_ms};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
-pub(super) const MIGRATIONS: &[Migration] = &[migrate_1_spine, migrate_2_outbox, migrate_3_reports, migrate_4_bot];
+pub(super) const MIGRATIONS: &[Migration] =
+    &[migrate_1_spine, migrate_2_outbox, migrate_3_reports, migrate_4_bot, migrate_5_operators];
 
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
@@ -164,6 +165,22 @@ fn migrate_4_bot(tx: &Transaction<'_>) -> Result<(), StoreError> {
              quiet_to INTEGER,
              paused INTEGER NOT NULL DEFAULT 0
          );",
+    )?;
+    Ok(())
+}
+
+/// Operators: the audit log, and each subscriber's opt-in to drills.
+fn migrate_5_operators(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            who TEXT NOT NULL,
+            action TEXT NOT NULL,
+            what TEXT NOT NULL
+         );
+         CREATE INDEX audit_by_time ON audit (at_ms);
+         ALTER TABLE subscribers ADD COLUMN drills INTEGER NOT NULL DEFAULT 0;",
     )?;
     Ok(())
 }

@@ -907,6 +907,129 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        let id = id.0.clone();
+        self.read(move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body FROM events WHERE id = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?;
+            body.as_deref().map(decode_event).transpose()
+        })
+        .await
+    }
+
+    async fn audit_append(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached("INSERT INTO audit (at_ms, who, action, what) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![entry.at_ms, entry.who, entry.action, entry.what])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit(&self, since_ms: Option<i64>) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT at_ms, who, action, what FROM audit WHERE at_ms >= ?1 ORDER BY at_ms, id")?;
+            let rows = stmt.query_map(params![since_ms.unwrap_or(i64::MIN)], |r| {
+                Ok(AuditEntry { at_ms: r.get(0)?, who: r.get(1)?, action: r.get(2)?, what: r.get(3)? })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn set_drills(&self, id: SubscriberId, on: bool) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute("UPDATE subscribers SET drills = ?2 WHERE id = ?1", params![id, on])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn drill_subscribers(&self) -> Result<Vec<SubscriberId>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id FROM subscribers WHERE drills = 1 AND active = 1 ORDER BY id")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn received(&self, event: &EventId) -> Result<Vec<SubscriberId>, StoreError> {
+        let id = event.0.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.subscriber_id FROM events e JOIN deliveries d ON d.event_ref = e.ref
+                 JOIN subscribers s ON s.id = d.subscriber_id
+                 WHERE e.id = ?1 AND d.state IN (0, 1, 2, 3) AND s.active = 1 ORDER BY d.subscriber_id",
+            )?;
+            let rows = stmt.query_map(params![id], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn progress(&self, events: usize) -> Result<Vec<Progress>, StoreError> {
+        let limit = i64::try_from(events).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let recent: Vec<(i64, String, i64)> = {
+                let mut stmt =
+                    conn.prepare_cached("SELECT ref, body, created_ms FROM events ORDER BY ref DESC LIMIT ?1")?;
+                let rows = stmt.query_map(params![limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut out = Vec::with_capacity(recent.len());
+            let mut stmt =
+                conn.prepare_cached("SELECT state, COUNT(*) FROM deliveries WHERE event_ref = ?1 GROUP BY state")?;
+            for (event_ref, body, created_ms) in recent {
+                let mut counts = Counts::default();
+                let rows = stmt.query_map(params![event_ref], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+                for row in rows {
+                    let (state, n) = row?;
+                    if let Some(state) = DeliveryState::from_code(state) {
+                        *counts.slot(state) = n.max(0) as u64;
+                    }
+                }
+                out.push(Progress { event: decode_event(&body)?, created_ms, counts });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn receipts(&self, event: &EventId) -> Result<Option<(i64, Vec<Receipt>)>, StoreError> {
+        let id = event.0.clone();
+        self.read(move |conn| {
+            let found: Option<(i64, i64)> = conn
+                .prepare_cached("SELECT ref, created_ms FROM events WHERE id = ?1")?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((event_ref, created_ms)) = found else { return Ok(None) };
+            let mut stmt = conn.prepare_cached(
+                "SELECT channel, state, attempts, sent_at FROM deliveries WHERE event_ref = ?1 ORDER BY subscriber_id",
+            )?;
+            let rows = stmt.query_map(params![event_ref], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (channel, state, attempts, sent_at_ms) = row?;
+                if let (Some(kind), Some(state)) = (ChannelKind::from_code(channel), DeliveryState::from_code(state)) {
+                    out.push(Receipt { kind, state, attempts: u32::try_from(attempts).unwrap_or(0), sent_at_ms });
+                }
+            }
+            Ok(Some((created_ms, out)))
+        })
+        .await
+    }
+
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.write(move |conn| Ok(conn.execute(sql::PURGE_FINISHED, params![before_ms])? as u64)).await
+    }
+
     async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
         self.read(move |conn| {

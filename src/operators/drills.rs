@@ -1,0 +1,327 @@
+//! Drills: scheduled test messages, and the receipt report a national test publishes.
+//!
+//! [`next_run`] and [`report`] are pure. [`DrillRunner`] does the IO: it sleeps until
+//! the next drill is due, hands the drill's event to the pipeline (which sends it to
+//! the residents of its places who opted in), and once every delivery of a run is done
+//! — or its deadline passed — writes the report to the operators' chats.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition};
+use crate::channels::ChannelKind;
+use crate::config::drills::DrillSettings;
+use crate::messages::kyiv;
+use crate::regions::RegionId;
+use crate::store::{DeliveryState, Receipt, Store, StoreError};
+
+/// When `schedule` (Kyiv wall-clock time) is next due after `after`.
+pub fn next_run(schedule: &cron::Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let local = kyiv(after);
+    let next = schedule.after(&local).next()?.with_timezone(&Utc);
+    // Across a change of Kyiv's offset the wall-clock time moved: ask again in the
+    // offset in force at the answer.
+    let offset = *kyiv(next).offset();
+    if offset == *local.offset() {
+        return Some(next);
+    }
+    let again = schedule.after(&after.with_timezone(&offset)).next()?.with_timezone(&Utc);
+    Some(again)
+}
+
+/// The event of one run of a drill.
+pub fn drill_event(drill: &str, places: Vec<RegionId>, text: Option<String>, at: DateTime<Utc>) -> Event {
+    let run = at.format("%Y%m%dT%H%M%SZ").to_string();
+    Event {
+        id: EventId(format!("drill:{drill}:{run}:started")),
+        kind: AlertKind::Info,
+        transition: Transition::Started,
+        revision: 1,
+        targets: places,
+        reach: Default::default(),
+        at,
+        // The lowest class: a drill never overtakes anything real.
+        priority: Priority::Info,
+        detail: EventDetail::Drill { drill: drill.to_owned(), run, text },
+    }
+}
+
+/// One channel's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelFigures {
+    pub recipients: usize,
+    /// Sent (the platform took it) or delivered (the phone has it).
+    pub delivered: usize,
+    /// Still queued or being sent.
+    pub open: usize,
+    /// Seconds from the drill to each sent message's send, p50 and p99.
+    pub p50_s: Option<f64>,
+    pub p99_s: Option<f64>,
+    /// Sent after more than one attempt: an attempt whose answer was lost may have
+    /// reached the phone too, so this is an upper bound of duplicates.
+    pub maybe_duplicates: usize,
+}
+
+impl ChannelFigures {
+    pub fn share(&self) -> f64 {
+        if self.recipients == 0 { 0.0 } else { self.delivered as f64 / self.recipients as f64 }
+    }
+}
+
+/// What a national test would publish about one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub event: EventId,
+    pub by_channel: BTreeMap<ChannelKind, ChannelFigures>,
+}
+
+impl Report {
+    /// True when nothing is queued or being sent any more.
+    pub fn done(&self) -> bool {
+        self.by_channel.values().all(|c| c.open == 0)
+    }
+}
+
+/// The report of a run whose event was stored at `from_ms`.
+pub fn report(event: EventId, from_ms: i64, receipts: &[Receipt]) -> Report {
+    let mut by_kind: BTreeMap<ChannelKind, Vec<&Receipt>> = BTreeMap::new();
+    for r in receipts {
+        by_kind.entry(r.kind).or_default().push(r);
+    }
+    let by_channel = by_kind
+        .into_iter()
+        .map(|(kind, rows)| {
+            let sent = |r: &&&Receipt| matches!(r.state, DeliveryState::Sent | DeliveryState::Delivered);
+            let mut waits: Vec<f64> = rows
+                .iter()
+                .filter(sent)
+                .filter_map(|r| r.sent_at_ms)
+                .map(|t| (t - from_ms).max(0) as f64 / 1000.0)
+                .collect();
+            waits.sort_by(f64::total_cmp);
+            let figures = ChannelFigures {
+                recipients: rows.len(),
+                delivered: rows.iter().filter(sent).count(),
+                open: rows
+                    .iter()
+                    .filter(|r| matches!(r.state, DeliveryState::Pending | DeliveryState::Sending))
+                    .count(),
+                p50_s: percentile(&waits, 0.50),
+                p99_s: percentile(&waits, 0.99),
+                maybe_duplicates: rows.iter().filter(sent).filter(|r| r.attempts > 1).count(),
+            };
+            (kind, figures)
+        })
+        .collect();
+    Report { event, by_channel }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// The report as text (the CLI and the operators' chat).
+pub fn describe(r: &Report) -> String {
+    let mut out = String::new();
+    if r.by_channel.is_empty() {
+        out.push_str("nobody had opted in");
+    }
+    for (kind, c) in &r.by_channel {
+        let secs = |s: Option<f64>| s.map_or("—".to_owned(), |s| format!("{s:.1} s"));
+        let _ = write!(
+            out,
+            "{}: {}/{} delivered ({:.1}%), p50 {}, p99 {}, possible duplicates {}{}; ",
+            kind.as_str(),
+            c.delivered,
+            c.recipients,
+            c.share() * 100.0,
+            secs(c.p50_s),
+            secs(c.p99_s),
+            c.maybe_duplicates,
+            if c.open > 0 { format!(", {} still open", c.open) } else { String::new() },
+        );
+    }
+    out.trim_end_matches("; ").to_owned()
+}
+
+/// Reads one run's report from the store.
+pub async fn read_report(store: &dyn Store, event: &EventId) -> Result<Option<Report>, StoreError> {
+    Ok(store.receipts(event).await?.map(|(from_ms, rows)| report(event.clone(), from_ms, &rows)))
+}
+
+/// Runs the `[[drill]]` schedules until cancelled.
+pub struct DrillRunner {
+    pub drills: Vec<DrillSettings>,
+    pub store: Arc<dyn Store>,
+    /// Into the pipeline.
+    pub events: mpsc::Sender<Event>,
+    /// Where reports go: `Notice::DrillReport`, which the operators' chats get.
+    pub notices: tokio::sync::broadcast::Sender<crate::pipeline::Notice>,
+    /// How often runs in flight are checked for completion.
+    pub check_every: Duration,
+}
+
+struct InFlight {
+    drill: String,
+    run: String,
+    event: EventId,
+    deadline: DateTime<Utc>,
+}
+
+impl DrillRunner {
+    pub async fn run(self, cancel: CancellationToken) {
+        let schedules: Vec<(DrillSettings, cron::Schedule)> = self
+            .drills
+            .iter()
+            .filter_map(|d| match d.cron() {
+                Ok(s) => Some((d.clone(), s)),
+                Err(e) => {
+                    tracing::error!(drill = %d.id.get_ref(), error = %e, "drill schedule unreadable; skipped");
+                    None
+                }
+            })
+            .collect();
+        let mut after = Utc::now();
+        let mut flying: Vec<InFlight> = Vec::new();
+        let mut check = tokio::time::interval(self.check_every);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = schedules.iter().filter_map(|(d, s)| next_run(s, after).map(|t| (t, d))).min_by_key(|(t, _)| *t);
+            let wait = next.map(|(t, _)| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = sleep_or_never(wait) => {
+                    let Some((at, d)) = next else { continue };
+                    after = at;
+                    let event = drill_event(d.id.get_ref(), d.regions(), d.text.clone(), at);
+                    let EventDetail::Drill { run, .. } = &event.detail else { continue };
+                    let run = run.clone();
+                    let id = event.id.clone();
+                    tracing::info!(drill = %d.id.get_ref(), %run, "drill due");
+                    let entry = super::audit::entry(super::audit::SYSTEM, "drill_started", id.0.clone());
+                    if let Err(e) = self.store.audit_append(entry).await {
+                        tracing::warn!(error = %e, "audit log not written");
+                    }
+                    if self.events.send(event).await.is_err() {
+                        return;
+                    }
+                    let deadline = at + chrono::Duration::from_std(d.deadline).unwrap_or(chrono::Duration::hours(1));
+                    flying.push(InFlight { drill: d.id.get_ref().clone(), run, event: id, deadline });
+                }
+                _ = check.tick(), if !flying.is_empty() => {
+                    let mut still = Vec::new();
+                    for f in flying.drain(..) {
+                        match read_report(&*self.store, &f.event).await {
+                            // Not stored yet (the pipeline has it queued), or in progress.
+                            Ok(None) if Utc::now() < f.deadline => still.push(f),
+                            Ok(Some(r)) if !r.done() && Utc::now() < f.deadline => still.push(f),
+                            Ok(r) => {
+                                let r = r.unwrap_or(Report { event: f.event.clone(), by_channel: BTreeMap::new() });
+                                tracing::info!(drill = %f.drill, run = %f.run, report = %describe(&r), "drill report");
+                                let summary = describe(&r);
+                                let notice = crate::pipeline::Notice::DrillReport { drill: f.drill, run: f.run, summary };
+                                let _ = self.notices.send(notice);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "drill report not read; trying again");
+                                still.push(f);
+                            }
+                        }
+                    }
+                    flying = still;
+                }
+            }
+        }
+    }
+}
+
+/// Once a day (the first run at start), deletes finished deliveries older than
+/// `days` days ([`Store::purge_finished`]) and writes what it did to the audit log.
+pub async fn retention(store: Arc<dyn Store>, days: u32, cancel: CancellationToken) {
+    let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
+    daily.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = daily.tick() => {}
+        }
+        let before = crate::store::now_ms() - i64::from(days) * 86_400_000;
+        match store.purge_finished(before).await {
+            Ok(n) => {
+                tracing::info!(removed = n, days, "retention: finished deliveries deleted");
+                let entry = super::audit::entry(
+                    super::audit::SYSTEM,
+                    "retention",
+                    format!("{n} finished deliveries older than {days} days deleted"),
+                );
+                if let Err(e) = store.audit_append(entry).await {
+                    tracing::warn!(error = %e, "audit log not written");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "retention: could not delete old deliveries; trying tomorrow"),
+        }
+    }
+}
+
+async fn sleep_or_never(wait: Option<Duration>) {
+    match wait {
+        Some(w) => tokio::time::sleep(w).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn schedules_are_kyiv_time_across_summer_time() {
+        let mondays_10 = crate::config::drills::parse_schedule("0 10 * * Mon").expect("cron");
+        // Winter: Kyiv is UTC+2.
+        assert_eq!(next_run(&mondays_10, at("2026-12-01T00:00:00Z")), Some(at("2026-12-07T08:00:00Z")));
+        // Summer: UTC+3.
+        assert_eq!(next_run(&mondays_10, at("2026-07-01T00:00:00Z")), Some(at("2026-07-06T07:00:00Z")));
+        // Asked on the Sunday the clocks go back (25 Oct 2026): Monday is in winter time.
+        assert_eq!(next_run(&mondays_10, at("2026-10-24T23:00:00Z")), Some(at("2026-10-26T08:00:00Z")));
+    }
+
+    #[test]
+    fn a_report_has_share_latencies_and_possible_duplicates() {
+        let r = |kind, state, attempts, sent: Option<i64>| Receipt { kind, state, attempts, sent_at_ms: sent };
+        let rows = vec![
+            r(ChannelKind::TelegramChat, DeliveryState::Sent, 1, Some(1_000)),
+            r(ChannelKind::TelegramChat, DeliveryState::Sent, 2, Some(3_000)),
+            r(ChannelKind::TelegramChat, DeliveryState::Delivered, 1, Some(2_000)),
+            r(ChannelKind::TelegramChat, DeliveryState::Failed, 3, None),
+            r(ChannelKind::Sms, DeliveryState::Pending, 0, None),
+        ];
+        let rep = report(EventId("drill:x:1:started".into()), 0, &rows);
+        let tg = &rep.by_channel[&ChannelKind::TelegramChat];
+        assert_eq!((tg.recipients, tg.delivered, tg.open, tg.maybe_duplicates), (4, 3, 0, 1));
+        assert_eq!(tg.share(), 0.75);
+        assert_eq!((tg.p50_s, tg.p99_s), (Some(2.0), Some(3.0)));
+        let sms = &rep.by_channel[&ChannelKind::Sms];
+        assert_eq!((sms.delivered, sms.open, sms.p50_s), (0, 1, None));
+        assert!(!rep.done());
+        let text = describe(&rep);
+        assert!(
+            text.contains("telegram: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s, possible duplicates 1"),
+            "{text}"
+        );
+    }
+}
