@@ -95,6 +95,15 @@ enum RegionsCommand {
         #[arg(long)]
         ukrainealarm: Option<PathBuf>,
     },
+    /// Import region boundaries (a GeoJSON FeatureCollection of Polygons and
+    /// MultiPolygons keyed by KATOTTG: `katotth`, `katottg` or `id` in the properties)
+    /// into `regions/boundaries.generated.tsv`. A shared location with no surveyed
+    /// settlement near is placed in the region whose boundary holds it.
+    ImportGeo {
+        file: PathBuf,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -409,6 +418,33 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                         println!("{e}");
                     }
                     eprintln!("{} error(s) in {} with the imported regions", errors.0.len(), config.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Regions { command: RegionsCommand::ImportGeo { file, config } } => {
+            let report = config::codifier::import_geo(&file, &config)?;
+            println!(
+                "{}: {} regions, {} polygons, {}",
+                report.path.display(),
+                report.regions,
+                report.polygons,
+                if report.changed { "written" } else { "unchanged" }
+            );
+            match config::load(&config) {
+                Ok(c) => {
+                    println!(
+                        "{}: ok ({} regions with a boundary)",
+                        config.display(),
+                        c.tree.locator().boundaries().regions.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        println!("{e}");
+                    }
+                    eprintln!("{} error(s) in {} with the imported boundaries", errors.0.len(), config.display());
                     Ok(ExitCode::FAILURE)
                 }
             }

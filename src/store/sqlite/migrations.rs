@@ -8,7 +8,8 @@ use crate::store::sql::{channel_case, known_channels, lang_case};
 use crate::store::{StoreError, now_ms};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
-pub(super) const MIGRATIONS: &[Migration] = &[migrate_1_spine, migrate_2_outbox, migrate_3_reports];
+pub(super) const MIGRATIONS: &[Migration] =
+    &[migrate_1_spine, migrate_2_outbox, migrate_3_reports, migrate_4_reserved, migrate_5_residents];
 
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
@@ -147,6 +148,46 @@ fn migrate_3_reports(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "ALTER TABLE deliveries ADD COLUMN reported_at INTEGER;
          CREATE INDEX deliveries_by_platform_id ON deliveries (channel, platform_id) WHERE state = 2;",
+    )?;
+    Ok(())
+}
+
+/// Reserved for the conversation's migration 4 (places with labels and kind filters,
+/// quiet hours), written on another branch; when both land, that one takes this place.
+fn migrate_4_reserved(_tx: &Transaction<'_>) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// What residents give besides a place name: the point they shared for a place, their
+/// SMS fallback (a Telegram chat's linked SMS subscriber), and help requests for an
+/// evacuation order, one per (subscriber, order).
+fn migrate_5_residents(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE place_points (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            region_id TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            PRIMARY KEY (subscriber_id, region_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE sms_links (
+            chat_id INTEGER PRIMARY KEY REFERENCES subscribers(id) ON DELETE CASCADE,
+            sms_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE
+        );
+        CREATE TABLE help_requests (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            order_id TEXT NOT NULL,
+            region_id TEXT NOT NULL,
+            people INTEGER,
+            mobility TEXT,
+            phone TEXT,
+            step TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (subscriber_id, order_id)
+        );
+        CREATE INDEX help_requests_by_order ON help_requests (order_id, created_at);",
     )?;
     Ok(())
 }
