@@ -17,7 +17,7 @@ use crate::store::{Store, StoreError, Subscriber};
 
 /// Callback data prefix of "subscribe to this place" buttons; the id fits the 64-byte
 /// callback_data limit (4 + 19 bytes).
-const SUBSCRIBE_PREFIX: &str = "sub:";
+pub(super) const SUBSCRIBE_PREFIX: &str = "sub:";
 /// Most choices shown at once for an ambiguous name.
 const MAX_CHOICES: usize = 8;
 
@@ -110,8 +110,15 @@ impl Conversation {
         let lang = sub.lang;
         let t = |id: &str, args: &[(&str, &str)]| escape(&composer.text(lang, id, args, id));
         let command = match input {
-            Input::NotText | Input::Location { .. } | Input::Contact { .. } => {
-                return Ok(vec![Reply::text(t("bot-not-text", &[]))]);
+            Input::NotText => return Ok(vec![Reply::text(t("bot-not-text", &[]))]),
+            Input::Location { lat, lon } => {
+                return super::location::on_location(self, &sub, lat, lon, &tree, &composer).await;
+            }
+            Input::Contact { phone, own } => {
+                return super::help::on_contact(self, &sub, &phone, own, &tree, &composer).await;
+            }
+            Input::Button(data) if data.starts_with(super::help::PREFIX) => {
+                return super::help::on_button(self, &sub, &data, &tree, &composer).await;
             }
             Input::Button(data) => {
                 return match data.strip_prefix(SUBSCRIBE_PREFIX).and_then(|c| RegionId::parse(c).ok()) {
@@ -119,7 +126,10 @@ impl Conversation {
                     _ => Ok(vec![Reply::text(t("bot-help", &[]))]),
                 };
             }
-            Input::Text(text) => commands::parse(&text),
+            Input::Text(text) => match super::help::on_text(self, &sub, &text, &tree, &composer).await? {
+                Some(replies) => return Ok(replies),
+                None => commands::parse(&text),
+            },
         };
         let replies = match command {
             Command::Start => {
@@ -185,7 +195,7 @@ impl Conversation {
         Ok(replies)
     }
 
-    fn delta(&self, delta: IndexDelta) {
+    pub(super) fn delta(&self, delta: IndexDelta) {
         // A delta sent while the daemon stops has nobody to apply it; the next start
         // builds the index from the store anyway.
         let _ = self.deltas.send(delta);

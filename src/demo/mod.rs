@@ -49,6 +49,10 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
     ("locales/uk/bot.ftl", include_str!("../../config/locales/uk/bot.ftl")),
     ("locales/en/alerts.ftl", include_str!("../../config/locales/en/alerts.ftl")),
     ("locales/en/bot.ftl", include_str!("../../config/locales/en/bot.ftl")),
+    ("locales/uk/bot-help.ftl", include_str!("../../config/locales/uk/bot-help.ftl")),
+    ("locales/uk/bot-location.ftl", include_str!("../../config/locales/uk/bot-location.ftl")),
+    ("locales/en/bot-help.ftl", include_str!("../../config/locales/en/bot-help.ftl")),
+    ("locales/en/bot-location.ftl", include_str!("../../config/locales/en/bot-location.ftl")),
 ];
 
 /// The environment variables the written `sirena.toml` names for the simulators'
