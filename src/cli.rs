@@ -60,6 +60,17 @@ enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
+    /// List residents' requests for help to evacuate, oldest first. The table masks
+    /// phones and chat ids; `--format csv` is the call list, with them whole.
+    HelpRequests {
+        /// Only this evacuation order's requests.
+        #[arg(long)]
+        order: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::help_requests::Format,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
     /// Benchmarks that print the figures quoted in the docs.
     Bench {
         #[command(subcommand)]
@@ -476,6 +487,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Subscribers { command: SubscribersCommand::Export { config } } => {
             print!("{}", runtime()?.block_on(crate::subscribers::export(&config))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HelpRequests { order, format, config } => {
+            print!("{}", runtime()?.block_on(crate::help_requests::list(&config, order.as_deref(), format))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { command } => {
