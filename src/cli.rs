@@ -75,6 +75,17 @@ enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
+    /// List residents' requests for help to evacuate, oldest first. The table masks
+    /// phones and chat ids; `--format csv` is the call list, with them whole.
+    HelpRequests {
+        /// Only this evacuation order's requests.
+        #[arg(long)]
+        order: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::help_requests::Format,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
     /// Benchmarks that print the figures quoted in the docs.
     Bench {
         #[command(subcommand)]
@@ -109,6 +120,15 @@ enum RegionsCommand {
         /// list cannot place.
         #[arg(long)]
         ukrainealarm: Option<PathBuf>,
+    },
+    /// Import region boundaries (a GeoJSON FeatureCollection of Polygons and
+    /// MultiPolygons keyed by KATOTTG: `katotth`, `katottg` or `id` in the properties)
+    /// into `regions/boundaries.generated.tsv`. A shared location with no surveyed
+    /// settlement near is placed in the region whose boundary holds it.
+    ImportGeo {
+        file: PathBuf,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
     },
 }
 
@@ -442,6 +462,33 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Regions { command: RegionsCommand::ImportGeo { file, config } } => {
+            let report = config::codifier::import_geo(&file, &config)?;
+            println!(
+                "{}: {} regions, {} polygons, {}",
+                report.path.display(),
+                report.regions,
+                report.polygons,
+                if report.changed { "written" } else { "unchanged" }
+            );
+            match config::load(&config) {
+                Ok(c) => {
+                    println!(
+                        "{}: ok ({} regions with a boundary)",
+                        config.display(),
+                        c.tree.locator().boundaries().regions.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        println!("{e}");
+                    }
+                    eprintln!("{} error(s) in {} with the imported boundaries", errors.0.len(), config.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Subscribers { command: SubscribersCommand::Import { file, config } } => {
             let report = runtime()?.block_on(crate::subscribers::import_file(&config, &file))?;
             for r in &report.rejected {
@@ -477,6 +524,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Subscribers { command: SubscribersCommand::Export { config } } => {
             print!("{}", runtime()?.block_on(crate::subscribers::export(&config))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HelpRequests { order, format, config } => {
+            print!("{}", runtime()?.block_on(crate::help_requests::list(&config, order.as_deref(), format))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { command } => {

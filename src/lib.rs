@@ -39,6 +39,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dispatch;
+pub mod help_requests;
 pub mod leader;
 pub mod matcher;
 pub mod messages;

@@ -509,7 +509,12 @@ impl Pipeline {
             .orders
             .iter()
             .filter(|o| in_force.contains(&format!("evacuation:{}", o.id)))
-            .map(|o| OrderInForce { id: o.id.clone(), status: o.status, targets: o.targets.clone() })
+            .map(|o| OrderInForce {
+                id: o.id.clone(),
+                status: o.status,
+                targets: o.targets.clone(),
+                hotline: o.hotline.clone(),
+            })
             .collect()
     }
 

@@ -21,7 +21,7 @@ use sirena::alerts::{Event, EventId};
 use sirena::channels::ChannelKind;
 use sirena::demo::{Harness, Options, StoreWrapper, kharkiv_air_raid};
 use sirena::messages::Lang;
-use sirena::regions::RegionId;
+use sirena::regions::{Point, RegionId};
 use sirena::store::*;
 
 struct ReadOnlySwitch {
@@ -208,6 +208,34 @@ impl Store for ReadOnlySwitch {
     async fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.check()?;
         self.inner.kv_put(key, value).await
+    }
+    async fn set_place_point(&self, id: SubscriberId, region: &RegionId, point: Point) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_place_point(id, region, point).await
+    }
+    async fn place_points(&self, id: SubscriberId) -> Result<Vec<(RegionId, Point)>, StoreError> {
+        self.inner.place_points(id).await
+    }
+    async fn link_sms(&self, chat: SubscriberId, sms: SubscriberId) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.link_sms(chat, sms).await
+    }
+    async fn linked_sms(&self, chat: SubscriberId) -> Result<Option<SubscriberId>, StoreError> {
+        self.inner.linked_sms(chat).await
+    }
+    async fn unlink_sms(&self, chat: SubscriberId) -> Result<Option<SubscriberId>, StoreError> {
+        self.check()?;
+        self.inner.unlink_sms(chat).await
+    }
+    async fn save_help_request(&self, request: &HelpRequest) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.save_help_request(request).await
+    }
+    async fn help_request(&self, id: SubscriberId, order: Option<&str>) -> Result<Option<HelpRequest>, StoreError> {
+        self.inner.help_request(id, order).await
+    }
+    async fn help_requests(&self, order: Option<&str>) -> Result<Vec<HelpRequest>, StoreError> {
+        self.inner.help_requests(order).await
     }
 }
 

@@ -35,6 +35,8 @@ pub struct OrderInForce {
     pub id: String,
     pub status: OrderStatus,
     pub targets: Vec<RegionId>,
+    /// The order's hotline, for residents who ask for help to leave.
+    pub hotline: Option<String>,
 }
 
 /// One source's last believed answer.

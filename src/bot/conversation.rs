@@ -21,7 +21,7 @@ use crate::store::{ChatSettings, PlaceSettings, Store, StoreError, Subscriber};
 
 /// Callback data prefix of "subscribe to this place" buttons; the id fits the 64-byte
 /// callback_data limit (4 + 19 bytes).
-const SUBSCRIBE_PREFIX: &str = "sub:";
+pub(super) const SUBSCRIBE_PREFIX: &str = "sub:";
 /// Most choices shown at once for an ambiguous name.
 const MAX_CHOICES: usize = 8;
 
@@ -193,16 +193,24 @@ impl Conversation {
             dialog,
             admin: from.admin,
         };
+        let (sub, tree, composer) = (turn.sub.clone(), turn.tree.clone(), turn.composer.clone());
         match input {
-            // Shared locations and contacts are answered here until they are read.
-            Input::Location { .. } | Input::Contact { .. } => Ok(turn.reply("bot-not-text", &[])),
+            Input::Location { lat, lon } => super::location::on_location(self, &sub, lat, lon, &tree, &composer).await,
+            Input::Contact { phone, own } => super::help::on_contact(self, &sub, &phone, own, &tree, &composer).await,
             Input::NotText => Ok(turn.reply("bot-not-text", &[])),
+            Input::Button(data) if data.starts_with(super::help::PREFIX) => {
+                super::help::on_button(self, &sub, &data, &tree, &composer).await
+            }
             Input::Button(data) => self.button(&mut turn, &data).await,
-            Input::Text(text) => self.text(&mut turn, &text).await,
+            // `/sms`, and the answers to the help request's questions, come first.
+            Input::Text(text) => match super::help::on_text(self, &sub, &text, &tree, &composer).await? {
+                Some(replies) => Ok(replies),
+                None => self.text(&mut turn, &text).await,
+            },
         }
     }
 
-    fn delta(&self, delta: IndexDelta) {
+    pub(super) fn delta(&self, delta: IndexDelta) {
         // A delta sent while the daemon stops has nobody to apply it; the next start
         // builds the index from the store anyway.
         let _ = self.deltas.send(delta);

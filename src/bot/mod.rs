@@ -10,7 +10,10 @@
 
 pub mod commands;
 mod conversation;
+pub mod help;
+mod location;
 mod replies;
+mod sms;
 mod updates;
 
 pub use conversation::{Conversation, Dialog, Input, PAGE, Reply, Sender, drill};

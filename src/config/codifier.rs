@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::{ConfigError, Origins, file_error};
 use crate::regions::crosswalk::{self, Crosswalk, FeedPlace, ListError};
-use crate::regions::{Level, Localized, Point, Region, RegionChannel, RegionId, codifier, generated};
+use crate::regions::{Level, Localized, Point, Region, RegionChannel, RegionId, codifier, generated, geo};
 
 /// A hand-written `[[region]]`, validated field by field; complete, or an override of
 /// a generated region.
@@ -164,6 +164,8 @@ pub enum ImportError {
     NoRegionsDir { dir: PathBuf },
     #[error("{}: cannot write: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("{}: {error}", path.display())]
+    Geo { path: PathBuf, error: geo::GeoError },
 }
 
 /// What an import did.
@@ -241,4 +243,35 @@ pub fn import(csv: &Path, config: &Path, lists: &[FeedList]) -> Result<ImportRep
         }
     }
     Ok(ImportReport { path, levels, regions: regions.len(), changed, feed_ids: assigned.len(), unmatched })
+}
+
+/// What `sirena regions import-geo` did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeoReport {
+    pub path: PathBuf,
+    pub regions: usize,
+    pub polygons: usize,
+    pub changed: bool,
+}
+
+/// `sirena regions import-geo`: reads a GeoJSON file of boundaries keyed by KATOTTG and
+/// writes `config/regions/boundaries.generated.tsv`, only when its bytes change.
+pub fn import_geo(file: &Path, config: &Path) -> Result<GeoReport, ImportError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ImportError::Read { path: file.to_owned(), source })?;
+    let boundaries = geo::parse_geojson(&text).map_err(|error| ImportError::Geo { path: file.to_owned(), error })?;
+    let dir = config.join("regions");
+    if !dir.is_dir() {
+        return Err(ImportError::NoRegionsDir { dir: config.to_owned() });
+    }
+    let source = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let out = geo::write(&source, &boundaries);
+    let path = dir.join(geo::FILE_NAME);
+    let changed = std::fs::read(&path).map_or(true, |old| old != out.as_bytes());
+    if changed {
+        let tmp = dir.join(format!(".{}.tmp", geo::FILE_NAME));
+        std::fs::write(&tmp, &out).map_err(|source| ImportError::Write { path: tmp.clone(), source })?;
+        std::fs::rename(&tmp, &path).map_err(|source| ImportError::Write { path: path.clone(), source })?;
+    }
+    let polygons = boundaries.regions.values().map(Vec::len).sum();
+    Ok(GeoReport { path, regions: boundaries.regions.len(), polygons, changed })
 }

@@ -43,7 +43,7 @@ use crate::alerts::orders::{AssemblyPoint, Order, OrderStatus};
 use crate::channels::{Address, ChannelKind};
 use crate::dispatch::SupersededMode;
 use crate::messages::{CatalogueError, CatalogueSource, Composer, Lang};
-use crate::regions::{Level, Localized, Point, Region, RegionChannel, RegionId, RegionTree, TreeError};
+use crate::regions::{self, Level, Localized, Point, Region, RegionChannel, RegionId, RegionTree, TreeError};
 
 /// One problem in one file, located as precisely as we can.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,6 +216,14 @@ pub struct TelegramSettings {
     /// How long one getUpdates long poll waits.
     #[serde(with = "crate::config::duration", default = "default_long_poll")]
     pub long_poll: Duration,
+    /// A shared location means the nearest surveyed settlement this close (km); farther
+    /// away, the region whose boundary holds it (`sirena regions import-geo`).
+    #[serde(default = "default_location_radius")]
+    pub location_radius_km: f64,
+}
+
+fn default_location_radius() -> f64 {
+    crate::regions::geo::DEFAULT_RADIUS_KM
 }
 
 fn default_telegram_url() -> String {
@@ -554,7 +562,16 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     let composer = load_locales(&dir.join("locales"), &mut errors);
 
     match (settings, tree, composer) {
-        (Some(settings), Some(tree), Some(composer)) if errors.is_empty() => {
+        (Some(settings), Some(mut tree), Some(composer)) if errors.is_empty() => {
+            let radius = settings.telegram.as_ref().map_or(regions::geo::DEFAULT_RADIUS_KM, |t| t.location_radius_km);
+            if !(radius.is_finite() && radius > 0.0) {
+                errors.push(file_error(&settings_path, "[telegram] location_radius_km must be a positive number"));
+                return Err(ConfigErrors(errors));
+            }
+            if radius != regions::geo::DEFAULT_RADIUS_KM {
+                let boundaries = tree.locator().boundaries().clone();
+                tree.set_geo(boundaries, radius);
+            }
             let composer = match &settings.sms {
                 Some(sms) => composer.with_sms_max_parts(sms.max_parts),
                 None => composer,
@@ -894,7 +911,10 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
     let regions = codifier::merge(dir, written, &mut region_origin, errors);
     // Orders are still checked when the regions are broken, so one load reports both;
     // only the checks against the tree are skipped then.
-    let tree = if errors.len() > before { None } else { build_tree(dir, regions, &region_origin, errors) };
+    let mut tree = if errors.len() > before { None } else { build_tree(dir, regions, &region_origin, errors) };
+    if let Some(tree) = tree.as_mut() {
+        load_boundaries(dir, tree, errors);
+    }
     let mut orders = Vec::new();
     let mut order_origin: Origins = HashMap::new();
     for (file_index, entry) in parsed_orders {
@@ -925,6 +945,39 @@ fn only_oblast(tree: &RegionTree, regions: &[RegionId]) -> Option<RegionId> {
     let mut tops = regions.iter().filter_map(|id| tree.ancestors(id).last());
     let first = tops.next()?;
     tops.all(|t| t == first).then(|| first.clone())
+}
+
+/// Reads `regions/boundaries.generated.tsv` (`sirena regions import-geo`) into the
+/// tree's locator, if the file is there; a boundary of a region the tree does not have
+/// is an error.
+fn load_boundaries(dir: &Path, tree: &mut RegionTree, errors: &mut Vec<ConfigError>) {
+    let path = dir.join(regions::geo::FILE_NAME);
+    if !path.is_file() {
+        return;
+    }
+    let boundaries = match std::fs::read_to_string(&path) {
+        Ok(text) => match regions::geo::read(&text) {
+            Ok(b) => b,
+            Err(e) => {
+                let line = match &e {
+                    regions::geo::GeoError::Line { line, .. } => *line,
+                    _ => 0,
+                };
+                errors.push(ConfigError { file: path.clone(), line, col: 0, message: e.to_string() });
+                return;
+            }
+        },
+        Err(e) => {
+            errors.push(file_error(&path, format!("cannot read: {e}")));
+            return;
+        }
+    };
+    let unknown: Vec<&str> = boundaries.regions.keys().filter(|id| !tree.contains(id)).map(|id| id.as_str()).collect();
+    if !unknown.is_empty() {
+        errors.push(file_error(&path, format!("boundaries of regions the tree does not have: {}", unknown.join(", "))));
+        return;
+    }
+    tree.set_geo(boundaries, regions::geo::DEFAULT_RADIUS_KM);
 }
 
 fn build_tree(

@@ -55,6 +55,10 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
     ("locales/en/operators.ftl", include_str!("../../config/locales/en/operators.ftl")),
     ("locales/uk/drill.ftl", include_str!("../../config/locales/uk/drill.ftl")),
     ("locales/en/drill.ftl", include_str!("../../config/locales/en/drill.ftl")),
+    ("locales/uk/bot-help.ftl", include_str!("../../config/locales/uk/bot-help.ftl")),
+    ("locales/uk/bot-location.ftl", include_str!("../../config/locales/uk/bot-location.ftl")),
+    ("locales/en/bot-help.ftl", include_str!("../../config/locales/en/bot-help.ftl")),
+    ("locales/en/bot-location.ftl", include_str!("../../config/locales/en/bot-location.ftl")),
 ];
 
 /// The environment variables the written `sirena.toml` names for the simulators'

@@ -323,6 +323,12 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
         println!("  {:<20} {:<24} bot: {}", r.name, r.place, crate::messages::plain(&last));
     }
     println!("  and {CROWD} residents of Kharkiv city imported before the start; the oblast's channel {CHANNEL}.");
+    // The resident who will ask for help to leave; her chat is checked on its own.
+    h.telegram.add_user(HELP_CHAT, "Ганна", Some("uk"));
+    h.telegram.user_sends(HELP_CHAT, "/subscribe Кіндрашівка");
+    if h.telegram.wait_for_sent(HELP_CHAT, 1, STEP).await.is_empty() {
+        anyhow::bail!("Ганна got no answer from the bot");
+    }
     let watermark: Vec<usize> = RESIDENTS.iter().map(|r| h.telegram.sent_to(r.chat).len()).collect();
     println!();
 
@@ -349,6 +355,7 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
         );
     }
     delivered(h, before).await?;
+    ask_for_help(h).await?;
 
     // 3. The feed misbehaves: nothing may end.
     let since = h.feed_requests();
@@ -614,6 +621,60 @@ fn parts_of(text: &str, english: bool) -> Vec<Option<Expect>> {
 
 const ALL: [Expect; 8] = [AirRaid, AllClear, RaionAllClear, Mandatory, Recommended, Updated, Artillery, Lifted];
 
+/// The resident who asks for help to evacuate (DESIGN §13): Ганна of Kindrashivka.
+const HELP_CHAT: i64 = 1101;
+
+/// Ганна presses "I need help to evacuate" under the order and answers every question:
+/// two people, one walks slowly, her own phone.
+async fn ask_for_help(h: &Harness) -> anyhow::Result<()> {
+    let sent = h.telegram.wait_for_sent(HELP_CHAT, 2, STEP).await;
+    // Everything was delivered before this: the order's message is among these.
+    let help = sent.iter().rev().find_map(|m| {
+        let data = first_button(m.reply_markup.as_ref()?)?;
+        data.starts_with("help:").then_some((m.message_id, data))
+    });
+    let Some((mut message, mut data)) = help else {
+        anyhow::bail!("Ганна's evacuation message has no help button");
+    };
+    for answer in ["help:p:2", "help:m:walks-slowly", ""] {
+        let before = h.telegram.sent_to(HELP_CHAT).len();
+        h.telegram.user_presses(HELP_CHAT, message, &data);
+        let got = h.telegram.wait_for_sent(HELP_CHAT, before + 1, STEP).await;
+        let Some(reply) = got.get(before) else { anyhow::bail!("no answer to Ганна's press of {data}") };
+        (message, data) = (reply.message_id, answer.to_owned());
+    }
+    let before = h.telegram.sent_to(HELP_CHAT).len();
+    h.telegram.user_sends_contact(HELP_CHAT, "+380671234567", true);
+    let got = h.telegram.wait_for_sent(HELP_CHAT, before + 1, STEP).await;
+    let Some(done) = got.get(before) else { anyhow::bail!("Ганна's help request was not confirmed") };
+    println!(
+        "{} Ганна (Кіндрашівка) asks for help to evacuate: 2 people, walks slowly, her phone → bot: {}",
+        h.clock(),
+        crate::messages::plain(&first_line(&done.text))
+    );
+    Ok(())
+}
+
+/// `sirena help-requests` for the Kindrashivka order lists Ганна's request.
+async fn help_summary(h: &Harness) -> anyhow::Result<bool> {
+    use crate::help_requests::{Format, list};
+    let table = list(&h.config_dir, Some("kindrashivka-2023-11"), Format::Table).await?;
+    println!(
+        "
+sirena help-requests --order kindrashivka-2023-11:"
+    );
+    for line in table.lines() {
+        println!("  │ {line}");
+    }
+    let ok = table.contains("Кіндрашівка")
+        && table.contains("+38067***4567")
+        && table.contains("walks-slowly")
+        && table.contains("complete")
+        && table.ends_with("1 request(s)\n");
+    println!("  {:<20} {}", "help requests", if ok { "ok" } else { "FAIL: Ганна's request is not listed as asked" });
+    Ok(ok)
+}
+
 async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
     println!("\nWhat each resident received (checked against the Telegram simulator's records):\n");
     println!("  {:<20} {:<4} {:<24} {:<7} received", "resident", "lang", "place", "verdict");
@@ -698,6 +759,7 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
     );
     all_ok &= crowd_ok && channel_ok;
     all_ok &= sms_summary(h).await?;
+    all_ok &= help_summary(h).await?;
     // Two messages in full, as the residents' phones show them.
     for (chat, what, title) in
         [(1001, Mandatory, "one message for an order and an air raid"), (1004, Updated, "update")]

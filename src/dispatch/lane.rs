@@ -70,6 +70,9 @@ struct Ready {
     deadline_ms: Option<i64>,
     /// The message's identity across retries ([`Outgoing::key`]).
     key: String,
+    /// Buttons under it: "I need help to evacuate" on an evacuation message to a
+    /// Telegram chat, none otherwise.
+    keyboard: Keyboard,
 }
 
 /// Messages of one text going out as one request. Boxed like the held ones, so moving
@@ -517,7 +520,18 @@ impl Lane {
         let deadline_ms =
             carried.iter().map(|&i| rows[i].deadline_ms).collect::<Option<Vec<_>>>().and_then(|d| d.into_iter().max());
         let key = message_key(subscriber, &keys);
+        let keyboard = match to {
+            Address::TelegramChat(_) => {
+                let carried_events = planned.parts.iter().filter_map(|p| match *p {
+                    PartRef::Event { row, .. } => Some(&*events[row]),
+                    PartRef::Closed { .. } => None,
+                });
+                crate::bot::help::keyboard_for(carried_events, &self.composer.borrow(), first.lang)
+            }
+            _ => Keyboard::None,
+        };
         Some(Box::new(Ready {
+            keyboard,
             key,
             subscriber,
             recipient: Recipient::of(&to),
@@ -544,9 +558,10 @@ impl Lane {
         };
         let (to, text, paid, key) = (ready.to.clone(), ready.text.clone(), ready.paid, ready.key.clone());
         let silent = ready.silent;
+        let keyboard = ready.keyboard.clone();
         let limit = self.send_timeout;
         let handle = st.in_flight.spawn(async move {
-            let message = Outgoing { to: &to, text: &text.text, silent, paid, keyboard: &Keyboard::None, key: &key };
+            let message = Outgoing { to: &to, text: &text.text, silent, paid, keyboard: &keyboard, key: &key };
             match tokio::time::timeout(limit, channel.send(message)).await {
                 Ok(r) => vec![r],
                 Err(_) => vec![Err(SendError::Transient(format!("no answer within {limit:?}")))],

@@ -11,6 +11,7 @@
 pub mod codifier;
 pub mod crosswalk;
 pub mod generated;
+pub mod geo;
 pub mod names;
 pub mod translit;
 
@@ -175,6 +176,8 @@ pub struct RegionTree {
     regions: BTreeMap<RegionId, Region>,
     by_feed: HashMap<u32, RegionId>,
     index: names::NameIndex,
+    /// Shared locations to places: surveyed points in an R-tree, and boundaries.
+    geo: geo::Locator,
 }
 
 /// Structural problems found while building a tree. Config validation turns each into
@@ -241,7 +244,23 @@ impl RegionTree {
             return Err(errors);
         }
         let index = names::NameIndex::build(map.values());
-        Ok(RegionTree { regions: map, by_feed, index })
+        let mut tree = RegionTree { regions: map, by_feed, index, geo: geo::Locator::default() };
+        tree.set_geo(geo::Boundaries::default(), geo::DEFAULT_RADIUS_KM);
+        Ok(tree)
+    }
+
+    /// Indexes the surveyed points again with these boundaries and this radius.
+    pub fn set_geo(&mut self, boundaries: geo::Boundaries, radius_km: f64) {
+        self.geo = geo::Locator::new(self, boundaries, radius_km);
+    }
+
+    /// Where a shared location is ([`geo::Locator::locate`]).
+    pub fn locate(&self, lat: f64, lon: f64) -> geo::Located {
+        self.geo.locate(self, lat, lon)
+    }
+
+    pub fn locator(&self) -> &geo::Locator {
+        &self.geo
     }
 
     pub fn get(&self, id: &RegionId) -> Option<&Region> {

@@ -35,6 +35,9 @@ pub const CASES: &[(&str, Case)] = &[
     ("drills_are_opt_in_and_a_correction_reaches_who_got_the_event", |s| Box::pin(drills_and_corrections(s))),
     ("progress_and_receipts_count_an_events_deliveries", |s| Box::pin(progress_and_receipts(s))),
     ("retention_purges_finished_rows_of_subjects_that_are_over", |s| Box::pin(retention(s))),
+    ("a_shared_point_is_kept_with_its_place", |s| Box::pin(place_points(s))),
+    ("an_sms_fallback_is_linked_and_unlinked", |s| Box::pin(sms_links(s))),
+    ("a_second_help_request_for_an_order_updates_the_first", |s| Box::pin(help_requests(s))),
 ];
 
 /// Runs every case, each on a fresh store from `make`. A failing case panics; the
@@ -627,4 +630,75 @@ async fn retention(store: Arc<dyn Store>) {
     // The alert still going on keeps its row, so its all-clear finds its reader.
     assert_eq!(store.received(&going.id).await.expect("received"), vec![a]);
     assert!(store.received(&over.id).await.expect("received").is_empty());
+}
+
+async fn place_points(store: Arc<dyn Store>) {
+    let id = chat(&*store, "80").await;
+    let other = chat(&*store, "81").await;
+    store.add_place(id, &region(CITY)).await.expect("place");
+    store.add_place(other, &region(CITY)).await.expect("place");
+    let at = Point { lat: 49.99, lon: 36.23 };
+    store.set_place_point(id, &region(CITY), at).await.expect("point");
+    assert_eq!(store.place_points(id).await.expect("points"), vec![(region(CITY), at)]);
+    assert!(store.place_points(other).await.expect("points").is_empty(), "another chat's place has no point");
+    let moved = Point { lat: 50.0, lon: 36.3 };
+    store.set_place_point(id, &region(CITY), moved).await.expect("point");
+    assert_eq!(store.place_points(id).await.expect("points"), vec![(region(CITY), moved)], "replaced, not added");
+    store.remove_places(id, Some(&region(CITY))).await.expect("remove");
+    assert!(store.place_points(id).await.expect("points").is_empty(), "a removed place's point is gone");
+}
+
+async fn sms_links(store: Arc<dyn Store>) {
+    let tg = chat(&*store, "90").await;
+    let sms = store.upsert_subscriber(ChannelKind::Sms, "+380501234567", Lang::Uk).await.expect("sms").subscriber.id;
+    assert_eq!(store.linked_sms(tg).await.expect("linked"), None);
+    store.link_sms(tg, sms).await.expect("link");
+    store.link_sms(tg, sms).await.expect("linking twice is fine");
+    assert_eq!(store.linked_sms(tg).await.expect("linked"), Some(sms));
+    assert_eq!(store.unlink_sms(tg).await.expect("unlink"), Some(sms));
+    assert_eq!(store.unlink_sms(tg).await.expect("unlink"), None, "nothing left to unlink");
+    assert_eq!(store.linked_sms(tg).await.expect("linked"), None);
+}
+
+async fn help_requests(store: Arc<dyn Store>) {
+    let a = chat(&*store, "100").await;
+    let b = chat(&*store, "101").await;
+    let request = |subscriber, order: &str, at: i64| HelpRequest {
+        subscriber,
+        address: String::new(),
+        order: order.into(),
+        region: region(CITY),
+        people: None,
+        mobility: None,
+        phone: None,
+        step: HelpStep::People,
+        created_ms: at,
+        updated_ms: at,
+    };
+    assert!(store.save_help_request(&request(a, "kupiansk-1", 1_000)).await.expect("save"), "new");
+    assert!(store.save_help_request(&request(b, "kupiansk-1", 2_000)).await.expect("save"));
+    assert!(store.save_help_request(&request(a, "kharkiv-2", 3_000)).await.expect("save"));
+    let mut second = request(a, "kupiansk-1", 4_000);
+    second.people = Some(3);
+    second.mobility = Some("wheelchair".into());
+    second.phone = Some("+380501234567".into());
+    second.step = HelpStep::Done;
+    assert!(!store.save_help_request(&second).await.expect("save"), "a second press updates");
+
+    let all = store.help_requests(None).await.expect("list");
+    assert_eq!(all.len(), 3, "no duplicate: {all:?}");
+    let one = store.help_requests(Some("kupiansk-1")).await.expect("list");
+    assert_eq!(one.iter().map(|r| r.subscriber).collect::<Vec<_>>(), vec![a, b], "oldest first");
+    let first = &one[0];
+    assert_eq!(
+        (first.people, first.mobility.as_deref(), first.phone.as_deref()),
+        (Some(3), Some("wheelchair"), Some("+380501234567"))
+    );
+    assert_eq!((first.step, first.created_ms, first.updated_ms), (HelpStep::Done, 1_000, 4_000), "created kept");
+    assert_eq!(first.address, "100");
+    let latest = store.help_request(a, None).await.expect("latest").expect("some");
+    assert_eq!(latest.order, "kupiansk-1", "the one changed last");
+    let by_order = store.help_request(a, Some("kharkiv-2")).await.expect("one").expect("some");
+    assert_eq!(by_order.step, HelpStep::People);
+    assert_eq!(store.help_request(b, Some("kharkiv-2")).await.expect("none"), None);
 }

@@ -38,7 +38,7 @@ use crate::alerts::{AlertKind, Event, EventId, Priority};
 use crate::channels::ChannelKind;
 use crate::dispatch::quiet::QuietHours;
 use crate::messages::Lang;
-use crate::regions::RegionId;
+use crate::regions::{Point, RegionId};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -561,6 +561,77 @@ pub trait Store: Send + Sync + 'static {
 
     async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    // -------------------------------------------------------------- shared points, SMS fallback, help
+
+    /// Keeps the point a resident shared for one of their places, replacing an earlier
+    /// one, so polygon and circle alerts can match it.
+    async fn set_place_point(&self, id: SubscriberId, region: &RegionId, point: Point) -> Result<(), StoreError>;
+    /// The shared points of the subscriber's current places (a removed place's is not).
+    async fn place_points(&self, id: SubscriberId) -> Result<Vec<(RegionId, Point)>, StoreError>;
+    /// Records `sms` as the SMS fallback of the Telegram chat `chat`, replacing an
+    /// earlier one.
+    async fn link_sms(&self, chat: SubscriberId, sms: SubscriberId) -> Result<(), StoreError>;
+    /// The chat's SMS fallback subscriber, if it has one.
+    async fn linked_sms(&self, chat: SubscriberId) -> Result<Option<SubscriberId>, StoreError>;
+    /// Forgets the chat's SMS fallback link; returns the SMS subscriber it named.
+    async fn unlink_sms(&self, chat: SubscriberId) -> Result<Option<SubscriberId>, StoreError>;
+    /// Stores a help request, keyed (subscriber, order): a second one for the same
+    /// order replaces the first's details and keeps its `created_ms`. True when new.
+    async fn save_help_request(&self, request: &HelpRequest) -> Result<bool, StoreError>;
+    /// The subscriber's request for `order`, or with `None` the one they changed last.
+    async fn help_request(&self, id: SubscriberId, order: Option<&str>) -> Result<Option<HelpRequest>, StoreError>;
+    /// Every request (of one order), oldest first: for operators.
+    async fn help_requests(&self, order: Option<&str>) -> Result<Vec<HelpRequest>, StoreError>;
+}
+
+/// Where a help request's questions stand: the next one to answer, or done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelpStep {
+    People,
+    Mobility,
+    Phone,
+    Done,
+}
+
+impl HelpStep {
+    pub const ALL: [HelpStep; 4] = [HelpStep::People, HelpStep::Mobility, HelpStep::Phone, HelpStep::Done];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HelpStep::People => "people",
+            HelpStep::Mobility => "mobility",
+            HelpStep::Phone => "phone",
+            HelpStep::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HelpStep> {
+        HelpStep::ALL.into_iter().find(|h| h.as_str() == s)
+    }
+}
+
+/// A resident's request for help to evacuate, tied to an order and a place. Every
+/// detail is optional: the resident may skip each question.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HelpRequest {
+    pub subscriber: SubscriberId,
+    /// The subscriber's address (the Telegram chat id); filled when read, ignored when
+    /// saved.
+    pub address: String,
+    /// The evacuation order's id.
+    pub order: String,
+    pub region: RegionId,
+    /// How many people need to leave.
+    pub people: Option<u32>,
+    /// Mobility needs, as a key the bot's buttons give (`wheelchair`, `bedridden`,
+    /// `walks-slowly`, `none`).
+    pub mobility: Option<String>,
+    /// A phone to call back, normalised to E.164.
+    pub phone: Option<String>,
+    pub step: HelpStep,
+    pub created_ms: i64,
+    pub updated_ms: i64,
 }
 
 /// The small-state key `sirena subscribers import` bumps after writing subscribers, so

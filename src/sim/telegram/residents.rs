@@ -18,31 +18,8 @@ impl TelegramSim {
     /// makes a user restart a blocked bot before writing to it.
     pub fn user_sends(&self, chat_id: i64, text: &str) {
         let mut st = self.inner.lock();
+        let Some((chat, from)) = sender(&mut st, chat_id) else { return };
         let message_id = st.take_message_id();
-        let (chat, from) = if chat_id < 0 {
-            let Some(title) = st.groups.get(&chat_id) else {
-                tracing::warn!(chat_id, "telegram sim: user_sends to an unknown group");
-                return;
-            };
-            // A synthetic member; enough for a valid `from`.
-            let member = json!({
-                "id": chat_id.unsigned_abs(),
-                "is_bot": false,
-                "first_name": "Group member",
-            });
-            (json!({"id": chat_id, "type": "group", "title": title}), member)
-        } else {
-            let user = st.users.entry(chat_id).or_insert_with(|| SimUser {
-                first_name: format!("User {chat_id}"),
-                language_code: None,
-                status: UserStatus::Active,
-            });
-            if user.status == UserStatus::Blocked {
-                user.status = UserStatus::Active;
-            }
-            let chat = private_chat_json(chat_id, &user.first_name);
-            (chat, user_json(chat_id, user))
-        };
         let mut message = json!({
             "message_id": message_id,
             "date": unix_now(),
@@ -58,6 +35,35 @@ impl TelegramSim {
                 "length": command.encode_utf16().count(),
             }]);
         }
+        st.push_update("message", "message", message);
+        drop(st);
+        self.inner.updates_changed.send_modify(|n| *n += 1);
+    }
+
+    /// Queues a location the user shares (the attachment menu, or a reply keyboard's
+    /// `request_location` button), as Telegram shapes it: a message with `location`
+    /// and no text.
+    pub fn user_sends_location(&self, chat_id: i64, latitude: f64, longitude: f64) {
+        self.push_message(chat_id, "location", json!({"latitude": latitude, "longitude": longitude}));
+    }
+
+    /// Queues a contact card the user shares. `own` is a card of the user's own
+    /// number (a `request_contact` button): Telegram sets its `user_id` to the
+    /// sender's; a card from the address book carries another user's id, or none.
+    pub fn user_sends_contact(&self, chat_id: i64, phone: &str, own: bool) {
+        let mut contact = json!({"phone_number": phone, "first_name": "Contact"});
+        if own {
+            contact["user_id"] = json!(chat_id);
+        }
+        self.push_message(chat_id, "contact", contact);
+    }
+
+    fn push_message(&self, chat_id: i64, field: &str, value: serde_json::Value) {
+        let mut st = self.inner.lock();
+        let Some((chat, from)) = sender(&mut st, chat_id) else { return };
+        let message_id = st.take_message_id();
+        let mut message = json!({"message_id": message_id, "date": unix_now(), "chat": chat, "from": from});
+        message[field] = value;
         st.push_update("message", "message", message);
         drop(st);
         self.inner.updates_changed.send_modify(|n| *n += 1);
@@ -93,4 +99,32 @@ impl TelegramSim {
         drop(st);
         self.inner.updates_changed.send_modify(|n| *n += 1);
     }
+}
+
+/// The `chat` and `from` of a message from `chat_id`: a user (added if new, unblocked
+/// if they had blocked the bot) or, for a negative id, a member of that group; `None`
+/// for an unknown group.
+fn sender(st: &mut super::state::SimState, chat_id: i64) -> Option<(serde_json::Value, serde_json::Value)> {
+    if chat_id < 0 {
+        let Some(title) = st.groups.get(&chat_id) else {
+            tracing::warn!(chat_id, "telegram sim: a message to an unknown group");
+            return None;
+        };
+        // A synthetic member; enough for a valid `from`.
+        let member = json!({
+            "id": chat_id.unsigned_abs(),
+            "is_bot": false,
+            "first_name": "Group member",
+        });
+        return Some((json!({"id": chat_id, "type": "group", "title": title}), member));
+    }
+    let user = st.users.entry(chat_id).or_insert_with(|| SimUser {
+        first_name: format!("User {chat_id}"),
+        language_code: None,
+        status: UserStatus::Active,
+    });
+    if user.status == UserStatus::Blocked {
+        user.status = UserStatus::Active;
+    }
+    Some((private_chat_json(chat_id, &user.first_name), user_json(chat_id, user)))
 }

@@ -14,7 +14,8 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x7369_7265_6e61_0001;
 
 /// Numbered migrations; `sirena_schema.version` records how many have run.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS, MIGRATE_3_BOT, MIGRATE_4_OPERATORS];
+pub(super) const MIGRATIONS: &[&str] =
+    &[MIGRATE_1_OUTBOX, MIGRATE_2_REPORTS, MIGRATE_3_BOT, MIGRATE_4_OPERATORS, MIGRATE_5_RESIDENTS];
 
 /// Integer columns come first, widest to narrowest, so a delivery row has no padding:
 /// seven 8-byte columns, one 4-byte, four 2-byte, then the address.
@@ -105,6 +106,35 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_by_time ON audit (at_ms);
 ALTER TABLE subscribers ADD COLUMN drills BOOLEAN NOT NULL DEFAULT FALSE;
+"#;
+
+/// SQLite's migration 6: shared points of places, SMS fallback links, help requests.
+const MIGRATE_5_RESIDENTS: &str = r#"
+CREATE TABLE place_points (
+    subscriber_id BIGINT NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL,
+    region_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (subscriber_id, region_id)
+);
+CREATE TABLE sms_links (
+    chat_id BIGINT PRIMARY KEY REFERENCES subscribers(id) ON DELETE CASCADE,
+    sms_id BIGINT NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE
+);
+CREATE TABLE help_requests (
+    id BIGSERIAL PRIMARY KEY,
+    subscriber_id BIGINT NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    people BIGINT,
+    order_id TEXT COLLATE "C" NOT NULL,
+    region_id TEXT COLLATE "C" NOT NULL,
+    mobility TEXT,
+    phone TEXT,
+    step TEXT NOT NULL,
+    UNIQUE (subscriber_id, order_id)
+);
+CREATE INDEX help_requests_by_order ON help_requests (order_id, created_at);
 "#;
 
 /// Brings the database's schema up to date, or refuses one newer than this sirena.

@@ -1044,6 +1044,140 @@ impl Store for PgStore {
         client.execute(&stmt, &[&key, &value]).await?;
         Ok(())
     }
+
+    async fn set_place_point(&self, id: SubscriberId, region: &RegionId, point: Point) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO place_points (subscriber_id, region_id, lat, lon) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (subscriber_id, region_id) DO UPDATE SET lat = excluded.lat, lon = excluded.lon",
+            )
+            .await?;
+        client.execute(&stmt, &[&id, &region.as_str(), &point.lat, &point.lon]).await?;
+        Ok(())
+    }
+
+    async fn place_points(&self, id: SubscriberId) -> Result<Vec<(RegionId, Point)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT pp.region_id, pp.lat, pp.lon FROM place_points pp
+                 JOIN places p ON p.subscriber_id = pp.subscriber_id AND p.region_id = pp.region_id
+                 WHERE pp.subscriber_id = $1 ORDER BY pp.region_id",
+            )
+            .await?;
+        let mut out = Vec::new();
+        for r in client.query(&stmt, &[&id]).await? {
+            if let Ok(region) = RegionId::parse(r.try_get::<_, &str>(0)?) {
+                out.push((region, Point { lat: r.try_get(1)?, lon: r.try_get(2)? }));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn link_sms(&self, chat: SubscriberId, sms: SubscriberId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO sms_links (chat_id, sms_id) VALUES ($1, $2)
+                 ON CONFLICT (chat_id) DO UPDATE SET sms_id = excluded.sms_id",
+            )
+            .await?;
+        client.execute(&stmt, &[&chat, &sms]).await?;
+        Ok(())
+    }
+
+    async fn linked_sms(&self, chat: SubscriberId) -> Result<Option<SubscriberId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT sms_id FROM sms_links WHERE chat_id = $1").await?;
+        Ok(client.query_opt(&stmt, &[&chat]).await?.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn unlink_sms(&self, chat: SubscriberId) -> Result<Option<SubscriberId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("DELETE FROM sms_links WHERE chat_id = $1 RETURNING sms_id").await?;
+        Ok(client.query_opt(&stmt, &[&chat]).await?.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn save_help_request(&self, request: &HelpRequest) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        // `xmax = 0` only on a row this statement inserted.
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO help_requests
+                   (subscriber_id, order_id, region_id, people, mobility, phone, step, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (subscriber_id, order_id) DO UPDATE SET region_id = excluded.region_id,
+                   people = excluded.people, mobility = excluded.mobility, phone = excluded.phone,
+                   step = excluded.step, updated_at = excluded.updated_at
+                 RETURNING (xmax = 0)",
+            )
+            .await?;
+        let r = request;
+        let people = r.people.map(i64::from);
+        let row = client
+            .query_one(
+                &stmt,
+                &[
+                    &r.subscriber,
+                    &r.order,
+                    &r.region.as_str(),
+                    &people,
+                    &r.mobility,
+                    &r.phone,
+                    &r.step.as_str(),
+                    &r.created_ms,
+                    &r.updated_ms,
+                ],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn help_request(&self, id: SubscriberId, order: Option<&str>) -> Result<Option<HelpRequest>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "{HELP_SELECT} WHERE h.subscriber_id = $1 AND ($2::text IS NULL OR h.order_id = $2)
+             ORDER BY h.updated_at DESC, h.id DESC LIMIT 1"
+        );
+        let stmt = client.prepare_cached(&sql).await?;
+        let rows = client.query(&stmt, &[&id, &order]).await?;
+        Ok(rows.iter().map(help_row).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().next())
+    }
+
+    async fn help_requests(&self, order: Option<&str>) -> Result<Vec<HelpRequest>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("{HELP_SELECT} WHERE ($1::text IS NULL OR h.order_id = $1) ORDER BY h.created_at, h.id");
+        let stmt = client.prepare_cached(&sql).await?;
+        let rows = client.query(&stmt, &[&order]).await?;
+        Ok(rows.iter().map(help_row).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+    }
+}
+
+const HELP_SELECT: &str = "SELECT h.subscriber_id, s.address, h.order_id, h.region_id, h.people, h.mobility,
+        h.phone, h.step, h.created_at, h.updated_at
+    FROM help_requests h JOIN subscribers s ON s.id = h.subscriber_id";
+
+/// One help request row; `None` for a row sirena cannot have written.
+fn help_row(r: &tokio_postgres::Row) -> Result<Option<HelpRequest>, tokio_postgres::Error> {
+    let (Ok(region), Some(step)) =
+        (RegionId::parse(r.try_get::<_, &str>(3)?), HelpStep::parse(r.try_get::<_, &str>(7)?))
+    else {
+        return Ok(None);
+    };
+    let people: Option<i64> = r.try_get(4)?;
+    Ok(Some(HelpRequest {
+        subscriber: r.try_get(0)?,
+        address: r.try_get(1)?,
+        order: r.try_get(2)?,
+        region,
+        people: people.and_then(|p| u32::try_from(p).ok()),
+        mobility: r.try_get(5)?,
+        phone: r.try_get(6)?,
+        step,
+        created_ms: r.try_get(8)?,
+        updated_ms: r.try_get(9)?,
+    }))
 }
 
 /// Whether a PostgreSQL error will not go away by retrying: a database that does not

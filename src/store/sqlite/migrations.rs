@@ -9,7 +9,14 @@ use crate::store::{StoreError, now_ms};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
 pub(super) const MIGRATIONS: &[Migration] =
-    &[migrate_1_spine, migrate_2_outbox, migrate_3_reports, migrate_4_bot, migrate_5_operators];
+    &[
+        migrate_1_spine,
+        migrate_2_outbox,
+        migrate_3_reports,
+        migrate_4_bot,
+        migrate_5_operators,
+        migrate_6_residents,
+    ];
 
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
@@ -181,6 +188,40 @@ fn migrate_5_operators(tx: &Transaction<'_>) -> Result<(), StoreError> {
          );
          CREATE INDEX audit_by_time ON audit (at_ms);
          ALTER TABLE subscribers ADD COLUMN drills INTEGER NOT NULL DEFAULT 0;",
+    )?;
+    Ok(())
+}
+
+/// What residents give besides a place name: the point they shared for a place, their
+/// SMS fallback (a Telegram chat's linked SMS subscriber), and help requests for an
+/// evacuation order, one per (subscriber, order).
+fn migrate_6_residents(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE place_points (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            region_id TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            PRIMARY KEY (subscriber_id, region_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE sms_links (
+            chat_id INTEGER PRIMARY KEY REFERENCES subscribers(id) ON DELETE CASCADE,
+            sms_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE
+        );
+        CREATE TABLE help_requests (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            order_id TEXT NOT NULL,
+            region_id TEXT NOT NULL,
+            people INTEGER,
+            mobility TEXT,
+            phone TEXT,
+            step TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (subscriber_id, order_id)
+        );
+        CREATE INDEX help_requests_by_order ON help_requests (order_id, created_at);",
     )?;
     Ok(())
 }

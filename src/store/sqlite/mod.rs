@@ -1049,6 +1049,153 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn set_place_point(&self, id: SubscriberId, region: &RegionId, point: Point) -> Result<(), StoreError> {
+        let region = region.to_string();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO place_points (subscriber_id, region_id, lat, lon) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (subscriber_id, region_id) DO UPDATE SET lat = excluded.lat, lon = excluded.lon",
+            )?
+            .execute(params![id, region, point.lat, point.lon])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn place_points(&self, id: SubscriberId) -> Result<Vec<(RegionId, Point)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT pp.region_id, pp.lat, pp.lon FROM place_points pp
+                 JOIN places p ON p.subscriber_id = pp.subscriber_id AND p.region_id = pp.region_id
+                 WHERE pp.subscriber_id = ?1 ORDER BY pp.region_id",
+            )?;
+            let rows = stmt.query_map(params![id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (region, lat, lon) = row?;
+                if let Ok(region) = RegionId::parse(&region) {
+                    out.push((region, Point { lat, lon }));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn link_sms(&self, chat: SubscriberId, sms: SubscriberId) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO sms_links (chat_id, sms_id) VALUES (?1, ?2)
+                 ON CONFLICT (chat_id) DO UPDATE SET sms_id = excluded.sms_id",
+            )?
+            .execute(params![chat, sms])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn linked_sms(&self, chat: SubscriberId) -> Result<Option<SubscriberId>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT sms_id FROM sms_links WHERE chat_id = ?1")?
+                .query_row(params![chat], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn unlink_sms(&self, chat: SubscriberId) -> Result<Option<SubscriberId>, StoreError> {
+        self.write(move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM sms_links WHERE chat_id = ?1 RETURNING sms_id")?
+                .query_row(params![chat], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn save_help_request(&self, request: &HelpRequest) -> Result<bool, StoreError> {
+        let r = request.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let existed: bool = tx
+                .prepare_cached("SELECT 1 FROM help_requests WHERE subscriber_id = ?1 AND order_id = ?2")?
+                .exists(params![r.subscriber, r.order])?;
+            tx.prepare_cached(
+                "INSERT INTO help_requests
+                   (subscriber_id, order_id, region_id, people, mobility, phone, step, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (subscriber_id, order_id) DO UPDATE SET region_id = excluded.region_id,
+                   people = excluded.people, mobility = excluded.mobility, phone = excluded.phone,
+                   step = excluded.step, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                r.subscriber,
+                r.order,
+                r.region.as_str(),
+                r.people,
+                r.mobility,
+                r.phone,
+                r.step.as_str(),
+                r.created_ms,
+                r.updated_ms
+            ])?;
+            tx.commit()?;
+            Ok(!existed)
+        })
+        .await
+    }
+
+    async fn help_request(&self, id: SubscriberId, order: Option<&str>) -> Result<Option<HelpRequest>, StoreError> {
+        let order = order.map(str::to_owned);
+        self.read(move |conn| {
+            let sql = format!(
+                "{HELP_SELECT} WHERE h.subscriber_id = ?1 AND (?2 IS NULL OR h.order_id = ?2)
+                 ORDER BY h.updated_at DESC, h.id DESC LIMIT 1"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![id, order], help_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().next())
+        })
+        .await
+    }
+
+    async fn help_requests(&self, order: Option<&str>) -> Result<Vec<HelpRequest>, StoreError> {
+        let order = order.map(str::to_owned);
+        self.read(move |conn| {
+            let sql = format!("{HELP_SELECT} WHERE (?1 IS NULL OR h.order_id = ?1) ORDER BY h.created_at, h.id");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![order], help_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+        })
+        .await
+    }
+}
+
+const HELP_SELECT: &str = "SELECT h.subscriber_id, s.address, h.order_id, h.region_id, h.people, h.mobility,
+        h.phone, h.step, h.created_at, h.updated_at
+    FROM help_requests h JOIN subscribers s ON s.id = h.subscriber_id";
+
+/// One help request row; `None` for a row sirena cannot have written (a bad region
+/// code or step), skipped rather than failing the list.
+fn help_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<HelpRequest>> {
+    let (Ok(region), Some(step)) = (RegionId::parse(&r.get::<_, String>(3)?), HelpStep::parse(&r.get::<_, String>(7)?))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(HelpRequest {
+        subscriber: r.get(0)?,
+        address: r.get(1)?,
+        order: r.get(2)?,
+        region,
+        people: r.get(4)?,
+        mobility: r.get(5)?,
+        phone: r.get(6)?,
+        step,
+        created_ms: r.get(8)?,
+        updated_ms: r.get(9)?,
+    }))
 }
 
 #[cfg(test)]
