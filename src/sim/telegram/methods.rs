@@ -245,10 +245,25 @@ fn get_chat_member(sim: &Inner, p: &Map<String, Value>) -> ApiResult {
     };
     let mut member = json!({"user": user_json});
     if st.group_admins.contains(&(chat, user)) {
+        // Telegram's ChatMemberAdministrator: every right is stated.
         member["status"] = json!("administrator");
         member["can_be_edited"] = json!(false);
         member["is_anonymous"] = json!(false);
-        member["can_manage_chat"] = json!(true);
+        for right in [
+            "can_manage_chat",
+            "can_change_info",
+            "can_delete_messages",
+            "can_manage_video_chats",
+            "can_invite_users",
+            "can_restrict_members",
+            "can_pin_messages",
+            "can_promote_members",
+            "can_post_stories",
+            "can_edit_stories",
+            "can_delete_stories",
+        ] {
+            member[right] = json!(true);
+        }
     } else {
         member["status"] = json!("member");
     }
