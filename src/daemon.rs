@@ -482,6 +482,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                 reloads: reloads.clone(),
                 sources: health.clone(),
                 stale_after: stale_after_std,
+                bot: bot_stats.clone(),
             },
             telegram: telegram_hook,
         };

@@ -117,6 +117,8 @@ pub struct Figures {
     pub sources: BTreeMap<String, watch::Receiver<crate::sources::SourceHealth>>,
     /// A source whose last good answer is older than this is not healthy.
     pub stale_after: std::time::Duration,
+    /// The bot's transport counters, when it runs.
+    pub bot: Option<Arc<crate::bot::BotStats>>,
 }
 
 /// What the endpoint serves.
@@ -343,6 +345,7 @@ async fn metrics(
         deliveries,
         dispatch: f.dispatch.figures(),
         web: shared.stats.figures(),
+        bot: f.bot.as_ref().map(|b| b.figures()).unwrap_or_default(),
         sources: source_figures(f),
     };
     let text = crate::metrics::render(&snapshot);

@@ -313,5 +313,29 @@ async fn in_webhook_mode_residents_subscribe_and_a_wrong_secret_is_refused_and_c
     let metrics = reqwest::get(format!("http://{}/metrics", h.daemon.web_addr.expect("http"))).await.expect("metrics");
     let text = metrics.text().await.expect("metrics text");
     assert!(text.lines().any(|l| l.contains("telegram_unauthorized") && l.ends_with(" 2")), "{text}");
+    assert!(text.lines().any(|l| l == "sirena_bot_total{what=\"handled\"} 5"), "{text}");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_polling_mode_a_webhook_left_from_before_is_deleted_and_updates_still_arrive() {
+    const CHAT: i64 = 4801;
+    let h = Harness::start(Options::default()).await.expect("harness");
+    h.telegram.add_user(CHAT, "Resident", Some("uk"));
+    // A webhook an earlier deployment registered.
+    let url = format!("{}/bot{}/setWebhook", h.telegram.base_url(), TelegramSimConfig::default().token);
+    let set = reqwest::Client::new()
+        .post(url)
+        .json(&serde_json::json!({"url": "https://old.example.org/telegram/old"}))
+        .send()
+        .await
+        .expect("setWebhook");
+    assert_eq!(set.status(), 200);
+    h.telegram.user_sends(CHAT, "/help");
+    let got = h.telegram.wait_for_sent(CHAT, 1, WAIT).await;
+    assert_eq!(got.len(), 1, "answered after the webhook was deleted");
+    assert_eq!(h.telegram.webhook_url(), None);
+    assert_eq!(h.telegram.requests_of("deleteWebhook").len(), 1);
+    assert!(h.telegram.requests_of("getUpdates").iter().any(|r| r.status == 409), "the conflict was seen");
     h.shutdown().await;
 }
