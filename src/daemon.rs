@@ -28,7 +28,7 @@ use crate::alerts::status::StatusView;
 use crate::alerts::{AlertKind, Event, Transition};
 use crate::bot::{self, Conversation};
 use crate::channels::sms::{Gateway, ReportReader, SmsChannel};
-use crate::channels::telegram::{self, TelegramChannel};
+use crate::channels::telegram::TelegramChannel;
 use crate::channels::{Channel, ChannelKind};
 use crate::config::diff::ConfigChange;
 use crate::config::secret::Secret;
@@ -50,6 +50,8 @@ pub const GRACE: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
     pub telegram: Option<Secret>,
+    /// The Telegram webhook's secret token (`[telegram] webhook_secret_env`).
+    pub telegram_webhook: Option<Secret>,
     /// Each source's token, by source name.
     pub sources: BTreeMap<String, Secret>,
     /// Each source's webhook secret, by source name.
@@ -91,6 +93,10 @@ impl Secrets {
             sms_reports,
             telegram: match &s.telegram {
                 Some(t) => Some(Secret::from_env(&t.token_env).context("telegram bot token")?),
+                None => None,
+            },
+            telegram_webhook: match s.telegram.as_ref().and_then(|t| t.webhook_secret_env.as_ref()) {
+                Some(var) => Some(Secret::from_env(var).context("telegram webhook secret")?),
                 None => None,
             },
             sources,
@@ -157,6 +163,8 @@ pub struct Running {
     /// Where `[http] listen` was bound (with its real port when the config said 0).
     pub web_addr: Option<std::net::SocketAddr>,
     pub web: Arc<WebStats>,
+    /// The bot's transport counters (updates read, handled, dropped, flood notices).
+    pub bot: Option<Arc<bot::BotStats>>,
     failure: watch::Receiver<Option<Failure>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -322,7 +330,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let telegram = match &config.settings.telegram {
         Some(t) => {
             let token = secrets.telegram.clone().context("telegram is configured but has no bot token")?;
-            let poller = telegram::bot(&token, &t.api_url, t.long_poll)?;
+            let poller = crate::bot::BotApi::new(&token, &t.api_url, t.long_poll)?;
             let sender = TelegramChannel::new(&token, &t.api_url, t.send_timeout)?;
             Some((t.clone(), poller, sender, SharedLimiter::new(t.limits)))
         }
@@ -432,6 +440,59 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         sup.spawn(task, lane.run(cancel.clone(), GRACE));
     }
 
+    let mut telegram_hook = None;
+    // The bot's inbox exists before the HTTP endpoint, which feeds it in webhook mode.
+    let bot = match telegram {
+        Some((t, api, sender, limiter)) => {
+            let conversation = Arc::new(Conversation {
+                store: store.clone(),
+                tree: tree_rx.clone(),
+                composer: composer_rx.clone(),
+                deltas: delta_tx.clone(),
+                status: status_rx.clone(),
+            });
+            let replies = bot::Replies { channel: sender, limiter };
+            let operators = Arc::new(crate::operators::Operators {
+                allowlist: t.operators.clone(),
+                store: store.clone(),
+                tree: tree_rx.clone(),
+                composer: composer_rx.clone(),
+                sources: health.clone(),
+                events: operator_tx.clone(),
+                config_dir: config_dir.clone(),
+                replies: Some(replies.clone()),
+                stats: pipeline_stats.clone(),
+                book: Default::default(),
+            });
+            let inbox = bot::Inbox::new(
+                api,
+                conversation,
+                operators,
+                replies.clone(),
+                t.handle_timeout,
+                tracker.clone(),
+                cancel.clone(),
+            );
+            let transport = match t.mode {
+                crate::config::TelegramMode::Polling => bot::Transport::Polling(t.long_poll),
+                crate::config::TelegramMode::Webhook => {
+                    // check-config makes sure of the URL; the secret was read from the environment.
+                    let url = t.webhook_url.clone().context("telegram webhook mode needs webhook_url")?;
+                    let secret = secrets.telegram_webhook.clone().context("telegram webhook mode needs its secret")?;
+                    let parsed = reqwest::Url::parse(&url).context("telegram webhook_url")?;
+                    let path = crate::config::webhook_hook(&parsed).context("webhook_url path")?.to_owned();
+                    anyhow::ensure!(web.is_some(), "telegram webhook mode needs [http] listen");
+                    telegram_hook =
+                        Some(crate::web::TelegramHook { path, secret: secret.clone(), inbox: inbox.clone() });
+                    bot::Transport::Webhook { url, secret }
+                }
+            };
+            Some((t, inbox, transport, replies))
+        }
+        None => None,
+    };
+    let bot_stats = bot.as_ref().map(|(_, inbox, _, _)| inbox.stats());
+
     if let Some(listener) = web {
         tracing::info!(addr = ?web_addr, webhooks = hooks.len(), reports = reports.len(), "HTTP endpoint listening");
         let routes = crate::web::Routes {
@@ -446,7 +507,9 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                 reloads: reloads.clone(),
                 sources: health.clone(),
                 stale_after: stale_after_std,
+                bot: bot_stats.clone(),
             },
+            telegram: telegram_hook,
         };
         sup.spawn("http endpoint", crate::web::serve(listener, routes, cancel.clone()));
     }
@@ -458,27 +521,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         });
     }
 
-    if let Some((t, poller, sender, limiter)) = telegram {
-        let conversation = Arc::new(Conversation {
-            store: store.clone(),
-            tree: tree_rx.clone(),
-            composer: composer_rx.clone(),
-            deltas: delta_tx.clone(),
-            status: status_rx.clone(),
-        });
-        let replies = bot::Replies { channel: sender, limiter };
-        let operators = Arc::new(crate::operators::Operators {
-            allowlist: t.operators.clone(),
-            store: store.clone(),
-            tree: tree_rx.clone(),
-            composer: composer_rx.clone(),
-            sources: health.clone(),
-            events: operator_tx.clone(),
-            config_dir: config_dir.clone(),
-            replies: Some(replies.clone()),
-            stats: pipeline_stats.clone(),
-            book: Default::default(),
-        });
+    if let Some((t, inbox, transport, replies)) = bot {
         if !t.operators.is_empty() {
             let (operators, replies, composer) = (t.operators.clone(), replies.clone(), composer_rx.clone());
             let (rx, c) = (notices.subscribe(), cancel.clone());
@@ -487,9 +530,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                 Ok::<(), std::convert::Infallible>(())
             });
         }
-        let (c, tr) = (cancel.clone(), tracker.clone());
         sup.spawn("bot", async move {
-            bot::run(poller, conversation, operators, replies, t.long_poll, c, tr).await;
+            bot::run(inbox, transport).await;
             Ok::<(), std::convert::Infallible>(())
         });
     }
@@ -541,6 +583,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         operator_events: operator_tx,
         web_addr,
         web: web_stats,
+        bot: bot_stats,
         failure: failure_rx,
         cancel,
         tracker,

@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub dispatch: Vec<(&'static str, u64)>,
     /// HTTP endpoint counters, by name.
     pub web: Vec<(&'static str, u64)>,
+    /// The bot's transport counters, by name (empty without `[telegram]`).
+    pub bot: Vec<(&'static str, u64)>,
     pub sources: Vec<SourceFigures>,
 }
 
@@ -100,6 +102,10 @@ pub fn render(s: &Snapshot) -> String {
     t.family("sirena_http_total", "counter", "Requests to the daemon's HTTP endpoint, by what became of them.");
     for (what, n) in &s.web {
         t.sample("sirena_http_total", &[("what", what)], n);
+    }
+    t.family("sirena_bot_total", "counter", "Residents' updates by what became of them, flood notices, polls.");
+    for (what, n) in &s.bot {
+        t.sample("sirena_bot_total", &[("what", what)], n);
     }
     t.family("sirena_source_last_success_age_seconds", "gauge", "Seconds since each source's last good answer.");
     for src in &s.sources {
@@ -151,6 +157,7 @@ mod tests {
             deliveries: Counts { pending: 5, sending: 1, ..Counts::default() },
             dispatch: vec![("rate_limited", 4)],
             web: vec![("unauthorized", 1)],
+            bot: vec![("dropped", 2)],
             sources: vec![
                 SourceFigures { name: "a\"b".into(), last_success_age_s: Some(1.5), consecutive_failures: 0 },
                 SourceFigures { name: "never".into(), last_success_age_s: None, consecutive_failures: 7 },
@@ -164,6 +171,7 @@ mod tests {
             "sirena_deliveries{state=\"pending\"} 5",
             "sirena_dispatch_total{outcome=\"rate_limited\"} 4",
             "sirena_http_total{what=\"unauthorized\"} 1",
+            "sirena_bot_total{what=\"dropped\"} 2",
             "sirena_source_last_success_age_seconds{source=\"a\\\"b\"} 1.500",
             "sirena_source_consecutive_failures{source=\"never\"} 7",
         ] {

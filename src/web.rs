@@ -17,6 +17,13 @@
 //! rate reason). A report for an id nobody sent, or one replayed after a final report,
 //! is answered 200 so the gateway stops retrying, and counted; a store failure is 503,
 //! so the gateway tries again later.
+//!
+//! `POST /telegram/{hook}` (`[telegram] mode = "webhook"`, the path of `webhook_url`):
+//! an update from Telegram, with the registered secret in
+//! `X-Telegram-Bot-Api-Secret-Token`. A wrong or missing secret is 401 and counted
+//! (`telegram_unauthorized`); a body that is not JSON 400; an update taken in (queued
+//! on its chat, as a polled one would be) 200; 503 while the bot is still starting, so
+//! Telegram delivers it again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,6 +48,16 @@ use crate::store::{Report, Store, now_ms};
 pub const SECRET_HEADER: &str = "x-webhook-secret";
 /// Where a delivery report's secret may come instead of the path.
 pub const REPORT_SECRET_HEADER: &str = "x-report-secret";
+/// Where Telegram sends the webhook's secret token.
+pub const TELEGRAM_SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+/// The Telegram webhook: its path under `/telegram/`, secret and where updates go.
+pub struct TelegramHook {
+    /// The path segment after `/telegram/`.
+    pub path: String,
+    pub secret: Secret,
+    pub inbox: crate::bot::Inbox,
+}
 
 /// One source's webhook.
 pub struct Webhook {
@@ -65,6 +82,10 @@ pub struct WebStats {
     pub reports_in_progress: AtomicU64,
     /// Delivery reports for an id nobody sent, or replayed after a final one.
     pub reports_unmatched: AtomicU64,
+    /// Telegram webhook updates taken in.
+    pub telegram_updates: AtomicU64,
+    /// Telegram webhook posts refused for a wrong or missing secret token.
+    pub telegram_unauthorized: AtomicU64,
 }
 
 impl WebStats {
@@ -82,6 +103,8 @@ impl WebStats {
             ("reports", g(&self.reports)),
             ("reports_in_progress", g(&self.reports_in_progress)),
             ("reports_unmatched", g(&self.reports_unmatched)),
+            ("telegram_updates", g(&self.telegram_updates)),
+            ("telegram_unauthorized", g(&self.telegram_unauthorized)),
         ]
     }
 }
@@ -94,6 +117,8 @@ pub struct Figures {
     pub sources: BTreeMap<String, watch::Receiver<crate::sources::SourceHealth>>,
     /// A source whose last good answer is older than this is not healthy.
     pub stale_after: std::time::Duration,
+    /// The bot's transport counters, when it runs.
+    pub bot: Option<Arc<crate::bot::BotStats>>,
 }
 
 /// What the endpoint serves.
@@ -104,6 +129,7 @@ pub struct Routes {
     pub tree: watch::Receiver<Arc<RegionTree>>,
     pub stats: Arc<WebStats>,
     pub figures: Figures,
+    pub telegram: Option<TelegramHook>,
 }
 
 struct Shared {
@@ -113,6 +139,7 @@ struct Shared {
     tree: watch::Receiver<Arc<RegionTree>>,
     stats: Arc<WebStats>,
     figures: Figures,
+    telegram: Option<TelegramHook>,
 }
 
 /// Serves until `cancel`.
@@ -128,12 +155,14 @@ pub async fn serve(
         tree: routes.tree,
         stats: routes.stats,
         figures: routes.figures,
+        telegram: routes.telegram,
     });
     let app = Router::new()
         .route("/webhooks/{source}", post(push_with_header))
         .route("/webhooks/{source}/{secret}", post(push_with_path))
         .route("/reports/{gateway}", post(report_with_header))
         .route("/reports/{gateway}/{secret}", post(report_with_path))
+        .route("/telegram/{hook}", post(telegram_update))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -175,6 +204,33 @@ fn push(shared: &Shared, source: &str, secret: &str, body: &[u8]) -> StatusCode 
     shared.stats.pushes.fetch_add(1, Ordering::Relaxed);
     hook.nudge.notify_one();
     StatusCode::OK
+}
+
+async fn telegram_update(
+    State(shared): State<Arc<Shared>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let Some(hook) = shared.telegram.as_ref().filter(|h| h.path == path) else { return StatusCode::NOT_FOUND };
+    let secret = header(&headers, TELEGRAM_SECRET_HEADER).unwrap_or_default();
+    if !same(hook.secret.expose().as_bytes(), secret.as_bytes()) {
+        let n = shared.stats.telegram_unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(refused = n, "telegram webhook post with a wrong secret token refused");
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(update) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        let n = shared.stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(refused = n, "unreadable telegram webhook post refused");
+        return StatusCode::BAD_REQUEST;
+    };
+    match hook.inbox.push(&update) {
+        Ok(()) => {
+            shared.stats.telegram_updates.fetch_add(1, Ordering::Relaxed);
+            StatusCode::OK
+        }
+        Err(crate::bot::NotReady) => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 async fn report_with_header(
@@ -290,6 +346,7 @@ async fn metrics(
         deliveries,
         dispatch: f.dispatch.figures(),
         web: shared.stats.figures(),
+        bot: f.bot.as_ref().map(|b| b.figures()).unwrap_or_default(),
         sources: source_figures(f),
     };
     let text = crate::metrics::render(&snapshot);

@@ -129,7 +129,7 @@ async fn network_errors_are_logged_without_the_bot_token() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("daemon starts");
-    // Until the first getUpdates and the first feed poll have failed (a busy machine
+    // Until the bot's first request (getMe, before any getUpdates) and the first feed poll have failed (a busy machine
     // takes a while to start a debug build), reading the log as it comes.
     let stderr = child.stderr.take().expect("stderr piped");
     let (tx, lines) = std::sync::mpsc::channel::<String>();
@@ -144,7 +144,7 @@ async fn network_errors_are_logged_without_the_bot_token() {
     let mut log = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let seen = |log: &[String], what: &str| log.iter().any(|l| l.contains(what));
-    while !(seen(&log, "getUpdates failed") && seen(&log, "source poll failed")) {
+    while !(seen(&log, "getMe failed") && seen(&log, "source poll failed")) {
         match lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
             Ok(line) => log.push(line),
             Err(_) => break,
@@ -157,7 +157,7 @@ async fn network_errors_are_logged_without_the_bot_token() {
     }
     let status = child.wait().expect("wait");
     let log = log.join("\n");
-    assert!(log.contains("getUpdates failed"), "the failure is logged:\n{log}");
+    assert!(log.contains("getMe failed"), "the failure is logged:\n{log}");
     assert!(log.contains("source poll failed"), "the feed failure is logged:\n{log}");
     assert!(!log.contains("SECRET-token") && !log.contains("feed-secret"), "a secret leaked:\n{log}");
     assert!(status.success(), "a dead network is no reason to crash: {status:?}");

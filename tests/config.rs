@@ -827,3 +827,83 @@ fn a_drill_and_retention_load_and_their_mistakes_point_at_their_lines() {
         },
     ]);
 }
+
+/// `[telegram] mode = "webhook"` needs a public https URL under `/telegram/`, a secret
+/// and the HTTP endpoint; each mistake is reported at its key, a missing key at `mode`.
+#[test]
+fn telegram_webhook_mistakes_are_reported_at_their_key() {
+    const TOKEN: &str = "token_env = \"TELEGRAM_BOT_TOKEN\"";
+    check_all(&[
+        Case {
+            name: "webhook mode without a URL",
+            file: "sirena.toml",
+            edit: Edit::Replace(
+                TOKEN,
+                "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"webhook\"\nwebhook_secret_env = \"TG_HOOK\"",
+            ),
+            at: At::Line("mode = \"webhook\""),
+            says: &["needs webhook_url"],
+        },
+        Case {
+            name: "webhook mode without a secret",
+            file: "sirena.toml",
+            edit: Edit::Replace(
+                TOKEN,
+                "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"webhook\"\nwebhook_url = \"https://bot.example.org/telegram/hook\"",
+            ),
+            at: At::Line("mode = \"webhook\""),
+            says: &["needs webhook_secret_env"],
+        },
+        Case {
+            name: "webhook mode without [http]",
+            file: "sirena.toml",
+            edit: Edit::Replace(TOKEN, "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"webhook\""),
+            at: At::Line("mode = \"webhook\""),
+            says: &["HTTP endpoint", "[http] listen"],
+        },
+        Case {
+            name: "a webhook URL that is not https",
+            file: "sirena.toml",
+            edit: Edit::Replace(
+                TOKEN,
+                "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"webhook\"\nwebhook_url = \"http://bot.example.org/telegram/hook\"\nwebhook_secret_env = \"TG_HOOK\"",
+            ),
+            at: At::Line("webhook_url = "),
+            says: &["must be https"],
+        },
+        Case {
+            name: "a webhook URL outside /telegram/",
+            file: "sirena.toml",
+            edit: Edit::Replace(
+                TOKEN,
+                "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"webhook\"\nwebhook_url = \"https://bot.example.org/hook\"\nwebhook_secret_env = \"TG_HOOK\"",
+            ),
+            at: At::Line("webhook_url = "),
+            says: &["/telegram/<name>"],
+        },
+        Case {
+            name: "an empty webhook secret variable",
+            file: "sirena.toml",
+            edit: Edit::Replace(
+                TOKEN,
+                "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"webhook\"\nwebhook_url = \"https://bot.example.org/telegram/hook\"\nwebhook_secret_env = \" \"",
+            ),
+            at: At::Line("webhook_secret_env = "),
+            says: &["must name an environment variable"],
+        },
+        Case {
+            name: "an unknown mode",
+            file: "sirena.toml",
+            edit: Edit::Replace(TOKEN, "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"push\""),
+            at: At::Line("mode = \"push\""),
+            says: &["unknown variant `push`"],
+        },
+        Case {
+            name: "a zero handle_timeout",
+            file: "sirena.toml",
+            edit: Edit::Replace(TOKEN, "token_env = \"TELEGRAM_BOT_TOKEN\"\nhandle_timeout = \"0s\""),
+            at: At::Line("handle_timeout = "),
+            says: &["handle_timeout must be more than zero"],
+        },
+    ]);
+}

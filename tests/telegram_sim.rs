@@ -919,3 +919,93 @@ async fn records_carry_arrival_status_and_retry_after() -> TestResult {
     h.stop().await;
     Ok(())
 }
+
+/// `setWebhook`'s rules, and delivery: each update POSTed with the secret until a 2xx,
+/// the failure shown by `getWebhookInfo`, `getUpdates` refused meanwhile.
+#[tokio::test]
+async fn webhook_rules_and_delivery_until_answered() -> TestResult {
+    use std::sync::{Arc, Mutex};
+    let h = Harness::new().await?;
+    let call = |method: &str, body: serde_json::Value| {
+        let url = format!("{}/bot{}/{method}", h.sim.base_url(), TelegramSimConfig::default().token);
+        let http = h.http.clone();
+        async move { http.post(url).json(&body).send().await }
+    };
+    let bad_port = call("setWebhook", json!({"url": "https://bot.example.org:8080/telegram/x"})).await?;
+    assert_eq!(bad_port.status(), 400);
+    let plain = call("setWebhook", json!({"url": "http://bot.example.org/telegram/x"})).await?;
+    assert_eq!(plain.status(), 400);
+    let bad_secret =
+        call("setWebhook", json!({"url": "https://bot.example.org/telegram/x", "secret_token": "a b"})).await?;
+    assert_eq!(bad_secret.status(), 400);
+    assert_eq!(h.sim.webhook_url(), None);
+
+    // The bot's side: the first delivery is refused, the second accepted.
+    let seen: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let app = {
+        let seen = seen.clone();
+        axum::Router::new().route(
+            "/telegram/x",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
+                let seen = seen.clone();
+                async move {
+                    let secret = headers.get("x-telegram-bot-api-secret-token").and_then(|v| v.to_str().ok());
+                    let mut seen = seen.lock().expect("lock");
+                    seen.push((secret.unwrap_or("").to_owned(), body["update_id"].as_i64().unwrap_or(0)));
+                    if seen.len() == 1 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let local = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    h.sim.set_webhook_proxy("https://bot.example.org", &local);
+    let set = call(
+        "setWebhook",
+        json!({"url": "https://bot.example.org/telegram/x", "secret_token": "s3cret_-", "allowed_updates": ["message"]}),
+    )
+    .await?;
+    assert_eq!(set.status(), 200);
+    let polled = call("getUpdates", json!({})).await?;
+    assert_eq!(polled.status(), 409, "getUpdates while a webhook is set");
+    h.sim.user_sends(77, "/start");
+    let sim = h.sim.clone();
+    wait_until("delivered", move || sim.stats().webhook_delivered == 1).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.iter().all(|(secret, id)| secret == "s3cret_-" && *id == seen[0].1), "{seen:?}");
+    let statuses: Vec<u16> = h.sim.webhook_deliveries().iter().map(|d| d.status).collect();
+    assert_eq!(statuses, vec![500, 200]);
+    let info: serde_json::Value = call("getWebhookInfo", json!({})).await?.json().await?;
+    assert_eq!(info["result"]["pending_update_count"], 0);
+    assert!(info["result"]["last_error_message"].as_str().is_some_and(|m| m.contains("500")), "{info}");
+    call("deleteWebhook", json!({})).await?;
+    assert_eq!(call("getUpdates", json!({})).await?.status(), 200);
+    server.abort();
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn get_chat_member_tells_admins_from_members() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.add_group(-300, "Село");
+    h.sim.set_group_admin(-300, 31, true);
+    let status = |user: u64| {
+        let bot = h.bot.clone();
+        async move { bot.get_chat_member(ChatId(-300), UserId(user)).await.map(|m| m.status()) }
+    };
+    assert_eq!(status(31).await?, teloxide::types::ChatMemberStatus::Administrator);
+    assert_eq!(status(32).await?, teloxide::types::ChatMemberStatus::Member);
+    h.sim.set_group_admin(-300, 31, false);
+    assert_eq!(status(31).await?, teloxide::types::ChatMemberStatus::Member);
+    let unknown = h.bot.get_chat_member(ChatId(-301), UserId(31)).await.expect_err("unknown group");
+    assert!(matches!(unknown, RequestError::Api(ApiError::ChatNotFound)), "{unknown:?}");
+    h.stop().await;
+    Ok(())
+}

@@ -1,13 +1,15 @@
 //! Bot: residents subscribe and manage their places by chatting.
 //!
-//! Split in three. [`Conversation`] (`conversation.rs`) decides the replies to one input
+//! Split in four. [`Conversation`] (`conversation.rs`) decides the replies to one input
 //! using the store and the region tree, with no Telegram in sight, so it is tested
-//! directly. [`run`] (`updates.rs`) is the Telegram side: a getUpdates long-poll loop
-//! that hands each update to a tracked task, one chat at a time in order. [`Replies`]
-//! (`replies.rs`) sends answers under the same rate limiter as the fan-out.
+//! directly. [`run`] and [`Inbox`] (`updates.rs`) are the Telegram side: getUpdates
+//! long polling or the webhook, one ordered queue per chat, the flood limit, groups.
+//! `api.rs` is the Bot API calls the bot makes itself. [`Replies`] (`replies.rs`)
+//! sends answers under the same rate limiter as the fan-out.
 //!
 //! Every input gets an answer: unknown commands and stray text get help, not silence.
 
+pub mod api;
 pub mod commands;
 mod conversation;
 pub mod help;
@@ -16,9 +18,10 @@ mod replies;
 mod sms;
 mod updates;
 
+pub use api::BotApi;
 pub use conversation::{Conversation, Dialog, Input, PAGE, Reply, Sender, drill};
-pub use replies::Replies;
-pub use updates::run;
+pub use replies::{Delivered, REPLY_DEADLINE, Replies};
+pub use updates::{BotStats, Inbox, MAX_QUEUED, NotReady, SLOW_AFTER, Transport, run};
 
 use crate::channels::ChannelKind;
 

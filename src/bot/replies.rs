@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::Reply;
 use crate::channels::telegram::TelegramChannel;
 use crate::channels::{Address, Channel, LimitScope, Outgoing, SendError};
@@ -16,8 +18,23 @@ pub struct Replies {
     pub limiter: SharedLimiter,
 }
 
-/// A reply is tried this many times over a 429 or a network failure before giving up.
-const REPLY_ATTEMPTS: u32 = 3;
+/// How long a reply keeps being tried over 429s and network failures. A resident
+/// waiting longer than this has given up on the answer; a reply is never dropped
+/// before it.
+pub const REPLY_DEADLINE: Duration = Duration::from_secs(60);
+/// The first pause after a network failure; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// What became of one reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    Yes,
+    /// Telegram refused it for good (blocked, chat gone, a bad message).
+    Refused,
+    /// Still failing at the deadline.
+    GaveUp,
+}
 
 impl Replies {
     /// Sends one plain message (operators' notices) the way replies go.
@@ -25,33 +42,47 @@ impl Replies {
         self.send(chat, Reply::text(text)).await;
     }
 
-    /// Sends one reply. A 429 holds the shared limiter, as for the fan-out, and the
-    /// reply waits it out; a transient failure is tried again a second later.
-    pub(super) async fn send(&self, chat: i64, reply: Reply) {
+    /// Sends one reply to a private chat or a group (a negative id, under the
+    /// per-group limit). A 429 holds the shared limiter, as for the fan-out, and the
+    /// reply waits it out and goes again; a network failure is tried again after a
+    /// growing pause; both until [`REPLY_DEADLINE`]. A permanent refusal stops.
+    pub(super) async fn send(&self, chat: i64, reply: Reply) -> Delivered {
         let to = Address::TelegramChat(chat);
         let recipient = Recipient::of(&to);
-        for attempt in 1..=REPLY_ATTEMPTS {
+        let deadline = Instant::now() + REPLY_DEADLINE;
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
             self.limiter.acquire_reply(&recipient).await;
             let message =
                 Outgoing { to: &to, text: &reply.text, silent: false, paid: false, keyboard: &reply.keyboard, key: "" };
-            let wait = match self.channel.send(message).await {
-                Ok(_) => return,
+            // How long to sleep here, and how far off the next try is.
+            let (wait, next_try) = match self.channel.send(message).await {
+                Ok(_) => return Delivered::Yes,
                 Err(SendError::RateLimited { scope, retry_after }) => {
                     let who = (scope == LimitScope::Recipient).then_some(&recipient);
-                    self.limiter.penalize(who, tokio::time::Instant::now() + retry_after);
-                    retry_after
+                    // The limiter holds every later send (this one's too) until then.
+                    self.limiter.penalize(who, Instant::now() + retry_after);
+                    tracing::info!(chat = %mask(&chat.to_string()), attempt, ?retry_after, "bot reply rate limited; waiting");
+                    (Duration::ZERO, retry_after)
                 }
                 Err(SendError::Transient(why)) => {
                     tracing::info!(%why, chat = %mask(&chat.to_string()), attempt, "bot reply failed; trying again");
-                    Duration::from_secs(1)
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    (wait, wait)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, chat = %mask(&chat.to_string()), "bot reply refused");
-                    return;
+                    return Delivered::Refused;
                 }
             };
+            if Instant::now() + next_try >= deadline {
+                tracing::warn!(chat = %mask(&chat.to_string()), attempt, "bot reply not delivered within {REPLY_DEADLINE:?}");
+                return Delivered::GaveUp;
+            }
             tokio::time::sleep(wait).await;
         }
-        tracing::warn!(chat = %mask(&chat.to_string()), "bot reply not delivered after {REPLY_ATTEMPTS} attempts");
     }
 }

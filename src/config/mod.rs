@@ -220,10 +220,39 @@ pub struct TelegramSettings {
     /// away, the region whose boundary holds it (`sirena regions import-geo`).
     #[serde(default = "default_location_radius")]
     pub location_radius_km: f64,
+    /// How updates arrive: `polling` (getUpdates, the default) or `webhook`
+    /// (Telegram POSTs them to `webhook_url`, served on `[http] listen`).
+    #[serde(default)]
+    pub mode: TelegramMode,
+    /// The public https URL registered with setWebhook; its path starts with
+    /// `/telegram/`, which the daemon serves (a TLS proxy forwards it unchanged).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The environment variable holding the webhook's secret token, which Telegram
+    /// sends in `X-Telegram-Bot-Api-Secret-Token` (1–256 of `A-Za-z0-9_-`).
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    /// Longest one update may take to be decided; past it the resident is told of
+    /// an error, and the chat's next update goes on.
+    #[serde(with = "crate::config::duration", default = "default_handle_timeout")]
+    pub handle_timeout: Duration,
+}
+
+/// How the bot receives updates.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    #[default]
+    Polling,
+    Webhook,
 }
 
 fn default_location_radius() -> f64 {
     crate::regions::geo::DEFAULT_RADIUS_KM
+}
+
+fn default_handle_timeout() -> Duration {
+    Duration::from_secs(15)
 }
 
 fn default_telegram_url() -> String {
@@ -709,6 +738,10 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
         if t.send_timeout.is_zero() {
             errors.push(src.error(at("telegram.send_timeout"), "send_timeout must be more than zero"));
         }
+        if t.handle_timeout.is_zero() {
+            errors.push(src.error(at("handle_timeout"), "handle_timeout must be more than zero"));
+        }
+        check_telegram_webhook(&src, &spans, t, settings.http.is_some(), errors);
     }
     if settings.dispatch.max_in_flight == 0 {
         errors.push(src.error(at("dispatch.max_in_flight"), "max_in_flight must be at least 1"));
@@ -730,6 +763,55 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
         }
     }
     Some(settings)
+}
+
+/// The `<name>` of a webhook URL's `/telegram/<name>` path: what the daemon serves.
+pub fn webhook_hook(url: &reqwest::Url) -> Option<&str> {
+    let hook = url.path().strip_prefix("/telegram/")?;
+    (!hook.is_empty() && !hook.contains('/')).then_some(hook)
+}
+
+/// Webhook mode needs a public https URL under `/telegram/`, a secret and `[http]`;
+/// each mistake is reported at its key (or at `mode` for a missing one).
+fn check_telegram_webhook(
+    src: &SourceText<'_>,
+    spans: &spans::KeySpans,
+    t: &TelegramSettings,
+    http: bool,
+    errors: &mut Vec<ConfigError>,
+) {
+    let at = |key: &str| spans.at(&format!("telegram.{key}"));
+    if t.mode != TelegramMode::Webhook {
+        return;
+    }
+    match &t.webhook_url {
+        None => errors.push(src.error(at("mode"), "mode = \"webhook\" needs webhook_url (the public https URL)")),
+        Some(url) => match reqwest::Url::parse(url) {
+            Ok(u) if u.scheme() != "https" => errors.push(
+                src.error(at("webhook_url"), format!("webhook_url `{url}` must be https (Telegram calls only https)")),
+            ),
+            Ok(u) if webhook_hook(&u).is_none() => errors.push(src.error(
+                at("webhook_url"),
+                format!("webhook_url `{url}`: its path must be /telegram/<name>, e.g. /telegram/bot"),
+            )),
+            Ok(_) => {}
+            Err(e) => errors.push(src.error(at("webhook_url"), format!("webhook_url `{url}` is not a URL: {e}"))),
+        },
+    }
+    match &t.webhook_secret_env {
+        None => errors
+            .push(src.error(at("mode"), "mode = \"webhook\" needs webhook_secret_env (the secret token's variable)")),
+        Some(var) if var.trim().is_empty() => {
+            errors.push(src.error(at("webhook_secret_env"), "webhook_secret_env must name an environment variable"))
+        }
+        Some(_) => {}
+    }
+    if !http {
+        errors.push(src.error(
+            at("mode"),
+            "the Telegram webhook is served on the daemon's HTTP endpoint: add [http] listen = \"…\"",
+        ));
+    }
 }
 
 fn check_store(src: &SourceText<'_>, spans: &spans::KeySpans, store: &StoreSettings, errors: &mut Vec<ConfigError>) {

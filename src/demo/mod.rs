@@ -59,6 +59,8 @@ pub const EMBEDDED_CONFIG: &[(&str, &str)] = &[
     ("locales/uk/bot-location.ftl", include_str!("../../config/locales/uk/bot-location.ftl")),
     ("locales/en/bot-help.ftl", include_str!("../../config/locales/en/bot-help.ftl")),
     ("locales/en/bot-location.ftl", include_str!("../../config/locales/en/bot-location.ftl")),
+    ("locales/uk/bot-flood.ftl", include_str!("../../config/locales/uk/bot-flood.ftl")),
+    ("locales/en/bot-flood.ftl", include_str!("../../config/locales/en/bot-flood.ftl")),
 ];
 
 /// The environment variables the written `sirena.toml` names for the simulators'
@@ -79,7 +81,17 @@ pub struct SmsUrls {
     pub reports: String,
     /// The generic API's full URL (`GenericSmsSim::url`).
     pub generic: String,
+    /// `[http] listen` when something else (the Telegram webhook) needs the endpoint.
+    pub listen: String,
 }
+
+/// Where the demo daemon finds the Telegram webhook's secret token, and its value.
+pub const TELEGRAM_WEBHOOK_SECRET_ENV: &str = "SIRENA_DEMO_TELEGRAM_WEBHOOK_SECRET";
+pub const TELEGRAM_WEBHOOK_SECRET: &str = "sim-telegram-hook-secret";
+/// The public side of the demo's Telegram webhook; the simulator's proxy maps it to the
+/// daemon's loopback endpoint.
+pub const TELEGRAM_WEBHOOK_PUBLIC: &str = "https://bot.sim.example";
+pub const TELEGRAM_WEBHOOK_URL: &str = "https://bot.sim.example/telegram/sirena";
 
 /// Where the demo daemon finds the SMS gateways' delivery report secret, and its value.
 pub const SMS_REPORT_SECRET_ENV: &str = "SIRENA_DEMO_SMS_REPORT_SECRET";
@@ -172,6 +184,11 @@ pub struct Options {
     /// listens on a free loopback port chosen before the daemon starts.
     pub sms_reports: bool,
     pub generic_sim: GenericSmsSimConfig,
+    /// `[telegram] mode = "webhook"`: Telegram (the simulator) posts updates to the
+    /// daemon's `[http]` endpoint, on a free loopback port, behind its proxy.
+    pub telegram_webhook: bool,
+    /// `[telegram] handle_timeout`; `None` keeps the default.
+    pub handle_timeout: Option<Duration>,
 }
 
 /// The SMS gateways the harness can simulate.
@@ -253,6 +270,8 @@ impl Default for Options {
             viber: false,
             sms_reports: false,
             generic_sim: GenericSmsSimConfig::default(),
+            telegram_webhook: false,
+            handle_timeout: None,
         }
     }
 }
@@ -294,8 +313,11 @@ impl Options {
                 )
             })
             .collect();
-        let listen = sms.reports.strip_prefix("http://").unwrap_or("127.0.0.1:0");
-        let http = if self.webhook || !sms.reports.is_empty() {
+        let listen = match sms.listen.as_str() {
+            "" => sms.reports.strip_prefix("http://").unwrap_or("127.0.0.1:0"),
+            listen => listen,
+        };
+        let http = if self.webhook || !sms.reports.is_empty() || self.telegram_webhook {
             format!("[http]\nlisten = \"{listen}\"\n\n")
         } else {
             String::new()
@@ -351,6 +373,15 @@ impl Options {
                 format!("{} = \"{d}\"\n", p.as_str())
             })
             .collect();
+        let mut telegram_extra = String::new();
+        if self.telegram_webhook {
+            telegram_extra.push_str(&format!(
+                "mode = \"webhook\"\nwebhook_url = \"{TELEGRAM_WEBHOOK_URL}\"\nwebhook_secret_env = \"{TELEGRAM_WEBHOOK_SECRET_ENV}\"\n"
+            ));
+        }
+        if let Some(t) = self.handle_timeout {
+            telegram_extra.push_str(&format!("handle_timeout = \"{}\"\n", duration(t)));
+        }
         format!(
             r#"# Written by sirena demo: the shipped settings, pointed at the simulators.
 [store]
@@ -364,7 +395,7 @@ send_timeout = "{send_timeout}"
 operators = [{operators}]
 paid_broadcast = [{paid}]
 limits = {{ global_per_sec = {gps}, paid_per_sec = {pps}, per_chat_per_sec = {pcs}, group_per_min = {gpm}, margin = "{margin}" }}
-
+{telegram_extra}
 [alerts]
 stale_after = "{stale_after}"
 hold_implausible = "{hold}"
@@ -476,15 +507,24 @@ impl Harness {
             true => Some(GenericSmsSim::start(opts.generic_sim.clone(), sims_cancel.clone(), &sims).await?),
             false => None,
         };
+        let listen = match (opts.telegram_webhook, reports.strip_prefix("http://")) {
+            (true, Some(listen)) => listen.to_owned(),
+            (true, None) => format!("127.0.0.1:{}", free_port()?),
+            (false, _) => String::new(),
+        };
         let sms_urls = SmsUrls {
             turbosms: turbosms.as_ref().map(TurboSmsSim::base_url).unwrap_or_default(),
             twilio: twilio.as_ref().map(TwilioSim::base_url).unwrap_or_default(),
             reports,
             generic: generic.as_ref().map(GenericSmsSim::url).unwrap_or_default(),
+            listen,
         };
         let tg_cfg = opts.telegram_sim.clone();
         let tg_token = tg_cfg.token.clone();
         let telegram = TelegramSim::start(tg_cfg, sims_cancel.clone(), &sims).await.context("Telegram simulator")?;
+        if opts.telegram_webhook {
+            telegram.set_webhook_proxy(TELEGRAM_WEBHOOK_PUBLIC, &format!("http://{}", sms_urls.listen));
+        }
 
         let dir = tempfile::tempdir().context("temporary directory")?;
         let config_dir = dir.path().join("config");
@@ -514,6 +554,7 @@ impl Harness {
         store.import(opts.seed).await?;
         let secrets = Secrets {
             telegram: Some(config::secret::Secret::new(tg_token)),
+            telegram_webhook: opts.telegram_webhook.then(|| Secret::new(TELEGRAM_WEBHOOK_SECRET)),
             sources: source_tokens.into_iter().map(|(name, t)| (name, config::secret::Secret::new(t))).collect(),
             sms: opts
                 .sms

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::params::{param_bool, param_i64, param_json, param_str};
 use super::send;
-use super::state::Inner;
+use super::state::{Inner, SimWebhook, user_json};
 
 const DESC_TERMINATED: &str =
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
@@ -86,6 +86,7 @@ pub(super) async fn dispatch(sim: &Arc<Inner>, bot: &str, method: &str, p: &Map<
         "setmycommands" => set_my_commands(sim, p),
         "getmycommands" => get_my_commands(sim, p),
         "deletemycommands" => delete_my_commands(sim, p),
+        "getchatmember" => get_chat_member(sim, p),
         "answercallbackquery" => answer_callback_query(sim, p),
         "editmessagetext" => send::edit_message(sim, p, true),
         "editmessagereplymarkup" => send::edit_message(sim, p, false),
@@ -111,22 +112,14 @@ async fn get_updates(sim: &Arc<Inner>, p: &Map<String, Value>) -> ApiResult {
     let limit = usize::try_from(limit).unwrap_or(100);
     let timeout_secs = param_i64(p, "timeout").unwrap_or(0).max(0);
     let timeout = Duration::from_secs(timeout_secs.unsigned_abs());
-    let allowed = match param_json(p, "allowed_updates")? {
-        None => None,
-        Some(Value::Array(kinds)) => {
-            Some(kinds.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect::<Vec<_>>())
-        }
-        Some(_) => {
-            return Err(ApiFailure::bad_request("Bad Request: can't parse allowed updates"));
-        }
-    };
+    let allowed = allowed_updates(p)?;
     let deadline = tokio::time::Instant::now() + timeout;
     // Subscribe before the first look so an update queued in between still
     // wakes this poll.
     let mut changed = sim.updates_changed.subscribe();
     let generation = {
         let mut st = sim.lock();
-        if !st.webhook_url.is_empty() {
+        if st.webhook.is_some() {
             return Err(ApiFailure::new(409, DESC_WEBHOOK_ACTIVE));
         }
         if let Some(allowed) = allowed {
@@ -162,33 +155,119 @@ async fn get_updates(sim: &Arc<Inner>, p: &Map<String, Value>) -> ApiResult {
 
 fn get_webhook_info(sim: &Inner) -> Value {
     let st = sim.lock();
-    json!({
-        "url": st.webhook_url,
+    let mut info = json!({
+        "url": st.webhook.as_ref().map_or("", |w| w.url.as_str()),
         "has_custom_certificate": false,
         "pending_update_count": st.updates.len(),
-    })
+    });
+    if let Some((date, message)) = st.webhook.as_ref().and_then(|w| w.last_error.clone()) {
+        info["last_error_date"] = json!(date);
+        info["last_error_message"] = json!(message);
+    }
+    if let Some(allowed) = &st.allowed_updates {
+        info["allowed_updates"] = json!(allowed);
+    }
+    info
 }
+
+/// Ports Telegram delivers webhooks to.
+const WEBHOOK_PORTS: [u16; 4] = [443, 80, 88, 8443];
 
 fn set_webhook(sim: &Inner, p: &Map<String, Value>) -> ApiResult {
     let url = param_str(p, "url").unwrap_or("");
-    if !url.is_empty() && !url.starts_with("https://") {
-        return Err(ApiFailure::bad_request("Bad Request: bad webhook: An HTTPS URL must be provided for webhook"));
+    let secret = param_str(p, "secret_token").unwrap_or("");
+    let allowed = allowed_updates(p)?;
+    if !url.is_empty() {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|_| ApiFailure::bad_request("Bad Request: bad webhook: Failed to resolve host"))?;
+        if parsed.scheme() != "https" {
+            return Err(ApiFailure::bad_request("Bad Request: bad webhook: An HTTPS URL must be provided for webhook"));
+        }
+        if !WEBHOOK_PORTS.contains(&parsed.port_or_known_default().unwrap_or(0)) {
+            return Err(ApiFailure::bad_request(
+                "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443",
+            ));
+        }
+    }
+    let secret_ok = secret.len() <= 256 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !secret_ok {
+        return Err(ApiFailure::bad_request("Bad Request: secret token contains unallowed characters"));
     }
     let mut st = sim.lock();
-    st.webhook_url = url.to_owned();
+    st.webhook =
+        (!url.is_empty()).then(|| SimWebhook { url: url.to_owned(), secret: secret.to_owned(), last_error: None });
+    if let Some(allowed) = allowed {
+        st.allowed_updates = Some(allowed);
+    }
     if param_bool(p, "drop_pending_updates") {
         st.updates.clear();
     }
+    drop(st);
+    // A terminated poll and the delivery loop both look again.
+    sim.updates_changed.send_modify(|n| *n += 1);
     Ok(json!(true))
 }
 
 fn delete_webhook(sim: &Inner, p: &Map<String, Value>) -> Value {
     let mut st = sim.lock();
-    st.webhook_url.clear();
+    st.webhook = None;
     if param_bool(p, "drop_pending_updates") {
         st.updates.clear();
     }
     json!(true)
+}
+
+/// `allowed_updates` as a list of kinds, when given.
+fn allowed_updates(p: &Map<String, Value>) -> Result<Option<Vec<String>>, ApiFailure> {
+    match param_json(p, "allowed_updates")? {
+        None => Ok(None),
+        Some(Value::Array(kinds)) => Ok(Some(kinds.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())),
+        Some(_) => Err(ApiFailure::bad_request("Bad Request: can't parse allowed updates")),
+    }
+}
+
+/// `getChatMember`: a group's member as an administrator or a plain member (every
+/// user counts as a member of a group the simulator knows).
+fn get_chat_member(sim: &Inner, p: &Map<String, Value>) -> ApiResult {
+    let Some(chat) = param_i64(p, "chat_id") else {
+        return Err(ApiFailure::bad_request("Bad Request: chat not found"));
+    };
+    let Some(user) = param_i64(p, "user_id") else {
+        return Err(ApiFailure::bad_request("Bad Request: invalid user_id specified"));
+    };
+    let st = sim.lock();
+    if !st.groups.contains_key(&chat) {
+        return Err(ApiFailure::bad_request("Bad Request: chat not found"));
+    }
+    let user_json = match st.users.get(&user) {
+        Some(u) => user_json(user, u),
+        None => json!({"id": user, "is_bot": false, "first_name": format!("Member {user}")}),
+    };
+    let mut member = json!({"user": user_json});
+    if st.group_admins.contains(&(chat, user)) {
+        // Telegram's ChatMemberAdministrator: every right is stated.
+        member["status"] = json!("administrator");
+        member["can_be_edited"] = json!(false);
+        member["is_anonymous"] = json!(false);
+        for right in [
+            "can_manage_chat",
+            "can_change_info",
+            "can_delete_messages",
+            "can_manage_video_chats",
+            "can_invite_users",
+            "can_restrict_members",
+            "can_pin_messages",
+            "can_promote_members",
+            "can_post_stories",
+            "can_edit_stories",
+            "can_delete_stories",
+        ] {
+            member[right] = json!(true);
+        }
+    } else {
+        member["status"] = json!("member");
+    }
+    Ok(member)
 }
 
 fn commands_key(p: &Map<String, Value>) -> Result<(String, String), ApiFailure> {

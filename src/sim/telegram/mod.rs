@@ -39,11 +39,21 @@
 //!   to that chat (400 message to edit not found) and a change (400 message
 //!   is not modified); an edit without `reply_markup` removes the keyboard;
 //! - `answerCallbackQuery` answers each press once (400 query is too old);
+//! - `getMe` names the bot (`@sirena_sim_bot`); `getChatMember` answers
+//!   `administrator` for the pairs `set_group_admin` made, `member` for
+//!   anyone else in a known group, 400 chat not found otherwise;
 //! - `getUpdates` long-polls, confirms updates below `offset`, honours
 //!   `allowed_updates` like Telegram (the setting persists between calls),
 //!   refuses while a webhook is set (409), and terminates an older poll with
 //!   409 when a newer one arrives, which is how Telegram reports two bot
-//!   instances polling at once; `setWebhook` takes only https URLs.
+//!   instances polling at once; update ids may pass `i32::MAX`
+//!   (`set_next_update_id`);
+//! - `setWebhook` takes only https URLs on ports 443, 80, 88 or 8443 and a
+//!   `secret_token` of 0–256 `A-Za-z0-9_-`; while a webhook is set, updates
+//!   are POSTed to it in order, each until answered 2xx (`webhook.rs`), and
+//!   `getUpdates` is refused with 409; `deleteWebhook` hands them back to
+//!   `getUpdates`; `getWebhookInfo` reports the URL, pending count and last
+//!   delivery error.
 //!
 //! Injected faults (`inject`, `inject_share`) stand for the path to Telegram
 //! failing: a `sendMessage` draws them after authentication and before any
@@ -72,6 +82,7 @@ mod residents;
 mod send;
 mod server;
 mod state;
+mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -84,6 +95,7 @@ use tokio_util::task::TaskTracker;
 pub use faults::{FaultTarget, SendFault};
 pub use html::parse_html;
 use state::{Inner, SimChannel, SimUser, UserStatus};
+pub use webhook::{SECRET_TOKEN_HEADER, WebhookDelivery};
 
 /// Used when the token does not start with a numeric bot id.
 const FALLBACK_BOT_ID: i64 = 123_456;
@@ -161,6 +173,10 @@ pub struct SimStats {
     pub overlapping_polls: u64,
     /// 409 "terminated by other getUpdates request" answers.
     pub poll_conflicts: u64,
+    /// Updates delivered to the webhook (answered 2xx).
+    pub webhook_delivered: u64,
+    /// Webhook deliveries that failed and will be tried again.
+    pub webhook_failed: u64,
 }
 
 /// One request as received, rejected ones included.
@@ -201,7 +217,8 @@ impl TelegramSim {
         let addr = listener.local_addr()?;
         let bot_id = cfg.token.split(':').next().and_then(|id| id.parse().ok()).unwrap_or(FALLBACK_BOT_ID);
         let inner = Arc::new(Inner::new(cfg, bot_id, addr, shutdown.clone()));
-        server::spawn(listener, inner.clone(), shutdown, tracker);
+        server::spawn(listener, inner.clone(), shutdown.clone(), tracker);
+        webhook::spawn(inner.clone(), shutdown, tracker);
         tracing::debug!(%addr, "telegram sim listening");
         Ok(TelegramSim { inner })
     }
@@ -226,6 +243,34 @@ impl TelegramSim {
     /// Makes a group known. Group ids are negative, as Telegram's are.
     pub fn add_group(&self, chat_id: i64, title: &str) {
         self.inner.lock().groups.insert(chat_id, title.to_owned());
+    }
+
+    /// Makes `user` an administrator of the group, or a plain member again
+    /// (`getChatMember` answers by it).
+    pub fn set_group_admin(&self, group: i64, user: i64, admin: bool) {
+        let mut st = self.inner.lock();
+        if admin {
+            st.group_admins.insert((group, user));
+        } else {
+            st.group_admins.remove(&(group, user));
+        }
+    }
+
+    /// The next update queued gets this id (later ones count on from it), so a
+    /// test can cross `i32::MAX` or `u32::MAX` as a long-lived bot does.
+    pub fn set_next_update_id(&self, id: u64) {
+        self.inner.lock().set_next_update_id(id);
+    }
+
+    /// The username `getMe` gives, without the `@`.
+    pub fn bot_username(&self) -> String {
+        self.inner.bot_user_json()["username"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Requests of one method (case-insensitive) among `requests`.
+    pub fn requests_of(&self, method: &str) -> Vec<RecordedRequest> {
+        let st = self.inner.lock();
+        st.requests.iter().filter(|r| r.method.eq_ignore_ascii_case(method)).cloned().collect()
     }
 
     /// Later messages to this user get 403 "bot was blocked by the user".

@@ -1,13 +1,22 @@
 //! Scripted residents: what users do on their side of the chat.
 //!
 //! Role: tests and the demo make simulated people write to the bot and
-//! press its buttons; each action becomes an update queued for `getUpdates`,
-//! shaped as Telegram shapes it, and wakes the long pollers.
+//! press its buttons; each action becomes an update queued for `getUpdates`
+//! (or the webhook), shaped as Telegram shapes it, and wakes the long pollers.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::TelegramSim;
-use super::state::{SimUser, UserStatus, private_chat_json, unix_now, user_json};
+use super::state::{SimState, SimUser, UserStatus, private_chat_json, unix_now, user_json};
+
+/// What a message carries besides its chat and sender.
+enum Content<'a> {
+    Text(&'a str),
+    Sticker,
+    Photo,
+    /// Another field of a message as Telegram writes it (`location`, `contact`).
+    Field(&'static str, Value),
+}
 
 impl TelegramSim {
     /// Queues a text message from the user (or, for a negative id, from a
@@ -17,34 +26,130 @@ impl TelegramSim {
     /// write to a bot. A user who had blocked the bot unblocks it: Telegram
     /// makes a user restart a blocked bot before writing to it.
     pub fn user_sends(&self, chat_id: i64, text: &str) {
+        self.user_sends_message(chat_id, text);
+    }
+
+    /// [`TelegramSim::user_sends`], returning the message's id (0 if it could not
+    /// be written: an unknown group), for a later edit.
+    pub fn user_sends_message(&self, chat_id: i64, text: &str) -> i64 {
+        self.queue_message(chat_id, None, Content::Text(text), None, None)
+    }
+
+    /// Queues a text message from `user` in the group `group`.
+    pub fn member_sends(&self, group: i64, user: i64, text: &str) -> i64 {
+        self.queue_message(group, Some(user), Content::Text(text), None, None)
+    }
+
+    /// Queues `user`'s answer in `group` to the bot's message `to`.
+    pub fn member_replies(&self, group: i64, user: i64, to: i64, text: &str) -> i64 {
+        self.queue_message(group, Some(user), Content::Text(text), Some(to), None)
+    }
+
+    /// Queues a sticker from the user, with no text.
+    pub fn user_sends_sticker(&self, chat_id: i64) -> i64 {
+        self.queue_message(chat_id, None, Content::Sticker, None, None)
+    }
+
+    /// Queues a photo from the user, with no caption.
+    pub fn user_sends_photo(&self, chat_id: i64) -> i64 {
+        self.queue_message(chat_id, None, Content::Photo, None, None)
+    }
+
+    /// Queues an `edited_message`: the user's message `message_id` now reads `text`.
+    pub fn user_edits(&self, chat_id: i64, message_id: i64, text: &str) {
+        self.queue_message(chat_id, None, Content::Text(text), None, Some(message_id));
+    }
+
+    fn queue_message(
+        &self,
+        chat_id: i64,
+        member: Option<i64>,
+        content: Content<'_>,
+        reply_to: Option<i64>,
+        edit_of: Option<i64>,
+    ) -> i64 {
         let mut st = self.inner.lock();
-        let Some((chat, from)) = sender(&mut st, chat_id) else { return };
-        let message_id = st.take_message_id();
+        let message_id = match edit_of {
+            Some(id) => id,
+            None => st.take_message_id(),
+        };
+        let (chat, from) = if chat_id < 0 {
+            let Some(title) = st.groups.get(&chat_id) else {
+                tracing::warn!(chat_id, "telegram sim: a message to an unknown group");
+                return 0;
+            };
+            let chat = json!({"id": chat_id, "type": "group", "title": title});
+            let user = member.unwrap_or(chat_id.saturating_neg());
+            (chat, member_json(&st, user))
+        } else {
+            let user = st.users.entry(chat_id).or_insert_with(|| SimUser {
+                first_name: format!("User {chat_id}"),
+                language_code: None,
+                status: UserStatus::Active,
+            });
+            if user.status == UserStatus::Blocked {
+                user.status = UserStatus::Active;
+            }
+            let chat = private_chat_json(chat_id, &user.first_name);
+            (chat, user_json(chat_id, user))
+        };
         let mut message = json!({
             "message_id": message_id,
             "date": unix_now(),
             "chat": chat,
             "from": from,
-            "text": text,
         });
-        if text.starts_with('/') {
-            let command = text.split(char::is_whitespace).next().unwrap_or(text);
-            message["entities"] = json!([{
-                "type": "bot_command",
-                "offset": 0,
-                "length": command.encode_utf16().count(),
-            }]);
+        match content {
+            Content::Text(text) => {
+                message["text"] = json!(text);
+                if text.starts_with('/') {
+                    let command = text.split(char::is_whitespace).next().unwrap_or(text);
+                    message["entities"] = json!([{
+                        "type": "bot_command",
+                        "offset": 0,
+                        "length": command.encode_utf16().count(),
+                    }]);
+                }
+            }
+            Content::Sticker => {
+                message["sticker"] = json!({
+                    "file_id": format!("sticker-{message_id}"), "file_unique_id": format!("su-{message_id}"),
+                    "type": "regular", "width": 512, "height": 512, "is_animated": false, "is_video": false,
+                    "emoji": "👍",
+                });
+            }
+            Content::Field(field, value) => message[field] = value,
+            Content::Photo => {
+                message["photo"] = json!([{
+                    "file_id": format!("photo-{message_id}"), "file_unique_id": format!("pu-{message_id}"),
+                    "width": 90, "height": 60, "file_size": 1200,
+                }]);
+            }
         }
-        st.push_update("message", "message", message);
+        if let Some(to) = reply_to {
+            match st.bot_messages.get(&to).filter(|m| m["chat"]["id"].as_i64() == Some(chat_id)) {
+                Some(original) => message["reply_to_message"] = original.clone(),
+                None => tracing::warn!(chat_id, to, "telegram sim: a reply to a message the bot did not send here"),
+            }
+        }
+        match edit_of {
+            Some(_) => {
+                message["edit_date"] = json!(unix_now());
+                st.push_update("edited_message", "edited_message", message);
+            }
+            None => st.push_update("message", "message", message),
+        }
         drop(st);
         self.inner.updates_changed.send_modify(|n| *n += 1);
+        message_id
     }
 
     /// Queues a location the user shares (the attachment menu, or a reply keyboard's
     /// `request_location` button), as Telegram shapes it: a message with `location`
     /// and no text.
     pub fn user_sends_location(&self, chat_id: i64, latitude: f64, longitude: f64) {
-        self.push_message(chat_id, "location", json!({"latitude": latitude, "longitude": longitude}));
+        let location = json!({"latitude": latitude, "longitude": longitude});
+        self.queue_message(chat_id, None, Content::Field("location", location), None, None);
     }
 
     /// Queues a contact card the user shares. `own` is a card of the user's own
@@ -55,36 +160,27 @@ impl TelegramSim {
         if own {
             contact["user_id"] = json!(chat_id);
         }
-        self.push_message(chat_id, "contact", contact);
-    }
-
-    fn push_message(&self, chat_id: i64, field: &str, value: serde_json::Value) {
-        let mut st = self.inner.lock();
-        let Some((chat, from)) = sender(&mut st, chat_id) else { return };
-        let message_id = st.take_message_id();
-        let mut message = json!({"message_id": message_id, "date": unix_now(), "chat": chat, "from": from});
-        message[field] = value;
-        st.push_update("message", "message", message);
-        drop(st);
-        self.inner.updates_changed.send_modify(|n| *n += 1);
+        self.queue_message(chat_id, None, Content::Field("contact", contact), None, None);
     }
 
     /// Queues a press of an inline button on a message the bot sent to
     /// `chat_id` earlier. An unknown message is logged and ignored, since
     /// Telegram could not produce such a press.
     pub fn user_presses(&self, chat_id: i64, message_id: i64, data: &str) {
+        let presser = if chat_id < 0 { chat_id.saturating_neg() } else { chat_id };
+        self.member_presses(chat_id, presser, message_id, data);
+    }
+
+    /// Queues `user`'s press of an inline button on the bot's message
+    /// `message_id` in `chat_id` (a group, or the user's own chat).
+    pub fn member_presses(&self, chat_id: i64, user: i64, message_id: i64, data: &str) {
         let mut st = self.inner.lock();
         let message = st.bot_messages.get(&message_id).filter(|m| m["chat"]["id"].as_i64() == Some(chat_id)).cloned();
         let Some(message) = message else {
             tracing::warn!(chat_id, message_id, "telegram sim: press on a message the bot did not send to this chat");
             return;
         };
-        let from = match st.users.get(&chat_id) {
-            Some(user) => user_json(chat_id, user),
-            None => {
-                json!({"id": chat_id.unsigned_abs(), "is_bot": false, "first_name": "Group member"})
-            }
-        };
+        let from = member_json(&st, user);
         let query_id = format!("{}", 9_000_000_000_u64 + st.next_callback_id);
         st.next_callback_id += 1;
         st.open_callbacks.insert(query_id.clone());
@@ -101,30 +197,10 @@ impl TelegramSim {
     }
 }
 
-/// The `chat` and `from` of a message from `chat_id`: a user (added if new, unblocked
-/// if they had blocked the bot) or, for a negative id, a member of that group; `None`
-/// for an unknown group.
-fn sender(st: &mut super::state::SimState, chat_id: i64) -> Option<(serde_json::Value, serde_json::Value)> {
-    if chat_id < 0 {
-        let Some(title) = st.groups.get(&chat_id) else {
-            tracing::warn!(chat_id, "telegram sim: a message to an unknown group");
-            return None;
-        };
-        // A synthetic member; enough for a valid `from`.
-        let member = json!({
-            "id": chat_id.unsigned_abs(),
-            "is_bot": false,
-            "first_name": "Group member",
-        });
-        return Some((json!({"id": chat_id, "type": "group", "title": title}), member));
+/// A known user as Telegram shows them, or a placeholder group member.
+fn member_json(st: &SimState, user: i64) -> Value {
+    match st.users.get(&user) {
+        Some(u) => user_json(user, u),
+        None => json!({"id": user, "is_bot": false, "first_name": "Group member"}),
     }
-    let user = st.users.entry(chat_id).or_insert_with(|| SimUser {
-        first_name: format!("User {chat_id}"),
-        language_code: None,
-        status: UserStatus::Active,
-    });
-    if user.status == UserStatus::Blocked {
-        user.status = UserStatus::Active;
-    }
-    Some((private_chat_json(chat_id, &user.first_name), user_json(chat_id, user)))
 }

@@ -109,6 +109,16 @@ pub(super) struct SimChannel {
     pub(super) bot_is_admin: bool,
 }
 
+/// A webhook registered with `setWebhook`.
+#[derive(Clone, Debug)]
+pub(super) struct SimWebhook {
+    pub(super) url: String,
+    /// Sent as `X-Telegram-Bot-Api-Secret-Token` with every delivery; empty: none.
+    pub(super) secret: String,
+    /// The last failed delivery: (unix time, what went wrong), for getWebhookInfo.
+    pub(super) last_error: Option<(i64, String)>,
+}
+
 pub(super) struct QueuedUpdate {
     pub(super) id: u64,
     /// The update's kind as named in `allowed_updates`.
@@ -129,7 +139,14 @@ pub(super) struct SimState {
     /// Incremented by each `getUpdates`; a waiting poll whose number is no
     /// longer current has been superseded.
     pub(super) poll_generation: u64,
-    pub(super) webhook_url: String,
+    pub(super) webhook: Option<SimWebhook>,
+    /// Where a registered https URL is really reached: (public prefix, loopback
+    /// base), as a TLS-terminating proxy in front of the bot would forward it.
+    pub(super) webhook_proxy: Option<(String, String)>,
+    /// Every webhook delivery attempt, in order.
+    pub(super) webhook_deliveries: Vec<super::WebhookDelivery>,
+    /// (group, user) pairs that are the group's administrators.
+    pub(super) group_admins: HashSet<(i64, i64)>,
     /// Keyed by (scope JSON, language code).
     pub(super) commands: HashMap<(String, String), Value>,
     /// The bot's messages as Telegram currently holds them, for callbacks
@@ -159,7 +176,10 @@ impl SimState {
             updates: VecDeque::new(),
             allowed_updates: None,
             poll_generation: 0,
-            webhook_url: String::new(),
+            webhook: None,
+            webhook_proxy: None,
+            group_admins: HashSet::new(),
+            webhook_deliveries: Vec::new(),
             commands: HashMap::new(),
             bot_messages: HashMap::new(),
             open_callbacks: HashSet::new(),
@@ -176,6 +196,27 @@ impl SimState {
         let id = self.next_message_id;
         self.next_message_id += 1;
         id
+    }
+
+    /// The id the next queued update gets; tests set it high to cross `i32::MAX`.
+    pub(super) fn set_next_update_id(&mut self, id: u64) {
+        self.next_update_id = id;
+    }
+
+    /// The first update of an allowed kind waiting for a webhook delivery.
+    pub(super) fn next_for_webhook(&mut self) -> Option<(u64, Value)> {
+        if let Some(allowed) = self.allowed_updates.as_ref().filter(|a| !a.is_empty()) {
+            self.updates.retain(|u| allowed.iter().any(|kind| kind == u.kind));
+        }
+        self.updates.front().map(|u| (u.id, u.json.clone()))
+    }
+
+    /// Where a delivery for `url` really goes, through the proxy if it covers it.
+    pub(super) fn delivery_url(&self, url: &str) -> String {
+        match &self.webhook_proxy {
+            Some((public, local)) if url.starts_with(public.as_str()) => format!("{local}{}", &url[public.len()..]),
+            _ => url.to_owned(),
+        }
     }
 
     pub(super) fn push_update(&mut self, kind: &'static str, field: &str, payload: Value) {

@@ -9,14 +9,7 @@ use crate::store::{StoreError, now_ms};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
 pub(super) const MIGRATIONS: &[Migration] =
-    &[
-        migrate_1_spine,
-        migrate_2_outbox,
-        migrate_3_reports,
-        migrate_4_bot,
-        migrate_5_operators,
-        migrate_6_residents,
-    ];
+    &[migrate_1_spine, migrate_2_outbox, migrate_3_reports, migrate_4_bot, migrate_5_operators, migrate_6_residents];
 
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
