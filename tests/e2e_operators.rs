@@ -138,6 +138,46 @@ async fn a_rejected_draft_is_never_sent() {
     h.shutdown().await;
 }
 
+/// `/help_requests` lists residents who asked for help to leave, phones and chats
+/// masked as on any screen; a stranger is not allowed to see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_help_requests_masked_and_strangers_may_not() {
+    let h = Harness::start(operators()).await.expect("harness");
+    for chat in [OP1, STRANGER, RES_UK] {
+        h.telegram.add_user(chat, "Someone", Some("uk"));
+    }
+    say(&h, RES_UK, "/subscribe Кіндрашівка").await;
+    let sub = h
+        .store()
+        .subscriber(sirena::channels::ChannelKind::TelegramChat, &RES_UK.to_string())
+        .await
+        .expect("store")
+        .expect("the resident");
+    let request = sirena::store::HelpRequest {
+        subscriber: sub.id,
+        address: String::new(),
+        order: "kindrashivka-2023-11".into(),
+        region: sirena::regions::RegionId::parse("UA63080070010082928").expect("id"),
+        people: Some(3),
+        mobility: Some("wheelchair".into()),
+        phone: Some("+380671234567".into()),
+        step: sirena::store::HelpStep::Done,
+        created_ms: sirena::store::now_ms(),
+        updated_ms: sirena::store::now_ms(),
+    };
+    assert!(h.store().save_help_request(&request).await.expect("store"));
+
+    let reply = say(&h, OP1, "/help_requests").await;
+    assert!(reply.text.contains("kindrashivka-2023-11") && reply.text.contains("Кіндрашівка"), "{}", reply.text);
+    assert!(reply.text.contains("wheelchair") && reply.text.contains("1 request(s)"), "{}", reply.text);
+    assert!(!reply.text.contains("1234567") && !reply.text.contains(&RES_UK.to_string()), "masked: {}", reply.text);
+    let reply = say(&h, OP1, "/help_requests another-order").await;
+    assert!(reply.text.contains("0 request(s)"), "{}", reply.text);
+    let reply = say(&h, STRANGER, "/help_requests").await;
+    assert!(reply.text.contains("Недоступно") && !reply.text.contains("kindrashivka"), "{}", reply.text);
+    h.shutdown().await;
+}
+
 /// A drill every two seconds on the Kharkiv oblast: once both residents who opted in
 /// are in, a run's report says both got it, with latencies; the resident who did not
 /// opt in gets none, and the message is marked as a drill, silent, never an alert.

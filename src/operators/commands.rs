@@ -17,6 +17,8 @@ pub enum OpCommand {
     /// flows may use it to abandon what they were doing.
     Cancel(String),
     Preview(Option<String>),
+    /// `/help_requests [order id]`: residents who asked for help to leave.
+    HelpRequests(Option<String>),
     /// `/operator` or `/ops`: the list of operator commands.
     Usage,
 }
@@ -46,6 +48,7 @@ pub fn parse(input: &str) -> Option<OpCommand> {
         "reject" => OpCommand::Reject(number(arg)),
         "cancel" => OpCommand::Cancel(arg?.split_whitespace().next()?.to_owned()),
         "preview" => OpCommand::Preview(arg.map(str::to_owned)),
+        "help_requests" | "helprequests" => OpCommand::HelpRequests(arg.map(str::to_owned)),
         "operator" | "ops" => OpCommand::Usage,
         _ => return None,
     })
@@ -83,6 +86,8 @@ mod tests {
             ("/cancel broadcast:1:started", Some(OpCommand::Cancel("broadcast:1:started".into()))),
             ("/cancel", None),
             ("/preview kupiansk-2023-11-06", Some(OpCommand::Preview(Some("kupiansk-2023-11-06".into())))),
+            ("/help_requests", Some(OpCommand::HelpRequests(None))),
+            ("/help_requests@sirena_bot k-1", Some(OpCommand::HelpRequests(Some("k-1".into())))),
             ("/subscribe Kupiansk", None),
             ("sources", None),
             ("", None),

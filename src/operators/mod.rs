@@ -106,6 +106,7 @@ impl Operators {
             OpCommand::Cancel(event) => self.cancel(&c, lang, by, EventId(event)).await,
             OpCommand::Preview(None) => Ok(c.text(lang, "op-preview-usage", &[], "/preview order-id")),
             OpCommand::Preview(Some(order)) => Ok(self.preview(&order).await),
+            OpCommand::HelpRequests(order) => self.help_requests(order.as_deref()).await,
         };
         Some(vec![self.answer(lang, answer)])
     }
@@ -324,6 +325,14 @@ impl Operators {
         }
         let count = count.to_string();
         Ok(c.text(lang, "op-cancelled", &[("event", &shown), ("count", &count)], &shown))
+    }
+
+    /// The residents who asked for help to leave, as `sirena help-requests` shows them
+    /// on a screen: phones and chat ids masked (the CSV is the call list).
+    async fn help_requests(&self, order: Option<&str>) -> Result<String, StoreError> {
+        let requests = self.store.help_requests(order).await?;
+        let tree = self.tree.borrow().clone();
+        Ok(crate::help_requests::table(&requests, &tree))
     }
 
     async fn preview(&self, order: &str) -> String {

@@ -15,6 +15,7 @@ op-usage =
     /approve N or /reject N — decide on another operator's draft
     /cancel event-id — send a correction to everyone who got that event
     /preview order-id — who an order would reach
+    /help_requests [order-id] — residents who asked for help to leave
 op-sources-header = Alert feeds:
 op-source-line = { $source }: { $state }, last good answer { $since }, failures in a row { $failures }
 op-sources-none = No alert feeds are configured.
