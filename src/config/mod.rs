@@ -739,7 +739,7 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
             errors.push(src.error(at("telegram.send_timeout"), "send_timeout must be more than zero"));
         }
         if t.handle_timeout.is_zero() {
-            errors.push(src.error(at("handle_timeout"), "handle_timeout must be more than zero"));
+            errors.push(src.error(at("telegram.handle_timeout"), "handle_timeout must be more than zero"));
         }
         check_telegram_webhook(&src, &spans, t, settings.http.is_some(), errors);
     }
