@@ -453,6 +453,9 @@ impl Conversation {
                 Ok(vec![filter_reply(turn, &place, "bot-filter-saved")])
             }
             "forget" if rest == "yes" => {
+                // The SMS fallback goes too: its number and places are the chat's.
+                let (sub, composer) = (turn.sub.clone(), turn.composer.clone());
+                super::sms::off(self, &sub, &composer).await?;
                 let removed = self.store.forget(turn.sub.id).await?;
                 self.delta(IndexDelta::Removed { subscriber: turn.sub.id, places: removed });
                 self.delta(IndexDelta::Deactivated(turn.sub.id));

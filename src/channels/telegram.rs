@@ -38,18 +38,6 @@ pub enum TelegramSetupError {
     Client(String),
 }
 
-/// Builds the teloxide bot that long-polls `getUpdates`, with a request timeout longer
-/// than the long-poll wait so a poll is not cut short.
-pub fn bot(token: &Secret, api_url: &str, long_poll: Duration) -> Result<Bot, TelegramSetupError> {
-    let url = parse_url(api_url)?;
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(long_poll + Duration::from_secs(15))
-        .build()
-        .map_err(|e| TelegramSetupError::Client(e.to_string()))?;
-    Ok(Bot::with_client(token.expose(), client).set_api_url(url))
-}
-
 fn parse_url(api_url: &str) -> Result<reqwest::Url, TelegramSetupError> {
     reqwest::Url::parse(api_url).map_err(|e| TelegramSetupError::Url(api_url.to_owned(), e.to_string()))
 }
@@ -145,9 +133,10 @@ impl Channel for TelegramChannel {
             .json(&payload)
             .send()
             .await
-            .map_err(|e| SendError::Transient(network_error(&e)))?;
+            .map_err(|e| SendError::Transient(format!("network: {}", network_error(&e))))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| SendError::Transient(network_error(&e)))?;
+        let body =
+            response.bytes().await.map_err(|e| SendError::Transient(format!("network: {}", network_error(&e))))?;
         classify(status, &body)
     }
 }
@@ -225,17 +214,9 @@ pub fn classify(status: StatusCode, body: &[u8]) -> Result<Sent, SendError> {
     }
 }
 
-/// Describes a teloxide error for a log line. reqwest's own message names the URL,
-/// and a Bot API URL carries the bot token, so network errors are described by their
-/// causes instead.
-pub fn describe(e: &teloxide::RequestError) -> String {
-    match e {
-        teloxide::RequestError::Network(e) => network_error(e),
-        other => other.to_string(),
-    }
-}
-
-fn network_error(e: &reqwest::Error) -> String {
+/// A network failure for a log line. reqwest's own message names the URL, and a Bot
+/// API URL carries the bot token, so it is described by its causes instead.
+pub(crate) fn network_error(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -243,7 +224,7 @@ fn network_error(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut out = format!("network: {what}");
+    let mut out = what.to_owned();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
         out.push_str(": ");

@@ -431,9 +431,29 @@ async fn forget(store: Arc<dyn Store>) {
             .expect("set");
     }
     store.add_place(id, &region(OBLAST)).await.expect("place");
+    // What else a chat leaves: a shared point, a help request, an SMS fallback link.
+    store.set_place_point(id, &region(CITY), Point { lat: 49.7, lon: 37.6 }).await.expect("point");
+    let sms = store.upsert_subscriber(ChannelKind::Sms, "+380501230073", Lang::Uk).await.expect("sms").subscriber.id;
+    store.link_sms(id, sms).await.expect("link");
+    let request = HelpRequest {
+        subscriber: id,
+        address: String::new(),
+        order: "kupiansk-1".into(),
+        region: region(CITY),
+        people: Some(2),
+        mobility: None,
+        phone: Some("+380501230073".into()),
+        step: HelpStep::Done,
+        created_ms: 1,
+        updated_ms: 1,
+    };
+    store.save_help_request(&request).await.expect("help");
     let e = alert("f", Transition::Started, Priority::OtherStart);
     store.enqueue(&e, Audience::Subscribers(vec![id, kept]), None).await.expect("enqueue");
     assert_eq!(store.forget(id).await.expect("forget"), vec![region(OBLAST), region(CITY)]);
+    assert!(store.place_points(id).await.expect("points").is_empty());
+    assert!(store.help_request(id, None).await.expect("help").is_none(), "the help request is gone");
+    assert_eq!(store.linked_sms(id).await.expect("linked"), None);
     assert!(store.places(id).await.expect("places").is_empty());
     assert_eq!(store.chat_settings(id).await.expect("chat"), ChatSettings::default());
     let gone = store.subscriber(ChannelKind::TelegramChat, "73").await.expect("lookup");

@@ -454,6 +454,9 @@ impl Store for PgStore {
         let tx = client.transaction().await?;
         let mut rows = tx.query("DELETE FROM places WHERE subscriber_id = $1 RETURNING region_id", &[&id]).await?;
         tx.execute("DELETE FROM chats WHERE subscriber_id = $1", &[&id]).await?;
+        tx.execute("DELETE FROM place_points WHERE subscriber_id = $1", &[&id]).await?;
+        tx.execute("DELETE FROM help_requests WHERE subscriber_id = $1", &[&id]).await?;
+        tx.execute("DELETE FROM sms_links WHERE chat_id = $1", &[&id]).await?;
         tx.execute("UPDATE subscribers SET active = FALSE, inactive_reason = 'forgotten' WHERE id = $1", &[&id])
             .await?;
         tx.execute(

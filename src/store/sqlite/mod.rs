@@ -492,6 +492,9 @@ impl Store for SqliteStore {
                 .query_map(params![id], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             tx.execute("DELETE FROM chats WHERE subscriber_id = ?1", params![id])?;
+            tx.execute("DELETE FROM place_points WHERE subscriber_id = ?1", params![id])?;
+            tx.execute("DELETE FROM help_requests WHERE subscriber_id = ?1", params![id])?;
+            tx.execute("DELETE FROM sms_links WHERE chat_id = ?1", params![id])?;
             tx.execute("UPDATE subscribers SET active = 0, inactive_reason = 'forgotten' WHERE id = ?1", params![id])?;
             tx.execute(
                 "UPDATE deliveries SET state = 4, last_error = 'subscriber inactive: forgotten'
