@@ -40,6 +40,7 @@ pub mod daemon;
 pub mod demo;
 pub mod dispatch;
 pub mod help_requests;
+pub mod internal_events;
 pub mod leader;
 pub mod matcher;
 pub mod messages;

@@ -7,9 +7,48 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::alerts::{AlertKind, Transition};
+use crate::channels::ChannelKind;
 use crate::store::Counts;
+
+/// A component's counters: a struct of `AtomicU64` fields, each documented, with
+/// `get` and `figures` (every counter by name, for `/metrics`), and after a `;` any
+/// other figures it keeps. They are bumped by the component's internal events
+/// (`crate::internal_events`), never by hand.
+macro_rules! counters {
+    (
+        $(#[$meta:meta])* pub struct $name:ident {
+            $($(#[$doc:meta])* $field:ident,)*
+            $(; $($(#[$other_doc:meta])* $other:ident: $other_ty:ty,)*)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        pub struct $name {
+            $($(#[$doc])* pub $field: std::sync::atomic::AtomicU64,)*
+            $($($(#[$other_doc])* pub $other: $other_ty,)*)?
+        }
+
+        impl $name {
+            pub fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+                counter.load(std::sync::atomic::Ordering::Relaxed)
+            }
+
+            /// Every counter by name, for `/metrics`.
+            pub fn figures(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($field), Self::get(&self.$field)),)*]
+            }
+        }
+    };
+}
+pub(crate) use counters;
+
+/// Adds `n` to a counter; for `internal_events` only.
+pub(crate) fn bump(counter: &std::sync::atomic::AtomicU64, n: u64) -> u64 {
+    counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n
+}
 
 /// What the pipeline counts for `/metrics`.
 #[derive(Debug, Default)]
@@ -25,13 +64,55 @@ pub struct PipelineStats {
 }
 
 impl PipelineStats {
-    pub fn event(&self, kind: AlertKind, transition: Transition) {
+    pub(crate) fn event(&self, kind: AlertKind, transition: Transition) {
         let mut m = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.entry((kind, transition)).or_default() += 1;
     }
 
     pub fn events(&self) -> BTreeMap<(AlertKind, Transition), u64> {
         self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// Upper bounds of the send-latency buckets, in seconds: from a fast Telegram fan-out
+/// to an SMS wave at a gateway's pace or a message held through quiet hours.
+pub const LATENCY_BUCKETS: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
+
+/// One channel's latency histogram: counts per bucket (not cumulative; the last slot
+/// is above every bound), their sum and count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistogramCounts {
+    pub buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    pub sum_s: f64,
+    pub count: u64,
+}
+
+impl HistogramCounts {
+    fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        let slot = LATENCY_BUCKETS.iter().position(|&le| s <= le).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[slot] += 1;
+        self.sum_s += s;
+        self.count += 1;
+    }
+}
+
+/// Time from an event to the platform accepting a message that carries it, by
+/// channel kind.
+#[derive(Debug, Default)]
+pub struct Latency(Mutex<BTreeMap<ChannelKind, HistogramCounts>>);
+
+impl Latency {
+    pub(crate) fn observe(&self, kind: ChannelKind, latencies: impl IntoIterator<Item = Duration>) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = m.entry(kind).or_default();
+        for d in latencies {
+            h.observe(d);
+        }
+    }
+
+    pub fn read(&self) -> BTreeMap<ChannelKind, HistogramCounts> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -52,8 +133,10 @@ pub struct Snapshot {
     pub snapshots_held: u64,
     pub operator_refused: u64,
     pub events: BTreeMap<(AlertKind, Transition), u64>,
-    /// Deliveries by state (queue depth is `pending` + `sending`).
-    pub deliveries: Counts,
+    /// Deliveries by channel and state (queue depth is `pending` + `sending`).
+    pub deliveries: BTreeMap<ChannelKind, Counts>,
+    /// Event-to-send latency by channel.
+    pub latency: BTreeMap<ChannelKind, HistogramCounts>,
     /// Dispatch outcomes since start, by name.
     pub dispatch: Vec<(&'static str, u64)>,
     /// HTTP endpoint counters, by name.
@@ -86,10 +169,36 @@ pub fn render(s: &Snapshot) -> String {
     for ((kind, transition), n) in &s.events {
         t.sample("sirena_events_total", &[("kind", kind.as_str()), ("transition", transition.as_str())], n);
     }
-    let d = &s.deliveries;
-    t.family("sirena_deliveries", "gauge", "Deliveries in the outbox, by state; pending + sending is the queue.");
-    for state in crate::store::DeliveryState::ALL {
-        t.sample("sirena_deliveries", &[("state", state.as_str())], d.of(state));
+    t.family(
+        "sirena_deliveries",
+        "gauge",
+        "Deliveries in the outbox, by channel and state; pending + sending is the queue.",
+    );
+    for kind in ChannelKind::ALL {
+        let d = s.deliveries.get(&kind).cloned().unwrap_or_default();
+        for state in crate::store::DeliveryState::ALL {
+            t.sample("sirena_deliveries", &[("channel", kind.as_str()), ("state", state.as_str())], d.of(state));
+        }
+    }
+    t.family(
+        "sirena_send_latency_seconds",
+        "histogram",
+        "Time from an event to the platform accepting a message that carries it, by channel.",
+    );
+    for (kind, h) in &s.latency {
+        let channel = kind.as_str();
+        let mut cumulative = 0;
+        for (le, n) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
+            cumulative += n;
+            t.sample(
+                "sirena_send_latency_seconds_bucket",
+                &[("channel", channel), ("le", &le.to_string())],
+                cumulative,
+            );
+        }
+        t.sample("sirena_send_latency_seconds_bucket", &[("channel", channel), ("le", "+Inf")], h.count);
+        t.sample("sirena_send_latency_seconds_sum", &[("channel", channel)], format!("{:.3}", h.sum_s));
+        t.sample("sirena_send_latency_seconds_count", &[("channel", channel)], h.count);
     }
     t.family(
         "sirena_dispatch_total",
@@ -154,7 +263,15 @@ mod tests {
         let s = Snapshot {
             reload_generation: 2,
             events,
-            deliveries: Counts { pending: 5, sending: 1, ..Counts::default() },
+            deliveries: [(ChannelKind::Sms, Counts { pending: 5, sending: 1, ..Counts::default() })].into(),
+            latency: [(ChannelKind::TelegramChat, {
+                let mut h = HistogramCounts::default();
+                for ms in [30, 200, 200, 4_000, 2_000_000] {
+                    h.observe(Duration::from_millis(ms));
+                }
+                h
+            })]
+            .into(),
             dispatch: vec![("rate_limited", 4)],
             web: vec![("unauthorized", 1)],
             bot: vec![("dropped", 2)],
@@ -168,7 +285,16 @@ mod tests {
         for line in [
             "sirena_reload_generation 2",
             "sirena_events_total{kind=\"air_raid\",transition=\"started\"} 3",
-            "sirena_deliveries{state=\"pending\"} 5",
+            "sirena_deliveries{channel=\"sms\",state=\"pending\"} 5",
+            "sirena_deliveries{channel=\"telegram\",state=\"pending\"} 0",
+            "sirena_send_latency_seconds_bucket{channel=\"telegram\",le=\"0.05\"} 1",
+            "sirena_send_latency_seconds_bucket{channel=\"telegram\",le=\"0.1\"} 1",
+            "sirena_send_latency_seconds_bucket{channel=\"telegram\",le=\"0.25\"} 3",
+            "sirena_send_latency_seconds_bucket{channel=\"telegram\",le=\"5\"} 4",
+            "sirena_send_latency_seconds_bucket{channel=\"telegram\",le=\"900\"} 4",
+            "sirena_send_latency_seconds_bucket{channel=\"telegram\",le=\"+Inf\"} 5",
+            "sirena_send_latency_seconds_sum{channel=\"telegram\"} 2004.430",
+            "sirena_send_latency_seconds_count{channel=\"telegram\"} 5",
             "sirena_dispatch_total{outcome=\"rate_limited\"} 4",
             "sirena_http_total{what=\"unauthorized\"} 1",
             "sirena_bot_total{what=\"dropped\"} 2",
@@ -184,8 +310,12 @@ mod tests {
             if let Some(rest) = l.strip_prefix("# TYPE ") {
                 declared.insert(rest.split(' ').next().unwrap_or_default().to_owned());
             } else if !l.starts_with('#') {
-                let name = l.split(['{', ' ']).next().unwrap_or_default();
-                assert!(declared.contains(name), "{name} undeclared");
+                let sample = l.split(['{', ' ']).next().unwrap_or_default();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| sample.strip_suffix(suffix).filter(|f| declared.contains(*f)))
+                    .unwrap_or(sample);
+                assert!(declared.contains(family), "{sample} undeclared");
             }
         }
     }

@@ -34,6 +34,8 @@ use crate::alerts::status::{OrderInForce, StatusView};
 use crate::alerts::{AlertKind, Event, EventDetail, Priority, Transition};
 use crate::config::{Config, ConfigErrors};
 use crate::dispatch::DeliveryPolicy;
+use crate::internal_events::InternalEvent;
+use crate::internal_events::pipeline::{ConfigRefused, EventWritten, SnapshotHeld};
 use crate::matcher::{IndexDelta, MatchIndex};
 use crate::messages::Composer;
 use crate::regions::{RegionId, RegionTree};
@@ -286,13 +288,7 @@ impl Pipeline {
                 let Applied { events, suspect } = self.alerts.apply(&obs, &self.config.tree);
                 match suspect {
                     Some(Suspect::Holding { since, held }) => {
-                        self.out.stats.held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tracing::warn!(
-                            source = %obs.source,
-                            %since,
-                            held,
-                            "implausible snapshot (empty, or losing long-standing alerts with most others); its all-clears are held"
-                        );
+                        SnapshotHeld { source: &obs.source, since, held }.emit(&self.out.stats);
                         if self.held_told.insert(obs.source.clone()) {
                             self.notice(Notice::SnapshotHeld { source: obs.source.clone(), held });
                         }
@@ -377,17 +373,10 @@ impl Pipeline {
                 }
             }
             Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!(file = %e.file.display(), line = e.line, col = e.col, message = %e.message, "config change rejected");
-                }
-                self.out.stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ConfigRefused { errors: &errors }.emit(&self.out.stats);
                 let listed: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
                 self.audit(crate::operators::audit::reload(Err(&listed))).await;
                 self.notice(Notice::ConfigRefused { errors: listed });
-                tracing::error!(
-                    errors = errors.0.len(),
-                    "config change rejected; still running on the last good config"
-                );
             }
         }
         Ok(())
@@ -599,24 +588,22 @@ impl Pipeline {
             let deadline = self.policy.deadline_ms(event.priority, now_ms());
             let enqueuing = std::time::Instant::now();
             let enqueued = self.store.enqueue(&event, audience, deadline).await?;
-            if enqueued.event_new {
-                self.out.stats.event(event.kind, event.transition);
-                if let Some(entry) = crate::operators::audit::of_order_event(&event) {
-                    self.audit(entry).await;
-                }
+            if enqueued.event_new
+                && let Some(entry) = crate::operators::audit::of_order_event(&event)
+            {
+                self.audit(entry).await;
             }
             let enqueue_ms = ms_since(enqueuing);
             let recipients = recipients.unwrap_or(enqueued.deliveries);
-            tracing::info!(
-                event = %event.id,
-                kind = %event.kind,
-                transition = event.transition.as_str(),
+            EventWritten {
+                event: &event,
+                new: enqueued.event_new,
                 recipients,
-                enqueued = enqueued.deliveries,
+                enqueued: enqueued.deliveries,
                 match_ms,
                 enqueue_ms,
-                "event"
-            );
+            }
+            .emit(&self.out.stats);
             let _ = self.out.fanouts.send(Fanout {
                 event,
                 recipients,

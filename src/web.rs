@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -40,6 +40,10 @@ use tokio_util::sync::CancellationToken;
 use crate::channels::ChannelKind;
 use crate::channels::sms::{ReportReader, ReportStatus};
 use crate::config::secret::Secret;
+use crate::internal_events::InternalEvent;
+use crate::internal_events::web::{
+    PushAccepted, PushRefused, Refusal, ReportRead, ReportRefused, Reported, TelegramPostRefused, TelegramUpdateTaken,
+};
 use crate::regions::RegionTree;
 use crate::sources::ukrainealarm;
 use crate::store::{Report, Store, now_ms};
@@ -67,45 +71,25 @@ pub struct Webhook {
     pub nudge: Arc<Notify>,
 }
 
-/// What the endpoint has seen.
-#[derive(Debug, Default)]
-pub struct WebStats {
-    /// Pushes accepted (each made its source poll).
-    pub pushes: AtomicU64,
-    /// Refused for a wrong or missing secret.
-    pub unauthorized: AtomicU64,
-    /// Refused as unreadable.
-    pub malformed: AtomicU64,
-    /// Delivery reports that changed a delivery.
-    pub reports: AtomicU64,
-    /// Delivery reports of a message still on its way: nothing to record.
-    pub reports_in_progress: AtomicU64,
-    /// Delivery reports for an id nobody sent, or replayed after a final one.
-    pub reports_unmatched: AtomicU64,
-    /// Telegram webhook updates taken in.
-    pub telegram_updates: AtomicU64,
-    /// Telegram webhook posts refused for a wrong or missing secret token.
-    pub telegram_unauthorized: AtomicU64,
-}
-
-impl WebStats {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
-    /// Every counter by name, for `/metrics`.
-    pub fn figures(&self) -> Vec<(&'static str, u64)> {
-        let g = Self::get;
-        vec![
-            ("pushes", g(&self.pushes)),
-            ("unauthorized", g(&self.unauthorized)),
-            ("malformed", g(&self.malformed)),
-            ("reports", g(&self.reports)),
-            ("reports_in_progress", g(&self.reports_in_progress)),
-            ("reports_unmatched", g(&self.reports_unmatched)),
-            ("telegram_updates", g(&self.telegram_updates)),
-            ("telegram_unauthorized", g(&self.telegram_unauthorized)),
-        ]
+crate::metrics::counters! {
+    /// What the endpoint did, for tests and `/metrics`.
+    pub struct WebStats {
+        /// Pushes accepted (each made its source poll).
+        pushes,
+        /// Refused for a wrong or missing secret.
+        unauthorized,
+        /// Refused as unreadable.
+        malformed,
+        /// Delivery reports that changed a delivery.
+        reports,
+        /// Delivery reports of a message still on its way: nothing to record.
+        reports_in_progress,
+        /// Delivery reports for an id nobody sent, or replayed after a final one.
+        reports_unmatched,
+        /// Telegram webhook updates taken in.
+        telegram_updates,
+        /// Telegram webhook posts refused for a wrong or missing secret token.
+        telegram_unauthorized,
     }
 }
 
@@ -191,17 +175,15 @@ async fn push_with_path(
 fn push(shared: &Shared, source: &str, secret: &str, body: &[u8]) -> StatusCode {
     let Some(hook) = shared.hooks.get(source) else { return StatusCode::NOT_FOUND };
     if !same(hook.secret.expose().as_bytes(), secret.as_bytes()) {
-        let n = shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(source, refused = n, "webhook push with a wrong secret refused");
+        PushRefused { source, why: Refusal::Secret("wrong secret") }.emit(&shared.stats);
         return StatusCode::UNAUTHORIZED;
     }
     let tree = shared.tree.borrow().clone();
     if let Err(e) = ukrainealarm::decode_record(body, &tree) {
-        let n = shared.stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(source, error = %e, refused = n, "unreadable webhook push refused");
+        PushRefused { source, why: Refusal::Unreadable(&e) }.emit(&shared.stats);
         return StatusCode::BAD_REQUEST;
     }
-    shared.stats.pushes.fetch_add(1, Ordering::Relaxed);
+    PushAccepted { source }.emit(&shared.stats);
     hook.nudge.notify_one();
     StatusCode::OK
 }
@@ -215,18 +197,19 @@ async fn telegram_update(
     let Some(hook) = shared.telegram.as_ref().filter(|h| h.path == path) else { return StatusCode::NOT_FOUND };
     let secret = header(&headers, TELEGRAM_SECRET_HEADER).unwrap_or_default();
     if !same(hook.secret.expose().as_bytes(), secret.as_bytes()) {
-        let n = shared.stats.telegram_unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(refused = n, "telegram webhook post with a wrong secret token refused");
+        TelegramPostRefused { why: Refusal::Secret("wrong secret token") }.emit(&shared.stats);
         return StatusCode::UNAUTHORIZED;
     }
-    let Ok(update) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        let n = shared.stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(refused = n, "unreadable telegram webhook post refused");
-        return StatusCode::BAD_REQUEST;
+    let update = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(update) => update,
+        Err(e) => {
+            TelegramPostRefused { why: Refusal::Unreadable(&e) }.emit(&shared.stats);
+            return StatusCode::BAD_REQUEST;
+        }
     };
     match hook.inbox.push(&update) {
         Ok(()) => {
-            shared.stats.telegram_updates.fetch_add(1, Ordering::Relaxed);
+            TelegramUpdateTaken.emit(&shared.stats);
             StatusCode::OK
         }
         Err(crate::bot::NotReady) => StatusCode::SERVICE_UNAVAILABLE,
@@ -259,8 +242,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn report(shared: &Shared, gateway: &str, secret: &str, headers: &HeaderMap, body: &[u8]) -> StatusCode {
     let Some(reader) = shared.reports.get(gateway) else { return StatusCode::NOT_FOUND };
     let refuse = |why: &str| {
-        let n = shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(gateway, refused = n, why, "delivery report refused");
+        ReportRefused { gateway, why: Refusal::Secret(why) }.emit(&shared.stats);
         StatusCode::UNAUTHORIZED
     };
     if !same(reader.secret.expose().as_bytes(), secret.as_bytes()) {
@@ -271,8 +253,7 @@ async fn report(shared: &Shared, gateway: &str, secret: &str, headers: &HeaderMa
         Ok(r) => r,
         Err(crate::channels::sms::ReportError::Signature) => return refuse("signature does not match"),
         Err(e) => {
-            let n = shared.stats.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(gateway, error = %e, refused = n, "unreadable delivery report refused");
+            ReportRefused { gateway, why: Refusal::Unreadable(&e) }.emit(&shared.stats);
             return StatusCode::BAD_REQUEST;
         }
     };
@@ -283,19 +264,15 @@ async fn report(shared: &Shared, gateway: &str, secret: &str, headers: &HeaderMa
             Report::Retry { not_before_ms: now_ms() + retry_after.as_millis() as i64, error }
         }
         ReportStatus::InProgress => {
-            shared.stats.reports_in_progress.fetch_add(1, Ordering::Relaxed);
+            ReportRead { gateway, platform_id: &platform_id, outcome: Reported::InProgress }.emit(&shared.stats);
             return StatusCode::OK;
         }
     };
     match shared.store.report(ChannelKind::Sms, &platform_id, report.clone()).await {
-        Ok(0) => {
-            let n = shared.stats.reports_unmatched.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::info!(gateway, %platform_id, unmatched = n, "delivery report for no sent delivery (unknown id, or replayed)");
-            StatusCode::OK
-        }
         Ok(deliveries) => {
-            shared.stats.reports.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(gateway, %platform_id, deliveries, ?report, "delivery report recorded");
+            let outcome =
+                if deliveries == 0 { Reported::Unmatched } else { Reported::Recorded { deliveries, report: &report } };
+            ReportRead { gateway, platform_id: &platform_id, outcome }.emit(&shared.stats);
             StatusCode::OK
         }
         Err(e) => {
@@ -326,7 +303,7 @@ async fn metrics(
     State(shared): State<Arc<Shared>>,
 ) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
     let f = &shared.figures;
-    let deliveries = match shared.store.counts().await {
+    let deliveries = match shared.store.counts_by_channel().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "metrics: the store did not answer");
@@ -345,6 +322,7 @@ async fn metrics(
         events: f.pipeline.events(),
         deliveries,
         dispatch: f.dispatch.figures(),
+        latency: f.dispatch.latency.read(),
         web: shared.stats.figures(),
         bot: f.bot.as_ref().map(|b| b.figures()).unwrap_or_default(),
         sources: source_figures(f),

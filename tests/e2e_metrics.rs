@@ -51,9 +51,14 @@ async fn metrics_show_the_fan_out_and_readiness_follows_the_feeds() {
     assert_eq!(status, 200);
     // Luhansk oblast's (nobody there) and Kharkiv oblast's.
     assert_eq!(value(&text, r#"sirena_events_total{kind="air_raid",transition="started"}"#), Some(2.0), "{text}");
-    assert_eq!(value(&text, r#"sirena_deliveries{state="sent"}"#), Some(3.0), "{text}");
-    assert_eq!(value(&text, r#"sirena_deliveries{state="pending"}"#), Some(0.0), "{text}");
+    assert_eq!(value(&text, r#"sirena_deliveries{channel="telegram",state="sent"}"#), Some(3.0), "{text}");
+    assert_eq!(value(&text, r#"sirena_deliveries{channel="telegram",state="pending"}"#), Some(0.0), "{text}");
+    assert_eq!(value(&text, r#"sirena_deliveries{channel="sms",state="sent"}"#), Some(0.0), "{text}");
     assert_eq!(value(&text, r#"sirena_dispatch_total{outcome="messages"}"#), Some(3.0), "{text}");
+    // Every delivery sent is one latency sample, and all are below the top bucket.
+    assert_eq!(value(&text, r#"sirena_send_latency_seconds_count{channel="telegram"}"#), Some(3.0), "{text}");
+    assert_eq!(value(&text, r#"sirena_send_latency_seconds_bucket{channel="telegram",le="900"}"#), Some(3.0), "{text}");
+    assert!(value(&text, r#"sirena_send_latency_seconds_sum{channel="telegram"}"#).is_some_and(|s| s >= 0.0), "{text}");
     assert!(value(&text, "sirena_reload_generation").is_some(), "{text}");
     let age = value(&text, r#"sirena_source_last_success_age_seconds{source="ukrainealarm"}"#).expect("age");
     assert!((0.0..60.0).contains(&age), "{age}");

@@ -169,8 +169,8 @@ impl Store for ReadOnlySwitch {
     async fn drained(&self) -> Result<bool, StoreError> {
         self.inner.drained().await
     }
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        self.inner.counts().await
+    async fn counts_by_channel(&self) -> Result<std::collections::BTreeMap<ChannelKind, Counts>, StoreError> {
+        self.inner.counts_by_channel().await
     }
     async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
         self.inner.event(id).await

@@ -19,7 +19,6 @@
 //! mistyped village name expects the bot to answer the corrected one.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +31,8 @@ use tokio_util::task::TaskTracker;
 use super::api::{ApiError, BotApi, RawMessage, RawUpdate, read_update};
 use super::{CHANNEL, Conversation, Input, Replies, Reply, Sender};
 use crate::config::secret::{Secret, mask};
+use crate::internal_events::InternalEvent;
+use crate::internal_events::bot::{FloodNoticeSent, Handled, Polling, UpdateDropped, UpdateHandled, UpdateReceived};
 use crate::messages::{Lang, escape};
 
 /// A chat with more updates than this waiting is flooding and is told so once.
@@ -53,49 +54,34 @@ pub enum Transport {
     Webhook { url: String, secret: Secret },
 }
 
-/// What the bot's transport has done, for tests and `/metrics`.
-#[derive(Debug, Default)]
-pub struct BotStats {
-    /// Updates read (each id once).
-    pub received: AtomicU64,
-    /// Updates not meant for the bot (group chatter, another bot's command) or of a
-    /// kind it does not read.
-    pub ignored: AtomicU64,
-    /// Updates decided and answered (or whose answer failed for good).
-    pub handled: AtomicU64,
-    /// Updates dropped from a flooding chat's full queue.
-    pub dropped: AtomicU64,
-    /// Flood notices sent.
-    pub flood_notices: AtomicU64,
-    /// Updates that took longer than `handle_timeout`.
-    pub timed_out: AtomicU64,
-    /// getUpdates requests made.
-    pub polls: AtomicU64,
+crate::metrics::counters! {
+    /// What the bot's transport has done, for tests and `/metrics`.
+    pub struct BotStats {
+        /// Updates read (each id once).
+        received,
+        /// Updates not meant for the bot (group chatter, another bot's command) or of
+        /// a kind it does not read.
+        ignored,
+        /// Updates decided and answered (or whose answer failed for good).
+        handled,
+        /// Updates dropped from a flooding chat's full queue.
+        dropped,
+        /// Flood notices sent.
+        flood_notices,
+        /// Updates that took longer than `handle_timeout`.
+        timed_out,
+        /// Updates answered with the error text because the store failed.
+        store_errors,
+        /// getUpdates requests made.
+        polls,
+    }
 }
 
 impl BotStats {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
     /// Every update read is handled, ignored or dropped: nothing is still waiting.
     pub fn settled(&self) -> bool {
         let g = Self::get;
         g(&self.received) == g(&self.ignored) + g(&self.handled) + g(&self.dropped)
-    }
-
-    /// Every counter by name, for `/metrics`.
-    pub fn figures(&self) -> Vec<(&'static str, u64)> {
-        let g = Self::get;
-        vec![
-            ("received", g(&self.received)),
-            ("ignored", g(&self.ignored)),
-            ("handled", g(&self.handled)),
-            ("dropped", g(&self.dropped)),
-            ("flood_notices", g(&self.flood_notices)),
-            ("timed_out", g(&self.timed_out)),
-            ("polls", g(&self.polls)),
-        ]
     }
 }
 
@@ -203,13 +189,10 @@ impl Inbox {
             }
             *last = Some(id);
         }
-        let stats = &self.core.stats;
-        stats.received.fetch_add(1, Ordering::Relaxed);
-        match raw.and_then(|u| read_job(u, &me)) {
-            Some((chat, job)) => self.enqueue(chat, job),
-            None => {
-                stats.ignored.fetch_add(1, Ordering::Relaxed);
-            }
+        let job = raw.and_then(|u| read_job(u, &me));
+        UpdateReceived { id, ignored: job.is_none() }.emit(&self.core.stats);
+        if let Some((chat, job)) = job {
+            self.enqueue(chat, job);
         }
         Ok(())
     }
@@ -224,14 +207,12 @@ impl Inbox {
         };
         let waiting = queue.jobs.iter().filter(|j| matches!(j, Job::Update { .. })).count();
         if waiting >= MAX_QUEUED {
-            self.core.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(chat = %mask(&chat.to_string()), "flood: update dropped");
+            UpdateDropped { chat: &mask(&chat.to_string()) }.emit(&self.core.stats);
         } else {
             queue.jobs.push_back(job);
         }
         if waiting + 1 > SLOW_AFTER && !queue.told {
             queue.told = true;
-            tracing::info!(chat = %mask(&chat.to_string()), "flood: chat slowed down and told so");
             // Right after what is being answered now (after the first message, if
             // the worker has not taken it yet).
             let at = usize::from(!queue.started).min(queue.jobs.len());
@@ -279,7 +260,7 @@ impl Inbox {
                 let text =
                     escape(&composer.text(lang, "bot-flood-slowed", &[], "Too many messages: answers will be slower."));
                 core.replies.send(chat, Reply::text(text)).await;
-                core.stats.flood_notices.fetch_add(1, Ordering::Relaxed);
+                FloodNoticeSent { chat: &mask(&chat.to_string()) }.emit(&core.stats);
             }
             Job::Update { mut sender, input, callback } => {
                 if let Some(id) = callback {
@@ -302,22 +283,15 @@ impl Inbox {
                         None => core.conversation.handle(&sender, input).await,
                     }
                 };
-                let answers = match tokio::time::timeout(core.handle_timeout, decided).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, chat = %mask(&chat.to_string()), "bot could not use the store");
-                        vec![self.error_reply(&sender)]
-                    }
-                    Err(_) => {
-                        core.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(chat = %mask(&chat.to_string()), timeout = ?core.handle_timeout, "bot update took too long");
-                        vec![self.error_reply(&sender)]
-                    }
+                let (answers, outcome) = match tokio::time::timeout(core.handle_timeout, decided).await {
+                    Ok(Ok(r)) => (r, Handled::Answered),
+                    Ok(Err(e)) => (vec![self.error_reply(&sender)], Handled::StoreFailed(e)),
+                    Err(_) => (vec![self.error_reply(&sender)], Handled::TimedOut(core.handle_timeout)),
                 };
                 for reply in answers {
                     core.replies.send(chat, reply).await;
                 }
-                core.stats.handled.fetch_add(1, Ordering::Relaxed);
+                UpdateHandled { chat: &mask(&chat.to_string()), outcome }.emit(&core.stats);
             }
         }
     }
@@ -405,7 +379,7 @@ async fn poll(inbox: &Inbox, api: &BotApi, long_poll: Duration, cancel: &Cancell
     let mut offset: i64 = 0;
     let mut retry = FIRST_RETRY;
     loop {
-        inbox.core.stats.polls.fetch_add(1, Ordering::Relaxed);
+        Polling.emit(&inbox.core.stats);
         let answer = tokio::select! {
             () = cancel.cancelled() => return,
             r = api.get_updates(offset, long_poll) => r,

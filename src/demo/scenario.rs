@@ -760,6 +760,7 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
     all_ok &= crowd_ok && channel_ok;
     all_ok &= sms_summary(h).await?;
     all_ok &= help_summary(h).await?;
+    all_ok &= metrics_summary(h).await?;
     // Two messages in full, as the residents' phones show them.
     for (chat, what, title) in
         [(1001, Mandatory, "one message for an order and an air raid"), (1004, Updated, "update")]
@@ -795,6 +796,58 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
         if all_ok { "\nDEMO OK: every resident got exactly what concerns their place, once." } else { "\nDEMO FAILED" }
     );
     Ok(all_ok)
+}
+
+/// What the daemon's `/metrics` said at the end, checked against what the
+/// simulators saw: every delivery the platforms accepted is one latency sample, and
+/// the 429s counted are the Telegram simulator's.
+async fn metrics_summary(h: &Harness) -> anyhow::Result<bool> {
+    let Some(addr) = h.daemon.web_addr else {
+        println!("  {:<20} FAIL: the daemon serves no HTTP endpoint", "/metrics");
+        return Ok(false);
+    };
+    let url = format!("http://{addr}/metrics");
+    let text = reqwest::get(&url).await?.error_for_status()?.text().await?;
+    // A family's samples added up, and one sample's value.
+    let sum = |family: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(family))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let value = |sample: &str| text.lines().find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok());
+    let sent = DispatchStats::get(&h.daemon.stats.sent) as f64;
+    let samples = sum("sirena_send_latency_seconds_count");
+    let rate_limited = value("sirena_dispatch_total{outcome=\"rate_limited\"}").unwrap_or(-1.0);
+    let events = sum("sirena_events_total");
+    let ok = samples == sent && sent > 0.0 && rate_limited == h.telegram.stats().rate_limited as f64 && events > 0.0;
+    println!("\nThe daemon's {url} at the end ({} lines), in part:", text.lines().count());
+    let shown = [
+        "sirena_events_total{",
+        "sirena_deliveries{channel=\"telegram\",state=\"sent\"}",
+        "sirena_deliveries{channel=\"sms\",state=\"delivered\"}",
+        "sirena_dispatch_total{outcome=\"rate_limited\"}",
+        "sirena_send_latency_seconds_count",
+        "sirena_send_latency_seconds_bucket{channel=\"telegram\",le=\"1\"}",
+        "sirena_reload_generation ",
+        "sirena_config_refused_total ",
+        "sirena_bot_total{what=\"handled\"}",
+    ];
+    for line in text.lines().filter(|l| shown.iter().any(|s| l.starts_with(s))) {
+        println!("  │ {line}");
+    }
+    println!(
+        "  {:<20} {}",
+        "/metrics",
+        if ok {
+            format!(
+                "ok: {samples} latency samples for {sent} deliveries sent, {rate_limited} × 429 as the simulator saw"
+            )
+        } else {
+            format!("FAIL: {samples} latency samples, {sent} sent, {rate_limited} × 429, {events} events")
+        }
+    );
+    Ok(ok)
 }
 
 /// The feed's air raid over Kupiansk raion, started a minute after the oblast's.

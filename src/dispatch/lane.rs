@@ -15,6 +15,8 @@ use super::quiet;
 use super::{DeliveryPolicy, DispatchStats, Outcome, decide};
 use crate::alerts::{Event, Priority};
 use crate::channels::{Address, Channel, ChannelKind, Keyboard, LimitScope, Outgoing, SendError, Sent};
+use crate::internal_events::InternalEvent;
+use crate::internal_events::dispatch as ev;
 use crate::matcher::IndexDelta;
 use crate::messages::{Composer, Lang, Part, Rendered};
 use crate::regions::RegionTree;
@@ -60,6 +62,8 @@ struct Ready {
     to: Address,
     recipient: Recipient,
     carried: Vec<DeliveryKey>,
+    /// When each carried delivery's event happened, for the send-latency histogram.
+    events_at: Vec<chrono::DateTime<chrono::Utc>>,
     parts: usize,
     text: Arc<Rendered>,
     /// Sent without a sound: the text is quiet, or the reader's quiet hours say so.
@@ -427,11 +431,11 @@ impl Lane {
             match v {
                 Verdict::Carried => carried.push(i),
                 Verdict::Superseded => {
-                    DispatchStats::bump(&self.stats.superseded, 1);
+                    ev::Superseded.emit(&self.stats);
                     st.to_finish.push(Finished { key, finish: Finish::Superseded });
                 }
                 Verdict::Expired => {
-                    DispatchStats::bump(&self.stats.expired, 1);
+                    ev::ExpiredUnsent.emit(&self.stats);
                     st.to_finish.push(Finished {
                         key,
                         finish: Finish::Expired { reason: "deadline passed before sending".into() },
@@ -449,16 +453,14 @@ impl Lane {
             }
         };
         if self.channel.is_none() {
-            DispatchStats::bump(&self.stats.unconfigured, keys.len() as u64);
-            tracing::warn!(kind = %self.kind, deliveries = keys.len(), "no channel of this kind is configured; deliveries fail");
+            ev::NoChannel { kind: self.kind, deliveries: keys.len() }.emit(&self.stats);
             fail_all(st, format!("no {} channel is configured", self.kind));
             return None;
         }
         let to = match Address::parse(self.kind, &first.address) {
             Ok(a) => a,
             Err(e) => {
-                DispatchStats::bump(&self.stats.failed, keys.len() as u64);
-                tracing::warn!(subscriber, error = %e, "undeliverable address");
+                ev::Undeliverable { subscriber, error: &e, deliveries: keys.len() }.emit(&self.stats);
                 fail_all(st, e.to_string());
                 return None;
             }
@@ -540,6 +542,7 @@ impl Lane {
             paid: carried.iter().any(|&i| self.policy.is_paid(rows[i].priority)),
             attempts: carried.iter().map(|&i| rows[i].attempts).max().unwrap_or(1),
             carried: keys,
+            events_at: carried.iter().map(|&i| events[i].at).collect(),
             text,
             silent,
             deadline_ms,
@@ -699,9 +702,8 @@ impl Lane {
             Err(_) => {
                 // The send task panicked: nothing is known of the request, so its
                 // deliveries go back to the queue.
-                DispatchStats::bump(&self.stats.panics, 1);
+                ev::SendPanicked { kind: self.kind, messages: batch.len() }.emit(&self.stats);
                 for ready in &batch {
-                    tracing::error!(kind = %self.kind, to = ready.to.masked(), "a send task panicked; its deliveries are queued again");
                     let retry = Finish::Retry { not_before_ms: now_ms() + 1_000, error: "send task panicked".into() };
                     self.finish_all(st, ready, retry);
                 }
@@ -728,38 +730,33 @@ impl Lane {
         if let Err(SendError::RateLimited { scope, retry_after }) = &result {
             // A 429 holds the limiter even when its rows expire instead of waiting:
             // sending to anyone inside the platform's wait only extends it.
-            DispatchStats::bump(&self.stats.rate_limited, 1);
+            ev::RateLimited { kind: self.kind, to: &to, retry_after: *retry_after, scope: *scope }.emit(&self.stats);
             if let Some(l) = &self.limiter {
                 let who = (*scope == LimitScope::Recipient).then_some(&ready.recipient);
                 l.penalize(who, Instant::now() + *retry_after);
             }
-            tracing::warn!(kind = %self.kind, to, ?retry_after, ?scope, "platform answered 429 despite our limiter; holding sends for retry_after");
         }
         let until_deadline = ready.deadline_ms.map(|d| Duration::from_millis((d - now_ms()).max(0) as u64));
         st.seed = xorshift(st.seed);
         let jitter = (st.seed % 10_000) as f64 / 10_000.0;
         let outcome = decide(result, self.kind, ready.attempts, until_deadline, &self.policy.settings, jitter);
-        let n = ready.carried.len() as u64;
+        let n = ready.carried.len();
         match outcome {
             Outcome::Sent(platform_id) => {
-                DispatchStats::bump(&self.stats.messages, 1);
-                DispatchStats::bump(&self.stats.sent, n);
-                if ready.parts > 1 {
-                    DispatchStats::bump(&self.stats.coalesced, 1);
-                }
-                tracing::debug!(kind = %self.kind, to, deliveries = n, parts = ready.parts, "sent");
+                let now = chrono::Utc::now();
+                let latencies: Vec<Duration> =
+                    ready.events_at.iter().map(|at| (now - *at).to_std().unwrap_or_default()).collect();
+                ev::Sent { kind: self.kind, to: &to, parts: ready.parts, latencies: &latencies }.emit(&self.stats);
                 self.finish_all(st, &ready, Finish::Sent { platform_id });
             }
             Outcome::Retry { after, reason } => {
-                tracing::info!(kind = %self.kind, to, ?after, %reason, "send failed, will retry");
-                DispatchStats::bump(&self.stats.retried, 1);
+                ev::Retrying { kind: self.kind, to: &to, after, reason: &reason }.emit(&self.stats);
                 let not_before_ms = now_ms() + after.as_millis() as i64;
                 self.finish_all(st, &ready, Finish::Retry { not_before_ms, error: reason });
             }
             Outcome::Deactivate(why) => {
-                tracing::info!(kind = %self.kind, subscriber = ready.subscriber, to, %why, "recipient gone; subscriber deactivated");
-                DispatchStats::bump(&self.stats.deactivated, 1);
-                DispatchStats::bump(&self.stats.failed, n);
+                let subscriber = ready.subscriber;
+                ev::Deactivated { kind: self.kind, subscriber, to: &to, why: &why, deliveries: n }.emit(&self.stats);
                 self.finish_all(st, &ready, Finish::Failed { error: why.clone() });
                 self.store.deactivate(ready.subscriber, &why).await?;
                 if let Some(d) = &self.deltas {
@@ -767,25 +764,21 @@ impl Lane {
                 }
             }
             Outcome::OperatorError(why) => {
-                tracing::error!(kind = %self.kind, channel = %ready.to, %why, "the region channel refused a post: make the bot an admin of the channel or fix the region file");
-                DispatchStats::bump(&self.stats.channel_errors, 1);
-                DispatchStats::bump(&self.stats.failed, n);
+                ev::ChannelRefused { kind: self.kind, channel: &ready.to, why: &why, deliveries: n }.emit(&self.stats);
                 self.finish_all(st, &ready, Finish::Failed { error: why });
             }
             Outcome::Migrate(new) => {
-                tracing::info!(kind = %self.kind, to, new = %crate::config::secret::mask(&new), "chat migrated; address rewritten");
-                DispatchStats::bump(&self.stats.migrated, 1);
+                let masked = crate::config::secret::mask(&new);
+                ev::Migrated { kind: self.kind, to: &to, new: &masked }.emit(&self.stats);
                 self.store.rewrite_address(self.kind, &ready.to.to_string(), &new).await?;
                 self.finish_all(st, &ready, Finish::Retry { not_before_ms: now_ms(), error: "chat migrated".into() });
             }
             Outcome::Fail(why) => {
-                tracing::warn!(kind = %self.kind, to, %why, "platform rejected the message");
-                DispatchStats::bump(&self.stats.failed, n);
+                ev::Rejected { kind: self.kind, to: &to, why: &why, deliveries: n }.emit(&self.stats);
                 self.finish_all(st, &ready, Finish::Failed { error: why });
             }
             Outcome::Expire(why) => {
-                tracing::warn!(kind = %self.kind, to, %why, "delivery expired");
-                DispatchStats::bump(&self.stats.expired, n);
+                ev::Expired { kind: self.kind, to: &to, why: &why, deliveries: n }.emit(&self.stats);
                 self.finish_all(st, &ready, Finish::Expired { reason: why });
             }
         }

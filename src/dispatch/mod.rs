@@ -20,7 +20,6 @@ pub mod limits;
 pub mod plan;
 pub mod quiet;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::alerts::Priority;
@@ -90,60 +89,34 @@ pub fn decide(
     }
 }
 
-/// Counters of what the dispatcher did, for logs, metrics and the demo summary.
-/// Message counters count requests; delivery counters count outbox rows.
-#[derive(Debug, Default)]
-pub struct DispatchStats {
-    /// Messages the platform accepted.
-    pub messages: AtomicU64,
-    /// Deliveries those messages carried.
-    pub sent: AtomicU64,
-    /// Messages that carried more than one delivery.
-    pub coalesced: AtomicU64,
-    pub retried: AtomicU64,
-    /// 429 answers: each one a defect of our limiter, counted.
-    pub rate_limited: AtomicU64,
-    pub failed: AtomicU64,
-    pub expired: AtomicU64,
-    pub superseded: AtomicU64,
-    pub deactivated: AtomicU64,
-    /// Region channels that refused a post (the bot is not an admin, the channel is
-    /// gone): for an operator to fix.
-    pub channel_errors: AtomicU64,
-    /// Deliveries for a channel kind no adapter is configured for.
-    pub unconfigured: AtomicU64,
-    /// Send tasks that panicked; their deliveries went back to the queue.
-    pub panics: AtomicU64,
-    pub migrated: AtomicU64,
-}
-
-impl DispatchStats {
-    pub fn bump(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
-    /// Every counter by name, for `/metrics`.
-    pub fn figures(&self) -> Vec<(&'static str, u64)> {
-        let g = Self::get;
-        vec![
-            ("messages", g(&self.messages)),
-            ("sent", g(&self.sent)),
-            ("coalesced", g(&self.coalesced)),
-            ("retried", g(&self.retried)),
-            ("rate_limited", g(&self.rate_limited)),
-            ("failed", g(&self.failed)),
-            ("expired", g(&self.expired)),
-            ("superseded", g(&self.superseded)),
-            ("deactivated", g(&self.deactivated)),
-            ("channel_errors", g(&self.channel_errors)),
-            ("unconfigured", g(&self.unconfigured)),
-            ("panics", g(&self.panics)),
-            ("migrated", g(&self.migrated)),
-        ]
+crate::metrics::counters! {
+    /// Counters of what the dispatcher did, for logs, metrics and the demo summary.
+    /// Message counters count requests; delivery counters count outbox rows.
+    pub struct DispatchStats {
+        /// Messages the platform accepted.
+        messages,
+        /// Deliveries those messages carried.
+        sent,
+        /// Messages that carried more than one delivery.
+        coalesced,
+        retried,
+        /// 429 answers: each one a defect of our limiter, counted.
+        rate_limited,
+        failed,
+        expired,
+        superseded,
+        deactivated,
+        /// Region channels that refused a post (the bot is not an admin, the channel
+        /// is gone): for an operator to fix.
+        channel_errors,
+        /// Deliveries for a channel kind no adapter is configured for.
+        unconfigured,
+        /// Send tasks that panicked; their deliveries went back to the queue.
+        panics,
+        migrated,
+        ;
+        /// From each event to the platform accepting a message carrying it.
+        latency: crate::metrics::Latency,
     }
 }
 

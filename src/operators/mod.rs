@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use chrono::Utc;
 use tokio::sync::{Mutex, mpsc, watch};
@@ -30,6 +29,8 @@ use tokio::sync::{Mutex, mpsc, watch};
 use crate::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition};
 use crate::bot::{Input, Replies, Reply, Sender};
 use crate::channels::Keyboard;
+use crate::internal_events::InternalEvent;
+use crate::internal_events::pipeline::OperatorRefused;
 use crate::messages::{Composer, Lang, escape, kyiv};
 use crate::regions::names::MatchKind;
 use crate::regions::{RegionId, RegionTree};
@@ -88,8 +89,8 @@ impl Operators {
         let allowed = from.user.is_some_and(|u| self.allowlist.contains(&u));
         let c = self.composer.borrow().clone();
         if !allowed {
-            self.stats.operator_refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(user = ?from.user.map(|u| crate::config::secret::mask(&u.to_string())), "operator command from a user not on the allowlist");
+            let user = from.user.map(|u| crate::config::secret::mask(&u.to_string()));
+            OperatorRefused { user: user.as_deref() }.emit(&self.stats);
             return Some(vec![reply(escape(&c.text(lang, "op-not-allowed", &[], "Not allowed")))]);
         }
         let by = from.user.unwrap_or_default();

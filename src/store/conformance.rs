@@ -269,6 +269,11 @@ async fn reports(store: Arc<dyn Store>) {
     assert_eq!(store.report(ChannelKind::Sms, "gw:m2", retry).await.expect("report"), 1);
     let c = store.counts().await.expect("counts");
     assert_eq!((c.delivered, c.undelivered, c.pending, c.sent), (2, 1, 1, 2), "{c:?}");
+    let by = store.counts_by_channel().await.expect("counts by channel");
+    assert_eq!(by.keys().copied().collect::<Vec<_>>(), vec![ChannelKind::TelegramChat, ChannelKind::Sms]);
+    let (sms, tg) = (by[&ChannelKind::Sms], by[&ChannelKind::TelegramChat]);
+    assert_eq!((sms.delivered, sms.undelivered, sms.pending, sms.sent), (2, 1, 1, 1), "{sms:?}");
+    assert_eq!((tg.sent, tg.total()), (1, 1), "{tg:?}");
     // The retried one is queued again, not before its time; a Telegram row with the
     // same platform id was never touched.
     assert!(store.claim(claim(ChannelKind::Sms, 10, 1, now + 1_000)).await.expect("claim").is_empty());

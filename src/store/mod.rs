@@ -29,6 +29,7 @@ pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -369,6 +370,14 @@ impl Counts {
         *c.slot(state)
     }
 
+    /// Both counts added, state by state.
+    pub fn plus(mut self, other: Counts) -> Counts {
+        for state in DeliveryState::ALL {
+            *self.slot(state) += other.of(state);
+        }
+        self
+    }
+
     pub fn total(&self) -> u64 {
         self.pending
             + self.sending
@@ -527,8 +536,13 @@ pub trait Store: Send + Sync + 'static {
     async fn next_due(&self, kind: ChannelKind) -> Result<Option<i64>, StoreError>;
     /// True when nothing is queued or claimed. Cheap at any size.
     async fn drained(&self) -> Result<bool, StoreError>;
-    /// Deliveries by state. Reads every row: for summaries, not for loops.
-    async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Deliveries by channel kind and state; kinds with no delivery are left out.
+    /// Reads every row: for summaries, not for loops.
+    async fn counts_by_channel(&self) -> Result<BTreeMap<ChannelKind, Counts>, StoreError>;
+    /// Deliveries by state, over every channel.
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        Ok(self.counts_by_channel().await?.into_values().fold(Counts::default(), Counts::plus))
+    }
 
     // -------------------------------------------------------------- operators
 

@@ -893,18 +893,18 @@ impl Store for PgStore {
         Ok(!busy)
     }
 
-    async fn counts(&self) -> Result<Counts, StoreError> {
+    async fn counts_by_channel(&self) -> Result<BTreeMap<ChannelKind, Counts>, StoreError> {
         let client = self.client().await?;
-        let rows = client.query("SELECT state, COUNT(*) FROM deliveries GROUP BY state", &[]).await?;
-        let mut c = Counts::default();
+        let rows = client.query("SELECT channel, state, COUNT(*) FROM deliveries GROUP BY channel, state", &[]).await?;
+        let mut by = BTreeMap::new();
         for r in &rows {
-            let (state, n): (i16, i64) = (r.try_get(0)?, r.try_get(1)?);
-            let n = n.max(0) as u64;
-            if let Some(state) = DeliveryState::from_code(i64::from(state)) {
-                *c.slot(state) = n;
+            let (channel, state, n): (i16, i16, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            let kind = ChannelKind::from_code(i64::from(channel));
+            if let (Some(kind), Some(state)) = (kind, DeliveryState::from_code(i64::from(state))) {
+                *by.entry(kind).or_insert_with(Counts::default).slot(state) = n.max(0) as u64;
             }
         }
-        Ok(c)
+        Ok(by)
     }
 
     async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {

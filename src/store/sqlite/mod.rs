@@ -893,19 +893,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn counts(&self) -> Result<Counts, StoreError> {
+    async fn counts_by_channel(&self) -> Result<BTreeMap<ChannelKind, Counts>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-            let mut c = Counts::default();
+            let mut stmt =
+                conn.prepare_cached("SELECT channel, state, COUNT(*) FROM deliveries GROUP BY channel, state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+            let mut by = BTreeMap::new();
             for row in rows {
-                let (state, n) = row?;
-                let n = n.max(0) as u64;
-                if let Some(state) = DeliveryState::from_code(state) {
-                    *c.slot(state) = n;
+                let (channel, state, n) = row?;
+                if let (Some(kind), Some(state)) = (ChannelKind::from_code(channel), DeliveryState::from_code(state)) {
+                    *by.entry(kind).or_insert_with(Counts::default).slot(state) = n.max(0) as u64;
                 }
             }
-            Ok(c)
+            Ok(by)
         })
         .await
     }
