@@ -556,10 +556,10 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             Ok::<(), std::convert::Infallible>(())
         });
     }
-    if let Some(days) = retention.delivered_days {
+    if retention.delivered_days.is_some() || retention.help_requests_days.is_some() {
         let (s, c) = (store.clone(), cancel.clone());
         sup.spawn("retention", async move {
-            crate::operators::drills::retention(s, days, c).await;
+            crate::operators::drills::retention(s, retention, c).await;
             Ok::<(), std::convert::Infallible>(())
         });
     }
