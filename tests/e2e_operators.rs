@@ -226,6 +226,12 @@ async fn a_scheduled_drill_reports_its_share_and_latencies() {
     let (p50, p99) = (tg.p50_s.expect("p50"), tg.p99_s.expect("p99"));
     assert!(p50 <= p99 && p99 < 10.0, "p50 {p50} p99 {p99}");
     assert_eq!(tg.maybe_duplicates, 0);
+    // `sirena drills report` prints the run with the line the operators' chat got.
+    let printed = sirena::operators::cli::drills_report(&h.config_dir, Some("often")).await.expect("drills report");
+    let line = tg.line(sirena::channels::ChannelKind::TelegramChat);
+    assert!(line.starts_with("telegram: 2/2 delivered (100.0%), p50 "), "{line}");
+    assert!(printed.contains(&format!("drill often run {run} ")), "{printed}");
+    assert!(printed.lines().any(|l| l == format!("  {line}")), "{printed}");
 
     // The report was made once every delivery was done: by then the resident who did
     // not opt in would have had theirs.

@@ -72,6 +72,27 @@ impl ChannelFigures {
     pub fn share(&self) -> f64 {
         if self.recipients == 0 { 0.0 } else { self.delivered as f64 / self.recipients as f64 }
     }
+
+    /// The channel's receipt line, the same in `sirena drills report` and the
+    /// operators' chat: `telegram: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s,
+    /// possible duplicates 1`, and `, 1 still open` while any is.
+    pub fn line(&self, kind: ChannelKind) -> String {
+        let secs = |s: Option<f64>| s.map_or("—".to_owned(), |s| format!("{s:.1} s"));
+        let mut line = format!(
+            "{}: {}/{} delivered ({:.1}%), p50 {}, p99 {}, possible duplicates {}",
+            kind.as_str(),
+            self.delivered,
+            self.recipients,
+            self.share() * 100.0,
+            secs(self.p50_s),
+            secs(self.p99_s),
+            self.maybe_duplicates,
+        );
+        if self.open > 0 {
+            let _ = write!(line, ", {} still open", self.open);
+        }
+        line
+    }
 }
 
 /// What a national test would publish about one run.
@@ -85,6 +106,15 @@ impl Report {
     /// True when nothing is queued or being sent any more.
     pub fn done(&self) -> bool {
         self.by_channel.values().all(|c| c.open == 0)
+    }
+
+    /// One line per channel ([`ChannelFigures::line`]), or one saying nobody had
+    /// opted in.
+    pub fn lines(&self) -> Vec<String> {
+        if self.by_channel.is_empty() {
+            return vec!["nobody had opted in".to_owned()];
+        }
+        self.by_channel.iter().map(|(kind, c)| c.line(*kind)).collect()
     }
 }
 
@@ -131,28 +161,9 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-/// The report as text (the CLI and the operators' chat).
+/// The report on one line, channels separated by `; ` (the operators' chat and the log).
 pub fn describe(r: &Report) -> String {
-    let mut out = String::new();
-    if r.by_channel.is_empty() {
-        out.push_str("nobody had opted in");
-    }
-    for (kind, c) in &r.by_channel {
-        let secs = |s: Option<f64>| s.map_or("—".to_owned(), |s| format!("{s:.1} s"));
-        let _ = write!(
-            out,
-            "{}: {}/{} delivered ({:.1}%), p50 {}, p99 {}, possible duplicates {}{}; ",
-            kind.as_str(),
-            c.delivered,
-            c.recipients,
-            c.share() * 100.0,
-            secs(c.p50_s),
-            secs(c.p99_s),
-            c.maybe_duplicates,
-            if c.open > 0 { format!(", {} still open", c.open) } else { String::new() },
-        );
-    }
-    out.trim_end_matches("; ").to_owned()
+    r.lines().join("; ")
 }
 
 /// Reads one run's report from the store.
@@ -396,10 +407,14 @@ mod tests {
         let sms = &rep.by_channel[&ChannelKind::Sms];
         assert_eq!((sms.delivered, sms.open, sms.p50_s), (0, 1, None));
         assert!(!rep.done());
-        let text = describe(&rep);
-        assert!(
-            text.contains("telegram: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s, possible duplicates 1"),
-            "{text}"
-        );
+        let lines = [
+            "telegram: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s, possible duplicates 1",
+            "sms: 0/1 delivered (0.0%), p50 —, p99 —, possible duplicates 0, 1 still open",
+        ];
+        // Channels in ChannelKind's order; the chat has them on one line.
+        assert_eq!(rep.lines(), lines.map(str::to_owned).to_vec());
+        assert_eq!(describe(&rep), lines.join("; "));
+        let nobody = Report { event: rep.event.clone(), by_channel: BTreeMap::new() };
+        assert_eq!(describe(&nobody), "nobody had opted in");
     }
 }
