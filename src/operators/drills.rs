@@ -336,28 +336,16 @@ mod tests {
     /// stays when the key is absent; each run that deletes says so in the audit log.
     #[tokio::test]
     async fn a_retention_run_deletes_help_requests_of_orders_ended_days_ago() {
-        use crate::alerts::orders::{Order, OrderBook, OrderStatus};
+        use crate::alerts::orders::{OrderBook, OrderStatus};
+        use crate::store::conformance::evacuation;
         use crate::store::{Audience, HelpRequest, HelpStep, SqliteStore};
         let store = SqliteStore::open_in_memory().expect("store");
         let place = RegionId::parse("UA63120270010096107").expect("id");
         let chat = store.upsert_subscriber(ChannelKind::TelegramChat, "1", crate::messages::Lang::Uk).await;
         let chat = chat.expect("subscriber").subscriber.id;
-        let order = |status| Order {
-            id: "lifted".into(),
-            status,
-            targets: vec![place.clone()],
-            issued_at: at("2026-01-01T00:00:00Z").fixed_offset(),
-            expires_at: None,
-            destination: None,
-            transport: None,
-            hotline: None,
-            who: None,
-            text: None,
-            assembly_points: vec![],
-        };
         let mut book = OrderBook::default();
         for status in [OrderStatus::Mandatory, OrderStatus::Lifted] {
-            for e in book.apply(&[order(status)], at("2026-01-01T00:00:00Z")) {
+            for e in book.apply(&[evacuation("lifted", status)], at("2026-01-01T00:00:00Z")) {
                 store.enqueue(&e, Audience::Subscribers(vec![chat]), None).await.expect("enqueue");
             }
         }

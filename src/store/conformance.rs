@@ -724,8 +724,9 @@ async fn help_requests(store: Arc<dyn Store>) {
     assert_eq!(store.help_request(b, Some("kharkiv-2")).await.expect("none"), None);
 }
 
-/// An evacuation order as a region file would give it.
-fn evacuation(id: &str, status: crate::alerts::orders::OrderStatus) -> crate::alerts::orders::Order {
+/// An evacuation order as a region file would give it, on one city, with nothing
+/// but its id and status (also for other modules' tests).
+pub fn evacuation(id: &str, status: crate::alerts::orders::OrderStatus) -> crate::alerts::orders::Order {
     crate::alerts::orders::Order {
         id: id.into(),
         status,
