@@ -268,6 +268,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (fanouts, first_fanouts) = broadcast::channel(1024);
     let (tree_tx, tree_rx) = watch::channel(config.tree.clone());
     let (composer_tx, composer_rx) = watch::channel(config.composer.clone());
+    let start_operators = config.settings.telegram.as_ref().map(|t| t.operators.clone()).unwrap_or_default();
+    let (operators_tx, operators_rx) = watch::channel(Arc::new(start_operators));
     let (report_tx, report_rx) = mpsc::channel(64);
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let (delta_tx, delta_rx) = mpsc::unbounded_channel();
@@ -384,6 +386,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         fanouts: fanouts.clone(),
         tree: tree_tx,
         composer: composer_tx,
+        operators: operators_tx,
         reloaded: reloaded_tx,
         status: status_tx,
         notices: notices.clone(),
@@ -453,7 +456,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             });
             let replies = bot::Replies { channel: sender, limiter };
             let operators = Arc::new(crate::operators::Operators {
-                allowlist: t.operators.clone(),
+                allowlist: operators_rx.clone(),
                 store: store.clone(),
                 tree: tree_rx.clone(),
                 composer: composer_rx.clone(),
@@ -521,15 +524,14 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         });
     }
 
-    if let Some((t, inbox, transport, replies)) = bot {
-        if !t.operators.is_empty() {
-            let (operators, replies, composer) = (t.operators.clone(), replies.clone(), composer_rx.clone());
-            let (rx, c) = (notices.subscribe(), cancel.clone());
-            sup.spawn("operator notices", async move {
-                tell_operators(rx, operators, replies, composer, c).await;
-                Ok::<(), std::convert::Infallible>(())
-            });
-        }
+    if let Some((_, inbox, transport, replies)) = bot {
+        // Always, even with no operators yet: a reload may add some.
+        let (operators, replies, composer) = (operators_rx.clone(), replies.clone(), composer_rx.clone());
+        let (rx, c) = (notices.subscribe(), cancel.clone());
+        sup.spawn("operator notices", async move {
+            tell_operators(rx, operators, replies, composer, c).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
         sup.spawn("bot", async move {
             bot::run(inbox, transport).await;
             Ok::<(), std::convert::Infallible>(())
@@ -556,10 +558,10 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             Ok::<(), std::convert::Infallible>(())
         });
     }
-    if let Some(days) = retention.delivered_days {
+    if retention.delivered_days.is_some() || retention.help_requests_days.is_some() {
         let (s, c) = (store.clone(), cancel.clone());
         sup.spawn("retention", async move {
-            crate::operators::drills::retention(s, days, c).await;
+            crate::operators::drills::retention(s, retention, c).await;
             Ok::<(), std::convert::Infallible>(())
         });
     }
@@ -600,10 +602,11 @@ fn lane_node(process: NodeId, kind: ChannelKind) -> NodeId {
 
 /// Sends every operator notice to the operators' Telegram chats, in Ukrainian (they
 /// are civil-protection staff), through the bot's limiter. A notice missed because the
-/// channel overflowed is logged, never fatal.
+/// channel overflowed is logged, never fatal. Each notice goes to the operators of the
+/// config in force when it is sent: one removed by a reload hears nothing more.
 async fn tell_operators(
     mut rx: broadcast::Receiver<crate::pipeline::Notice>,
-    operators: Vec<i64>,
+    operators: watch::Receiver<Arc<Vec<i64>>>,
     replies: bot::Replies,
     composer: watch::Receiver<Arc<crate::messages::Composer>>,
     cancel: CancellationToken,
@@ -663,7 +666,8 @@ async fn tell_operators(
             }
         };
         let text = crate::messages::escape(&text);
-        for op in &operators {
+        let operators = operators.borrow().clone();
+        for op in operators.iter() {
             replies.notify(*op, text.clone()).await;
         }
     }

@@ -68,6 +68,10 @@ pub struct Outputs {
     pub fanouts: broadcast::Sender<Fanout>,
     pub tree: watch::Sender<Arc<RegionTree>>,
     pub composer: watch::Sender<Arc<Composer>>,
+    /// `[telegram] operators` as of the last applied config: who may use operator
+    /// commands and whose chats get the notices. Follows reloads, so an operator added
+    /// or removed in the file gains or loses access without a restart.
+    pub operators: watch::Sender<Arc<Vec<i64>>>,
     /// Bumped after every config reload the pipeline applied, so whoever waits for a
     /// reload (tests, operators' tools) sees it happen instead of guessing.
     pub reloaded: watch::Sender<u64>,
@@ -332,11 +336,19 @@ impl Pipeline {
             Ok(config) => {
                 let rebuild = config.tree.ancestry_fingerprint() != self.config.tree.ancestry_fingerprint();
                 // Sources and channels keep their own settings until restart; regions,
-                // region channels, orders and texts take effect now.
+                // region channels, orders, texts and the operators take effect now.
                 let changed =
                     crate::config::diff::changes(&self.config.orders, &config.orders, &self.config.tree, &config.tree);
                 let _ = self.out.tree.send(config.tree.clone());
                 let _ = self.out.composer.send(config.composer.clone());
+                // Before the reload counts as applied: whoever waits for the generation
+                // finds the new allowlist in force.
+                let operators = config.settings.telegram.as_ref().map(|t| t.operators.clone()).unwrap_or_default();
+                let before = self.out.operators.send_replace(Arc::new(operators.clone()));
+                if let Some(entry) = crate::operators::audit::operators_changed(&before, &operators) {
+                    tracing::info!(operators = operators.len(), change = %entry.what, "operators' allowlist changed");
+                    self.audit(entry).await;
+                }
                 self.config.tree = config.tree;
                 self.config.composer = config.composer;
                 self.config.orders = config.orders;

@@ -775,6 +775,7 @@ text = "Перевірка"
 
 [retention]
 delivered_days = 30
+help_requests_days = 90
 "#;
 
 #[test]
@@ -786,6 +787,7 @@ fn a_drill_and_retention_load_and_their_mistakes_point_at_their_lines() {
     assert_eq!(config.settings.drill[0].regions().len(), 1);
     assert!(config.settings.drill[0].cron().is_ok());
     assert_eq!(config.settings.retention.delivered_days, Some(30));
+    assert_eq!(config.settings.retention.help_requests_days, Some(90));
     let drill = |old: &'static str, new: &'static str| -> &'static str {
         Box::leak(DRILL.replacen(old, new, 1).into_boxed_str())
     };
@@ -823,7 +825,14 @@ fn a_drill_and_retention_load_and_their_mistakes_point_at_their_lines() {
             file: "sirena.toml",
             edit: Edit::Append(drill("delivered_days = 30", "delivered_days = 0")),
             at: At::Line("delivered_days"),
-            says: &["at least 1"],
+            says: &["delivered_days must be at least 1"],
+        },
+        Case {
+            name: "help requests kept for zero days",
+            file: "sirena.toml",
+            edit: Edit::Append(drill("help_requests_days = 90", "help_requests_days = 0")),
+            at: At::Line("help_requests_days"),
+            says: &["help_requests_days must be at least 1"],
         },
     ]);
 }

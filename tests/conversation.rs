@@ -131,20 +131,7 @@ async fn every_command_and_button_answers_and_stores_what_it_says() {
     assert!(matches!(&b.deltas()[..], [IndexDelta::Added { places, .. }] if places == &[rid(KUPIANSK)]));
 
     // (input, words the reply must have, places after)
-    let kind_no = |k: AlertKind| {
-        [
-            AlertKind::AirRaid,
-            AlertKind::Artillery,
-            AlertKind::UrbanFights,
-            AlertKind::Chemical,
-            AlertKind::Nuclear,
-            AlertKind::Evacuation,
-            AlertKind::Info,
-        ]
-        .iter()
-        .position(|x| *x == k)
-        .unwrap()
-    };
+    let kind_no = |k: AlertKind| AlertKind::FILTERABLE.iter().position(|x| *x == k).unwrap();
     let steps: Vec<(Input, &str, Vec<&str>)> = vec![
         (Input::Text("/subscribe Кіндрашівка".into()), "Kindrashivka", vec![KUPIANSK, KINDRASHIVKA]),
         (Input::Text("/subscribe Кіндрашівка".into()), "already", vec![KUPIANSK, KINDRASHIVKA]),

@@ -226,6 +226,12 @@ async fn a_scheduled_drill_reports_its_share_and_latencies() {
     let (p50, p99) = (tg.p50_s.expect("p50"), tg.p99_s.expect("p99"));
     assert!(p50 <= p99 && p99 < 10.0, "p50 {p50} p99 {p99}");
     assert_eq!(tg.maybe_duplicates, 0);
+    // `sirena drills report` prints the run with the line the operators' chat got.
+    let printed = sirena::operators::cli::drills_report(&h.config_dir, Some("often")).await.expect("drills report");
+    let line = tg.line(sirena::channels::ChannelKind::TelegramChat);
+    assert!(line.starts_with("telegram: 2/2 delivered (100.0%), p50 "), "{line}");
+    assert!(printed.contains(&format!("drill often run {run} ")), "{printed}");
+    assert!(printed.lines().any(|l| l == format!("  {line}")), "{printed}");
 
     // The report was made once every delivery was done: by then the resident who did
     // not opt in would have had theirs.
@@ -246,5 +252,77 @@ async fn a_scheduled_drill_reports_its_share_and_latencies() {
     assert!(
         h.store().audit(None).await.expect("audit").iter().any(|e| e.who == "system" && e.action == "drill_started")
     );
+    h.shutdown().await;
+}
+
+/// `[telegram] operators` follows a config reload: an operator removed in the file is
+/// "not allowed" at once — even to approve the draft they were asked to review — and
+/// hears no more notices; one added may approve it and hears them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_and_removes_operators() {
+    const OP3: i64 = 7106;
+    let h = Harness::start(operators()).await.expect("harness");
+    for chat in [OP1, OP2, OP3, RES_UK] {
+        h.telegram.add_user(chat, "Someone", Some("uk"));
+    }
+    say(&h, RES_UK, "/subscribe Кіндрашівка").await;
+    let reply = say(&h, OP3, "/sources").await;
+    assert!(reply.text.contains("Недоступно"), "not an operator yet: {}", reply.text);
+    let reply = say(&h, OP1, "/broadcast Кіндрашівка Вода буде о 18:00").await;
+    assert!(reply.text.contains("Чернетка 1"), "{}", reply.text);
+    let asked = h.telegram.wait_for_sent(OP2, 1, WAIT).await;
+    assert!(asked.first().is_some_and(|m| m.text.contains("/approve 1")), "{:?}", texts(&asked));
+
+    // The watcher's first look at the files is a reload of its own; after it, only
+    // the edit below makes one.
+    let mut reloads = h.daemon.reloads.clone();
+    tokio::time::timeout(WAIT, reloads.wait_for(|g| *g >= 1)).await.expect("first reload").expect("daemon alive");
+    let before = *reloads.borrow_and_update();
+    let settings = std::fs::read_to_string(h.config_dir.join("sirena.toml")).expect("sirena.toml");
+    let edited = settings.replacen(&format!("operators = [{OP1}, {OP2}]"), &format!("operators = [{OP3}, {OP1}]"), 1);
+    assert_ne!(edited, settings, "the test must really change the list");
+    h.write_config_file("sirena.toml", &edited).expect("write");
+    tokio::time::timeout(WAIT, reloads.wait_for(|g| *g > before)).await.expect("reloaded").expect("daemon alive");
+
+    // Removed: not allowed, the pending draft included; nothing goes out.
+    let reply = say(&h, OP2, "/approve 1").await;
+    assert!(reply.text.contains("Недоступно"), "{}", reply.text);
+    let reply = say(&h, OP2, "/sources").await;
+    assert!(reply.text.contains("Недоступно"), "{}", reply.text);
+    let event = EventId("broadcast:1:started".into());
+    assert_eq!(h.store().event(&event).await.expect("store"), None, "the removed operator approved nothing");
+    let op2_had = h.telegram.sent_to(OP2).len();
+
+    // Added: may approve, and the other operators (OP1, not OP2) are told before the
+    // reply comes.
+    let reply = say(&h, OP3, "/approve 1").await;
+    assert!(reply.text.contains("схвалено"), "{}", reply.text);
+    let got = h.telegram.wait_for_sent(RES_UK, 2, WAIT).await;
+    assert!(got.get(1).is_some_and(|m| m.text.contains("Вода буде о 18:00")), "{:?}", texts(&got));
+    assert!(
+        h.telegram.sent_to(OP1).iter().any(|m| m.text.contains("схвалив")),
+        "{:?}",
+        texts(&h.telegram.sent_to(OP1))
+    );
+
+    // The daemon's notices go to the list in force. Each notice is sent to every
+    // operator before the next is taken up, so once the second reached both, the
+    // first has gone wherever it was going to go.
+    let had = [OP1, OP3].map(|op| h.telegram.sent_to(op).len());
+    for run in ["r1", "r2"] {
+        let notice = sirena::pipeline::Notice::DrillReport { drill: "d".into(), run: run.into(), summary: "s".into() };
+        h.daemon.notices.send(notice).expect("the operators' notices are listened to");
+    }
+    for (op, had) in [OP1, OP3].into_iter().zip(had) {
+        let got = h.telegram.wait_for_sent(op, had + 2, WAIT).await;
+        let told: Vec<&str> = got[had..].iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(told, ["Навчання d (r1): s", "Навчання d (r2): s"], "operator {op}");
+    }
+    assert_eq!(h.telegram.sent_to(OP2).len(), op2_had, "removed: {:?}", texts(&h.telegram.sent_to(OP2)));
+
+    let audit = h.store().audit(None).await.expect("audit");
+    let changed: Vec<&str> =
+        audit.iter().filter(|e| e.action == "operators_changed").map(|e| e.what.as_str()).collect();
+    assert_eq!(changed, vec![format!("added {OP3}; removed {OP2}")], "{audit:?}");
     h.shutdown().await;
 }

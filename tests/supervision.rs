@@ -237,6 +237,10 @@ impl Store for ReadOnlySwitch {
     async fn help_requests(&self, order: Option<&str>) -> Result<Vec<HelpRequest>, StoreError> {
         self.inner.help_requests(order).await
     }
+    async fn purge_help_requests(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.purge_help_requests(before_ms).await
+    }
 }
 
 fn switched(read_only: &Arc<AtomicBool>) -> StoreWrapper {

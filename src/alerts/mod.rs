@@ -53,6 +53,25 @@ impl AlertKind {
         AlertKind::Unknown,
     ];
 
+    /// The kinds a resident may choose for a place: [`AlertKind::ALL`] but `Unknown`,
+    /// in its order. A kind sirena does not know yet always comes through: it may be a
+    /// threat. A kind's index here is in the filter buttons' data (`fk:<place>:<n>`)
+    /// of keyboards already in residents' chats, so a new kind goes last (before
+    /// `Unknown` in `ALL`), never between.
+    pub const FILTERABLE: [AlertKind; AlertKind::ALL.len() - 1] = {
+        let mut out = [AlertKind::Unknown; AlertKind::ALL.len() - 1];
+        let (mut i, mut n) = (0, 0);
+        while i < AlertKind::ALL.len() {
+            if !matches!(AlertKind::ALL[i], AlertKind::Unknown) {
+                // Out of bounds — a compile error — if `ALL` lost `Unknown`.
+                out[n] = AlertKind::ALL[i];
+                n += 1;
+            }
+            i += 1;
+        }
+        out
+    };
+
     /// The kind [`AlertKind::as_str`] names.
     pub fn parse(s: &str) -> Option<AlertKind> {
         AlertKind::ALL.into_iter().find(|k| k.as_str() == s)
@@ -340,4 +359,20 @@ pub enum EventDetail {
     },
     /// `/cancel`: an earlier event was sent in error; everyone who got it is told.
     Correction { original: Box<Event>, by: i64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keyboards already sent carry these indices: the kinds there are keep their
+    /// places, and only `Unknown` is left out.
+    #[test]
+    fn filterable_kinds_keep_their_button_numbers() {
+        let names: Vec<&str> = AlertKind::FILTERABLE.iter().map(|k| k.as_str()).collect();
+        let sent = ["air_raid", "artillery", "urban_fights", "chemical", "nuclear", "evacuation", "info"];
+        assert_eq!(names.get(..sent.len()), Some(&sent[..]), "{names:?}");
+        assert!(!AlertKind::FILTERABLE.contains(&AlertKind::Unknown));
+        assert_eq!(AlertKind::FILTERABLE.len() + 1, AlertKind::ALL.len());
+    }
 }

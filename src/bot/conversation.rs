@@ -92,17 +92,6 @@ const DRILL_PREFIX: &str = "d:";
 pub const PAGE: usize = 8;
 /// Longest label a resident may give a place.
 const MAX_LABEL_CHARS: usize = 32;
-/// Kinds a resident may choose for a place. A kind sirena does not know yet always
-/// comes through: it may be a threat.
-const FILTER_KINDS: [AlertKind; 7] = [
-    AlertKind::AirRaid,
-    AlertKind::Artillery,
-    AlertKind::UrbanFights,
-    AlertKind::Chemical,
-    AlertKind::Nuclear,
-    AlertKind::Evacuation,
-    AlertKind::Info,
-];
 
 /// Where a multi-step conversation stands; stored per chat, so it survives restarts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -409,7 +398,7 @@ impl Conversation {
             "fk" | "fa" => {
                 let (id, kind) = match head {
                     "fk" => match rest.split_once(':') {
-                        Some((id, n)) => match n.parse::<usize>().ok().and_then(|n| FILTER_KINDS.get(n)) {
+                        Some((id, n)) => match n.parse::<usize>().ok().and_then(|n| AlertKind::FILTERABLE.get(n)) {
                             Some(k) => (id, Some(*k)),
                             None => return Ok(turn.stale()),
                         },
@@ -421,7 +410,7 @@ impl Conversation {
                 let kinds = match kind {
                     None => None,
                     Some(k) => {
-                        let mut chosen: Vec<AlertKind> = FILTER_KINDS
+                        let mut chosen: Vec<AlertKind> = AlertKind::FILTERABLE
                             .into_iter()
                             .filter(|f| place.kinds.as_ref().is_none_or(|ks| ks.contains(f)))
                             .collect();
@@ -433,7 +422,7 @@ impl Conversation {
                         if chosen.is_empty() {
                             return Ok(vec![filter_reply(turn, &place, "bot-filter-empty")]);
                         }
-                        if chosen.len() == FILTER_KINDS.len() {
+                        if chosen.len() == AlertKind::FILTERABLE.len() {
                             None
                         } else {
                             chosen.push(AlertKind::Unknown);
@@ -712,7 +701,7 @@ fn kind_names(turn: &Turn, kinds: &[AlertKind]) -> String {
 /// The kind filter of one place: a button per kind, ticked when wanted, and "every kind".
 fn filter_reply(turn: &Turn, place: &PlaceSettings, key: &str) -> Reply {
     let name = turn.place_name(place);
-    let mut rows: Vec<Vec<Button>> = FILTER_KINDS
+    let mut rows: Vec<Vec<Button>> = AlertKind::FILTERABLE
         .iter()
         .enumerate()
         .map(|(n, k)| {

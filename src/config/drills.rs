@@ -32,13 +32,17 @@ fn default_deadline() -> Duration {
     Duration::from_secs(3600)
 }
 
-/// `[retention]`: how long finished deliveries are kept. Absent: for ever.
+/// `[retention]`: how long finished deliveries and help requests are kept. A key
+/// absent: for ever.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Finished delivery rows (sent, delivered, failed, expired, …) older than this
     /// many days are deleted once a day (`Store::purge_finished`).
     pub delivered_days: Option<u32>,
+    /// Residents' help requests (their phones, their mobility) are deleted once a day
+    /// this many days after their order ended (`Store::purge_help_requests`).
+    pub help_requests_days: Option<u32>,
 }
 
 impl DrillSettings {

@@ -714,6 +714,9 @@ fn parse_settings(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Opt
     if settings.retention.delivered_days == Some(0) {
         errors.push(src.error(at("retention.delivered_days"), "delivered_days must be at least 1"));
     }
+    if settings.retention.help_requests_days == Some(0) {
+        errors.push(src.error(at("retention.help_requests_days"), "help_requests_days must be at least 1"));
+    }
     if let Some(t) = &settings.telegram {
         check_url(&src, &t.api_url, at("telegram.api_url"), errors);
         let l = &t.limits;

@@ -708,8 +708,14 @@ impl Harness {
     /// Replaces a region file the way a careful operator's tool does (write, rename),
     /// so the watcher never reads half a file.
     pub fn write_region_file(&self, name: &str, text: &str) -> anyhow::Result<()> {
-        let path = self.config_dir.join("regions").join(name);
-        let tmp = self.config_dir.join(format!(".{name}.tmp"));
+        self.write_config_file(&format!("regions/{name}"), text)
+    }
+
+    /// Replaces a file of the config directory (`sirena.toml`, `regions/x.toml`) the
+    /// same way.
+    pub fn write_config_file(&self, rel: &str, text: &str) -> anyhow::Result<()> {
+        let path = self.config_dir.join(rel);
+        let tmp = self.config_dir.join(format!(".{}.tmp", rel.replace('/', "_")));
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &path)?;
         Ok(())

@@ -1,6 +1,7 @@
 //! What goes into the audit log, decided without IO: who, what kind of action, what.
 //! `Operators` writes the operators' own entries; the pipeline writes those of order
-//! changes and config reloads through [`of_order_event`] and [`reload`].
+//! changes and config reloads through [`of_order_event`], [`reload`] and
+//! [`operators_changed`].
 
 use crate::alerts::{Event, EventDetail};
 use crate::store::{AuditEntry, now_ms};
@@ -33,9 +34,38 @@ pub fn reload(applied: Result<(usize, usize), &[String]>) -> AuditEntry {
     }
 }
 
+/// A reload that changed `[telegram] operators`: who was added, who removed. `None`
+/// when the set is the same (order and repeats aside).
+pub fn operators_changed(before: &[i64], after: &[i64]) -> Option<AuditEntry> {
+    let listed = |ids: Vec<&i64>| ids.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(", ");
+    let mut added: Vec<&i64> = after.iter().filter(|id| !before.contains(id)).collect();
+    let mut removed: Vec<&i64> = before.iter().filter(|id| !after.contains(id)).collect();
+    for ids in [&mut added, &mut removed] {
+        ids.sort();
+        ids.dedup();
+    }
+    let what = match (added.is_empty(), removed.is_empty()) {
+        (true, true) => return None,
+        (false, true) => format!("added {}", listed(added)),
+        (true, false) => format!("removed {}", listed(removed)),
+        (false, false) => format!("added {}; removed {}", listed(added), listed(removed)),
+    };
+    Some(entry(CONFIG, "operators_changed", what))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allowlist_change_names_who_came_and_who_went() {
+        assert_eq!(operators_changed(&[1, 2], &[2, 1, 2]), None, "the same operators");
+        let e = operators_changed(&[1, 2], &[2, 3, 4]).expect("changed");
+        assert_eq!((e.who.as_str(), e.action.as_str()), (CONFIG, "operators_changed"));
+        assert_eq!(e.what, "added 3, 4; removed 1");
+        assert_eq!(operators_changed(&[], &[5]).map(|e| e.what), Some("added 5".to_owned()));
+        assert_eq!(operators_changed(&[5], &[]).map(|e| e.what), Some("removed 5".to_owned()));
+    }
 
     #[test]
     fn a_refused_reload_keeps_its_errors() {

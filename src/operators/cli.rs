@@ -74,23 +74,9 @@ pub async fn drills_report(dir: &Path, drill: Option<&str>) -> anyhow::Result<St
             continue;
         };
         let _ = writeln!(out, "drill {id} run {run} (sent {}):", time(p.created_ms));
-        for (kind, c) in &report.by_channel {
-            let secs = |s: Option<f64>| s.map_or("—".to_owned(), |s| format!("{s:.1} s"));
-            let _ = writeln!(
-                out,
-                "  {:<16} delivered {}/{} ({:.1}%)  p50 {}  p99 {}  possible duplicates {}{}",
-                kind.as_str(),
-                c.delivered,
-                c.recipients,
-                c.share() * 100.0,
-                secs(c.p50_s),
-                secs(c.p99_s),
-                c.maybe_duplicates,
-                if c.open > 0 { format!("  still open {}", c.open) } else { String::new() }
-            );
-        }
-        if report.by_channel.is_empty() {
-            out.push_str("  nobody had opted in\n");
+        // The operators' chat has the same lines, joined (`drills::describe`).
+        for line in report.lines() {
+            let _ = writeln!(out, "  {line}");
         }
     }
     if out.is_empty() {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition};
 use crate::channels::ChannelKind;
-use crate::config::drills::DrillSettings;
+use crate::config::drills::{DrillSettings, RetentionSettings};
 use crate::messages::kyiv;
 use crate::regions::RegionId;
 use crate::store::{DeliveryState, Receipt, Store, StoreError};
@@ -72,6 +72,27 @@ impl ChannelFigures {
     pub fn share(&self) -> f64 {
         if self.recipients == 0 { 0.0 } else { self.delivered as f64 / self.recipients as f64 }
     }
+
+    /// The channel's receipt line, the same in `sirena drills report` and the
+    /// operators' chat: `telegram: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s,
+    /// possible duplicates 1`, and `, 1 still open` while any is.
+    pub fn line(&self, kind: ChannelKind) -> String {
+        let secs = |s: Option<f64>| s.map_or("—".to_owned(), |s| format!("{s:.1} s"));
+        let mut line = format!(
+            "{}: {}/{} delivered ({:.1}%), p50 {}, p99 {}, possible duplicates {}",
+            kind.as_str(),
+            self.delivered,
+            self.recipients,
+            self.share() * 100.0,
+            secs(self.p50_s),
+            secs(self.p99_s),
+            self.maybe_duplicates,
+        );
+        if self.open > 0 {
+            let _ = write!(line, ", {} still open", self.open);
+        }
+        line
+    }
 }
 
 /// What a national test would publish about one run.
@@ -85,6 +106,15 @@ impl Report {
     /// True when nothing is queued or being sent any more.
     pub fn done(&self) -> bool {
         self.by_channel.values().all(|c| c.open == 0)
+    }
+
+    /// One line per channel ([`ChannelFigures::line`]), or one saying nobody had
+    /// opted in.
+    pub fn lines(&self) -> Vec<String> {
+        if self.by_channel.is_empty() {
+            return vec!["nobody had opted in".to_owned()];
+        }
+        self.by_channel.iter().map(|(kind, c)| c.line(*kind)).collect()
     }
 }
 
@@ -131,28 +161,9 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-/// The report as text (the CLI and the operators' chat).
+/// The report on one line, channels separated by `; ` (the operators' chat and the log).
 pub fn describe(r: &Report) -> String {
-    let mut out = String::new();
-    if r.by_channel.is_empty() {
-        out.push_str("nobody had opted in");
-    }
-    for (kind, c) in &r.by_channel {
-        let secs = |s: Option<f64>| s.map_or("—".to_owned(), |s| format!("{s:.1} s"));
-        let _ = write!(
-            out,
-            "{}: {}/{} delivered ({:.1}%), p50 {}, p99 {}, possible duplicates {}{}; ",
-            kind.as_str(),
-            c.delivered,
-            c.recipients,
-            c.share() * 100.0,
-            secs(c.p50_s),
-            secs(c.p99_s),
-            c.maybe_duplicates,
-            if c.open > 0 { format!(", {} still open", c.open) } else { String::new() },
-        );
-    }
-    out.trim_end_matches("; ").to_owned()
+    r.lines().join("; ")
 }
 
 /// Reads one run's report from the store.
@@ -246,9 +257,9 @@ impl DrillRunner {
     }
 }
 
-/// Once a day (the first run at start), deletes finished deliveries older than
-/// `days` days ([`Store::purge_finished`]) and writes what it did to the audit log.
-pub async fn retention(store: Arc<dyn Store>, days: u32, cancel: CancellationToken) {
+/// Once a day (the first run at start), deletes what `[retention]` says is kept no
+/// longer ([`retain_once`]).
+pub async fn retention(store: Arc<dyn Store>, settings: RetentionSettings, cancel: CancellationToken) {
     let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
     daily.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -256,21 +267,41 @@ pub async fn retention(store: Arc<dyn Store>, days: u32, cancel: CancellationTok
             () = cancel.cancelled() => return,
             _ = daily.tick() => {}
         }
-        let before = crate::store::now_ms() - i64::from(days) * 86_400_000;
-        match store.purge_finished(before).await {
+        retain_once(&*store, &settings, crate::store::now_ms()).await;
+    }
+}
+
+/// One retention run at `now_ms` (the store's clock): deletes finished deliveries
+/// older than `delivered_days` ([`Store::purge_finished`]) and help requests of orders
+/// that ended more than `help_requests_days` ago ([`Store::purge_help_requests`]),
+/// logs and audits how many went. A store error is logged; the next run tries again.
+pub async fn retain_once(store: &dyn Store, settings: &RetentionSettings, now_ms: i64) {
+    let before = |days: u32| now_ms - i64::from(days) * 86_400_000;
+    if let Some(days) = settings.delivered_days {
+        match store.purge_finished(before(days)).await {
             Ok(n) => {
                 tracing::info!(removed = n, days, "retention: finished deliveries deleted");
-                let entry = super::audit::entry(
-                    super::audit::SYSTEM,
-                    "retention",
-                    format!("{n} finished deliveries older than {days} days deleted"),
-                );
-                if let Err(e) = store.audit_append(entry).await {
-                    tracing::warn!(error = %e, "audit log not written");
-                }
+                retention_audit(store, format!("{n} finished deliveries older than {days} days deleted")).await;
             }
             Err(e) => tracing::warn!(error = %e, "retention: could not delete old deliveries; trying tomorrow"),
         }
+    }
+    if let Some(days) = settings.help_requests_days {
+        match store.purge_help_requests(before(days)).await {
+            Ok(n) => {
+                tracing::info!(removed = n, days, "retention: help requests of ended orders deleted");
+                let what = format!("{n} help requests of orders ended more than {days} days ago deleted");
+                retention_audit(store, what).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "retention: could not delete old help requests; trying tomorrow"),
+        }
+    }
+}
+
+async fn retention_audit(store: &dyn Store, what: String) {
+    let entry = super::audit::entry(super::audit::SYSTEM, "retention", what);
+    if let Err(e) = store.audit_append(entry).await {
+        tracing::warn!(error = %e, "audit log not written");
     }
 }
 
@@ -300,6 +331,52 @@ mod tests {
         assert_eq!(next_run(&mondays_10, at("2026-10-24T23:00:00Z")), Some(at("2026-10-26T08:00:00Z")));
     }
 
+    /// `help_requests_days` reaches the store: a request of an order lifted "two days
+    /// ago" (the run's clock two days ahead) goes with one day, stays with three, and
+    /// stays when the key is absent; each run that deletes says so in the audit log.
+    #[tokio::test]
+    async fn a_retention_run_deletes_help_requests_of_orders_ended_days_ago() {
+        use crate::alerts::orders::{OrderBook, OrderStatus};
+        use crate::store::conformance::evacuation;
+        use crate::store::{Audience, HelpRequest, HelpStep, SqliteStore};
+        let store = SqliteStore::open_in_memory().expect("store");
+        let place = RegionId::parse("UA63120270010096107").expect("id");
+        let chat = store.upsert_subscriber(ChannelKind::TelegramChat, "1", crate::messages::Lang::Uk).await;
+        let chat = chat.expect("subscriber").subscriber.id;
+        let mut book = OrderBook::default();
+        for status in [OrderStatus::Mandatory, OrderStatus::Lifted] {
+            for e in book.apply(&[evacuation("lifted", status)], at("2026-01-01T00:00:00Z")) {
+                store.enqueue(&e, Audience::Subscribers(vec![chat]), None).await.expect("enqueue");
+            }
+        }
+        let request = HelpRequest {
+            subscriber: chat,
+            address: String::new(),
+            order: "lifted".into(),
+            region: place.clone(),
+            people: Some(2),
+            mobility: None,
+            phone: Some("+380501234567".into()),
+            step: HelpStep::Done,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        store.save_help_request(&request).await.expect("save");
+        let in_two_days = crate::store::now_ms() + 2 * 86_400_000;
+
+        retain_once(&store, &RetentionSettings { delivered_days: Some(1), help_requests_days: None }, in_two_days)
+            .await;
+        assert_eq!(store.help_requests(None).await.expect("list").len(), 1, "no help_requests_days: kept for ever");
+        let keep = |days| RetentionSettings { delivered_days: None, help_requests_days: Some(days) };
+        retain_once(&store, &keep(3), in_two_days).await;
+        assert_eq!(store.help_requests(None).await.expect("list").len(), 1, "ended two days ago, kept for three");
+        retain_once(&store, &keep(1), in_two_days).await;
+        assert_eq!(store.help_requests(None).await.expect("list").len(), 0, "ended two days ago, kept for one");
+        let audit = store.audit(None).await.expect("audit");
+        let said: Vec<&str> = audit.iter().filter(|e| e.action == "retention").map(|e| e.what.as_str()).collect();
+        assert!(said.contains(&"1 help requests of orders ended more than 1 days ago deleted"), "{said:?}");
+    }
+
     #[test]
     fn a_report_has_share_latencies_and_possible_duplicates() {
         let r = |kind, state, attempts, sent: Option<i64>| Receipt { kind, state, attempts, sent_at_ms: sent };
@@ -318,10 +395,14 @@ mod tests {
         let sms = &rep.by_channel[&ChannelKind::Sms];
         assert_eq!((sms.delivered, sms.open, sms.p50_s), (0, 1, None));
         assert!(!rep.done());
-        let text = describe(&rep);
-        assert!(
-            text.contains("telegram: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s, possible duplicates 1"),
-            "{text}"
-        );
+        let lines = [
+            "telegram: 3/4 delivered (75.0%), p50 2.0 s, p99 3.0 s, possible duplicates 1",
+            "sms: 0/1 delivered (0.0%), p50 —, p99 —, possible duplicates 0, 1 still open",
+        ];
+        // Channels in ChannelKind's order; the chat has them on one line.
+        assert_eq!(rep.lines(), lines.map(str::to_owned).to_vec());
+        assert_eq!(describe(&rep), lines.join("; "));
+        let nobody = Report { event: rep.event.clone(), by_channel: BTreeMap::new() };
+        assert_eq!(describe(&nobody), "nobody had opted in");
     }
 }

@@ -9,8 +9,9 @@
 //!
 //! Who is an operator: the Telegram **user ids** in `[telegram] operators` (the same
 //! list whose private chats get the operators' notices: a private chat's id is its
-//! user's id). An operator command from anyone else is answered "not allowed" and
-//! counted (`sirena_operator_refused_total`).
+//! user's id), as of the last config applied: a reload adds and removes operators. An
+//! operator command from anyone else is answered "not allowed" and counted
+//! (`sirena_operator_refused_total`).
 
 pub mod audit;
 pub mod cli;
@@ -48,8 +49,9 @@ const MAX_REPLY_CHARS: usize = 3800;
 
 /// The operators' side of the bot.
 pub struct Operators {
-    /// Telegram user ids allowed to use operator commands.
-    pub allowlist: Vec<i64>,
+    /// Telegram user ids allowed to use operator commands, as of the last applied
+    /// config (`Outputs::operators`): read at each command, never kept.
+    pub allowlist: watch::Receiver<Arc<Vec<i64>>>,
     pub store: Arc<dyn Store>,
     pub tree: watch::Receiver<Arc<RegionTree>>,
     pub composer: watch::Receiver<Arc<Composer>>,
@@ -86,7 +88,7 @@ impl Operators {
             return Some(vec![self.answer(lang, self.drills(from, lang, on).await)]);
         }
         let command = commands::parse(text)?;
-        let allowed = from.user.is_some_and(|u| self.allowlist.contains(&u));
+        let allowed = from.user.is_some_and(|u| self.allowlist.borrow().contains(&u));
         let c = self.composer.borrow().clone();
         if !allowed {
             let user = from.user.map(|u| crate::config::secret::mask(&u.to_string()));
@@ -127,7 +129,9 @@ impl Operators {
     /// Tells every other operator, in their chats.
     async fn tell_others(&self, except: i64, text: String) {
         let Some(replies) = &self.replies else { return };
-        for op in self.allowlist.iter().filter(|op| **op != except) {
+        // A copy: the list may change (a reload) while the notices are sent.
+        let operators = self.allowlist.borrow().clone();
+        for op in operators.iter().filter(|op| **op != except) {
             replies.notify(*op, escape(&text)).await;
         }
     }

@@ -38,6 +38,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("a_shared_point_is_kept_with_its_place", |s| Box::pin(place_points(s))),
     ("an_sms_fallback_is_linked_and_unlinked", |s| Box::pin(sms_links(s))),
     ("a_second_help_request_for_an_order_updates_the_first", |s| Box::pin(help_requests(s))),
+    ("retention_deletes_help_requests_only_of_orders_that_ended", |s| Box::pin(help_retention(s))),
 ];
 
 /// Runs every case, each on a fresh store from `make`. A failing case panics; the
@@ -726,4 +727,95 @@ async fn help_requests(store: Arc<dyn Store>) {
     let by_order = store.help_request(a, Some("kharkiv-2")).await.expect("one").expect("some");
     assert_eq!(by_order.step, HelpStep::People);
     assert_eq!(store.help_request(b, Some("kharkiv-2")).await.expect("none"), None);
+}
+
+/// An evacuation order as a region file would give it, on one city, with nothing
+/// but its id and status (also for other modules' tests).
+pub fn evacuation(id: &str, status: crate::alerts::orders::OrderStatus) -> crate::alerts::orders::Order {
+    crate::alerts::orders::Order {
+        id: id.into(),
+        status,
+        targets: vec![region(CITY)],
+        issued_at: t(0).fixed_offset(),
+        expires_at: None,
+        destination: None,
+        transport: None,
+        hotline: None,
+        who: None,
+        text: None,
+        assembly_points: vec![],
+    }
+}
+
+async fn help_retention(store: Arc<dyn Store>) {
+    use crate::alerts::orders::{OrderBook, OrderStatus::*};
+    let a = chat(&*store, "110").await;
+    let ask = |order: &str| HelpRequest {
+        subscriber: a,
+        address: String::new(),
+        order: order.into(),
+        region: region(CITY),
+        people: Some(1),
+        mobility: None,
+        phone: None,
+        step: HelpStep::Done,
+        created_ms: 1_000,
+        updated_ms: 1_000,
+    };
+    // in-force: never ended. lifted: ended. cancelled: cancelled. reissued: ended, then
+    // in force again. corrected: in force, one of its messages withdrawn by an operator.
+    // unknown: no stored event at all (the steps below give it no status).
+    let orders = ["in-force", "lifted", "cancelled", "reissued", "corrected", "unknown"];
+    for o in orders {
+        store.save_help_request(&ask(o)).await.expect("save");
+    }
+    let mut book = OrderBook::default();
+    let steps = [
+        [Mandatory, Mandatory, Mandatory, Mandatory, Mandatory],
+        [Mandatory, Lifted, Mandatory, Lifted, Mandatory],
+        [Mandatory, Lifted, Cancelled, Mandatory, Mandatory],
+    ];
+    let mut stored = Vec::new();
+    for statuses in steps {
+        let set: Vec<_> = orders.iter().zip(statuses).map(|(id, s)| evacuation(id, s)).collect();
+        for event in book.apply(&set, t(0)) {
+            store.enqueue(&event, Audience::Subscribers(vec![a]), None).await.expect("enqueue");
+            stored.push(event);
+        }
+    }
+    // An operator withdraws a message of an order in force, and one of an order that
+    // has ended since: neither changes whether the order is over.
+    for subject in ["evacuation:corrected", "evacuation:lifted"] {
+        let started = stored.iter().find(|e| e.subject() == subject).expect("started").clone();
+        let correction = Event {
+            id: EventId(format!("correction:{}", started.id)),
+            transition: Transition::Cancelled,
+            at: t(1),
+            detail: EventDetail::Correction { original: Box::new(started.clone()), by: 7 },
+            ..started
+        };
+        store.enqueue(&correction, Audience::Subscribers(vec![a]), None).await.expect("enqueue");
+    }
+    let ended = |subject: &str, transition: Transition| {
+        let e = stored.iter().find(|e| e.subject() == subject && e.transition == transition);
+        e.unwrap_or_else(|| panic!("{subject} has no {transition:?} event: {stored:?}")).id.clone()
+    };
+    let mut ends = Vec::new();
+    for id in [ended("evacuation:lifted", Transition::Ended), ended("evacuation:cancelled", Transition::Cancelled)] {
+        ends.push(store.receipts(&id).await.expect("receipts").expect("stored").0);
+    }
+    let left = |requests: Vec<HelpRequest>| requests.into_iter().map(|r| r.order).collect::<Vec<_>>();
+
+    // Ended, but not before the cut-off: kept.
+    let earliest = ends.iter().copied().min().unwrap_or_default();
+    assert_eq!(store.purge_help_requests(earliest).await.expect("purge"), 0, "an order ended at the cut-off is kept");
+    assert_eq!(store.help_requests(None).await.expect("list").len(), orders.len());
+    let removed = store.purge_help_requests(now_ms() + 3_600_000).await.expect("purge");
+    assert_eq!(
+        left(store.help_requests(None).await.expect("list")),
+        vec!["in-force", "reissued", "corrected", "unknown"],
+        "only the lifted and the cancelled order's requests go"
+    );
+    assert_eq!(removed, 2);
+    assert_eq!(store.purge_help_requests(now_ms() + 3_600_000).await.expect("purge"), 0, "nothing left to purge");
 }

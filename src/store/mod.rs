@@ -597,6 +597,12 @@ pub trait Store: Send + Sync + 'static {
     async fn help_request(&self, id: SubscriberId, order: Option<&str>) -> Result<Option<HelpRequest>, StoreError>;
     /// Every request (of one order), oldest first: for operators.
     async fn help_requests(&self, order: Option<&str>) -> Result<Vec<HelpRequest>, StoreError>;
+    /// Retention: deletes the help requests of orders that ended (lifted, expired or
+    /// cancelled) before `before_ms` — the order's last stored event (an operator's
+    /// correction aside) is its end or cancellation, stored before then. The requests
+    /// of an order in force, one re-issued after it ended, or one with no stored event
+    /// are kept. Returns how many went.
+    async fn purge_help_requests(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// Where a help request's questions stand: the next one to answer, or done.
@@ -713,6 +719,20 @@ pub(crate) mod sql {
                 OR EXISTS (SELECT 1 FROM events c WHERE c.subject = e.subject
                            AND c.transition IN ('ended', 'cancelled')))
          AND COALESCE(sent_at, (SELECT created_ms FROM events x WHERE x.ref = event_ref)) < $1";
+
+    /// The retention rule of [`super::Store::purge_help_requests`], for both backends;
+    /// `$1` is the cut-off in milliseconds. An order's own events have ids starting
+    /// `evacuation:`; an operator's correction of one (`correction:…`, transition
+    /// `cancelled`, the order's subject) withdraws a message, not the order, so it
+    /// neither ends the order nor hides a later end.
+    pub(crate) const PURGE_HELP_REQUESTS: &str = "DELETE FROM help_requests WHERE EXISTS (
+             SELECT 1 FROM events e
+             WHERE e.subject = 'evacuation:' || help_requests.order_id
+               AND e.id LIKE 'evacuation:%'
+               AND e.transition IN ('ended', 'cancelled')
+               AND e.created_ms < $1
+               AND NOT EXISTS (SELECT 1 FROM events l WHERE l.subject = e.subject
+                               AND l.id LIKE 'evacuation:%' AND l.ref > e.ref))";
     use crate::messages::Lang;
 
     /// SQL that turns a stored channel name into its [`ChannelKind::code`].

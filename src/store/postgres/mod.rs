@@ -1155,6 +1155,11 @@ impl Store for PgStore {
         let rows = client.query(&stmt, &[&order]).await?;
         Ok(rows.iter().map(help_row).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
     }
+
+    async fn purge_help_requests(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        Ok(client.execute(sql::PURGE_HELP_REQUESTS, &[&before_ms]).await?)
+    }
 }
 
 const HELP_SELECT: &str = "SELECT h.subscriber_id, s.address, h.order_id, h.region_id, h.people, h.mobility,

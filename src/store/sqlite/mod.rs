@@ -1174,6 +1174,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn purge_help_requests(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.write(move |conn| Ok(conn.execute(sql::PURGE_HELP_REQUESTS, params![before_ms])? as u64)).await
+    }
 }
 
 const HELP_SELECT: &str = "SELECT h.subscriber_id, s.address, h.order_id, h.region_id, h.people, h.mobility,
