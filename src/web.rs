@@ -41,9 +41,7 @@ use crate::channels::ChannelKind;
 use crate::channels::sms::{ReportReader, ReportStatus};
 use crate::config::secret::Secret;
 use crate::internal_events::InternalEvent;
-use crate::internal_events::web::{
-    PushAccepted, PushRefused, Refusal, ReportRead, ReportRefused, Reported, TelegramPostRefused, TelegramUpdateTaken,
-};
+use crate::internal_events::web::{Poster, PushAccepted, Refusal, Refused, ReportRead, Reported, TelegramUpdateTaken};
 use crate::regions::RegionTree;
 use crate::sources::ukrainealarm;
 use crate::store::{Report, Store, now_ms};
@@ -175,12 +173,12 @@ async fn push_with_path(
 fn push(shared: &Shared, source: &str, secret: &str, body: &[u8]) -> StatusCode {
     let Some(hook) = shared.hooks.get(source) else { return StatusCode::NOT_FOUND };
     if !same(hook.secret.expose().as_bytes(), secret.as_bytes()) {
-        PushRefused { source, why: Refusal::Secret("wrong secret") }.emit(&shared.stats);
+        Refused { by: Poster::Feed { source }, why: Refusal::Secret("wrong secret") }.emit(&shared.stats);
         return StatusCode::UNAUTHORIZED;
     }
     let tree = shared.tree.borrow().clone();
     if let Err(e) = ukrainealarm::decode_record(body, &tree) {
-        PushRefused { source, why: Refusal::Unreadable(&e) }.emit(&shared.stats);
+        Refused { by: Poster::Feed { source }, why: Refusal::Unreadable(&e) }.emit(&shared.stats);
         return StatusCode::BAD_REQUEST;
     }
     PushAccepted { source }.emit(&shared.stats);
@@ -197,13 +195,13 @@ async fn telegram_update(
     let Some(hook) = shared.telegram.as_ref().filter(|h| h.path == path) else { return StatusCode::NOT_FOUND };
     let secret = header(&headers, TELEGRAM_SECRET_HEADER).unwrap_or_default();
     if !same(hook.secret.expose().as_bytes(), secret.as_bytes()) {
-        TelegramPostRefused { why: Refusal::Secret("wrong secret token") }.emit(&shared.stats);
+        Refused { by: Poster::Telegram, why: Refusal::Secret("wrong secret token") }.emit(&shared.stats);
         return StatusCode::UNAUTHORIZED;
     }
     let update = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(update) => update,
         Err(e) => {
-            TelegramPostRefused { why: Refusal::Unreadable(&e) }.emit(&shared.stats);
+            Refused { by: Poster::Telegram, why: Refusal::Unreadable(&e) }.emit(&shared.stats);
             return StatusCode::BAD_REQUEST;
         }
     };
@@ -242,7 +240,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn report(shared: &Shared, gateway: &str, secret: &str, headers: &HeaderMap, body: &[u8]) -> StatusCode {
     let Some(reader) = shared.reports.get(gateway) else { return StatusCode::NOT_FOUND };
     let refuse = |why: &str| {
-        ReportRefused { gateway, why: Refusal::Secret(why) }.emit(&shared.stats);
+        Refused { by: Poster::Gateway { gateway }, why: Refusal::Secret(why) }.emit(&shared.stats);
         StatusCode::UNAUTHORIZED
     };
     if !same(reader.secret.expose().as_bytes(), secret.as_bytes()) {
@@ -253,7 +251,7 @@ async fn report(shared: &Shared, gateway: &str, secret: &str, headers: &HeaderMa
         Ok(r) => r,
         Err(crate::channels::sms::ReportError::Signature) => return refuse("signature does not match"),
         Err(e) => {
-            ReportRefused { gateway, why: Refusal::Unreadable(&e) }.emit(&shared.stats);
+            Refused { by: Poster::Gateway { gateway }, why: Refusal::Unreadable(&e) }.emit(&shared.stats);
             return StatusCode::BAD_REQUEST;
         }
     };

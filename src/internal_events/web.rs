@@ -27,28 +27,6 @@ impl InternalEvent for PushAccepted<'_> {
     }
 }
 
-/// A feed's push refused.
-pub struct PushRefused<'a> {
-    pub source: &'a str,
-    pub why: Refusal<'a>,
-}
-
-impl InternalEvent for PushRefused<'_> {
-    type Counters = WebStats;
-    fn emit(self, c: &WebStats) {
-        match self.why {
-            Refusal::Secret(why) => {
-                let refused = bump(&c.unauthorized, 1);
-                tracing::warn!(source = self.source, why, refused, "webhook push refused");
-            }
-            Refusal::Unreadable(error) => {
-                let refused = bump(&c.malformed, 1);
-                tracing::warn!(source = self.source, %error, refused, "unreadable webhook push refused");
-            }
-        }
-    }
-}
-
 /// A Telegram webhook post taken into the bot's queues.
 pub struct TelegramUpdateTaken;
 
@@ -60,44 +38,41 @@ impl InternalEvent for TelegramUpdateTaken {
     }
 }
 
-/// A Telegram webhook post refused.
-pub struct TelegramPostRefused<'a> {
+/// Who posted what was refused.
+pub enum Poster<'a> {
+    /// A feed's push.
+    Feed { source: &'a str },
+    /// A gateway's delivery report.
+    Gateway { gateway: &'a str },
+    /// Telegram's webhook post (its secret token is counted apart: a wrong one means
+    /// someone else posts, or our token changed).
+    Telegram,
+}
+
+/// A post to the endpoint refused.
+pub struct Refused<'a> {
+    pub by: Poster<'a>,
     pub why: Refusal<'a>,
 }
 
-impl InternalEvent for TelegramPostRefused<'_> {
+impl InternalEvent for Refused<'_> {
     type Counters = WebStats;
     fn emit(self, c: &WebStats) {
+        let (what, source, gateway) = match self.by {
+            Poster::Feed { source } => ("webhook push", Some(source), None),
+            Poster::Gateway { gateway } => ("delivery report", None, Some(gateway)),
+            Poster::Telegram => ("telegram webhook post", None, None),
+        };
         match self.why {
             Refusal::Secret(why) => {
-                let refused = bump(&c.telegram_unauthorized, 1);
-                tracing::warn!(why, refused, "telegram webhook post refused");
+                let counter =
+                    if matches!(self.by, Poster::Telegram) { &c.telegram_unauthorized } else { &c.unauthorized };
+                let refused = bump(counter, 1);
+                tracing::warn!(source, gateway, why, refused, "{what} refused");
             }
             Refusal::Unreadable(error) => {
                 let refused = bump(&c.malformed, 1);
-                tracing::warn!(%error, refused, "unreadable telegram webhook post refused");
-            }
-        }
-    }
-}
-
-/// A gateway's delivery report refused.
-pub struct ReportRefused<'a> {
-    pub gateway: &'a str,
-    pub why: Refusal<'a>,
-}
-
-impl InternalEvent for ReportRefused<'_> {
-    type Counters = WebStats;
-    fn emit(self, c: &WebStats) {
-        match self.why {
-            Refusal::Secret(why) => {
-                let refused = bump(&c.unauthorized, 1);
-                tracing::warn!(gateway = self.gateway, why, refused, "delivery report refused");
-            }
-            Refusal::Unreadable(error) => {
-                let refused = bump(&c.malformed, 1);
-                tracing::warn!(gateway = self.gateway, %error, refused, "unreadable delivery report refused");
+                tracing::warn!(source, gateway, %error, refused, "unreadable {what} refused");
             }
         }
     }
