@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::*;
 use sirena::alerts::{Event, EventId};
+use sirena::bot::BotStats;
 use sirena::channels::ChannelKind;
 use sirena::demo::{Harness, Options, StoreWrapper, kharkiv_air_raid};
 use sirena::messages::Lang;
@@ -27,6 +28,8 @@ use sirena::store::*;
 struct ReadOnlySwitch {
     inner: Arc<dyn Store>,
     read_only: Arc<AtomicBool>,
+    /// While set, looking up or adding a subscriber hangs (a store stuck on a lock).
+    stalled: Arc<AtomicBool>,
 }
 
 impl ReadOnlySwitch {
@@ -37,15 +40,23 @@ impl ReadOnlySwitch {
         }
         Ok(())
     }
+
+    async fn stall(&self) {
+        while self.stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 #[async_trait]
 impl Store for ReadOnlySwitch {
     async fn upsert_subscriber(&self, kind: ChannelKind, address: &str, lang: Lang) -> Result<Upserted, StoreError> {
         self.check()?;
+        self.stall().await;
         self.inner.upsert_subscriber(kind, address, lang).await
     }
     async fn subscriber(&self, kind: ChannelKind, address: &str) -> Result<Option<Subscriber>, StoreError> {
+        self.stall().await;
         self.inner.subscriber(kind, address).await
     }
     async fn set_lang(&self, id: SubscriberId, lang: Lang) -> Result<(), StoreError> {
@@ -244,8 +255,14 @@ impl Store for ReadOnlySwitch {
 }
 
 fn switched(read_only: &Arc<AtomicBool>) -> StoreWrapper {
-    let flag = read_only.clone();
-    StoreWrapper(Arc::new(move |inner| Arc::new(ReadOnlySwitch { inner, read_only: flag.clone() }) as Arc<dyn Store>))
+    switches(read_only, &Arc::new(AtomicBool::new(false)))
+}
+
+fn switches(read_only: &Arc<AtomicBool>, stalled: &Arc<AtomicBool>) -> StoreWrapper {
+    let (read_only, stalled) = (read_only.clone(), stalled.clone());
+    StoreWrapper(Arc::new(move |inner| {
+        Arc::new(ReadOnlySwitch { inner, read_only: read_only.clone(), stalled: stalled.clone() }) as Arc<dyn Store>
+    }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,4 +289,35 @@ async fn a_store_that_turns_read_only_stops_the_daemon_and_says_which_task() {
     assert!(failure.reason.contains("readonly"), "{failure:?}");
     // Every task stops; shutdown returns instead of hanging on a deaf task.
     tokio::time::timeout(Duration::from_secs(20), h.shutdown()).await.expect("everything stopped");
+}
+
+/// A bot update stuck on a hung store is cut off at `handle_timeout`: the resident is
+/// told something went wrong instead of hearing nothing, the timeout is counted, and
+/// the chat is answered normally once the store is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_stuck_on_the_store_is_answered_at_the_handle_timeout() {
+    const CHAT: i64 = 4242;
+    let stalled = Arc::new(AtomicBool::new(true));
+    let wrap = switches(&Arc::new(AtomicBool::new(false)), &stalled);
+    let opts = Options { wrap_store: Some(wrap), handle_timeout: Some(Duration::from_secs(1)), ..Options::default() };
+    let h = Harness::start(opts).await.expect("harness");
+    let bot = h.daemon.bot.clone().expect("the demo runs the bot");
+    h.telegram.add_user(CHAT, "Resident", Some("uk"));
+    h.telegram.user_sends(CHAT, "/start");
+    wait_until("the error reply", || !h.telegram.sent_to(CHAT).is_empty()).await;
+    // The update is counted once its answers are out.
+    wait_until("the update settled", || bot.settled()).await;
+    let said = texts(&h.telegram.sent_to(CHAT)).join("\n");
+    assert!(said.contains("Сталася помилка"), "{said}");
+    assert_eq!(BotStats::get(&bot.timed_out), 1);
+    assert_eq!(BotStats::get(&bot.handled), 1, "a timed-out update is still handled");
+
+    stalled.store(false, Ordering::SeqCst);
+    h.telegram.user_sends(CHAT, "/start");
+    wait_until("the real answer", || h.telegram.sent_to(CHAT).len() >= 2).await;
+    wait_until("the second update settled", || bot.settled()).await;
+    let again = texts(&h.telegram.sent_to(CHAT)[1..]).join("\n");
+    assert!(!again.contains("Сталася помилка"), "{again}");
+    assert_eq!(BotStats::get(&bot.timed_out), 1);
+    h.shutdown().await;
 }
