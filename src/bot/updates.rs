@@ -207,7 +207,7 @@ impl Inbox {
         };
         let waiting = queue.jobs.iter().filter(|j| matches!(j, Job::Update { .. })).count();
         if waiting >= MAX_QUEUED {
-            UpdateDropped { chat: &mask(&chat.to_string()) }.emit(&self.core.stats);
+            UpdateDropped { chat }.emit(&self.core.stats);
         } else {
             queue.jobs.push_back(job);
         }
@@ -260,7 +260,7 @@ impl Inbox {
                 let text =
                     escape(&composer.text(lang, "bot-flood-slowed", &[], "Too many messages: answers will be slower."));
                 core.replies.send(chat, Reply::text(text)).await;
-                FloodNoticeSent { chat: &mask(&chat.to_string()) }.emit(&core.stats);
+                FloodNoticeSent { chat }.emit(&core.stats);
             }
             Job::Update { mut sender, input, callback } => {
                 if let Some(id) = callback {
@@ -291,7 +291,7 @@ impl Inbox {
                 for reply in answers {
                     core.replies.send(chat, reply).await;
                 }
-                UpdateHandled { chat: &mask(&chat.to_string()), outcome }.emit(&core.stats);
+                UpdateHandled { chat, outcome }.emit(&core.stats);
             }
         }
     }

@@ -6,6 +6,11 @@ use super::InternalEvent;
 use crate::bot::BotStats;
 use crate::metrics::bump;
 
+/// A chat id as logs show it: masked, only when a line is written.
+fn masked(chat: i64) -> String {
+    crate::config::secret::mask(&chat.to_string())
+}
+
 /// A getUpdates request about to go out.
 pub struct Polling;
 
@@ -37,29 +42,28 @@ impl InternalEvent for UpdateReceived {
 }
 
 /// An update dropped from a flooding chat's full queue.
-pub struct UpdateDropped<'a> {
-    /// The chat, masked.
-    pub chat: &'a str,
+pub struct UpdateDropped {
+    pub chat: i64,
 }
 
-impl InternalEvent for UpdateDropped<'_> {
+impl InternalEvent for UpdateDropped {
     type Counters = BotStats;
     fn emit(self, c: &BotStats) {
         bump(&c.dropped, 1);
-        tracing::debug!(chat = self.chat, "flood: update dropped");
+        tracing::debug!(chat = %masked(self.chat), "flood: update dropped");
     }
 }
 
 /// A flooding chat told once that its answers will be slower.
-pub struct FloodNoticeSent<'a> {
-    pub chat: &'a str,
+pub struct FloodNoticeSent {
+    pub chat: i64,
 }
 
-impl InternalEvent for FloodNoticeSent<'_> {
+impl InternalEvent for FloodNoticeSent {
     type Counters = BotStats;
     fn emit(self, c: &BotStats) {
         bump(&c.flood_notices, 1);
-        tracing::info!(chat = self.chat, "flood: chat slowed down and told so");
+        tracing::info!(chat = %masked(self.chat), "flood: chat slowed down and told so");
     }
 }
 
@@ -73,12 +77,12 @@ pub enum Handled {
 }
 
 /// An update decided and its answers sent (or given up).
-pub struct UpdateHandled<'a> {
-    pub chat: &'a str,
+pub struct UpdateHandled {
+    pub chat: i64,
     pub outcome: Handled,
 }
 
-impl InternalEvent for UpdateHandled<'_> {
+impl InternalEvent for UpdateHandled {
     type Counters = BotStats;
     fn emit(self, c: &BotStats) {
         bump(&c.handled, 1);
@@ -86,11 +90,11 @@ impl InternalEvent for UpdateHandled<'_> {
             Handled::Answered => {}
             Handled::StoreFailed(error) => {
                 bump(&c.store_errors, 1);
-                tracing::error!(%error, chat = self.chat, "bot could not use the store");
+                tracing::error!(%error, chat = %masked(self.chat), "bot could not use the store");
             }
             Handled::TimedOut(timeout) => {
                 bump(&c.timed_out, 1);
-                tracing::error!(chat = self.chat, ?timeout, "bot update took too long");
+                tracing::error!(chat = %masked(self.chat), ?timeout, "bot update took too long");
             }
         }
     }
