@@ -123,6 +123,8 @@ pub struct SourceFigures {
     /// Seconds since its last good answer; `None` before the first.
     pub last_success_age_s: Option<f64>,
     pub consecutive_failures: u32,
+    /// Optional parts dropped from its answers since start, by field.
+    pub dropped: Vec<(&'static str, u64)>,
 }
 
 /// Every figure `/metrics` shows, read at one moment.
@@ -226,6 +228,16 @@ pub fn render(s: &Snapshot) -> String {
     for src in &s.sources {
         t.sample("sirena_source_consecutive_failures", &[("source", &src.name)], src.consecutive_failures);
     }
+    t.family(
+        "sirena_source_dropped_total",
+        "counter",
+        "Optional parts of feed answers that did not read (level, threats, notes, CAP entries…), by source and field; each alert was kept without them.",
+    );
+    for src in &s.sources {
+        for (field, n) in &src.dropped {
+            t.sample("sirena_source_dropped_total", &[("source", &src.name), ("field", field)], n);
+        }
+    }
     t.0
 }
 
@@ -276,8 +288,18 @@ mod tests {
             web: vec![("unauthorized", 1)],
             bot: vec![("dropped", 2)],
             sources: vec![
-                SourceFigures { name: "a\"b".into(), last_success_age_s: Some(1.5), consecutive_failures: 0 },
-                SourceFigures { name: "never".into(), last_success_age_s: None, consecutive_failures: 7 },
+                SourceFigures {
+                    name: "a\"b".into(),
+                    last_success_age_s: Some(1.5),
+                    consecutive_failures: 0,
+                    dropped: vec![("threats", 2)],
+                },
+                SourceFigures {
+                    name: "never".into(),
+                    last_success_age_s: None,
+                    consecutive_failures: 7,
+                    dropped: Vec::new(),
+                },
             ],
             ..Snapshot::default()
         };
@@ -300,6 +322,7 @@ mod tests {
             "sirena_bot_total{what=\"dropped\"} 2",
             "sirena_source_last_success_age_seconds{source=\"a\\\"b\"} 1.500",
             "sirena_source_consecutive_failures{source=\"never\"} 7",
+            "sirena_source_dropped_total{source=\"a\\\"b\",field=\"threats\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }

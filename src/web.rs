@@ -292,6 +292,7 @@ fn source_figures(figures: &Figures) -> Vec<crate::metrics::SourceFigures> {
                 name: name.clone(),
                 last_success_age_s: h.last_success.map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
                 consecutive_failures: h.consecutive_failures,
+                dropped: h.dropped.iter().map(|(f, n)| (*f, *n)).collect(),
             }
         })
         .collect()

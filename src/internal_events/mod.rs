@@ -10,11 +10,12 @@
 //!
 //! One file per component: `dispatch` (the lanes), `web` (the HTTP endpoint), `bot`
 //! (the residents' bot's transport), `pipeline` (events, held snapshots, reloads,
-//! operators' refusals).
+//! operators' refusals), `sources` (what the pollers drop from answers).
 
 pub mod bot;
 pub mod dispatch;
 pub mod pipeline;
+pub mod sources;
 pub mod web;
 
 /// Something the daemon did that operators see in the log and in `/metrics`.

@@ -92,7 +92,7 @@ pub fn decode(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceError> {
             texts: Vec::new(),
         });
     }
-    Ok(Decoded { alerts, unmapped })
+    Ok(Decoded { alerts, unmapped, dropped: Vec::new() })
 }
 
 /// The feed's threat names, parsed, sorted and without duplicates; blank names

@@ -84,7 +84,7 @@ fn decode_cap(body: &[u8], tree: &RegionTree) -> Result<Output, SourceError> {
         }
     }
     let alerts = book.observed(now);
-    Ok(output("cap", Decoded { alerts, unmapped: Vec::new() }, tree).with_notes(notes))
+    Ok(output("cap", Decoded { alerts, ..Decoded::default() }, tree).with_notes(notes))
 }
 
 impl Output {
@@ -96,7 +96,10 @@ impl Output {
 
 fn output(source: &str, decoded: Decoded, tree: &RegionTree) -> Output {
     let lines = decoded.alerts.iter().map(|a| line(source, a, tree)).collect();
-    let notes = decoded.unmapped.iter().map(|u| format!("unmapped feed id {} ({})", u.id, u.title)).collect();
+    let unmapped = decoded.unmapped.iter().map(|u| format!("unmapped feed id {} ({})", u.id, u.title));
+    let dropped =
+        decoded.dropped.iter().map(|d| format!("dropped {}: {} (the alert is kept without it)", d.field, d.shape));
+    let notes = unmapped.chain(dropped).collect();
     Output { lines, notes }
 }
 

@@ -31,12 +31,34 @@ use crate::config::secret::Secret;
 pub use http::{Auth, Fetched, HttpGet, HttpOptions};
 pub use poll::{Feed, Polled, Poller, Schedule, SourceHealth};
 
-/// A decoded snapshot: the alerts mapped to regions, and the feed's locations the
-/// region files lack (reported, never guessed).
-#[derive(Debug, PartialEq)]
+/// A decoded snapshot: the alerts mapped to regions, the feed's locations the
+/// region files lack (reported, never guessed), and the optional parts that did not
+/// read (each alert kept without them).
+#[derive(Debug, Default, PartialEq)]
 pub struct Decoded {
     pub alerts: Vec<ObservedAlert>,
     pub unmapped: Vec<Unmapped>,
+    pub dropped: Vec<Dropped>,
+}
+
+/// An optional part of a payload — enrichment such as a level, a threat, a note, an
+/// English title, a CAP parameter, or one entry of a CAP index — that did not read.
+/// The alert it belonged to is kept without it: enrichment never costs the alert, and
+/// never the body (DESIGN §11). The poller logs each (field, shape) once per source and
+/// counts every drop by source and field (`sirena_source_dropped_total`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dropped {
+    /// Which part, as the feed names it: `threats`, `alert_level`, `entry`, ….
+    pub field: &'static str,
+    /// What it was instead, in an operator's words: "a number", "an object without
+    /// threat_type", "a link that answered HTTP 404".
+    pub shape: String,
+}
+
+impl Dropped {
+    pub fn new(field: &'static str, shape: impl Into<String>) -> Dropped {
+        Dropped { field, shape: shape.into() }
+    }
 }
 
 /// A feed location no region carries.

@@ -19,7 +19,7 @@
 //! must not count as one. Feed locations no region carries are logged once per id and
 //! counted in [`SourceHealth`].
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +29,10 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Decoded, HttpGet, SourceError, SourceReport, Unmapped};
+use super::{Decoded, Dropped, HttpGet, SourceError, SourceReport, Unmapped};
 use crate::alerts::state::{Observation, ObservedAlert};
+use crate::internal_events::InternalEvent;
+use crate::internal_events::sources::EnrichmentDropped;
 use crate::regions::RegionTree;
 
 /// One feed's adapter: how to ask and how to read the answer.
@@ -100,6 +102,9 @@ pub struct SourceHealth {
     pub last_error: Option<String>,
     /// Distinct feed location ids seen that no region carries.
     pub unmapped: usize,
+    /// Optional parts dropped from decoded answers since start, by field: enrichment
+    /// that did not read, each alert kept without it.
+    pub dropped: BTreeMap<&'static str, u64>,
 }
 
 /// Polls one feed until cancelled.
@@ -116,6 +121,8 @@ pub struct Poller {
     last_good: Option<Vec<ObservedAlert>>,
     /// Unmapped ids already logged.
     told_unmapped: HashSet<String>,
+    /// Dropped (field, shape) pairs already logged: each is told once, counted always.
+    told_dropped: HashSet<Dropped>,
     /// Rung by a webhook push: poll now rather than at the next interval.
     nudge: Arc<Notify>,
 }
@@ -140,6 +147,7 @@ impl Poller {
             seed,
             last_good: None,
             told_unmapped: HashSet::new(),
+            told_dropped: HashSet::new(),
             nudge: Arc::new(Notify::new()),
         };
         (poller, health_rx)
@@ -224,6 +232,10 @@ impl Poller {
             },
             Polled::Snapshot(decoded) => {
                 self.tell_unmapped(&decoded.unmapped);
+                for dropped in &decoded.dropped {
+                    let first = self.told_dropped.insert(dropped.clone());
+                    EnrichmentDropped { source: self.feed.name(), dropped, first }.emit(&self.health);
+                }
                 if decoded.alerts.is_empty() {
                     self.http.forget_all();
                 }
@@ -298,7 +310,7 @@ mod tests {
     fn snapshot(alerts: Vec<ObservedAlert>, unmapped: &[&str]) -> Result<Polled, SourceError> {
         let unmapped =
             unmapped.iter().map(|id| Unmapped { id: (*id).to_owned(), title: format!("place {id}") }).collect();
-        Ok(Polled::Snapshot(Decoded { alerts, unmapped }))
+        Ok(Polled::Snapshot(Decoded { alerts, unmapped, dropped: Vec::new() }))
     }
 
     fn status(code: u16) -> Result<Polled, SourceError> {
@@ -502,6 +514,31 @@ mod tests {
         .await;
         assert_eq!(r.health.unmapped, 3);
         assert_eq!(r.reports.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_enrichment_is_counted_by_field_and_the_alerts_still_go_out() {
+        let with_drops = |drops: &[(&'static str, &str)]| {
+            Ok(Polled::Snapshot(Decoded {
+                alerts: vec![air_raid()],
+                dropped: drops.iter().map(|(f, s)| Dropped::new(f, *s)).collect(),
+                ..Decoded::default()
+            }))
+        };
+        let r = run(
+            vec![
+                with_drops(&[("threats", "a number"), ("alert_level", "a list")]),
+                with_drops(&[("threats", "a number")]),
+                with_drops(&[]),
+            ],
+            schedule(),
+            1,
+        )
+        .await;
+        assert_eq!(r.health.dropped, BTreeMap::from([("alert_level", 1), ("threats", 2)]));
+        let observed = r.reports.iter().filter(|x| matches!(x, SourceReport::Observed(o) if o.alerts.len() == 1));
+        assert_eq!(observed.count(), 3, "every answer with a drop is still a good answer");
+        assert_eq!(r.health.consecutive_failures, 0);
     }
 
     #[test]

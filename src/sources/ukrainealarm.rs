@@ -172,7 +172,7 @@ impl Collector {
     }
 
     fn finish(self) -> Decoded {
-        Decoded { alerts: self.alerts, unmapped: self.unmapped }
+        Decoded { alerts: self.alerts, unmapped: self.unmapped, dropped: Vec::new() }
     }
 }
 
@@ -434,7 +434,7 @@ mod tests {
         // No alerts is a valid answer: null, missing or empty activeAlerts.
         for empty in ["[]", r#"[{"regionId":"22"}]"#, r#"[{"regionId":"22","activeAlerts":null}]"#] {
             let d = decode_alerts(empty.as_bytes(), &tree()).expect(empty);
-            assert_eq!(d, Decoded { alerts: vec![], unmapped: vec![] });
+            assert_eq!(d, Decoded::default());
         }
     }
 

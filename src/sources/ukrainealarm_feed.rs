@@ -182,7 +182,7 @@ mod tests {
             threats: Vec::new(),
             texts: Vec::new(),
         };
-        Ok(Decoded { alerts: vec![alert; n.min(1)], unmapped: Vec::new() })
+        Ok(Decoded { alerts: vec![alert; n.min(1)], ..Decoded::default() })
     }
 
     fn tree() -> RegionTree {

@@ -68,7 +68,7 @@ impl CapFeed {
         self.snapshots += 1;
         let now = Utc::now();
         self.book.prune(now);
-        Polled::Snapshot(Decoded { alerts: self.book.observed(now), unmapped: Vec::new() })
+        Polled::Snapshot(Decoded { alerts: self.book.observed(now), ..Decoded::default() })
     }
 }
 
