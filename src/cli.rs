@@ -120,6 +120,11 @@ enum RegionsCommand {
         /// list cannot place.
         #[arg(long)]
         ukrainealarm: Option<PathBuf>,
+        /// Write the new file even if feed ids the old one holds would be gone. Without
+        /// it, an import without feed lists keeps each region's feed id, and any import
+        /// that would drop one is refused (nothing written), naming how many.
+        #[arg(long)]
+        drop_feed_ids: bool,
     },
     /// Import region boundaries (a GeoJSON FeatureCollection of Polygons and
     /// MultiPolygons keyed by KATOTTG: `katotth`, `katottg` or `id` in the properties)
@@ -370,6 +375,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { dir } => match config::load(&dir) {
             Ok(c) => {
+                for w in config::warnings::warnings(&c) {
+                    println!("{w}");
+                }
                 println!("{}: ok ({} regions, {} evacuation orders)", dir.display(), c.tree.len(), c.orders.len());
                 Ok(ExitCode::SUCCESS)
             }
@@ -424,19 +432,30 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Regions { command: RegionsCommand::Import { file, config, alerts_in_ua, ukrainealarm } } => {
-            use config::codifier::FeedList;
+        Command::Regions {
+            command: RegionsCommand::Import { file, config, alerts_in_ua, ukrainealarm, drop_feed_ids },
+        } => {
+            use config::codifier::{FeedList, KeepFeedIds};
             let lists: Vec<FeedList> = alerts_in_ua
                 .map(FeedList::AlertsInUa)
                 .into_iter()
                 .chain(ukrainealarm.map(FeedList::UkraineAlarm))
                 .collect();
-            let report = config::codifier::import(&file, &config, &lists)?;
+            let keep = if drop_feed_ids { KeepFeedIds::Drop } else { KeepFeedIds::Refuse };
+            let report = config::codifier::import(&file, &config, &lists, keep)?;
             if !lists.is_empty() {
                 println!("feed ids: {} regions placed, {} uids not:", report.feed_ids, report.unmatched.len());
                 for u in &report.unmatched {
                     println!("  {} {}: {}", u.place.uid, u.place.name, u.reason);
                 }
+            } else if report.kept_feed_ids > 0 {
+                println!(
+                    "feed ids: {} kept from the file this import replaces (no feed lists given)",
+                    report.kept_feed_ids
+                );
+            }
+            if report.dropped_feed_ids > 0 {
+                println!("feed ids: {} dropped (--drop-feed-ids)", report.dropped_feed_ids);
             }
             let levels: Vec<String> = report.levels.iter().map(|(l, n)| format!("{n} {l:?}")).collect();
             println!(

@@ -705,6 +705,9 @@ pub async fn run(config_dir: PathBuf, shutdown: impl std::future::Future<Output 
     let config = config::load(&config_dir)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("config {} is not valid", config_dir.display()))?;
+    for warning in config::warnings::warnings(&config) {
+        tracing::warn!("{}", warning.trim_start_matches("warning: "));
+    }
     let secrets = Secrets::from_env(&config)?;
     let backend = open_store(&config, &secrets).await?;
     let pg = match backend {

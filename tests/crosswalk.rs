@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sirena::config::codifier::{FeedList, generated_path, import};
+use sirena::config::codifier::{FeedList, KeepFeedIds, generated_path, import};
 use sirena::regions::crosswalk::{Crosswalk, FeedLevel, alerts_in_ua_places, crosswalk, ukrainealarm_places};
 use sirena::regions::{Region, RegionId, codifier};
 
@@ -110,7 +110,7 @@ fn imported_feed_ids_map_alerts_and_a_hand_written_one_moves_a_uid_for_a_renamin
     let dir = tmp.path().join("config");
     common::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
     let lists = [FeedList::AlertsInUa(data.join(ALERTS_IN_UA)), FeedList::UkraineAlarm(data.join(UKRAINEALARM))];
-    let report = import(&data.join(CODIFIER), &dir, &lists).expect("import");
+    let report = import(&data.join(CODIFIER), &dir, &lists, KeepFeedIds::Refuse).expect("import");
     let placed = report.feed_ids;
     assert!(placed > 1_600, "{placed} uids placed");
     let config = sirena::config::load(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -142,7 +142,7 @@ fn imported_feed_ids_map_alerts_and_a_hand_written_one_moves_a_uid_for_a_renamin
         let config = sirena::config::load(&dir).unwrap_or_else(|e| panic!("round {round}: {e}"));
         assert_eq!(config.tree.by_feed_id(uid).map(|r| &r.id), Some(&other), "round {round}");
         assert_eq!(config.tree.get(id).and_then(|r| r.feed_id), None, "the crosswalk's region lost the uid");
-        let again = import(&data.join(CODIFIER), &dir, &lists).expect("re-import");
+        let again = import(&data.join(CODIFIER), &dir, &lists, KeepFeedIds::Refuse).expect("re-import");
         assert!(!again.changed, "the same codifier and lists write the same bytes");
     }
     assert!(generated_path(&dir.join("regions")).is_file());

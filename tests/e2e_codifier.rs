@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use sirena::alerts::{AlertKind, Transition};
 use sirena::channels::ChannelKind;
-use sirena::config::codifier::{FeedList, import};
+use sirena::config::codifier::{FeedList, KeepFeedIds, import};
 use sirena::demo::{Harness, Options};
 use sirena::regions::Level;
 use sirena::sim::feed::SimAlert;
@@ -24,7 +24,8 @@ async fn the_daemon_reloads_the_imported_codifier_and_alerts_reach_a_generated_v
         FeedList::AlertsInUa(data.join("alerts_in_ua/locations_hierarchy.json")),
         FeedList::UkraineAlarm(data.join("ukrainealarm/regions_v3_2022-07.json")),
     ];
-    import(&data.join("katottg/kodifikator-16-05-2025.csv"), &h.config_dir, &lists).expect("import");
+    import(&data.join("katottg/kodifikator-16-05-2025.csv"), &h.config_dir, &lists, KeepFeedIds::Refuse)
+        .expect("import");
     tokio::time::timeout(WAIT, reloads.wait_for(|g| *g > before)).await.expect("reloaded").expect("daemon alive");
 
     // A Volyn village whose name no other place has, in a hromada the feed names.

@@ -34,7 +34,8 @@ fn country() -> Option<(&'static Path, &'static Config)> {
             let tmp = tempfile::tempdir().expect("tempdir");
             let dir = tmp.path().join("config");
             sirena::demo::write_embedded_config(&dir).expect("config");
-            sirena::config::codifier::import(&data.join("katottg/kodifikator-16-05-2025.csv"), &dir, &[])
+            let csv = data.join("katottg/kodifikator-16-05-2025.csv");
+            sirena::config::codifier::import(&csv, &dir, &[], sirena::config::codifier::KeepFeedIds::Refuse)
                 .expect("import");
             let config = sirena::config::load(&dir).unwrap_or_else(|e| panic!("{e}"));
             Some(Country { _tmp: tmp, dir, config })

@@ -102,7 +102,7 @@ pub fn search(queries: usize, codifier: Option<&Path>) -> anyhow::Result<String>
     let dir = tmp.path().join("config");
     crate::demo::write_embedded_config(&dir)?;
     let t = Instant::now();
-    let imported = crate::config::codifier::import(&csv, &dir, &[])?;
+    let imported = crate::config::codifier::import(&csv, &dir, &[], crate::config::codifier::KeepFeedIds::Refuse)?;
     let import_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_before = super::rss_bytes();
     let t = Instant::now();

@@ -166,6 +166,33 @@ pub enum ImportError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{}: {error}", path.display())]
     Geo { path: PathBuf, error: geo::GeoError },
+    /// The new file would hold fewer feed ids than the one it replaces: every alert on
+    /// a region that lost its id would reach nobody.
+    #[error(
+        "{}: this import would drop {lost} of the {held} feed ids the file holds ({}); nothing was written. \
+         Give the feed lists as before (--alerts-in-ua FILE --ukrainealarm FILE), or --drop-feed-ids to drop them",
+        path.display(),
+        examples.join(", ")
+    )]
+    WouldLoseFeedIds { path: PathBuf, lost: usize, held: usize, examples: Vec<String> },
+    /// The file being replaced does not read, so the feed ids it holds cannot be kept.
+    #[error(
+        "{}: the feed ids it holds cannot be kept, the file does not read ({message}); nothing was written. \
+         Give the feed lists (--alerts-in-ua FILE --ukrainealarm FILE), or --drop-feed-ids to replace it anyway",
+        path.display()
+    )]
+    UnreadableFeedIds { path: PathBuf, message: String },
+}
+
+/// What to do with the feed ids the generated file already holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeepFeedIds {
+    /// Without feed lists, carry each region's feed id over; with them, take the
+    /// lists' ids. Either way refuse when any feed id the file holds would be gone.
+    #[default]
+    Refuse,
+    /// The operator said `--drop-feed-ids`: write what this import gives.
+    Drop,
 }
 
 /// What an import did.
@@ -179,6 +206,12 @@ pub struct ImportReport {
     pub changed: bool,
     /// Regions given a feed id by the crosswalk.
     pub feed_ids: usize,
+    /// Regions that kept the feed id the previous file gave them (an import without
+    /// feed lists).
+    pub kept_feed_ids: usize,
+    /// Feed ids the previous file held that the new one does not (only with
+    /// `--drop-feed-ids`; otherwise the import is refused).
+    pub dropped_feed_ids: usize,
     /// The feeds' uids no region was found for, with why; empty without lists.
     pub unmatched: Vec<crosswalk::Unmatched>,
 }
@@ -207,8 +240,10 @@ impl FeedList {
 }
 
 /// `sirena regions import`: reads `csv`, attaches the feed ids the `lists` (in order of
-/// trust) give, writes `config/regions/katottg.generated.tsv`.
-pub fn import(csv: &Path, config: &Path, lists: &[FeedList]) -> Result<ImportReport, ImportError> {
+/// trust) give — or, without lists, the ids the file being replaced gave each region —
+/// and writes `config/regions/katottg.generated.tsv`. Refuses, writing nothing, when a
+/// feed id the old file holds would be gone, unless `keep` is [`KeepFeedIds::Drop`].
+pub fn import(csv: &Path, config: &Path, lists: &[FeedList], keep: KeepFeedIds) -> Result<ImportReport, ImportError> {
     let text = std::fs::read_to_string(csv).map_err(|source| ImportError::Read { path: csv.to_owned(), source })?;
     let mut regions =
         codifier::parse(&text).map_err(|errors| ImportError::Codifier { path: csv.to_owned(), errors })?;
@@ -223,9 +258,37 @@ pub fn import(csv: &Path, config: &Path, lists: &[FeedList]) -> Result<ImportRep
     if !dir.is_dir() {
         return Err(ImportError::NoRegionsDir { dir: config.to_owned() });
     }
+    let path = generated_path(&dir);
+    let old = match keep {
+        KeepFeedIds::Refuse => held_feed_ids(&path)?,
+        KeepFeedIds::Drop => Vec::new(),
+    };
+    let mut kept_feed_ids = 0;
+    if places.is_empty() {
+        let old_by_region: HashMap<&RegionId, u32> = old.iter().map(|(id, _, uid)| (id, *uid)).collect();
+        for r in &mut regions {
+            r.feed_id = old_by_region.get(&r.id).copied();
+            kept_feed_ids += usize::from(r.feed_id.is_some());
+        }
+    }
+    let new_uids: HashSet<u32> = regions.iter().filter_map(|r| r.feed_id).collect();
+    let lost: Vec<&(RegionId, String, u32)> = old.iter().filter(|(_, _, uid)| !new_uids.contains(uid)).collect();
+    if !lost.is_empty() {
+        let mut examples: Vec<String> = lost.iter().take(3).map(|(_, name, uid)| format!("{uid} {name}")).collect();
+        if lost.len() > examples.len() {
+            examples.push("…".to_owned());
+        }
+        return Err(ImportError::WouldLoseFeedIds { path, lost: lost.len(), held: old.len(), examples });
+    }
+    let dropped_feed_ids = match keep {
+        KeepFeedIds::Refuse => 0,
+        KeepFeedIds::Drop => {
+            let before = held_feed_ids(&path).unwrap_or_default();
+            before.iter().filter(|(_, _, uid)| !new_uids.contains(uid)).count()
+        }
+    };
     let source = csv.file_name().map_or_else(|| csv.display().to_string(), |n| n.to_string_lossy().into_owned());
     let out = generated::write(&source, &regions);
-    let path = generated_path(&dir);
     let changed = std::fs::read(&path).map_or(true, |old| old != out.as_bytes());
     if changed {
         // Written beside and renamed, so a watching daemon never reads half a file.
@@ -242,7 +305,31 @@ pub fn import(csv: &Path, config: &Path, lists: &[FeedList]) -> Result<ImportRep
             _ => levels.push((l, 1)),
         }
     }
-    Ok(ImportReport { path, levels, regions: regions.len(), changed, feed_ids: assigned.len(), unmatched })
+    Ok(ImportReport {
+        path,
+        levels,
+        regions: regions.len(),
+        changed,
+        feed_ids: assigned.len(),
+        kept_feed_ids,
+        dropped_feed_ids,
+        unmatched,
+    })
+}
+
+/// The feed ids a generated file holds: (region, its name, feed id); none when there
+/// is no file yet.
+fn held_feed_ids(path: &Path) -> Result<Vec<(RegionId, String, u32)>, ImportError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ImportError::UnreadableFeedIds { path: path.to_owned(), message: e.to_string() }),
+    };
+    let rows = generated::read(&text).map_err(|errors| ImportError::UnreadableFeedIds {
+        path: path.to_owned(),
+        message: errors.first().map_or_else(String::new, ToString::to_string),
+    })?;
+    Ok(rows.into_iter().filter_map(|(r, _)| r.feed_id.map(|uid| (r.id, r.name.uk, uid))).collect())
 }
 
 /// What `sirena regions import-geo` did.

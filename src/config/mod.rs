@@ -21,6 +21,7 @@ pub mod sms;
 pub mod sms_http;
 mod sources;
 mod spans;
+pub mod warnings;
 
 pub use sources::{
     AlertsInUaSettings, CapSettings, Common as SourceCommon, DEFAULT_MAX_BODY, SourceKind, SourceSettings,
