@@ -19,6 +19,10 @@ use serde_json::{Value, json};
 use super::TelegramSim;
 use super::state::{GroupKind, SimState, SimUser, UserStatus, private_chat_json, unix_now, user_json};
 
+/// Every forum's General topic: never a created topic's id, and refused as a
+/// `message_thread_id` (a message in General carries none).
+const GENERAL_TOPIC: i64 = 1;
+
 /// A topic icon colour Telegram allows (0x6FB9F0).
 const TOPIC_ICON_COLOR: i64 = 7_322_096;
 
@@ -111,7 +115,10 @@ impl TelegramSim {
             tracing::warn!(forum, "telegram sim: a topic in a chat that is not a known forum");
             return 0;
         };
-        let id = st.take_message_id();
+        let mut id = st.take_message_id();
+        if id == GENERAL_TOPIC {
+            id = st.take_message_id();
+        }
         let message = json!({
             "message_id": id,
             "date": unix_now(),
