@@ -254,7 +254,7 @@ impl SimState {
     /// delivery so the setting can arrive after the update.
     fn drop_unwanted(&mut self) {
         match self.allowed_updates.as_ref().filter(|a| !a.is_empty()) {
-            Some(allowed) => self.updates.retain(|u| allowed.iter().any(|kind| *kind == u.kind)),
+            Some(allowed) => self.updates.retain(|u| allowed.contains(&u.kind)),
             None => self.updates.retain(|u| !ON_REQUEST_ONLY.contains(&u.kind.as_str())),
         }
     }
