@@ -15,8 +15,10 @@ use serde_json::{Value, json};
 use crate::channels::telegram::network_error;
 use crate::config::secret::Secret;
 
-/// The update kinds the bot asks for.
-pub const ALLOWED_UPDATES: [&str; 3] = ["message", "edited_message", "callback_query"];
+/// The update kinds the bot asks for (`allowed_updates` of getUpdates and setWebhook).
+/// `my_chat_member` tells at once that a resident blocked the bot or a group removed
+/// it, rather than at the next message's 403.
+pub const ALLOWED_UPDATES: [&str; 4] = ["message", "edited_message", "callback_query", "my_chat_member"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -45,6 +47,7 @@ pub struct RawUpdate {
     pub message: Option<RawMessage>,
     pub edited_message: Option<RawMessage>,
     pub callback_query: Option<RawCallback>,
+    pub my_chat_member: Option<RawMemberUpdate>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -56,6 +59,12 @@ pub struct RawMessage {
     pub location: Option<RawLocation>,
     pub contact: Option<RawContact>,
     pub reply_to_message: Option<Box<RawMessage>>,
+    /// The forum topic (with `is_topic_message`) or, in a supergroup without topics,
+    /// the reply thread the message belongs to.
+    pub message_thread_id: Option<i64>,
+    /// The message is in a forum topic: `message_thread_id` names the topic.
+    #[serde(default)]
+    pub is_topic_message: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -84,6 +93,20 @@ pub struct RawLocation {
 pub struct RawContact {
     pub phone_number: String,
     pub user_id: Option<i64>,
+}
+
+/// `my_chat_member`: the bot's own status in a chat changed.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RawMemberUpdate {
+    pub chat: RawChat,
+    pub old_chat_member: RawMember,
+    pub new_chat_member: RawMember,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RawMember {
+    /// `creator`, `administrator`, `member`, `restricted`, `left` or `kicked`.
+    pub status: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]

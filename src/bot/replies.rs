@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::Reply;
 use crate::channels::telegram::TelegramChannel;
-use crate::channels::{Address, Channel, LimitScope, Outgoing, SendError};
+use crate::channels::{Address, LimitScope, Outgoing, SendError};
 use crate::config::secret::mask;
 use crate::dispatch::limits::{Recipient, SharedLimiter};
 
@@ -39,14 +39,17 @@ pub enum Delivered {
 impl Replies {
     /// Sends one plain message (operators' notices) the way replies go.
     pub async fn notify(&self, chat: i64, text: String) {
-        self.send(chat, Reply::text(text)).await;
+        self.send(chat, None, Reply::text(text)).await;
     }
 
     /// Sends one reply to a private chat or a group (a negative id, under the
-    /// per-group limit). A 429 holds the shared limiter, as for the fan-out, and the
-    /// reply waits it out and goes again; a network failure is tried again after a
-    /// growing pause; both until [`REPLY_DEADLINE`]. A permanent refusal stops.
-    pub(super) async fn send(&self, chat: i64, reply: Reply) -> Delivered {
+    /// per-group limit), into the forum topic `thread` when the question came from
+    /// one. A 429 holds the shared limiter, as for the fan-out, and the reply waits it
+    /// out and goes again; a network failure is tried again after a growing pause;
+    /// both until [`REPLY_DEADLINE`]. A permanent refusal stops, except that a topic
+    /// deleted or closed since the question ("message thread not found",
+    /// `TOPIC_CLOSED`) gets the answer in the group's General topic instead.
+    pub(super) async fn send(&self, chat: i64, mut thread: Option<i32>, reply: Reply) -> Delivered {
         let to = Address::TelegramChat(chat);
         let recipient = Recipient::of(&to);
         let deadline = Instant::now() + REPLY_DEADLINE;
@@ -58,7 +61,7 @@ impl Replies {
             let message =
                 Outgoing { to: &to, text: &reply.text, silent: false, paid: false, keyboard: &reply.keyboard, key: "" };
             // How long to sleep here, and how far off the next try is.
-            let (wait, next_try) = match self.channel.send(message).await {
+            let (wait, next_try) = match self.channel.send_in_thread(message, thread).await {
                 Ok(_) => return Delivered::Yes,
                 Err(SendError::RateLimited { scope, retry_after }) => {
                     let who = (scope == LimitScope::Recipient).then_some(&recipient);
@@ -73,6 +76,11 @@ impl Replies {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     (wait, wait)
                 }
+                Err(SendError::Rejected(why)) if thread.is_some() && topic_gone(&why) => {
+                    tracing::info!(%why, chat = %mask(&chat.to_string()), "forum topic gone; answering in General");
+                    thread = None;
+                    (Duration::ZERO, Duration::ZERO)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, chat = %mask(&chat.to_string()), "bot reply refused");
                     return Delivered::Refused;
@@ -85,4 +93,9 @@ impl Replies {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// Telegram's refusals of a `message_thread_id` whose topic is deleted or closed.
+fn topic_gone(why: &str) -> bool {
+    why.contains("message thread not found") || why.contains("TOPIC_CLOSED") || why.contains("TOPIC_DELETED")
 }

@@ -10,13 +10,21 @@
 //! every chat still gets an answer to its first messages. Each update is decided
 //! within `handle_timeout`; one that takes longer is answered with `bot-error`.
 //!
-//! In groups only what is meant for the bot is read: commands without a `@name` or
-//! with ours (learnt from getMe at start), replies to the bot's messages, and presses
-//! of its buttons. `/cmd@other_bot` and plain chatter get nothing. Whether the
-//! person may change the group's subscriptions (`Sender::admin`) is asked with
-//! getChatMember (creator or administrator), only for such inputs, and remembered for
-//! [`ADMIN_TTL`]. Edited messages are read as new input: a resident who corrects a
-//! mistyped village name expects the bot to answer the corrected one.
+//! What an update means is decided in `read.rs`: in groups only what is meant for the
+//! bot is read (its own commands bare, any command with our `@name`, learnt from getMe
+//! at start, replies to its messages, presses of its buttons), and an input from a
+//! forum topic is answered in that topic. Whether the person may change the group's
+//! subscriptions (`Sender::admin`) is asked with getChatMember (creator or
+//! administrator), only for such inputs, and remembered for [`ADMIN_TTL`]. Edited
+//! messages are read as new input: a resident who corrects a mistyped village name
+//! expects the bot to answer the corrected one.
+//!
+//! A `my_chat_member` update saying the bot was blocked in a private chat, or removed
+//! or banned from a group, deactivates the chat at once, as a 403 would (the store's
+//! `deactivate`, and the match index told), in the chat's queue, so it comes after
+//! what the chat wrote before. An unblock (or being added back) changes nothing by
+//! itself: the chat's next message reactivates it, as after a 403 — Telegram's
+//! "Restart bot" button sends `/start`. A paused chat (`/stop`) stays paused.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,11 +36,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::api::{ApiError, BotApi, RawMessage, RawUpdate, read_update};
+use super::api::{ApiError, BotApi};
+use super::read::{ChatKind, Inbound, MemberChange, Membership, Reading, read};
 use super::{CHANNEL, Conversation, Input, Replies, Reply, Sender};
 use crate::config::secret::{Secret, mask};
 use crate::internal_events::InternalEvent;
-use crate::internal_events::bot::{FloodNoticeSent, Handled, Polling, UpdateDropped, UpdateHandled, UpdateReceived};
+use crate::internal_events::bot::{
+    FloodNoticeSent, Handled, MembershipChanged, Polling, UpdateDropped, UpdateHandled, UpdateReceived,
+};
+use crate::matcher::IndexDelta;
 use crate::messages::{Lang, escape};
 
 /// A chat with more updates than this waiting is flooding and is told so once.
@@ -62,6 +74,12 @@ crate::metrics::counters! {
         /// Updates not meant for the bot (group chatter, another bot's command) or of
         /// a kind it does not read.
         ignored,
+        /// Chats deactivated at once because a resident blocked the bot or a group
+        /// removed it (`my_chat_member`).
+        deactivated,
+        /// Chats that unblocked the bot or added it back (`my_chat_member`); they
+        /// resume with their next message.
+        returned,
         /// Updates decided and answered (or whose answer failed for good).
         handled,
         /// Updates dropped from a flooding chat's full queue.
@@ -87,9 +105,9 @@ impl BotStats {
 
 /// The bot's own account, from getMe.
 #[derive(Clone, Debug)]
-struct Me {
-    id: i64,
-    username: String,
+pub struct Me {
+    pub id: i64,
+    pub username: String,
 }
 
 /// One input waiting in its chat's queue.
@@ -98,11 +116,13 @@ enum Job {
         sender: Sender,
         input: Input,
         callback: Option<String>,
+        /// The forum topic the answers go to.
+        thread: Option<i32>,
     },
     /// "You write faster than I can answer", once per flood.
-    FloodNotice {
-        app_lang: Option<String>,
-    },
+    FloodNotice { app_lang: Option<String>, thread: Option<i32> },
+    /// The bot's status in the chat changed; never dropped from a full queue.
+    Membership(Membership),
 }
 
 #[derive(Default)]
@@ -178,7 +198,7 @@ impl Inbox {
     /// update whose id was already taken is skipped.
     pub fn push(&self, update: &Value) -> Result<(), NotReady> {
         let Some(me) = self.core.me.borrow().clone() else { return Err(NotReady) };
-        let Some((id, raw)) = read_update(update) else {
+        let Some((id, reading)) = read(update, &me) else {
             tracing::warn!("an update without an id ignored");
             return Ok(());
         };
@@ -189,9 +209,15 @@ impl Inbox {
             }
             *last = Some(id);
         }
-        let job = raw.and_then(|u| read_job(u, &me));
-        UpdateReceived { id, ignored: job.is_none() }.emit(&self.core.stats);
-        if let Some((chat, job)) = job {
+        let job = match reading {
+            Reading::Input(Inbound { chat, thread, sender, input, callback }) => {
+                Ok((chat, Job::Update { sender, input, callback, thread }))
+            }
+            Reading::Membership(m) => Ok((m.chat, Job::Membership(m))),
+            Reading::Ignored(why) => Err(why),
+        };
+        UpdateReceived { id, ignored: job.as_ref().err() }.emit(&self.core.stats);
+        if let Ok((chat, job)) = job {
             self.enqueue(chat, job);
         }
         Ok(())
@@ -201,22 +227,24 @@ impl Inbox {
         let mut chats = lock(&self.core.chats);
         let new = !chats.contains_key(&chat);
         let queue = chats.entry(chat).or_default();
-        let app_lang = match &job {
-            Job::Update { sender, .. } => sender.app_lang.clone(),
-            Job::FloodNotice { app_lang } => app_lang.clone(),
+        let (app_lang, thread) = match &job {
+            Job::Update { sender, thread, .. } => (sender.app_lang.clone(), *thread),
+            Job::FloodNotice { app_lang, thread } => (app_lang.clone(), *thread),
+            Job::Membership(_) => (None, None),
         };
         let waiting = queue.jobs.iter().filter(|j| matches!(j, Job::Update { .. })).count();
-        if waiting >= MAX_QUEUED {
+        let update = matches!(job, Job::Update { .. });
+        if update && waiting >= MAX_QUEUED {
             UpdateDropped { chat }.emit(&self.core.stats);
         } else {
             queue.jobs.push_back(job);
         }
-        if waiting + 1 > SLOW_AFTER && !queue.told {
+        if update && waiting + 1 > SLOW_AFTER && !queue.told {
             queue.told = true;
             // Right after what is being answered now (after the first message, if
             // the worker has not taken it yet).
             let at = usize::from(!queue.started).min(queue.jobs.len());
-            queue.jobs.insert(at, Job::FloodNotice { app_lang });
+            queue.jobs.insert(at, Job::FloodNotice { app_lang, thread });
         }
         if new {
             let inbox = self.clone();
@@ -251,7 +279,7 @@ impl Inbox {
     async fn process(&self, chat: i64, job: Job) {
         let core = &self.core;
         match job {
-            Job::FloodNotice { app_lang } => {
+            Job::FloodNotice { app_lang, thread } => {
                 let lang = match core.conversation.store.subscriber(CHANNEL, &chat.to_string()).await {
                     Ok(Some(s)) => s.lang,
                     _ => Lang::from_telegram(app_lang.as_deref()),
@@ -259,10 +287,10 @@ impl Inbox {
                 let composer = core.conversation.composer.borrow().clone();
                 let text =
                     escape(&composer.text(lang, "bot-flood-slowed", &[], "Too many messages: answers will be slower."));
-                core.replies.send(chat, Reply::text(text)).await;
+                core.replies.send(chat, thread, Reply::text(text)).await;
                 FloodNoticeSent { chat }.emit(&core.stats);
             }
-            Job::Update { mut sender, input, callback } => {
+            Job::Update { mut sender, input, callback, thread } => {
                 if let Some(id) = callback {
                     // Stops the button's spinner; failure only leaves it spinning.
                     if let Err(e) = core.api.answer_callback_query(&id).await {
@@ -289,11 +317,42 @@ impl Inbox {
                     Err(_) => (vec![self.error_reply(&sender)], Handled::TimedOut(core.handle_timeout)),
                 };
                 for reply in answers {
-                    core.replies.send(chat, reply).await;
+                    core.replies.send(chat, thread, reply).await;
                 }
                 UpdateHandled { chat, outcome }.emit(&core.stats);
             }
+            Job::Membership(m) => {
+                let outcome = match tokio::time::timeout(core.handle_timeout, self.membership(m)).await {
+                    Ok(Ok(deactivated)) => {
+                        MembershipChanged { chat, kind: m.kind, change: m.change, deactivated }.emit(&core.stats);
+                        Handled::Answered
+                    }
+                    Ok(Err(e)) => Handled::StoreFailed(e),
+                    Err(_) => Handled::TimedOut(core.handle_timeout),
+                };
+                UpdateHandled { chat, outcome }.emit(&core.stats);
+            }
         }
+    }
+
+    /// Deactivates a private chat or group the bot is out of (blocked, removed,
+    /// banned), as a 403 does; true if it was active. A region channel is the
+    /// operators' to fix and stays as it is.
+    async fn membership(&self, m: Membership) -> Result<bool, crate::store::StoreError> {
+        if m.change != MemberChange::Gone || m.kind == ChatKind::Channel {
+            return Ok(false);
+        }
+        let store = &self.core.conversation.store;
+        let Some(sub) = store.subscriber(CHANNEL, &m.chat.to_string()).await?.filter(|s| s.active) else {
+            return Ok(false);
+        };
+        let why = match m.kind {
+            ChatKind::Private => "Forbidden: bot was blocked by the user (my_chat_member)",
+            _ => "Forbidden: bot was removed from the group (my_chat_member)",
+        };
+        store.deactivate(sub.id, why).await?;
+        self.core.conversation.delta(IndexDelta::Deactivated(sub.id));
+        Ok(true)
     }
 
     fn error_reply(&self, sender: &Sender) -> Reply {
@@ -437,142 +496,4 @@ async fn pause(cancel: &CancellationToken, retry: &mut Duration) -> bool {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every section leaves the data valid, so a poisoned lock is usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The chat to answer and the job, or `None` for what the bot does not read.
-fn read_job(update: RawUpdate, me: &Me) -> Option<(i64, Job)> {
-    if let Some(q) = update.callback_query {
-        // A press answers in the chat of the message the button is on (a group's,
-        // for a group message), as the person who pressed it.
-        let message = q.message.as_ref();
-        let chat = message.map_or(q.from.id, |m| m.chat.id);
-        let group = message.is_some_and(|m| is_group(&m.chat.kind));
-        let sender =
-            Sender { chat, user: Some(q.from.id), app_lang: q.from.language_code.clone(), group, admin: !group };
-        let input = Input::Button(q.data.unwrap_or_default());
-        return Some((chat, Job::Update { sender, input, callback: Some(q.id) }));
-    }
-    let message = update.message.or(update.edited_message)?;
-    let group = is_group(&message.chat.kind);
-    if message.chat.kind == "channel" {
-        return None;
-    }
-    let mut input = read_input(&message);
-    if group {
-        input = for_us_in_group(input, &message, me)?;
-    }
-    let from = message.from.as_ref();
-    let anonymous = from.is_some_and(|u| u.is_bot && u.username.as_deref() == Some("GroupAnonymousBot"));
-    let user = from.filter(|_| !anonymous).map(|u| u.id);
-    let sender = Sender {
-        chat: message.chat.id,
-        user,
-        app_lang: from.and_then(|u| u.language_code.clone()),
-        group,
-        admin: !group,
-    };
-    Some((message.chat.id, Job::Update { sender, input, callback: None }))
-}
-
-fn is_group(kind: &str) -> bool {
-    kind == "group" || kind == "supergroup"
-}
-
-fn read_input(message: &RawMessage) -> Input {
-    if let Some(t) = &message.text {
-        Input::Text(t.clone())
-    } else if let Some(l) = &message.location {
-        Input::Location { lat: l.latitude, lon: l.longitude }
-    } else if let Some(c) = &message.contact {
-        let own = c.user_id.is_some() && c.user_id == message.from.as_ref().map(|u| u.id);
-        Input::Contact { phone: c.phone_number.clone(), own }
-    } else {
-        Input::NotText
-    }
-}
-
-/// In a group: a command for us (without `@name`, or with ours, which is taken off),
-/// or anything that answers one of the bot's messages. `None` for the rest.
-fn for_us_in_group(input: Input, message: &RawMessage, me: &Me) -> Option<Input> {
-    let reply_to_us = message.reply_to_message.as_ref().and_then(|m| m.from.as_ref()).is_some_and(|u| u.id == me.id);
-    match input {
-        Input::Text(text) if text.trim_start().starts_with('/') => {
-            let text = text.trim_start();
-            let (head, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
-            match head.split_once('@') {
-                None => Some(Input::Text(text.to_owned())),
-                Some((cmd, name)) if name.eq_ignore_ascii_case(&me.username) => {
-                    Some(Input::Text(if rest.is_empty() { cmd.to_owned() } else { format!("{cmd} {rest}") }))
-                }
-                Some(_) => None,
-            }
-        }
-        other => reply_to_us.then_some(other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn me() -> Me {
-        Me { id: 42, username: "sirena_bot".into() }
-    }
-
-    fn group_text(text: &str, reply_to_bot: bool) -> RawUpdate {
-        let mut m = json!({"message_id": 1, "chat": {"id": -5, "type": "supergroup"}, "from": {"id": 7}, "text": text});
-        if reply_to_bot {
-            m["reply_to_message"] =
-                json!({"message_id": 0, "chat": {"id": -5, "type": "supergroup"}, "from": {"id": 42, "is_bot": true}});
-        }
-        serde_json::from_value(json!({"update_id": 1, "message": m})).expect("update")
-    }
-
-    fn text_of(job: Option<(i64, Job)>) -> Option<String> {
-        match job {
-            Some((_, Job::Update { input: Input::Text(t), .. })) => Some(t),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn in_groups_only_what_is_meant_for_the_bot_is_read() {
-        let me = me();
-        let cases: &[(&str, bool, Option<&str>)] = &[
-            ("/subscribe Харків", false, Some("/subscribe Харків")),
-            ("/subscribe@sirena_bot Харків", false, Some("/subscribe Харків")),
-            ("/list@Sirena_Bot", false, Some("/list")),
-            ("/subscribe@other_bot Харків", false, None),
-            ("Привіт усім", false, None),
-            ("Харків", true, Some("Харків")),
-        ];
-        for (text, reply, want) in cases {
-            let got = text_of(read_job(group_text(text, *reply), &me));
-            assert_eq!(got.as_deref(), *want, "{text:?} (reply to the bot: {reply})");
-        }
-    }
-
-    #[test]
-    fn a_press_in_a_group_answers_the_group_as_the_presser() {
-        let q = json!({"update_id": 3, "callback_query": {"id": "q1", "from": {"id": 7, "language_code": "en"}, "data": "sub:x",
-            "message": {"message_id": 9, "chat": {"id": -5, "type": "group"}, "from": {"id": 42, "is_bot": true}}}});
-        let (chat, job) = read_job(serde_json::from_value(q).expect("update"), &me()).expect("read");
-        assert_eq!(chat, -5);
-        let Job::Update { sender, callback, .. } = job else { panic!("not an update") };
-        assert_eq!((sender.chat, sender.user, sender.group, sender.admin), (-5, Some(7), true, false));
-        assert_eq!(callback.as_deref(), Some("q1"));
-    }
-
-    #[test]
-    fn edited_messages_and_stickers_are_read() {
-        let edited = json!({"update_id": 4, "edited_message": {"message_id": 3, "chat": {"id": 8, "type": "private"}, "from": {"id": 8}, "text": "Харків"}});
-        assert_eq!(
-            text_of(read_job(serde_json::from_value(edited).expect("update"), &me())).as_deref(),
-            Some("Харків")
-        );
-        let sticker = json!({"update_id": 5, "message": {"message_id": 4, "chat": {"id": 8, "type": "private"}, "from": {"id": 8}, "sticker": {"file_id": "x"}}});
-        let job = read_job(serde_json::from_value(sticker).expect("update"), &me());
-        assert!(matches!(job, Some((8, Job::Update { input: Input::NotText, .. }))));
-    }
 }

@@ -21,7 +21,7 @@ use teloxide::payloads::SendMessage;
 use teloxide::prelude::*;
 use teloxide::types::{
     ButtonRequest, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, KeyboardMarkup, KeyboardRemove,
-    LinkPreviewOptions, ParseMode, Recipient, ReplyMarkup,
+    LinkPreviewOptions, MessageId, ParseMode, Recipient, ReplyMarkup, ThreadId,
 };
 
 use super::{Address, Channel, ChannelRef, Keyboard, LimitScope, Outgoing, ReplyButton, SendError, Sent};
@@ -69,6 +69,24 @@ impl TelegramChannel {
             .build()
             .map_err(|e| TelegramSetupError::Client(e.to_string()))?;
         Ok(TelegramChannel { http, send_url })
+    }
+
+    /// Sends into a forum topic (`message_thread_id`) when `thread` is set: the bot's
+    /// answer to a question asked in a topic. [`Channel::send`] is this without one.
+    pub async fn send_in_thread(&self, message: Outgoing<'_>, thread: Option<i32>) -> Result<Sent, SendError> {
+        let mut payload = Self::payload(&message)?;
+        payload.message_thread_id = thread.map(|t| ThreadId(MessageId(t)));
+        let response = self
+            .http
+            .post(self.send_url.clone())
+            .json(&payload)
+            .send()
+            .await
+            .map_err(|e| SendError::Transient(format!("network: {}", network_error(&e))))?;
+        let status = response.status();
+        let body =
+            response.bytes().await.map_err(|e| SendError::Transient(format!("network: {}", network_error(&e))))?;
+        classify(status, &body)
     }
 
     fn payload(message: &Outgoing<'_>) -> Result<SendMessage, SendError> {
@@ -126,18 +144,7 @@ fn markup(keyboard: &Keyboard) -> Option<ReplyMarkup> {
 #[async_trait::async_trait]
 impl Channel for TelegramChannel {
     async fn send(&self, message: Outgoing<'_>) -> Result<Sent, SendError> {
-        let payload = Self::payload(&message)?;
-        let response = self
-            .http
-            .post(self.send_url.clone())
-            .json(&payload)
-            .send()
-            .await
-            .map_err(|e| SendError::Transient(format!("network: {}", network_error(&e))))?;
-        let status = response.status();
-        let body =
-            response.bytes().await.map_err(|e| SendError::Transient(format!("network: {}", network_error(&e))))?;
-        classify(status, &body)
+        self.send_in_thread(message, None).await
     }
 }
 

@@ -401,9 +401,25 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
     println!("{} feed: Kupiansk raion all clear", h.clock());
     step(h, "raion all clear", is(AlertKind::AirRaid, Transition::Ended, KUPIANSK_RAION)).await?;
 
-    // 7. Тарас blocks the bot.
+    // 7. Тарас blocks the bot: Telegram tells the bot (`my_chat_member`), which
+    // deactivates his chat before any further alert could meet a 403.
     h.telegram.block(1008);
     println!("{} Тарас blocks the bot", h.clock());
+    let deactivated = tokio::time::timeout(STEP, async {
+        while !h
+            .store()
+            .subscriber(crate::channels::ChannelKind::TelegramChat, "1008")
+            .await
+            .is_ok_and(|s| s.is_some_and(|s| !s.active))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if deactivated.is_err() {
+        anyhow::bail!("Тарас's block was not heard (my_chat_member)");
+    }
+    println!("{} bot: my_chat_member \"kicked\" → Тарас's chat deactivated", h.clock());
 
     // 8. A typo: rejected, nothing changes.
     h.write_region_file(

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::InternalEvent;
 use crate::bot::BotStats;
+use crate::bot::read::{ChatKind, Ignored, MemberChange};
 use crate::metrics::bump;
 
 /// A chat id as logs show it: masked, only when a line is written.
@@ -23,20 +24,50 @@ impl InternalEvent for Polling {
 }
 
 /// An update read for the first time, and whether the bot reads it.
-pub struct UpdateReceived {
+pub struct UpdateReceived<'a> {
     pub id: i64,
-    /// Not meant for the bot (group chatter, another bot's command) or of a kind it
-    /// does not read.
-    pub ignored: bool,
+    /// Why the bot does nothing with it: not meant for the bot (group chatter,
+    /// another bot's command) or of a kind it does not read.
+    pub ignored: Option<&'a Ignored>,
 }
 
-impl InternalEvent for UpdateReceived {
+impl InternalEvent for UpdateReceived<'_> {
     type Counters = BotStats;
     fn emit(self, c: &BotStats) {
         bump(&c.received, 1);
-        if self.ignored {
+        if let Some(why) = self.ignored {
             bump(&c.ignored, 1);
-            tracing::trace!(update = self.id, "update ignored");
+            tracing::debug!(update = self.id, "update ignored: {why}");
+        }
+    }
+}
+
+/// The bot's status in a chat changed (`my_chat_member`).
+pub struct MembershipChanged {
+    pub chat: i64,
+    pub kind: ChatKind,
+    pub change: MemberChange,
+    /// The chat was active and is now deactivated.
+    pub deactivated: bool,
+}
+
+impl InternalEvent for MembershipChanged {
+    type Counters = BotStats;
+    fn emit(self, c: &BotStats) {
+        let chat = masked(self.chat);
+        match (self.kind, self.change) {
+            _ if self.deactivated => {
+                bump(&c.deactivated, 1);
+                tracing::info!(%chat, kind = ?self.kind, "bot blocked or removed; chat deactivated");
+            }
+            (ChatKind::Channel, MemberChange::Gone) => {
+                tracing::error!(%chat, "the bot was removed from a channel: its posts fail until it is an administrator there again");
+            }
+            (_, MemberChange::Back) => {
+                bump(&c.returned, 1);
+                tracing::info!(%chat, kind = ?self.kind, "bot unblocked or added back; the chat resumes with its next message");
+            }
+            _ => tracing::debug!(%chat, kind = ?self.kind, change = ?self.change, "bot's status in a chat changed"),
         }
     }
 }

@@ -12,13 +12,16 @@
 //! - `sendMessage` first draws injected faults (see below), then checks, in
 //!   order: `chat_id` present (400 chat_id is empty) and known — a number
 //!   naming a user, group or channel, or a channel's `"@username"`, matched
-//!   case-insensitively (400 chat not found); text present (400 message text
-//!   is empty); HTML well formed (400 can't parse entities); visible text at
+//!   case-insensitively (400 chat not found); `message_thread_id`, when
+//!   given, a topic of that forum (400 message thread not found: also for a
+//!   reply thread's id and for the General topic's); text present (400
+//!   message text is empty); HTML well formed (400 can't parse entities); visible text at
 //!   most 4096 UTF-16 code units (400 message is too long); inline keyboard
 //!   valid, `callback_data` at most 64 bytes (400); the recipient reachable:
 //!   not blocked (403 bot was blocked by the user), not deactivated (403 user
-//!   is deactivated), a channel where the bot is an administrator (403 bot is
-//!   not a member of the channel chat); and the flood limits over sliding
+//!   is deactivated), a group the bot was not kicked from (403 bot was kicked
+//!   from the group chat), a channel where the bot is an administrator (403
+//!   bot is not a member of the channel chat); and the flood limits over sliding
 //!   windows, answered with 429 and `retry_after` in whole seconds rounded
 //!   up:
 //!   - global: `global_per_sec` accepted messages in any second; a request
@@ -34,7 +37,14 @@
 //!   which waits `latency`, so a client killed meanwhile leaves an accepted
 //!   but unanswered message, as on the real service; the Message returned
 //!   for a channel post names the channel as `chat` and `sender_chat`
-//!   (`"type":"channel"`, title, username) and has no `from`;
+//!   (`"type":"channel"`, title, username) and has no `from`; one sent into a
+//!   topic has its `message_thread_id` and `is_topic_message`;
+//! - the bot's membership: a user who blocks it (`block`), or a group that
+//!   bans it (`kick_bot`), queues a `my_chat_member` update shaped as the
+//!   real `tgbot_update__bot_status.json` (chat, from, date, old and new
+//!   ChatMember with status and the bot as user, `until_date` 0 for
+//!   `kicked`); a blocked user who writes again first queues the reverse
+//!   (`kicked` → `member`);
 //! - `editMessageText`/`editMessageReplyMarkup` need a message the bot sent
 //!   to that chat (400 message to edit not found) and a change (400 message
 //!   is not modified); an edit without `reply_markup` removes the keyboard;
@@ -43,7 +53,9 @@
 //!   `administrator` for the pairs `set_group_admin` made, `member` for
 //!   anyone else in a known group, 400 chat not found otherwise;
 //! - `getUpdates` long-polls, confirms updates below `offset`, honours
-//!   `allowed_updates` like Telegram (the setting persists between calls),
+//!   `allowed_updates` like Telegram (the setting persists between calls;
+//!   without one, every kind but `chat_member`, `message_reaction` and
+//!   `message_reaction_count`, which Telegram sends only on request),
 //!   refuses while a webhook is set (409), and terminates an older poll with
 //!   409 when a newer one arrives, which is how Telegram reports two bot
 //!   instances polling at once; update ids may pass `i32::MAX`
@@ -64,9 +76,13 @@
 //! Every reply is the Bot API envelope (`{"ok":true,"result":…}` or
 //! `{"ok":false,"error_code":N,"description":…}`) with HTTP status N.
 //!
+//! Groups are basic groups, supergroups (replies carry reply threads) or
+//! forums (topics from `create_topic`, messages in them from
+//! `member_sends_in_topic`); see `residents.rs` for the thread rules.
+//!
 //! Not simulated: file uploads (multipart parts are noted, not stored),
-//! MarkdownV2 validation, message entities in returned messages, supergroups
-//! and migrations, and limits on edits.
+//! MarkdownV2 validation, message entities in returned messages, migrations,
+//! closing topics, and limits on edits.
 //!
 //! Layout: `state` (the simulated world and its limit windows), `server`
 //! (accept loop, request record, envelope), `methods` (dispatch and every
@@ -94,7 +110,7 @@ use tokio_util::task::TaskTracker;
 
 pub use faults::{FaultTarget, SendFault};
 pub use html::parse_html;
-use state::{Inner, SimChannel, SimUser, UserStatus};
+use state::{GroupKind, Inner, SimChannel, SimGroup, SimUser, UserStatus};
 pub use webhook::{SECRET_TOKEN_HEADER, WebhookDelivery};
 
 /// Used when the token does not start with a numeric bot id.
@@ -146,6 +162,8 @@ pub struct SentMessage {
     pub parse_mode: Option<String>,
     pub disable_notification: bool,
     pub reply_markup: Option<Value>,
+    /// The forum topic it was sent into (`message_thread_id`).
+    pub message_thread_id: Option<i64>,
     pub at: Instant,
 }
 
@@ -240,9 +258,62 @@ impl TelegramSim {
         );
     }
 
-    /// Makes a group known. Group ids are negative, as Telegram's are.
+    /// Makes a basic group known (`"type":"group"`, no threads). Group ids are
+    /// negative, as Telegram's are.
     pub fn add_group(&self, chat_id: i64, title: &str) {
-        self.inner.lock().groups.insert(chat_id, title.to_owned());
+        self.inner.lock().groups.insert(chat_id, SimGroup::new(title, GroupKind::Basic));
+    }
+
+    /// Makes a supergroup without topics known: its replies carry reply threads.
+    pub fn add_supergroup(&self, chat_id: i64, title: &str) {
+        self.inner.lock().groups.insert(chat_id, SimGroup::new(title, GroupKind::Supergroup));
+    }
+
+    /// Makes a forum known (a supergroup with topics, `"is_forum":true`); topics
+    /// are opened with [`TelegramSim::create_topic`].
+    pub fn add_forum(&self, chat_id: i64, title: &str) {
+        self.inner.lock().groups.insert(chat_id, SimGroup::new(title, GroupKind::Forum));
+    }
+
+    /// An administrator deletes the forum topic `thread`: later sends into it get
+    /// 400 "message thread not found".
+    pub fn delete_topic(&self, forum: i64, thread: i64) {
+        if let Some(g) = self.inner.lock().groups.get_mut(&forum) {
+            g.topics.remove(&thread);
+        }
+    }
+
+    /// `by` removes the bot from the group (banning it, `"kicked"`, as in the
+    /// real `tgbot_update__bot_status.json`): a `my_chat_member` update is queued
+    /// and later messages to the group get 403.
+    pub fn kick_bot(&self, group: i64, by: i64) {
+        let mut st = self.inner.lock();
+        let Some(g) = st.groups.get_mut(&group) else {
+            tracing::warn!(group, "telegram sim: no such group");
+            return;
+        };
+        if g.bot_kicked {
+            return;
+        }
+        g.bot_kicked = true;
+        let chat = g.chat_json(group);
+        let from = residents::member_json(&st, by);
+        st.push_my_chat_member(chat, from, self.inner.bot_user_json(), "member", "kicked");
+        drop(st);
+        self.inner.updates_changed.send_modify(|n| *n += 1);
+    }
+
+    /// Queues a whole update as given (a real one from a fixture), under the
+    /// simulator's next update id, which it returns; its kind, for
+    /// `allowed_updates`, is its first field other than `update_id`.
+    pub fn queue_raw_update(&self, mut update: Value) -> u64 {
+        let kind = update.as_object().and_then(|o| o.keys().find(|k| *k != "update_id").cloned()).unwrap_or_default();
+        if let Some(o) = update.as_object_mut() {
+            o.remove("update_id");
+        }
+        let id = self.inner.lock().push_raw(&kind, update);
+        self.inner.updates_changed.send_modify(|n| *n += 1);
+        id
     }
 
     /// Makes `user` an administrator of the group, or a plain member again
@@ -273,8 +344,32 @@ impl TelegramSim {
         st.requests.iter().filter(|r| r.method.eq_ignore_ascii_case(method)).cloned().collect()
     }
 
-    /// Later messages to this user get 403 "bot was blocked by the user".
+    /// The user blocks the bot: a `my_chat_member` update (`member` → `kicked`,
+    /// from the user, in their private chat) is queued, as Telegram sends it, and
+    /// later messages to the user get 403 "bot was blocked by the user". Writing
+    /// to the bot again unblocks it (with the reverse update first).
     pub fn block(&self, chat_id: i64) {
+        let mut st = self.inner.lock();
+        let Some(user) = st.users.get_mut(&chat_id) else {
+            tracing::warn!(chat_id, "telegram sim: no such user");
+            return;
+        };
+        if user.status != UserStatus::Active {
+            return;
+        }
+        user.status = UserStatus::Blocked;
+        let chat = state::private_chat_json(chat_id, &user.first_name);
+        let from = state::user_json(chat_id, user);
+        st.push_my_chat_member(chat, from, self.inner.bot_user_json(), "member", "kicked");
+        drop(st);
+        self.inner.updates_changed.send_modify(|n| *n += 1);
+    }
+
+    /// The user blocks the bot and the bot never reads the `my_chat_member`
+    /// update before it next sends there: as when that update was lost (Telegram
+    /// keeps updates 24 hours; `drop_pending_updates` discards them) or is still
+    /// unread when the fan-out reaches the chat. Only the 403 tells.
+    pub fn block_unseen(&self, chat_id: i64) {
         self.set_status(chat_id, UserStatus::Blocked);
     }
 

@@ -13,7 +13,7 @@ use super::SentMessage;
 use super::html::parse_html;
 use super::methods::{ApiFailure, ApiResult, Outcome};
 use super::params::{param_bool, param_i64, param_json, param_str};
-use super::state::{Inner, SimState, UserStatus, unix_now};
+use super::state::{GroupKind, Inner, SimState, UserStatus, unix_now};
 
 /// Telegram's limit on a message's text, counted in UTF-16 code units after
 /// entity parsing.
@@ -59,6 +59,7 @@ fn accept_message(sim: &Inner, st: &mut SimState, p: &Map<String, Value>) -> Api
     let Some(chat) = st.chat_json(chat_id) else {
         return Err(ApiFailure::bad_request("Bad Request: chat not found"));
     };
+    let thread = check_thread(st, chat_id, p)?;
     let visible = check_text(text, parse_mode)?;
     let reply_markup = param_json(p, "reply_markup")?;
     let echoed_markup = check_reply_markup(reply_markup.as_ref())?;
@@ -87,6 +88,10 @@ fn accept_message(sim: &Inner, st: &mut SimState, p: &Map<String, Value>) -> Api
     if let Some(markup) = echoed_markup {
         message["reply_markup"] = markup;
     }
+    if let Some(thread) = thread {
+        message["message_thread_id"] = json!(thread);
+        message["is_topic_message"] = json!(true);
+    }
     st.bot_messages.insert(message_id, message.clone());
     st.sent.push(SentMessage {
         message_id,
@@ -95,6 +100,7 @@ fn accept_message(sim: &Inner, st: &mut SimState, p: &Map<String, Value>) -> Api
         parse_mode: parse_mode.map(str::to_owned),
         disable_notification: param_bool(p, "disable_notification"),
         reply_markup,
+        message_thread_id: thread,
         at: now,
     });
     st.stats.sent += 1;
@@ -125,12 +131,29 @@ fn resolve_chat(st: &SimState, p: &Map<String, Value>) -> Result<i64, ApiFailure
     }
 }
 
+/// `message_thread_id`: a topic of that forum, or 400 as Telegram answers for
+/// any other id (a reply thread's, the General topic's 1, a deleted topic's).
+fn check_thread(st: &SimState, chat_id: i64, p: &Map<String, Value>) -> Result<Option<i64>, ApiFailure> {
+    if p.get("message_thread_id").is_none_or(Value::is_null) {
+        return Ok(None);
+    }
+    let thread = param_i64(p, "message_thread_id");
+    let known = thread.is_some_and(|t| {
+        st.groups.get(&chat_id).is_some_and(|g| g.kind == GroupKind::Forum && g.topics.contains_key(&t))
+    });
+    if known { Ok(thread) } else { Err(ApiFailure::bad_request("Bad Request: message thread not found")) }
+}
+
 /// 403 when Telegram would not deliver to this chat at all.
 fn check_reachable(st: &SimState, chat_id: i64) -> Result<(), ApiFailure> {
     match st.users.get(&chat_id).map(|u| u.status) {
         Some(UserStatus::Blocked) => return Err(ApiFailure::new(403, "Forbidden: bot was blocked by the user")),
         Some(UserStatus::Deactivated) => return Err(ApiFailure::new(403, "Forbidden: user is deactivated")),
         Some(UserStatus::Active) | None => {}
+    }
+    if let Some(g) = st.groups.get(&chat_id).filter(|g| g.bot_kicked) {
+        let what = if g.kind == GroupKind::Basic { "group" } else { "supergroup" };
+        return Err(ApiFailure::new(403, format!("Forbidden: bot was kicked from the {what} chat")));
     }
     if st.channels.get(&chat_id).is_some_and(|c| !c.bot_is_admin) {
         return Err(ApiFailure::new(403, DESC_NOT_CHANNEL_ADMIN));

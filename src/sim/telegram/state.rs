@@ -26,6 +26,9 @@ use super::{RecordedRequest, SentMessage, SimStats, TelegramSimConfig};
 /// well-behaved client would be rate limited at random.
 const WINDOW_TOLERANCE: Duration = Duration::from_millis(15);
 
+/// Kinds Telegram sends only to a bot that names them in `allowed_updates`.
+const ON_REQUEST_ONLY: [&str; 3] = ["chat_member", "message_reaction", "message_reaction_count"];
+
 /// Update ids start high, as Telegram's do, so code that assumes small ids
 /// (or ids equal to message ids) shows up.
 const FIRST_UPDATE_ID: u64 = 100_000_001;
@@ -101,6 +104,43 @@ pub(super) struct SimUser {
     pub(super) status: UserStatus,
 }
 
+/// The kinds of group chat, as `chat.type` (and `is_forum`) show them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum GroupKind {
+    /// A basic group (`"type":"group"`): no threads at all.
+    Basic,
+    /// A supergroup without topics: a reply carries its reply thread's
+    /// `message_thread_id`, without `is_topic_message`.
+    Supergroup,
+    /// A supergroup with topics (`"is_forum":true`).
+    Forum,
+}
+
+pub(super) struct SimGroup {
+    pub(super) title: String,
+    pub(super) kind: GroupKind,
+    /// A forum's topics: thread id (the id of the message that created the topic)
+    /// to that message, which Telegram attaches as `reply_to_message` to the
+    /// topic's messages.
+    pub(super) topics: HashMap<i64, Value>,
+    /// The bot was removed from the group: sends get 403.
+    pub(super) bot_kicked: bool,
+}
+
+impl SimGroup {
+    pub(super) fn new(title: &str, kind: GroupKind) -> Self {
+        Self { title: title.to_owned(), kind, topics: HashMap::new(), bot_kicked: false }
+    }
+
+    pub(super) fn chat_json(&self, chat_id: i64) -> Value {
+        match self.kind {
+            GroupKind::Basic => json!({"id": chat_id, "type": "group", "title": self.title}),
+            GroupKind::Supergroup => json!({"id": chat_id, "type": "supergroup", "title": self.title}),
+            GroupKind::Forum => json!({"id": chat_id, "type": "supergroup", "title": self.title, "is_forum": true}),
+        }
+    }
+}
+
 pub(super) struct SimChannel {
     /// Without the `@`; looked up case-insensitively, as Telegram does.
     pub(super) username: Option<String>,
@@ -122,19 +162,20 @@ pub(super) struct SimWebhook {
 pub(super) struct QueuedUpdate {
     pub(super) id: u64,
     /// The update's kind as named in `allowed_updates`.
-    pub(super) kind: &'static str,
+    pub(super) kind: String,
     pub(super) json: Value,
 }
 
 pub(super) struct SimState {
     pub(super) users: HashMap<i64, SimUser>,
-    pub(super) groups: HashMap<i64, String>,
+    pub(super) groups: HashMap<i64, SimGroup>,
     pub(super) channels: HashMap<i64, SimChannel>,
     next_message_id: i64,
     next_update_id: u64,
     pub(super) next_callback_id: u64,
     pub(super) updates: VecDeque<QueuedUpdate>,
-    /// `None` or empty means Telegram's default: every kind we produce.
+    /// `None` or empty means Telegram's default: every kind but those it sends
+    /// only on request ([`ON_REQUEST_ONLY`]).
     pub(super) allowed_updates: Option<Vec<String>>,
     /// Incremented by each `getUpdates`; a waiting poll whose number is no
     /// longer current has been superseded.
@@ -205,10 +246,17 @@ impl SimState {
 
     /// The first update of an allowed kind waiting for a webhook delivery.
     pub(super) fn next_for_webhook(&mut self) -> Option<(u64, Value)> {
-        if let Some(allowed) = self.allowed_updates.as_ref().filter(|a| !a.is_empty()) {
-            self.updates.retain(|u| allowed.iter().any(|kind| kind == u.kind));
-        }
+        self.drop_unwanted();
         self.updates.front().map(|u| (u.id, u.json.clone()))
+    }
+
+    /// Telegram never creates updates of kinds the bot opted out of; we filter at
+    /// delivery so the setting can arrive after the update.
+    fn drop_unwanted(&mut self) {
+        match self.allowed_updates.as_ref().filter(|a| !a.is_empty()) {
+            Some(allowed) => self.updates.retain(|u| allowed.contains(&u.kind)),
+            None => self.updates.retain(|u| !ON_REQUEST_ONLY.contains(&u.kind.as_str())),
+        }
     }
 
     /// Where a delivery for `url` really goes, through the proxy if it covers it.
@@ -219,18 +267,47 @@ impl SimState {
         }
     }
 
-    pub(super) fn push_update(&mut self, kind: &'static str, field: &str, payload: Value) {
+    /// Queues an update whose one field `kind` holds `payload`; returns its id.
+    pub(super) fn push_update(&mut self, kind: &str, payload: Value) -> u64 {
+        let mut json = json!({});
+        json[kind] = payload;
+        self.push_raw(kind, json)
+    }
+
+    /// Queues `json` as it is, with the next update id.
+    pub(super) fn push_raw(&mut self, kind: &str, mut json: Value) -> u64 {
         let id = self.next_update_id;
         self.next_update_id += 1;
-        let mut json = json!({ "update_id": id });
-        json[field] = payload;
-        self.updates.push_back(QueuedUpdate { id, kind, json });
+        json["update_id"] = json!(id);
+        self.updates.push_back(QueuedUpdate { id, kind: kind.to_owned(), json });
+        id
+    }
+
+    /// Queues a `my_chat_member` update: `from` changed the bot's status in `chat`
+    /// from `old` to `new`, in the shape of Telegram's ChatMemberUpdated.
+    pub(super) fn push_my_chat_member(&mut self, chat: Value, from: Value, bot: Value, old: &str, new: &str) -> u64 {
+        let member = |status: &str| {
+            let mut m = json!({"status": status, "user": bot});
+            if status == "kicked" {
+                // "Forever", as Telegram writes it for a block or a ban.
+                m["until_date"] = json!(0);
+            }
+            m
+        };
+        let update = json!({
+            "chat": chat,
+            "from": from,
+            "date": unix_now(),
+            "old_chat_member": member(old),
+            "new_chat_member": member(new),
+        });
+        self.push_update("my_chat_member", update)
     }
 
     /// The chat object Telegram would return for this id, if it is known.
     pub(super) fn chat_json(&self, chat_id: i64) -> Option<Value> {
-        if let Some(title) = self.groups.get(&chat_id) {
-            return Some(json!({"id": chat_id, "type": "group", "title": title}));
+        if let Some(group) = self.groups.get(&chat_id) {
+            return Some(group.chat_json(chat_id));
         }
         if let Some(channel) = self.channels.get(&chat_id) {
             let mut chat = json!({"id": chat_id, "type": "channel", "title": channel.title});
@@ -263,11 +340,7 @@ impl SimState {
             let offset = offset.unsigned_abs();
             self.updates.retain(|u| u.id >= offset);
         }
-        // Telegram never creates updates of kinds the bot opted out of; we
-        // filter at delivery so the setting can arrive after the update.
-        if let Some(allowed) = self.allowed_updates.as_ref().filter(|a| !a.is_empty()) {
-            self.updates.retain(|u| allowed.iter().any(|kind| kind == u.kind));
-        }
+        self.drop_unwanted();
         self.updates.iter().take(limit).map(|u| u.json.clone()).collect()
     }
 
