@@ -24,6 +24,7 @@
 //! - [`preview`]: `sirena preview ORDER_ID`: an order's audience and texts before it is live.
 //! - [`subscribers`]: `sirena subscribers import | export`: subscriber lists as CSV.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
+//! - [`credentials`]: tokens the platforms refuse: stop at start, tell and stop later.
 //! - [`web`]: the daemon's HTTP endpoint (feed webhooks, SMS delivery reports, metrics).
 //! - [`metrics`]: the daemon's figures in the Prometheus text format.
 //! - [`sim`]: simulators of the platforms, for the demo and the tests.
@@ -36,6 +37,7 @@ pub mod bot;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod daemon;
 pub mod demo;
 pub mod dispatch;
