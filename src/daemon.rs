@@ -370,9 +370,6 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         None => None,
     };
     let web_addr = web.as_ref().and_then(|l| l.local_addr().ok());
-    let credential_standings = credentials.standings();
-    let telegram_standing =
-        config.settings.telegram.as_ref().and_then(|t| credential_standings.get(&t.token_env).cloned());
     let web_stats = Arc::new(WebStats::default());
     let telegram = match &config.settings.telegram {
         Some(t) => {
@@ -384,6 +381,9 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         }
         None => None,
     };
+    let credential_standings = credentials.standings();
+    let telegram_standing =
+        config.settings.telegram.as_ref().and_then(|t| credential_standings.get(&t.token_env).cloned());
     let mut reports = Vec::new();
     let sms = match &config.settings.sms {
         Some(settings) if !settings.gateways.is_empty() => {
