@@ -25,6 +25,7 @@
 //! - [`subscribers`]: `sirena subscribers import | export`: subscriber lists as CSV.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
 //! - [`credentials`]: tokens the platforms refuse: stop at start, tell and stop later.
+//! - [`health`]: `sirena health`: a running daemon's `/readyz` as an exit code.
 //! - [`web`]: the daemon's HTTP endpoint (feed webhooks, SMS delivery reports, metrics).
 //! - [`metrics`]: the daemon's figures in the Prometheus text format.
 //! - [`sim`]: simulators of the platforms, for the demo and the tests.
@@ -41,6 +42,7 @@ pub mod credentials;
 pub mod daemon;
 pub mod demo;
 pub mod dispatch;
+pub mod health;
 pub mod help_requests;
 pub mod internal_events;
 pub mod leader;
