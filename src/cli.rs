@@ -391,7 +391,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
             match rt.block_on(crate::health::ask(&url)) {
                 Ok(line) => {
                     println!("{line}");

@@ -184,7 +184,12 @@ impl Registry {
     }
 
     /// The task that acts on what the checks hear.
-    pub fn watchdog(self, window: Duration, notices: broadcast::Sender<Notice>, stats: Arc<CredentialStats>) -> Watchdog {
+    pub fn watchdog(
+        self,
+        window: Duration,
+        notices: broadcast::Sender<Notice>,
+        stats: Arc<CredentialStats>,
+    ) -> Watchdog {
         Watchdog { checks: self.checks, tick: self.tick, window, notices, stats }
     }
 }
@@ -386,7 +391,9 @@ mod tests {
         tokio::time::sleep(WINDOW - Duration::from_secs(60)).await;
         w.telegram.accepted();
         settle().await;
-        assert!(matches!(w.notices.try_recv(), Ok(Notice::CredentialAccepted { ref var, .. }) if var == "TELEGRAM_BOT_TOKEN"));
+        assert!(
+            matches!(w.notices.try_recv(), Ok(Notice::CredentialAccepted { ref var, .. }) if var == "TELEGRAM_BOT_TOKEN")
+        );
         assert_eq!(CredentialStats::get(&w.stats.recovered), 1);
         let again = Instant::now();
         w.telegram.refused(401);

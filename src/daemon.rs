@@ -13,6 +13,8 @@
 //! panics or returns while the daemon runs, everything is cancelled and
 //! [`Running::failed`] resolves, so `sirena run` exits non-zero for systemd to restart
 //! it instead of staying up deaf.
+//! So does the credential check ([`crate::credentials`]): a token refused at first
+//! contact, or refused for `[health] exit_after_refused` after it worked.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -75,7 +77,8 @@ impl Secrets {
         if let Some(t) = &s.telegram {
             secrets.telegram = reader.read(&t.token_env, "the Telegram bot token ([telegram] token_env)");
             if let Some(var) = &t.webhook_secret_env {
-                secrets.telegram_webhook = reader.read(var, "the Telegram webhook's secret token ([telegram] webhook_secret_env)");
+                secrets.telegram_webhook =
+                    reader.read(var, "the Telegram webhook's secret token ([telegram] webhook_secret_env)");
             }
         }
         for source in &s.sources {
@@ -150,10 +153,7 @@ impl EnvSecrets {
         }
         let n = self.missing.len();
         let head = if n == 1 { "a secret is missing".to_owned() } else { format!("{n} secrets are missing") };
-        anyhow::bail!(
-            "{head}; set each environment variable and start again:\n  {}",
-            self.missing.join("\n  ")
-        )
+        anyhow::bail!("{head}; set each environment variable and start again:\n  {}", self.missing.join("\n  "))
     }
 }
 
@@ -720,7 +720,12 @@ async fn tell_operators(
             }
             Notice::CredentialRefused { platform, var, status, exit_in } => {
                 let minutes = exit_in.as_secs().div_ceil(60).to_string();
-                let args = [("platform", platform.as_str()), ("var", var), ("status", &status.to_string()), ("minutes", &minutes)];
+                let args = [
+                    ("platform", platform.as_str()),
+                    ("var", var),
+                    ("status", &status.to_string()),
+                    ("minutes", &minutes),
+                ];
                 c.text(lang, "notice-credential-refused", &args, var)
             }
             Notice::CredentialAccepted { platform, var } => {

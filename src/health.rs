@@ -79,10 +79,8 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 /// Asks `url` once. `Ok` with the answer's first line when it is 200; `Err` with one
 /// line saying why not.
 pub async fn ask(url: &str) -> Result<String, String> {
-    let client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let client =
+        reqwest::Client::builder().timeout(TIMEOUT).build().map_err(|e| format!("cannot make an HTTP client: {e}"))?;
     let response = match client.get(url).send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => return Err(format!("no answer from {url} within {}s", TIMEOUT.as_secs())),
@@ -117,7 +115,10 @@ mod tests {
         assert!(matches!(url(None, dir.path(), Probe::Ready), Err(WhereError::NoEndpoint(_))));
         write("[http]\nlisten = 8640\n");
         let e = url(None, dir.path(), Probe::Ready).expect_err("a number");
-        assert!(e.to_string().ends_with("[http] listen = \"8640\" is not an address and port such as \"127.0.0.1:8640\""), "{e}");
+        assert!(
+            e.to_string().ends_with("[http] listen = \"8640\" is not an address and port such as \"127.0.0.1:8640\""),
+            "{e}"
+        );
         write("[http\nlisten = ");
         assert_eq!(url(None, dir.path(), Probe::Ready), Ok("http://127.0.0.1:8640/readyz".into()), "unreadable");
         assert_eq!(url(Some("http://h:1/"), dir.path(), Probe::Ready), Ok("http://h:1/readyz".into()));

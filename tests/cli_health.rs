@@ -39,7 +39,8 @@ impl World {
     async fn start() -> World {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let cfg = FeedSimConfig { requests_per_min: 600, ukrainealarm_requests_per_min: 600, ..FeedSimConfig::default() };
+        let cfg =
+            FeedSimConfig { requests_per_min: 600, ukrainealarm_requests_per_min: 600, ..FeedSimConfig::default() };
         let (feed_token, ukrainealarm_key) = (cfg.token.clone(), cfg.ukrainealarm_key.clone());
         let feed = FeedSim::start(cfg, cancel.clone(), &tracker).await.expect("feed sim");
         let tg_cfg = TelegramSimConfig::default();
@@ -49,18 +50,8 @@ impl World {
         let config = dir.path().join("config");
         sirena::demo::write_embedded_config(&config).expect("config");
         let port = free_port();
-        let world = World {
-            feed,
-            telegram,
-            feed_token,
-            ukrainealarm_key,
-            tg_token,
-            cancel,
-            tracker,
-            _dir: dir,
-            config,
-            port,
-        };
+        let world =
+            World { feed, telegram, feed_token, ukrainealarm_key, tg_token, cancel, tracker, _dir: dir, config, port };
         world.write_settings(&world.telegram.base_url(), |s| s);
         world
     }
@@ -225,7 +216,9 @@ async fn an_alerts_in_ua_token_refused_at_the_first_poll_stops_sirena_naming_its
     let (code, _, log) = daemon.exit();
     assert_eq!(code, Some(1), "{log}");
     assert!(
-        last_line(&log).ends_with("alerts_in_ua refused the token in ALERTS_IN_UA_TOKEN (HTTP 401); set the right one and start sirena again"),
+        last_line(&log).ends_with(
+            "alerts_in_ua refused the token in ALERTS_IN_UA_TOKEN (HTTP 401); set the right one and start sirena again"
+        ),
         "{log}"
     );
     assert!(!log.contains("wrong-feed-token"));

@@ -287,7 +287,8 @@ fn sirena_health_reads_the_configs_listen_and_answers_with_its_exit_code() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // Nothing listens there: a free port, bound and released.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let config = config_dir(tmp.path(), &format!("[store]\npath = \"sirena.db\"\n\n[http]\nlisten = \"0.0.0.0:{port}\"\n"));
+    let config =
+        config_dir(tmp.path(), &format!("[store]\npath = \"sirena.db\"\n\n[http]\nlisten = \"0.0.0.0:{port}\"\n"));
     let out = Command::new(BIN).args(["health", "--config"]).arg(&config).output().expect("health runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
@@ -298,7 +299,8 @@ fn sirena_health_reads_the_configs_listen_and_answers_with_its_exit_code() {
     let mut daemon = Daemon::start(&config, &[("STATE_DIRECTORY", tmp.path().join("state").to_str().expect("utf-8"))]);
     daemon.running();
     let health = |extra: &[&str]| {
-        let out = Command::new(BIN).args(["health", "--config"]).arg(&config).args(extra).output().expect("health runs");
+        let out =
+            Command::new(BIN).args(["health", "--config"]).arg(&config).args(extra).output().expect("health runs");
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let (code, said) = health(&[]);

@@ -40,9 +40,9 @@ async fn start() -> Harness {
 /// The next credential notice (other notices skipped), within `wait`.
 async fn next_credential_notice_within(rx: &mut broadcast::Receiver<Notice>, wait: Duration) -> Notice {
     loop {
-        match tokio::time::timeout(wait, rx.recv()).await.expect("a notice in time").expect("notices") {
-            n @ (Notice::CredentialRefused { .. } | Notice::CredentialAccepted { .. }) => return n,
-            _ => {}
+        let notice = tokio::time::timeout(wait, rx.recv()).await.expect("a notice in time").expect("notices");
+        if matches!(notice, Notice::CredentialRefused { .. } | Notice::CredentialAccepted { .. }) {
+            return notice;
         }
     }
 }
@@ -105,7 +105,8 @@ async fn a_feed_token_revoked_mid_run_reaches_the_operators_and_an_acceptance_st
     // The operators' chat hears it (Telegram still accepts the bot's token).
     let told = h.telegram.wait_for_sent(OPERATOR, 1, WAIT).await;
     assert!(
-        told.iter().any(|m| m.text.contains(ALERTS_TOKEN_ENV) && m.text.contains("HTTP 401") && m.text.contains("15 хв")),
+        told.iter()
+            .any(|m| m.text.contains(ALERTS_TOKEN_ENV) && m.text.contains("HTTP 401") && m.text.contains("15 хв")),
         "{told:?}"
     );
 
@@ -128,6 +129,10 @@ async fn a_feed_token_revoked_mid_run_reaches_the_operators_and_an_acceptance_st
     let told = Instant::now();
     let f = tokio::time::timeout(WINDOW + Duration::from_secs(120), h.daemon.failed()).await.expect("stopped");
     assert!(told.elapsed() >= WINDOW - Duration::from_secs(120), "{:?}", told.elapsed());
-    assert!(f.reason.contains(&format!("alerts_in_ua has refused the token in {ALERTS_TOKEN_ENV} (HTTP 401)")), "{}", f.reason);
+    assert!(
+        f.reason.contains(&format!("alerts_in_ua has refused the token in {ALERTS_TOKEN_ENV} (HTTP 401)")),
+        "{}",
+        f.reason
+    );
     h.shutdown().await;
 }

@@ -576,7 +576,10 @@ mod tests {
         let standing = check.standing();
         tell_credential(&check, &Err(SourceError::Transport("connection refused".into())));
         let s = standing.borrow().clone();
-        assert_eq!((s.accepted, s.refused, s.unreachable.as_deref()), (None, None, Some("request failed: connection refused")));
+        assert_eq!(
+            (s.accepted, s.refused, s.unreachable.as_deref()),
+            (None, None, Some("request failed: connection refused"))
+        );
         tell_credential(&check, &snapshot(vec![air_raid()], &[]));
         assert!(standing.borrow().accepted.is_some() && standing.borrow().unreachable.is_none());
         tell_credential(&check, &Err(SourceError::Unauthorized { status: 403, message: "Forbidden".into() }));
