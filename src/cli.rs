@@ -1,4 +1,4 @@
-//! Command line: `sirena run | check-config | demo | feed decode | regions find|import | subscribers … | bench …`.
+//! Command line: `sirena run | health | check-config | demo | feed decode | regions find|import | subscribers … | bench …`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,20 @@ enum Command {
         /// The config directory (sirena.toml, regions/, locales/).
         #[arg(long, default_value = "config")]
         config: PathBuf,
+    },
+    /// Ask a running daemon whether it is ready (GET /readyz): exit 0 when it answers
+    /// 200, 1 otherwise, with a one-line reason. For Docker's HEALTHCHECK and monitoring.
+    Health {
+        /// Where to ask: a base such as http://127.0.0.1:8640 (the probe's path is
+        /// added) or a full URL. Default: the config's [http] listen, or
+        /// 127.0.0.1:8640 when the config cannot be read.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// Ask GET /healthz instead: whether the process serves at all.
+        #[arg(long)]
+        live: bool,
     },
     /// Validate a config directory; print every error as file:line:col; exit 1 on any.
     CheckConfig {
@@ -372,6 +386,30 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             rt.block_on(crate::daemon::run(config, shutdown))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Health { url, config, live } => {
+            let probe = if live { crate::health::Probe::Live } else { crate::health::Probe::Ready };
+            let url = match crate::health::url(url.as_deref(), &config, probe) {
+                Ok(url) => url,
+                Err(e) => {
+                    println!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            match rt.block_on(crate::health::ask(&url)) {
+                Ok(line) => {
+                    println!("{line}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(why) => {
+                    println!("{why}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::CheckConfig { dir } => match config::load(&dir) {
             Ok(c) => {

@@ -13,6 +13,8 @@
 //! panics or returns while the daemon runs, everything is cancelled and
 //! [`Running::failed`] resolves, so `sirena run` exits non-zero for systemd to restart
 //! it instead of staying up deaf.
+//! So does the credential check ([`crate::credentials`]): a token refused at first
+//! contact, or refused for `[health] exit_after_refused` after it worked.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,62 +67,93 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Reads every secret the config names from the environment.
+    /// Reads every secret the config names from the environment. Every variable that
+    /// is unset or empty is reported in one error, each with what it is for, so an
+    /// operator fixes them all in one go.
     pub fn from_env(config: &Config) -> anyhow::Result<Secrets> {
+        let mut reader = EnvSecrets::default();
         let s = &config.settings;
-        let mut sources = BTreeMap::new();
-        let mut webhooks = BTreeMap::new();
+        let mut secrets = Secrets::default();
+        if let Some(t) = &s.telegram {
+            secrets.telegram = reader.read(&t.token_env, "the Telegram bot token ([telegram] token_env)");
+            if let Some(var) = &t.webhook_secret_env {
+                secrets.telegram_webhook =
+                    reader.read(var, "the Telegram webhook's secret token ([telegram] webhook_secret_env)");
+            }
+        }
         for source in &s.sources {
             let c = source.common();
-            if let Some(var) = c.token_env {
-                let token = Secret::from_env(var).with_context(|| format!("token of source {}", c.name))?;
-                sources.insert(c.name.to_owned(), token);
+            if let Some(var) = c.token_env
+                && let Some(token) = reader.read(var, &format!("the token of source {} (its token_env)", c.name))
+            {
+                secrets.sources.insert(c.name.to_owned(), token);
             }
-            if let Some(var) = source.webhook_secret_env() {
-                let secret = Secret::from_env(var).with_context(|| format!("webhook secret of source {}", c.name))?;
-                webhooks.insert(c.name.to_owned(), secret);
+            if let Some(var) = source.webhook_secret_env()
+                && let Some(secret) =
+                    reader.read(var, &format!("the webhook secret of source {} (its webhook_secret_env)", c.name))
+            {
+                secrets.webhooks.insert(c.name.to_owned(), secret);
             }
         }
-        let mut sms_reports = BTreeMap::new();
         for g in s.sms.iter().flat_map(|sms| &sms.gateways) {
-            if let Some(var) = g.report_secret_env() {
-                let secret = Secret::from_env(var)
-                    .with_context(|| format!("delivery report secret of SMS gateway {}", g.name()))?;
-                sms_reports.insert(g.name().to_owned(), secret);
+            // A generic gateway may have no secret.
+            let token = match g.token_env() {
+                Some(var) => reader.read(var, &format!("the token of SMS gateway {} (its token_env)", g.name())),
+                None => Some(Secret::new(String::new())),
+            };
+            if let Some(token) = token {
+                secrets.sms.insert(g.name().to_owned(), token);
+            }
+            if let Some(var) = g.report_secret_env()
+                && let Some(secret) = reader.read(
+                    var,
+                    &format!("the delivery report secret of SMS gateway {} (its report_secret_env)", g.name()),
+                )
+            {
+                secrets.sms_reports.insert(g.name().to_owned(), secret);
             }
         }
-        Ok(Secrets {
-            sms_reports,
-            telegram: match &s.telegram {
-                Some(t) => Some(Secret::from_env(&t.token_env).context("telegram bot token")?),
-                None => None,
-            },
-            telegram_webhook: match s.telegram.as_ref().and_then(|t| t.webhook_secret_env.as_ref()) {
-                Some(var) => Some(Secret::from_env(var).context("telegram webhook secret")?),
-                None => None,
-            },
-            sources,
-            webhooks,
-            sms: match &s.sms {
-                Some(sms) => sms
-                    .gateways
-                    .iter()
-                    .map(|g| {
-                        // A generic gateway may have no secret.
-                        let token = g
-                            .token_env()
-                            .map_or_else(|| Ok(Secret::new(String::new())), Secret::from_env)
-                            .with_context(|| format!("token of SMS gateway {}", g.name()))?;
-                        Ok((g.name().to_owned(), token))
-                    })
-                    .collect::<anyhow::Result<_>>()?,
-                None => BTreeMap::new(),
-            },
-            store_password: match &s.store.password_env {
-                Some(var) => Some(Secret::from_env(var).context("[store] password_env")?),
-                None => None,
-            },
-        })
+        if let Some(var) = &s.store.password_env {
+            secrets.store_password = reader.read(var, "the PostgreSQL password ([store] password_env)");
+        }
+        reader.finish()?;
+        Ok(secrets)
+    }
+}
+
+/// Reads secrets from the environment, noting every one that is missing.
+#[derive(Default)]
+struct EnvSecrets {
+    /// "TELEGRAM_BOT_TOKEN is not set: the Telegram bot token (...)", one per variable.
+    missing: Vec<String>,
+}
+
+impl EnvSecrets {
+    fn read(&mut self, var: &str, what: &str) -> Option<Secret> {
+        match Secret::from_env(var) {
+            Ok(secret) => Some(secret),
+            Err(e) => {
+                let why = match e {
+                    crate::config::secret::SecretError::Unset(_) => "is not set",
+                    crate::config::secret::SecretError::Empty(_) => "is empty",
+                };
+                let line = format!("{var} {why}: {what}");
+                // One variable may serve two secrets; say it once.
+                if !self.missing.iter().any(|m| m.starts_with(&format!("{var} "))) {
+                    self.missing.push(line);
+                }
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        if self.missing.is_empty() {
+            return Ok(());
+        }
+        let n = self.missing.len();
+        let head = if n == 1 { "a secret is missing".to_owned() } else { format!("{n} secrets are missing") };
+        anyhow::bail!("{head}; set each environment variable and start again:\n  {}", self.missing.join("\n  "))
     }
 }
 
@@ -165,6 +198,10 @@ pub struct Running {
     pub web: Arc<WebStats>,
     /// The bot's transport counters (updates read, handled, dropped, flood notices).
     pub bot: Option<Arc<bot::BotStats>>,
+    /// How each credential stands with its platform, by environment variable.
+    pub credentials: BTreeMap<String, watch::Receiver<crate::credentials::Standing>>,
+    /// Credentials refused while running, and recovered.
+    pub credential_stats: Arc<crate::credentials::CredentialStats>,
     failure: watch::Receiver<Option<Failure>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -285,6 +322,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let (operator_tx, operator_rx) = mpsc::channel(64);
     let drills = config.settings.drill.clone();
     let retention = config.settings.retention.clone();
+    let refused_window = config.settings.health.exit_after_refused;
+    let mut credentials = crate::credentials::Registry::default();
     let policy = Arc::new(DeliveryPolicy {
         settings: config.settings.dispatch.clone(),
         paid: config.settings.telegram.as_ref().map(|t| t.paid_broadcast.clone()).unwrap_or_default(),
@@ -302,7 +341,10 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             anyhow::bail!("source {} is configured but has no token", c.name);
         }
         let (feed, http) = source.build(token).with_context(|| format!("source {}", c.name))?;
-        let (poller, h) = Poller::new(feed, http, source.schedule(), tree_rx.clone(), report_tx.clone());
+        let (mut poller, h) = Poller::new(feed, http, source.schedule(), tree_rx.clone(), report_tx.clone());
+        if let Some(var) = c.token_env {
+            poller = poller.with_credential(credentials.check(c.name, var));
+        }
         if source.webhook_secret_env().is_some() {
             let secret = secrets
                 .webhooks
@@ -332,12 +374,16 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     let telegram = match &config.settings.telegram {
         Some(t) => {
             let token = secrets.telegram.clone().context("telegram is configured but has no bot token")?;
-            let poller = crate::bot::BotApi::new(&token, &t.api_url, t.long_poll)?;
-            let sender = TelegramChannel::new(&token, &t.api_url, t.send_timeout)?;
+            let check = credentials.check("Telegram", &t.token_env);
+            let poller = crate::bot::BotApi::new(&token, &t.api_url, t.long_poll)?.with_credential(check.clone());
+            let sender = TelegramChannel::new(&token, &t.api_url, t.send_timeout)?.with_credential(check);
             Some((t.clone(), poller, sender, SharedLimiter::new(t.limits)))
         }
         None => None,
     };
+    let credential_standings = credentials.standings();
+    let telegram_standing =
+        config.settings.telegram.as_ref().and_then(|t| credential_standings.get(&t.token_env).cloned());
     let mut reports = Vec::new();
     let sms = match &config.settings.sms {
         Some(settings) if !settings.gateways.is_empty() => {
@@ -511,6 +557,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                 sources: health.clone(),
                 stale_after: stale_after_std,
                 bot: bot_stats.clone(),
+                telegram: telegram_standing,
             },
             telegram: telegram_hook,
         };
@@ -565,6 +612,11 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             Ok::<(), std::convert::Infallible>(())
         });
     }
+    let credential_stats = Arc::new(crate::credentials::CredentialStats::default());
+    if !credentials.is_empty() {
+        let watchdog = credentials.watchdog(refused_window, notices.clone(), credential_stats.clone());
+        sup.spawn("credential check", watchdog.run(cancel.clone()));
+    }
     let inputs = Inputs { reports: report_rx, reloads: reload_rx, deltas: delta_rx, operator: operator_rx };
     sup.spawn("pipeline", pipeline.run(inputs, cancel.clone()));
 
@@ -586,6 +638,8 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
         web_addr,
         web: web_stats,
         bot: bot_stats,
+        credentials: credential_standings,
+        credential_stats,
         failure: failure_rx,
         cancel,
         tracker,
@@ -663,6 +717,19 @@ async fn tell_operators(
             }
             Notice::DrillReport { drill, run, summary } => {
                 c.text(lang, "notice-drill-report", &[("drill", drill), ("run", run), ("summary", summary)], summary)
+            }
+            Notice::CredentialRefused { platform, var, status, exit_in } => {
+                let minutes = exit_in.as_secs().div_ceil(60).to_string();
+                let args = [
+                    ("platform", platform.as_str()),
+                    ("var", var),
+                    ("status", &status.to_string()),
+                    ("minutes", &minutes),
+                ];
+                c.text(lang, "notice-credential-refused", &args, var)
+            }
+            Notice::CredentialAccepted { platform, var } => {
+                c.text(lang, "notice-credential-accepted", &[("platform", platform), ("var", var)], var)
             }
         };
         let text = crate::messages::escape(&text);

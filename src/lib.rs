@@ -24,6 +24,8 @@
 //! - [`preview`]: `sirena preview ORDER_ID`: an order's audience and texts before it is live.
 //! - [`subscribers`]: `sirena subscribers import | export`: subscriber lists as CSV.
 //! - [`daemon`]: wires the pipeline together for `sirena run`.
+//! - [`credentials`]: tokens the platforms refuse: stop at start, tell and stop later.
+//! - [`health`]: `sirena health`: a running daemon's `/readyz` as an exit code.
 //! - [`web`]: the daemon's HTTP endpoint (feed webhooks, SMS delivery reports, metrics).
 //! - [`metrics`]: the daemon's figures in the Prometheus text format.
 //! - [`sim`]: simulators of the platforms, for the demo and the tests.
@@ -36,9 +38,11 @@ pub mod bot;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod daemon;
 pub mod demo;
 pub mod dispatch;
+pub mod health;
 pub mod help_requests;
 pub mod internal_events;
 pub mod leader;

@@ -137,6 +137,19 @@ pub enum Notice {
         run: String,
         summary: String,
     },
+    /// A credential that had worked is refused (`crate::credentials`): the daemon
+    /// stops in `exit_in` unless the platform accepts it again.
+    CredentialRefused {
+        platform: String,
+        var: String,
+        status: u16,
+        exit_in: std::time::Duration,
+    },
+    /// A refused credential is accepted again.
+    CredentialAccepted {
+        platform: String,
+        var: String,
+    },
 }
 
 /// The pipeline's inputs.

@@ -101,6 +101,9 @@ pub struct Figures {
     pub stale_after: std::time::Duration,
     /// The bot's transport counters, when it runs.
     pub bot: Option<Arc<crate::bot::BotStats>>,
+    /// How the bot token stands with Telegram, when the bot runs: not ready until
+    /// Telegram has answered, nor while it cannot be reached or refuses the token.
+    pub telegram: Option<watch::Receiver<crate::credentials::Standing>>,
 }
 
 /// What the endpoint serves.
@@ -330,20 +333,46 @@ async fn metrics(
     (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
-/// Ready when the store answers and at least one source gave a good answer within
-/// `stale_after` (a daemon that hears no feed is up, not ready). Config is loaded by
+/// Ready when the store answers, every configured source has answered well at least
+/// once and one has within `stale_after` (a daemon that hears no feed is up, not
+/// ready), and the bot, when it runs, has had Telegram accept its token and reaches it
+/// now. Otherwise 503 with every reason, one a line. Config is loaded by
 /// construction: the daemon does not start without a valid one.
 async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    let mut not = Vec::new();
     if let Err(e) = shared.store.kv_get("ready-check").await {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n"));
+        not.push(format!("store: {e}"));
+    }
+    for (name, health) in &shared.figures.sources {
+        let h = health.borrow();
+        if h.last_success.is_none() {
+            not.push(match &h.last_error {
+                Some(e) => format!("source {name} has not answered well yet (last error: {e})"),
+                None => format!("source {name} has not answered yet"),
+            });
+        }
     }
     let sources = source_figures(&shared.figures);
     let limit = shared.figures.stale_after.as_secs_f64();
     let healthy = sources.iter().filter(|s| s.last_success_age_s.is_some_and(|a| a <= limit)).count();
     if healthy == 0 {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("no source healthy (of {})\n", sources.len()));
+        not.push(format!("no source healthy (of {})", sources.len()));
     }
-    (StatusCode::OK, format!("ready: {healthy} of {} sources healthy\n", sources.len()))
+    if let Some(standing) = &shared.figures.telegram {
+        let s = standing.borrow();
+        match (&s.refused, &s.accepted, &s.unreachable) {
+            (Some(r), _, _) => not.push(format!("Telegram refuses the bot token (HTTP {})", r.status)),
+            (None, None, Some(why)) => not.push(format!("the bot has not reached Telegram yet: {why}")),
+            (None, None, None) => not.push("the bot has not reached Telegram yet".to_owned()),
+            (None, Some(_), Some(why)) => not.push(format!("the bot cannot reach Telegram: {why}")),
+            (None, Some(_), None) => {}
+        }
+    }
+    if !not.is_empty() {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", not.join("\n")));
+    }
+    let bot = if shared.figures.telegram.is_some() { ", Telegram answers" } else { "" };
+    (StatusCode::OK, format!("ready: {healthy} of {} sources healthy{bot}\n", sources.len()))
 }
 
 /// Compares in time that does not depend on where the two differ.

@@ -191,7 +191,12 @@ enum Edit {
     Replace(&'static str, &'static str),
     /// Replace within [`ORDER`], then append it.
     Order(&'static str, &'static str),
+    /// Take the shipped `[http]` table out of sirena.toml, then make the edit.
+    NoHttp(&'static Edit),
 }
+
+/// The shipped endpoint, as `Edit::NoHttp` takes it out.
+const SHIPPED_HTTP: &str = "[http]\nlisten = \"127.0.0.1:8640\"\n";
 
 enum At {
     /// The first non-comment line of the edited file, from the edit on, containing this.
@@ -210,19 +215,27 @@ struct Case {
 
 fn check(case: &Case) -> Result<(), String> {
     let s = Scratch::new();
-    let edited = match case.edit {
+    let edited = apply(&s, case, &case.edit);
+    let (file, line) = match case.at {
+        At::Line(needle) => (edited.path.clone(), edited.line_of(needle)),
+        At::Whole(rel) => (s.dir.join(rel), 0),
+    };
+    find_error(&s.errors(), &file, line, case.says).map_err(|e| format!("{}: {e}", case.name))
+}
+
+fn apply(s: &Scratch, case: &Case, edit: &Edit) -> Edited {
+    match *edit {
         Edit::Append(snippet) => s.append(case.file, snippet),
         Edit::Replace(old, new) => s.replace(case.file, old, new),
         Edit::Order(old, new) => {
             assert!(ORDER.contains(old), "{}: `{old}` is not in ORDER", case.name);
             s.append(case.file, &ORDER.replacen(old, new, 1))
         }
-    };
-    let (file, line) = match case.at {
-        At::Line(needle) => (edited.path.clone(), edited.line_of(needle)),
-        At::Whole(rel) => (s.dir.join(rel), 0),
-    };
-    find_error(&s.errors(), &file, line, case.says).map_err(|e| format!("{}: {e}", case.name))
+        Edit::NoHttp(edit) => {
+            s.replace("sirena.toml", SHIPPED_HTTP, "");
+            apply(s, case, edit)
+        }
+    }
 }
 
 fn check_all(cases: &[Case]) {
@@ -625,9 +638,9 @@ fn source_mistakes_are_reported_at_their_line() {
         Case {
             name: "a webhook without the HTTP endpoint",
             file: "sirena.toml",
-            edit: Edit::Append(
+            edit: Edit::NoHttp(&Edit::Append(
                 "\n[[source]]\nkind = \"ukrainealarm\"\nbase_url = \"https://api.ukrainealarm.com\"\ntoken_env = \"UA_KEY\"\nwebhook_secret_env = \"UA_HOOK\"\n",
-            ),
+            )),
             at: At::Line("webhook_secret_env = \"UA_HOOK\""),
             says: &["a webhook needs the daemon's HTTP endpoint", "[http]"],
         },
@@ -661,9 +674,9 @@ fn sms_gateway_mistakes_are_reported_at_their_line() {
         Case {
             name: "delivery reports without the HTTP endpoint",
             file: "sirena.toml",
-            edit: Edit::Append(
+            edit: Edit::NoHttp(&Edit::Append(
                 "\n[sms]\n\n[[sms.gateway]]\nname = \"tsms\"\nkind = \"turbosms\"\ntoken_env = \"T\"\nsender = \"SIRENA\"\nreport_secret_env = \"R\"\n",
-            ),
+            )),
             at: At::Line("report_secret_env = "),
             says: &["[http] listen"],
         },
@@ -866,7 +879,7 @@ fn telegram_webhook_mistakes_are_reported_at_their_key() {
         Case {
             name: "webhook mode without [http]",
             file: "sirena.toml",
-            edit: Edit::Replace(TOKEN, "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"webhook\""),
+            edit: Edit::NoHttp(&Edit::Replace(TOKEN, "token_env = \"TELEGRAM_BOT_TOKEN\"\nmode = \"webhook\"")),
             at: At::Line("mode = \"webhook\""),
             says: &["HTTP endpoint", "[http] listen"],
         },

@@ -271,4 +271,42 @@ fn the_image_is_built_locked_in_one_stage_and_runs_as_a_user_in_another() {
     let user = dockerfile.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER");
     assert!(!user.starts_with("root") && !user.starts_with('0'), "runs as {user}");
     assert!(dockerfile.contains("ENV STATE_DIRECTORY=/data"), "the store in the volume");
+    // The distroless image has no shell or curl: the healthcheck is the binary, in
+    // exec form, on the config the image runs.
+    let check = dockerfile.lines().find_map(|l| l.trim().strip_prefix("CMD [\"/usr/local/bin/sirena\", \"health\""));
+    assert_eq!(check, Some(", \"--config\", \"/etc/sirena/config\"]"), "HEALTHCHECK CMD in exec form");
+    assert!(dockerfile.contains("HEALTHCHECK --interval="), "{dockerfile}");
+    assert!(dockerfile.contains("CMD [\"run\", \"--config\", \"/etc/sirena/config\"]"));
+}
+
+/// The healthcheck the image runs, against a daemon on the shipped port layout: it
+/// reads `[http] listen` from the config it is given, says why in one line, and its
+/// exit code is what Docker reads.
+#[test]
+fn sirena_health_reads_the_configs_listen_and_answers_with_its_exit_code() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Nothing listens there: a free port, bound and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let config =
+        config_dir(tmp.path(), &format!("[store]\npath = \"sirena.db\"\n\n[http]\nlisten = \"0.0.0.0:{port}\"\n"));
+    let out = Command::new(BIN).args(["health", "--config"]).arg(&config).output().expect("health runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with(&format!("no answer from http://127.0.0.1:{port}/readyz: ")), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+
+    // The daemon up on it: no source, so not ready (and says so); live all the same.
+    let mut daemon = Daemon::start(&config, &[("STATE_DIRECTORY", tmp.path().join("state").to_str().expect("utf-8"))]);
+    daemon.running();
+    let health = |extra: &[&str]| {
+        let out =
+            Command::new(BIN).args(["health", "--config"]).arg(&config).args(extra).output().expect("health runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, said) = health(&[]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.starts_with("not ready: no source healthy (of 0)") && said.contains("HTTP 503"), "{said}");
+    assert_eq!(health(&["--live"]), (Some(0), "ok\n".to_owned()));
+    let (status, _) = daemon.stop();
+    assert!(status.success());
 }

@@ -143,6 +143,25 @@ async fn token_is_required() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_revoked_token_gets_401_in_each_feeds_style_until_restored() -> TestResult {
+    let h = Harness::new().await?;
+    h.sim.revoke(FeedKind::AlertsInUa);
+    let resp = h.get().send().await?;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.json::<Value>().await?, serde_json::json!({"message": "Unauthorized"}));
+    assert_eq!(h.ua("/api/v3/alerts/status").send().await?.status(), StatusCode::OK, "only that feed");
+    h.sim.revoke(FeedKind::UkraineAlarm);
+    let resp = h.ua("/api/v3/alerts/status").send().await?;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.bytes().await?.is_empty());
+    h.sim.restore(FeedKind::AlertsInUa);
+    assert_eq!(h.get().send().await?.status(), StatusCode::OK);
+    assert_eq!(h.ua("/api/v3/alerts/status").send().await?.status(), StatusCode::UNAUTHORIZED);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn ninth_request_in_a_minute_is_refused() -> TestResult {
     let h = Harness::with(FeedSimConfig::default()).await?;
     for _ in 0..8 {

@@ -293,6 +293,24 @@ async fn wrong_token_is_unauthorized() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_revoked_token_is_unauthorized_until_restored() -> TestResult {
+    let h = Harness::new().await?;
+    let url = format!("{}/bot{}/getMe", h.sim.base_url(), TelegramSimConfig::default().token);
+    let client = reqwest::Client::new();
+    assert_eq!(client.post(&url).send().await?.status(), 200);
+    h.sim.revoke_token();
+    let resp = client.post(&url).send().await?;
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body, serde_json::json!({"ok": false, "error_code": 401, "description": "Unauthorized"}));
+    h.sim.restore_token();
+    assert_eq!(client.post(&url).send().await?.status(), 200);
+    assert_eq!(h.sim.stats().unauthorized, 1);
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn unknown_method_and_plain_http_forms() -> TestResult {
     let h = Harness::new().await?;
     h.sim.add_user(5, "U", None);

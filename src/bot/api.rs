@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::channels::telegram::network_error;
 use crate::config::secret::Secret;
+use crate::credentials::CredentialCheck;
 
 /// The update kinds the bot asks for (`allowed_updates` of getUpdates and setWebhook).
 /// `my_chat_member` tells at once that a resident blocked the bot or a group removed
@@ -143,6 +144,10 @@ pub struct BotApi {
     http: reqwest::Client,
     /// `{api_url}/bot<token>/`: a secret, never printed.
     base: reqwest::Url,
+    /// Told of every call whether Telegram accepted the token, refused it (401) or
+    /// could not be reached: getMe refused at start stops the daemon
+    /// (`crate::credentials`), and `/readyz` reads it.
+    credential: Option<CredentialCheck>,
 }
 
 impl std::fmt::Debug for BotApi {
@@ -162,10 +167,32 @@ impl BotApi {
             .timeout(long_poll + Duration::from_secs(15))
             .build()
             .map_err(|e| ApiError::Network(e.to_string()))?;
-        Ok(BotApi { http, base })
+        Ok(BotApi { http, base, credential: None })
+    }
+
+    /// Reports what each call says of the token to `check`.
+    pub fn with_credential(mut self, check: CredentialCheck) -> BotApi {
+        self.credential = Some(check);
+        self
     }
 
     async fn call(&self, method: &str, params: Value, timeout: Option<Duration>) -> Result<Value, ApiError> {
+        let answer = self.exchange(method, params, timeout).await;
+        if let Some(check) = &self.credential {
+            match &answer {
+                Ok(_) => check.accepted(),
+                Err(ApiError::Refused { code: 401, .. }) => check.refused(401),
+                Err(ApiError::Refused { code, .. }) if *code < 500 => check.accepted(),
+                Err(e @ (ApiError::Refused { .. } | ApiError::Network(_) | ApiError::Decode(_))) => {
+                    check.unreachable(e.to_string());
+                }
+                Err(ApiError::Url(_)) => {}
+            }
+        }
+        answer
+    }
+
+    async fn exchange(&self, method: &str, params: Value, timeout: Option<Duration>) -> Result<Value, ApiError> {
         let url = self.base.join(method).map_err(|e| ApiError::Url(e.to_string()))?;
         let mut request = self.http.post(url).json(&params);
         if let Some(t) = timeout {

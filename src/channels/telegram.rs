@@ -48,6 +48,9 @@ pub struct TelegramChannel {
     http: reqwest::Client,
     /// `{api_url}/bot<token>/sendMessage`: a secret, never printed.
     send_url: reqwest::Url,
+    /// Told whether Telegram accepted the token on each answer (401: refused), so a
+    /// revoked token is noticed in webhook mode too (`crate::credentials`).
+    credential: Option<crate::credentials::CredentialCheck>,
 }
 
 impl std::fmt::Debug for TelegramChannel {
@@ -68,7 +71,13 @@ impl TelegramChannel {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| TelegramSetupError::Client(e.to_string()))?;
-        Ok(TelegramChannel { http, send_url })
+        Ok(TelegramChannel { http, send_url, credential: None })
+    }
+
+    /// Reports what each answer says of the token to `check`.
+    pub fn with_credential(mut self, check: crate::credentials::CredentialCheck) -> Self {
+        self.credential = Some(check);
+        self
     }
 
     /// Sends into a forum topic (`message_thread_id`) when `thread` is set: the bot's
@@ -76,16 +85,28 @@ impl TelegramChannel {
     pub async fn send_in_thread(&self, message: Outgoing<'_>, thread: Option<i32>) -> Result<Sent, SendError> {
         let mut payload = Self::payload(&message)?;
         payload.message_thread_id = thread.map(|t| ThreadId(MessageId(t)));
-        let response = self
-            .http
-            .post(self.send_url.clone())
-            .json(&payload)
-            .send()
-            .await
-            .map_err(|e| SendError::Transient(format!("network: {}", network_error(&e))))?;
-        let status = response.status();
-        let body =
-            response.bytes().await.map_err(|e| SendError::Transient(format!("network: {}", network_error(&e))))?;
+        let answer = async {
+            let response = self.http.post(self.send_url.clone()).json(&payload).send().await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        };
+        let (status, body) = match answer.await {
+            Ok(answer) => answer,
+            Err(e) => {
+                let why = format!("network: {}", network_error(&e));
+                if let Some(check) = &self.credential {
+                    check.unreachable(why.clone());
+                }
+                return Err(SendError::Transient(why));
+            }
+        };
+        if let Some(check) = &self.credential {
+            match token_word(status, &body) {
+                Some(true) => check.accepted(),
+                Some(false) => check.refused(401),
+                None => check.unreachable(format!("HTTP {}", status.as_u16())),
+            }
+        }
         classify(status, &body)
     }
 
@@ -161,6 +182,18 @@ struct Envelope {
 struct Parameters {
     retry_after: Option<u64>,
     migrate_to_chat_id: Option<i64>,
+}
+
+/// What an answer says of the token: refused (401), accepted (any other answer in the
+/// Bot API's envelope below 500), or nothing (Telegram's own trouble, a proxy's page).
+fn token_word(status: StatusCode, body: &[u8]) -> Option<bool> {
+    let code = serde_json::from_slice::<Envelope>(body).ok().map(|e| e.error_code.unwrap_or(status.as_u16()));
+    match code {
+        _ if status == StatusCode::UNAUTHORIZED => Some(false),
+        Some(401) => Some(false),
+        Some(code) if code < 500 && !status.is_server_error() => Some(true),
+        _ => None,
+    }
 }
 
 /// Sorts one `sendMessage` answer into what happened, by HTTP status first.

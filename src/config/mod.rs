@@ -140,6 +140,31 @@ pub struct Settings {
     pub drill: Vec<drills::DrillSettings>,
     #[serde(default)]
     pub retention: drills::RetentionSettings,
+    /// `[health]`: how long a refused credential is borne before the daemon exits.
+    #[serde(default)]
+    pub health: HealthSettings,
+}
+
+/// `[health]`: when a running daemon gives up on a credential the platform refuses.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// How long a credential that worked may be refused (Telegram's 401, a feed's
+    /// 401/403 past its throttling) before the daemon exits non-zero for its
+    /// supervisor to restart it; a success in between starts the count again.
+    /// Operators are told at the first refusal.
+    #[serde(with = "crate::config::duration", default = "default_refused_for")]
+    pub exit_after_refused: Duration,
+}
+
+fn default_refused_for() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings { exit_after_refused: default_refused_for() }
+    }
 }
 
 /// `[reload]`: what a running daemon's reload may do that it otherwise refuses.

@@ -10,9 +10,11 @@
 //!
 //! One file per component: `dispatch` (the lanes), `web` (the HTTP endpoint), `bot`
 //! (the residents' bot's transport), `pipeline` (events, held snapshots, reloads,
-//! operators' refusals), `sources` (what the pollers drop from answers).
+//! operators' refusals), `sources` (what the pollers drop from answers), `credentials`
+//! (tokens the platforms refuse while the daemon runs).
 
 pub mod bot;
+pub mod credentials;
 pub mod dispatch;
 pub mod pipeline;
 pub mod sources;

@@ -161,7 +161,12 @@ impl HttpGet {
         }
         if !status.is_success() {
             let body = read_prefix(&mut resp, ERROR_BODY).await;
-            return Err(SourceError::Status { status: status.as_u16(), message: error_message(&body) });
+            let (status, message) = (status.as_u16(), error_message(&body));
+            // A refusal of the token we sent is not a feed that is down.
+            if self.auth.is_some() && matches!(status, 401 | 403) {
+                return Err(SourceError::Unauthorized { status, message });
+            }
+            return Err(SourceError::Status { status, message });
         }
         let validators = Validators::of(resp.headers());
         let body = read_limited(&mut resp, self.max_body).await?;
@@ -444,7 +449,14 @@ mod tests {
         let got = http.get(&format!("{base}/401")).await;
         assert!(
             matches!(&got, Err(SourceError::Status { status: 401, message }) if message == "API key is invalid"),
-            "{got:?}"
+            "without a token a 401 is only a status: {got:?}"
+        );
+        let options = HttpOptions { timeout: Duration::from_secs(5), max_body: 1024, max_requests_per_min: 600 };
+        let mut with_token = HttpGet::new(&options, Some(Auth::Bearer(Secret::new("k")))).expect("client");
+        let got = with_token.get(&format!("{base}/401")).await;
+        assert!(
+            matches!(&got, Err(SourceError::Unauthorized { status: 401, message }) if message == "API key is invalid"),
+            "with a token it is a refused credential: {got:?}"
         );
     }
 

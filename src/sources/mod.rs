@@ -83,9 +83,16 @@ pub enum SourceError {
     /// The whole request, body included, took longer than the source's `timeout`.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
-    /// Any non-2xx answer except 429.
+    /// Any non-2xx answer except 429, and 401/403 to a request that carried no
+    /// credential.
     #[error("HTTP {status}: {message}")]
     Status { status: u16, message: String },
+    /// 401 or 403 to a request that carried the source's token: the feed refuses the
+    /// credential (or, on ukrainealarm after working requests, throttles: its adapter
+    /// tells the two apart). Refused at first contact, it stops the daemon; refused
+    /// for `[health] exit_after_refused` while running, too (`crate::credentials`).
+    #[error("HTTP {status}: {message} (the token was refused)")]
+    Unauthorized { status: u16, message: String },
     /// HTTP 429. The poller sends nothing to this source before `retry_after` (its
     /// own default when the feed gave none).
     #[error("HTTP 429: rate limited{}", retry_after.map(|d| format!(", retry after {d:?}")).unwrap_or_default())]

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Decoded, Dropped, HttpGet, SourceError, SourceReport, Unmapped};
 use crate::alerts::state::{Observation, ObservedAlert};
+use crate::credentials::CredentialCheck;
 use crate::internal_events::InternalEvent;
 use crate::internal_events::sources::EnrichmentDropped;
 use crate::regions::RegionTree;
@@ -125,6 +126,9 @@ pub struct Poller {
     told_dropped: HashSet<Dropped>,
     /// Rung by a webhook push: poll now rather than at the next interval.
     nudge: Arc<Notify>,
+    /// Told whether each answer accepted the source's token, for a source that has
+    /// one: a refused token stops the daemon (`crate::credentials`).
+    credential: Option<CredentialCheck>,
 }
 
 impl Poller {
@@ -149,6 +153,7 @@ impl Poller {
             told_unmapped: HashSet::new(),
             told_dropped: HashSet::new(),
             nudge: Arc::new(Notify::new()),
+            credential: None,
         };
         (poller, health_rx)
     }
@@ -157,6 +162,12 @@ impl Poller {
     /// rate limit's wait: the feed asked for that.
     pub fn nudger(&self) -> Arc<Notify> {
         self.nudge.clone()
+    }
+
+    /// Reports what each poll says of the source's token to `check`.
+    pub fn with_credential(mut self, check: CredentialCheck) -> Poller {
+        self.credential = Some(check);
+        self
     }
 
     /// Fixes the jitter's sequence, for tests.
@@ -187,6 +198,9 @@ impl Poller {
                 () = cancel.cancelled() => return,
                 p = self.feed.poll(&mut self.http, &tree) => p,
             };
+            if let Some(check) = &self.credential {
+                tell_credential(check, &polled);
+            }
             let report = match polled {
                 Ok(polled) => {
                     failures = 0;
@@ -277,6 +291,21 @@ impl Poller {
         x ^= x << 17;
         self.seed = x;
         (x % 10_000) as f64 / 10_000.0
+    }
+}
+
+/// What one poll says of the token: an answer accepted it, a 401/403 to it refused it
+/// (ukrainealarm's throttling already reads as a 429), no answer says nothing of it.
+fn tell_credential(check: &CredentialCheck, polled: &Result<Polled, SourceError>) {
+    match polled {
+        Ok(_) | Err(SourceError::Decode(_) | SourceError::TooLarge { .. } | SourceError::RateLimited { .. }) => {
+            check.accepted();
+        }
+        Err(SourceError::Unauthorized { status, .. }) => check.refused(*status),
+        Err(SourceError::Status { status, .. }) if *status < 500 => check.accepted(),
+        Err(e @ (SourceError::Status { .. } | SourceError::Transport(_) | SourceError::Timeout(_))) => {
+            check.unreachable(e.to_string());
+        }
     }
 }
 
@@ -539,6 +568,29 @@ mod tests {
         let observed = r.reports.iter().filter(|x| matches!(x, SourceReport::Observed(o) if o.alerts.len() == 1));
         assert_eq!(observed.count(), 3, "every answer with a drop is still a good answer");
         assert_eq!(r.health.consecutive_failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_poll_tells_what_it_says_of_the_token() {
+        let check = crate::credentials::CredentialCheck::standalone("alerts_in_ua", "ALERTS_IN_UA_TOKEN");
+        let standing = check.standing();
+        tell_credential(&check, &Err(SourceError::Transport("connection refused".into())));
+        let s = standing.borrow().clone();
+        assert_eq!(
+            (s.accepted, s.refused, s.unreachable.as_deref()),
+            (None, None, Some("request failed: connection refused"))
+        );
+        tell_credential(&check, &snapshot(vec![air_raid()], &[]));
+        assert!(standing.borrow().accepted.is_some() && standing.borrow().unreachable.is_none());
+        tell_credential(&check, &Err(SourceError::Unauthorized { status: 403, message: "Forbidden".into() }));
+        let since = standing.borrow().refused.expect("refused").since;
+        tokio::time::sleep(secs(30)).await;
+        tell_credential(&check, &status(503));
+        tell_credential(&check, &Err(SourceError::Unauthorized { status: 401, message: "Unauthorized".into() }));
+        let r = standing.borrow().refused.expect("still refused");
+        assert_eq!((r.status, r.since), (401, since), "a 5xx in between neither ends nor restarts the refusal");
+        tell_credential(&check, &Err(SourceError::RateLimited { retry_after: None }));
+        assert_eq!(standing.borrow().refused, None, "a 429 is an answer to an accepted token");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!
 //! The provider answers throttling with 401, not 429. A 401 after requests that
 //! worked is taken for throttling (the poller backs off) until it has repeated
-//! [`THROTTLING_401S`] times in a row; then it is what it says, a refused key.
+//! [`THROTTLING_401S`] times in a row; then it is what it says, a refused key
+//! ([`SourceError::Unauthorized`]). A 401 to the very first request is a refused key
+//! at once: nothing has worked yet that could be throttled.
 
 use async_trait::async_trait;
 
@@ -66,7 +68,7 @@ impl Feed for UkraineAlarm {
 
     async fn poll(&mut self, http: &mut HttpGet, tree: &RegionTree) -> Result<Polled, SourceError> {
         match self.ask(http, tree).await {
-            Err(SourceError::Status { status: 401, message })
+            Err(SourceError::Unauthorized { status: 401, message })
                 if self.worked && self.unauthorized_in_row < THROTTLING_401S =>
             {
                 self.unauthorized_in_row += 1;
@@ -141,6 +143,9 @@ mod tests {
         status_hits: u32,
         alerts_hits: u32,
         auth: Vec<String>,
+        /// Answer 401 with an empty body, as the provider does for a wrong key and for
+        /// throttling alike.
+        refuse: bool,
     }
 
     type Shared = Arc<Mutex<Api>>;
@@ -150,11 +155,15 @@ mod tests {
         api.auth.push(auth.to_owned());
     }
 
-    async fn status(State(api): State<Shared>, headers: HeaderMap) -> String {
+    async fn status(State(api): State<Shared>, headers: HeaderMap) -> axum::response::Response {
+        use axum::response::IntoResponse;
         let mut api = api.lock().expect("lock");
         api.status_hits += 1;
         note_auth(&mut api, &headers);
-        format!("{{\"lastActionIndex\":{}}}", api.index)
+        if api.refuse {
+            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+        }
+        format!("{{\"lastActionIndex\":{}}}", api.index).into_response()
     }
 
     async fn alerts(State(api): State<Shared>, headers: HeaderMap) -> String {
@@ -246,6 +255,30 @@ mod tests {
         assert_eq!(count(&feed.poll(&mut http, &tree).await.expect("poll")), Some(0));
         assert_eq!(count(&feed.poll(&mut http, &tree).await.expect("poll")), Some(0), "an empty list is re-read");
         assert_eq!(hits(&api), (4, 4));
+    }
+
+    #[tokio::test]
+    async fn a_401_is_a_refused_key_at_first_contact_and_throttling_after_the_key_worked() {
+        let (api, mut feed, mut http) = setup().await;
+        let tree = tree();
+        api.lock().expect("lock").refuse = true;
+        let first = feed.poll(&mut http, &tree).await;
+        assert!(matches!(first, Err(SourceError::Unauthorized { status: 401, .. })), "{first:?}");
+
+        let (api, mut feed, mut http) = setup().await;
+        assert_eq!(count(&feed.poll(&mut http, &tree).await.expect("poll")), Some(1));
+        api.lock().expect("lock").refuse = true;
+        for n in 1..=THROTTLING_401S {
+            let got = feed.poll(&mut http, &tree).await;
+            assert!(matches!(got, Err(SourceError::RateLimited { retry_after: None })), "401 number {n}: {got:?}");
+        }
+        let got = feed.poll(&mut http, &tree).await;
+        assert!(matches!(got, Err(SourceError::Unauthorized { status: 401, .. })), "past the allowance: {got:?}");
+        api.lock().expect("lock").refuse = false;
+        assert!(feed.poll(&mut http, &tree).await.is_ok());
+        api.lock().expect("lock").refuse = true;
+        let got = feed.poll(&mut http, &tree).await;
+        assert!(matches!(got, Err(SourceError::RateLimited { .. })), "a success resets the allowance: {got:?}");
     }
 
     #[tokio::test]

@@ -89,3 +89,5 @@ notice-snapshot-believed = ⚠️ Alert feed { $source } kept its implausible li
 notice-config-refused = ⛔ A config change was refused; sirena keeps running on the last good config:
     { $errors }
 notice-orders-missing = ⚠️ Orders in force are in no region file: { $orders }. They stay in force until you set status = "lifted" (or "cancelled").
+notice-credential-refused = ⛔ { $platform } refuses the token in { $var } (HTTP { $status }). Unless it is accepted again, sirena stops in { $minutes } min so that it is restarted; replace the token.
+notice-credential-accepted = ✅ { $platform } accepts the token in { $var } again.

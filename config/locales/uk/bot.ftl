@@ -89,3 +89,5 @@ notice-snapshot-believed = ⚠️ Джерело { $source } тримає неп
 notice-config-refused = ⛔ Зміну налаштувань відхилено; sirena працює з останніми справними:
     { $errors }
 notice-orders-missing = ⚠️ Чинних розпоряджень немає в жодному файлі регіонів: { $orders }. Вони чинні, доки ви не вкажете status = "lifted" (або "cancelled").
+notice-credential-refused = ⛔ { $platform } відхиляє токен з { $var } (HTTP { $status }). Якщо його не приймуть знову, sirena зупиниться за { $minutes } хв, щоб її перезапустили; замініть токен.
+notice-credential-accepted = ✅ { $platform } знову приймає токен з { $var }.

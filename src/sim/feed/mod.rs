@@ -21,6 +21,9 @@
 //! - [`cap`]: `GET /cap/index.atom` (the last `cap_keep` messages, newest
 //!   first) and `GET /cap/messages/{id}.xml`; public, no limit.
 //!
+//! A revoked token ([`FeedSim::revoke`]) gets 401 on every request to that
+//! feed, in the feed's own error style, until [`FeedSim::restore`].
+//!
 //! Injected faults (`FeedSim::inject_for`) are queued per feed and replace
 //! that feed's next answers, before authentication and rate limiting, and do
 //! not count towards the rate limit: they model the path to the API failing,
@@ -248,6 +251,8 @@ struct Lane {
     requests: u64,
     /// Requests refused for the budget (429 on alerts.in.ua, 401 on ukrainealarm).
     refused: u64,
+    /// The feed's token was revoked ([`FeedSim::revoke`]): every request gets 401.
+    revoked: bool,
 }
 
 /// A region that has been in the timeline, for ukrainealarm's region views.
@@ -423,6 +428,18 @@ impl FeedSim {
         }
     }
 
+    /// From now on every request to `feed` gets 401 with the feed's own body
+    /// (alerts.in.ua `{"message":"Unauthorized"}`, ukrainealarm an empty one, CAP
+    /// plain text), as a revoked token or key does; queued faults still go first.
+    pub fn revoke(&self, feed: FeedKind) {
+        self.inner.lock().lane(feed).revoked = true;
+    }
+
+    /// Undoes [`FeedSim::revoke`]: the token is accepted again.
+    pub fn restore(&self, feed: FeedKind) {
+        self.inner.lock().lane(feed).revoked = false;
+    }
+
     /// alerts.in.ua requests received so far, of any kind (the budget the
     /// alerts.in.ua adapter must keep).
     pub fn requests(&self) -> u64 {
@@ -562,6 +579,7 @@ impl Inner {
         let fault = match lane.faults.front() {
             Some(Fault::EmptyList) if !lists => None,
             Some(_) => lane.faults.pop_front(),
+            None if lane.revoked => Some(Fault::Unauthorized),
             None => None,
         };
         match fault {

@@ -72,7 +72,7 @@ pub(super) async fn dispatch(sim: &Arc<Inner>, bot: &str, method: &str, p: &Map<
     let Some(token) = bot.strip_prefix("bot") else {
         return Err(ApiFailure::new(404, "Not Found")).into();
     };
-    if token != sim.cfg.token {
+    if token != sim.cfg.token || sim.revoked.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiFailure::new(401, "Unauthorized")).into();
     }
     // Telegram matches method names case-insensitively.

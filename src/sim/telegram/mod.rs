@@ -5,7 +5,10 @@
 //! `Bot::set_api_url` takes; requests arrive as `{base}/bot<TOKEN>/<method>`.
 //!
 //! Rules it enforces, because the real service does and sirena must cope:
-//! - the token must match (401 `Unauthorized`); a path that is not
+//! - the token must match (401 `Unauthorized`, the body
+//!   `{"ok":false,"error_code":401,"description":"Unauthorized"}`, as Telegram
+//!   answers an unknown or revoked token), and not be revoked
+//!   ([`TelegramSim::revoke_token`]); a path that is not
 //!   `/bot<token>/<method>` and unknown methods get 404;
 //! - a body must decode: JSON (whatever the content type says), a form, or
 //!   multipart, plus query parameters (400 otherwise);
@@ -342,6 +345,17 @@ impl TelegramSim {
     pub fn requests_of(&self, method: &str) -> Vec<RecordedRequest> {
         let st = self.inner.lock();
         st.requests.iter().filter(|r| r.method.eq_ignore_ascii_case(method)).cloned().collect()
+    }
+
+    /// From now on every method answers 401 `Unauthorized`, as Telegram answers a
+    /// token revoked in @BotFather (long polls already waiting run to their end).
+    pub fn revoke_token(&self) {
+        self.inner.revoked.store(true, Ordering::SeqCst);
+    }
+
+    /// Undoes [`TelegramSim::revoke_token`]: the token is accepted again.
+    pub fn restore_token(&self) {
+        self.inner.revoked.store(false, Ordering::SeqCst);
     }
 
     /// The user blocks the bot: a `my_chat_member` update (`member` → `kicked`,

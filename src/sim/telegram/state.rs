@@ -58,6 +58,9 @@ pub(super) struct Inner {
     pub(super) in_progress: AtomicUsize,
     /// `getUpdates` calls being answered now (a poll whose client hung up is not).
     pub(super) polls_live: AtomicUsize,
+    /// The token was revoked (as @BotFather's /revoke does): every method answers 401
+    /// until it is restored.
+    pub(super) revoked: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -72,6 +75,7 @@ impl Inner {
             sent_changed: watch::Sender::new(0),
             in_progress: AtomicUsize::new(0),
             polls_live: AtomicUsize::new(0),
+            revoked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
