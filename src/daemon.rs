@@ -542,6 +542,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
     };
     let bot_stats = bot.as_ref().map(|(_, inbox, _, _)| inbox.stats());
 
+    let credential_stats = Arc::new(crate::credentials::CredentialStats::default());
     if let Some(listener) = web {
         tracing::info!(addr = ?web_addr, webhooks = hooks.len(), reports = reports.len(), "HTTP endpoint listening");
         let routes = crate::web::Routes {
@@ -558,6 +559,7 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
                 stale_after: stale_after_std,
                 bot: bot_stats.clone(),
                 telegram: telegram_standing,
+                credentials: credential_stats.clone(),
             },
             telegram: telegram_hook,
         };
@@ -612,7 +614,6 @@ pub async fn start_with_store(config: Config, secrets: Secrets, store: Arc<dyn S
             Ok::<(), std::convert::Infallible>(())
         });
     }
-    let credential_stats = Arc::new(crate::credentials::CredentialStats::default());
     if !credentials.is_empty() {
         let watchdog = credentials.watchdog(refused_window, notices.clone(), credential_stats.clone());
         sup.spawn("credential check", watchdog.run(cancel.clone()));

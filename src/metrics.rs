@@ -145,6 +145,8 @@ pub struct Snapshot {
     pub web: Vec<(&'static str, u64)>,
     /// The bot's transport counters, by name (empty without `[telegram]`).
     pub bot: Vec<(&'static str, u64)>,
+    /// Credentials refused after they worked, and accepted again, by name.
+    pub credentials: Vec<(&'static str, u64)>,
     pub sources: Vec<SourceFigures>,
 }
 
@@ -218,6 +220,14 @@ pub fn render(s: &Snapshot) -> String {
     for (what, n) in &s.bot {
         t.sample("sirena_bot_total", &[("what", what)], n);
     }
+    t.family(
+        "sirena_credentials_total",
+        "counter",
+        "Tokens a platform refused after it had accepted them, and refused tokens accepted again.",
+    );
+    for (what, n) in &s.credentials {
+        t.sample("sirena_credentials_total", &[("what", what)], n);
+    }
     t.family("sirena_source_last_success_age_seconds", "gauge", "Seconds since each source's last good answer.");
     for src in &s.sources {
         if let Some(age) = src.last_success_age_s {
@@ -287,6 +297,7 @@ mod tests {
             dispatch: vec![("rate_limited", 4)],
             web: vec![("unauthorized", 1)],
             bot: vec![("dropped", 2)],
+            credentials: vec![("refused", 1)],
             sources: vec![
                 SourceFigures {
                     name: "a\"b".into(),
@@ -320,6 +331,7 @@ mod tests {
             "sirena_dispatch_total{outcome=\"rate_limited\"} 4",
             "sirena_http_total{what=\"unauthorized\"} 1",
             "sirena_bot_total{what=\"dropped\"} 2",
+            "sirena_credentials_total{what=\"refused\"} 1",
             "sirena_source_last_success_age_seconds{source=\"a\\\"b\"} 1.500",
             "sirena_source_consecutive_failures{source=\"never\"} 7",
             "sirena_source_dropped_total{source=\"a\\\"b\",field=\"threats\"} 2",

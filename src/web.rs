@@ -104,6 +104,8 @@ pub struct Figures {
     /// How the bot token stands with Telegram, when the bot runs: not ready until
     /// Telegram has answered, nor while it cannot be reached or refuses the token.
     pub telegram: Option<watch::Receiver<crate::credentials::Standing>>,
+    /// Credentials refused after they worked, and accepted again.
+    pub credentials: Arc<crate::credentials::CredentialStats>,
 }
 
 /// What the endpoint serves.
@@ -327,6 +329,7 @@ async fn metrics(
         latency: f.dispatch.latency.read(),
         web: shared.stats.figures(),
         bot: f.bot.as_ref().map(|b| b.figures()).unwrap_or_default(),
+        credentials: f.credentials.figures(),
         sources: source_figures(f),
     };
     let text = crate::metrics::render(&snapshot);
