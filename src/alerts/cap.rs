@@ -17,12 +17,20 @@
 //!   an unknown alert is ignored.
 //! - An Update whose area resolves to no region keeps the regions it had: a sender
 //!   speaking of places sirena does not know must not silently end a warning.
-//! - The latest `expires` of the infos ends an alert; [`CapBook::active`] leaves
-//!   expired ones out. Ended alerts are kept [`KEEP_ENDED`] so a message seen again
+//! - The latest `expires` of the infos ends an alert, when every info has one (an info
+//!   without one, or with one that did not read, is in force until a Cancel);
+//!   [`CapBook::active`] leaves expired ones out. Ended alerts are kept [`KEEP_ENDED`] so a message seen again
 //!   stays a duplicate rather than a new start; [`CapBook::prune`] drops them after.
 //! - `effective` and `onset` are not waited for: a warning is told when it is sent.
+//! - Kind: an info whose `responseType` is `Evacuate`, or an evacuation event code
+//!   (`alert_type` `evacuation`, the US EAS code `SAME` `EVI`), makes an evacuation: the
+//!   sender tells people to leave, and the pipeline gives its start the most urgent
+//!   class. A configured CAP source is an official sender (the operator chose it), so
+//!   its word is taken. Else an `alert_type` code (alerts.in.ua's names), else CBRNE →
+//!   chemical, else unknown with the event text kept.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,7 +40,7 @@ use super::state::ObservedAlert;
 use super::{AlertKey, AlertKind};
 use crate::regions::{RegionId, RegionTree};
 use crate::sources::alerts_in_ua::kind_of;
-use crate::sources::cap::{CapInfo, CapMessage, CapReference, CapStatus, Category, MsgType, triple};
+use crate::sources::cap::{CapInfo, CapMessage, CapReference, CapStatus, Category, MsgType, ResponseType, triple};
 
 /// How long an ended alert is remembered after it ended.
 pub const KEEP_ENDED: Duration = Duration::hours(24);
@@ -104,10 +112,42 @@ pub enum CapIgnored {
     UnknownReference(Vec<String>),
     /// An Update or Cancel of an alert that already ended (its identity).
     Ended(String),
-    /// No area of the message resolves to a region of the tree.
-    NoArea,
+    /// No area of the message resolves to a region of the tree; what the areas held,
+    /// in words ("3 geocodes of scheme UGC, FIPS6 and no polygon").
+    NoArea(String),
     /// A new alert already past its `expires`.
     Expired,
+}
+
+impl fmt::Display for CapApplied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapApplied::Started(id) => write!(f, "started the alert {id}"),
+            CapApplied::Updated(id) => write!(f, "updated the alert {id}"),
+            CapApplied::Cancelled(id) => write!(f, "cancelled the alert {id}"),
+            CapApplied::Ignored(why) => write!(f, "ignored: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for CapIgnored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapIgnored::NotActual(status) => {
+                write!(f, "status {}, not Actual: never delivered as real", status.as_str())
+            }
+            CapIgnored::NotAnAlert(t) => {
+                write!(f, "message type {}: neither an alert, an update nor a cancel", t.as_str())
+            }
+            CapIgnored::Duplicate => f.write_str("already applied (the same sender and identifier)"),
+            CapIgnored::UnknownReference(refs) => {
+                write!(f, "it refers to no alert sirena has seen ({})", refs.join(" "))
+            }
+            CapIgnored::Ended(id) => write!(f, "its alert {id} has already ended"),
+            CapIgnored::NoArea(what) => write!(f, "no area in Ukraine: {what}"),
+            CapIgnored::Expired => f.write_str("already past its expires"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -244,7 +284,7 @@ impl CapBook {
     ) -> CapApplied {
         let c = content(msg, tree);
         if c.regions.is_empty() {
-            return CapApplied::Ignored(CapIgnored::NoArea);
+            return CapApplied::Ignored(CapIgnored::NoArea(areas_in_words(msg)));
         }
         if c.expires.is_some_and(|e| e <= now) {
             return CapApplied::Ignored(CapIgnored::Expired);
@@ -307,7 +347,7 @@ fn content(msg: &CapMessage, tree: &RegionTree) -> Content {
     Content {
         kind,
         raw_kind,
-        expires: msg.infos.iter().filter_map(|i| i.expires).map(|e| e.to_utc()).max(),
+        expires: expires(&msg.infos),
         regions,
         infos: msg
             .infos
@@ -323,9 +363,69 @@ fn content(msg: &CapMessage, tree: &RegionTree) -> Content {
     }
 }
 
-/// An `alert_type` event code (alerts.in.ua's names), else CBRNE → chemical, else
-/// unknown, with the event text kept.
+/// The latest `expires` of the infos, if every info has one; see the module docs.
+fn expires(infos: &[CapInfo]) -> Option<DateTime<Utc>> {
+    let all: Option<Vec<DateTime<Utc>>> = infos.iter().map(|i| i.expires.map(|e| e.to_utc())).collect();
+    all.and_then(|all| all.into_iter().max())
+}
+
+/// What a message's areas held, for an operator to see why none is in Ukraine:
+/// "3 geocodes of scheme UGC, FIPS6 and no polygon".
+pub fn areas_in_words(msg: &CapMessage) -> String {
+    if msg.infos.is_empty() {
+        return "the message has no <info>, so no <area>".to_owned();
+    }
+    let areas: Vec<_> = msg.infos.iter().flat_map(|i| &i.areas).collect();
+    if areas.is_empty() {
+        return "its <info> names no <area>".to_owned();
+    }
+    let mut schemes: Vec<&str> = Vec::new();
+    let mut geocodes = 0;
+    for (name, _) in areas.iter().flat_map(|a| &a.geocodes) {
+        geocodes += 1;
+        let name = if name.trim().is_empty() { "(unnamed)" } else { name.trim() };
+        if !schemes.contains(&name) {
+            schemes.push(name);
+        }
+    }
+    let count = |n: usize, one: &str, many: &str| match n {
+        0 => format!("no {one}"),
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    };
+    let mut parts = vec![match geocodes {
+        0 => "no geocode".to_owned(),
+        n => format!("{} of scheme {}", count(n, "geocode", "geocodes"), schemes.join(", ")),
+    }];
+    let polygons = areas.iter().map(|a| a.polygons.len()).sum();
+    let circles: usize = areas.iter().map(|a| a.circles.len()).sum();
+    parts.push(count(polygons, "polygon", "polygons"));
+    if circles > 0 {
+        parts.push(count(circles, "circle", "circles"));
+    }
+    let last = parts.pop().unwrap_or_default();
+    let mut words = parts.join(", ");
+    words.push_str(" and ");
+    words.push_str(&last);
+    if polygons + circles > 0 {
+        words.push_str(" holding no settlement sirena knows");
+    }
+    words
+}
+
+/// See the module docs for the order.
 fn kind(infos: &[CapInfo]) -> (AlertKind, Option<String>) {
+    let evacuate = infos.iter().any(|i| {
+        i.response_types.contains(&ResponseType::Evacuate)
+            || i.event_codes.iter().any(|(name, value)| {
+                let (name, value) = (name.trim(), value.trim());
+                (name.eq_ignore_ascii_case("alert_type") && value.eq_ignore_ascii_case("evacuation"))
+                    || (name.eq_ignore_ascii_case("SAME") && value.eq_ignore_ascii_case("EVI"))
+            })
+    });
+    if evacuate {
+        return (AlertKind::Evacuation, None);
+    }
     let code = infos
         .iter()
         .flat_map(|i| &i.event_codes)
@@ -387,6 +487,7 @@ mod tests {
             language: lang.into(),
             categories: vec![Category::Safety],
             event: "Повітряна тривога".into(),
+            response_types: vec![ResponseType::Shelter],
             urgency: Urgency::Immediate,
             severity: Severity::Extreme,
             certainty: Certainty::Observed,
@@ -419,6 +520,7 @@ mod tests {
                 })
                 .collect(),
             infos,
+            dropped: vec![],
         }
     }
 
@@ -565,9 +667,53 @@ mod tests {
     fn no_region_no_alert() {
         let mut book = CapBook::default();
         let m = msg("N", MsgType::Alert, &[], vec![info("en-US", "x", geocode("UA46060250010015970"))]);
-        assert_eq!(book.apply(&m, now(), &tree()), CapApplied::Ignored(CapIgnored::NoArea));
+        let why = CapIgnored::NoArea("1 geocode of scheme KATOTTG and no polygon".into());
+        assert_eq!(book.apply(&m, now(), &tree()), CapApplied::Ignored(why));
         let bare = msg("N2", MsgType::Alert, &[], vec![]);
-        assert_eq!(book.apply(&bare, now(), &tree()), CapApplied::Ignored(CapIgnored::NoArea));
+        assert_eq!(
+            book.apply(&bare, now(), &tree()).to_string(),
+            "ignored: no area in Ukraine: the message has no <info>, so no <area>"
+        );
+
+        let mut far = info("en-US", "x", geocode("UA46060250010015970"));
+        far.areas[0].geocodes =
+            vec![("UGC".into(), "MNZ020".into()), ("FIPS6".into(), "027031".into()), ("UGC".into(), "MNZ021".into())];
+        far.areas.push(CapArea {
+            desc: "b".into(),
+            polygons: vec![vec![(1.0, 1.0), (1.0, 2.0), (2.0, 2.0)]],
+            circles: vec![((1.0, 1.0), 3.0)],
+            geocodes: vec![],
+        });
+        let m = msg("N3", MsgType::Alert, &[], vec![far]);
+        assert_eq!(
+            book.apply(&m, now(), &tree()).to_string(),
+            "ignored: no area in Ukraine: 3 geocodes of scheme UGC, FIPS6, 1 polygon and 1 circle holding no settlement sirena knows"
+        );
+    }
+
+    #[test]
+    fn evacuate_or_an_evacuation_code_makes_an_evacuation() {
+        let mut i = info("uk-UA", "Евакуація", geocode(RAION));
+        i.response_types = vec![ResponseType::Evacuate];
+        assert_eq!(kind(std::slice::from_ref(&i)), (AlertKind::Evacuation, None), "Evacuate beats alert_type air_raid");
+        i.response_types = vec![ResponseType::Prepare];
+        i.event_codes = vec![("SAME".into(), "EVI".into())];
+        assert_eq!(kind(std::slice::from_ref(&i)), (AlertKind::Evacuation, None));
+        i.event_codes = vec![("alert_type".into(), "Evacuation".into())];
+        assert_eq!(kind(std::slice::from_ref(&i)), (AlertKind::Evacuation, None));
+        i.event_codes = vec![];
+        assert_eq!(kind(&[i]).0, AlertKind::Unknown, "Prepare alone is not an evacuation");
+    }
+
+    #[test]
+    fn an_info_without_expires_keeps_the_alert_until_a_cancel() {
+        let mut book = CapBook::default();
+        let mut open = info("en-US", "x", geocode(KUPIANSK_H));
+        open.expires = None;
+        let m = msg("E1", MsgType::Alert, &[], vec![info("uk-UA", "x", geocode(KUPIANSK_H)), open]);
+        book.apply(&m, now(), &tree());
+        assert_eq!(book.active(now())[0].expires, None);
+        assert_eq!(book.active(at("2024-01-02T00:00:00Z").to_utc()).len(), 1);
     }
 
     #[test]

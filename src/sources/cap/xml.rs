@@ -65,6 +65,11 @@ impl Element {
         self.child(name).map(Element::text).filter(|t| !t.is_empty())
     }
 
+    /// How many descendants (this element excluded) have this name.
+    pub fn find_all(&self, name: &str) -> usize {
+        self.children.iter().map(|c| usize::from(c.name == name) + c.find_all(name)).sum()
+    }
+
     /// The first descendant (depth first, this element excluded) with this name.
     pub fn find(&self, name: &str) -> Option<&Element> {
         self.children.iter().find_map(|c| if c.name == name { Some(c) } else { c.find(name) })
@@ -156,7 +161,7 @@ fn declaration(xml: &[u8]) -> Result<Option<&str>, String> {
 }
 
 /// Parses a UTF-8 document into its root element.
-fn parse_str(xml: &str) -> Result<Element, String> {
+pub(crate) fn parse_str(xml: &str) -> Result<Element, String> {
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
