@@ -86,6 +86,12 @@ impl CapFeed {
         }
     }
 
+    /// A link as the index wrote it, resolved against the index's URL (Atom allows
+    /// relative links); one that does not resolve is asked as it is.
+    fn resolve(&self, href: &str) -> String {
+        reqwest::Url::parse(&self.url).and_then(|base| base.join(href)).map_or_else(|_| href.to_owned(), String::from)
+    }
+
     fn remember(&mut self, key: String) {
         if self.applied.len() >= REMEMBERED {
             self.applied.clear();
@@ -175,7 +181,7 @@ impl Feed for CapFeed {
             }
             let msg = match (entry.embedded, &entry.url) {
                 (Some(msg), _) => msg,
-                (None, Some(url)) => match Self::fetch(http, url).await? {
+                (None, Some(url)) => match Self::fetch(http, &self.resolve(url)).await? {
                     Fetch::Message(msg) => msg,
                     Fetch::Unchanged => continue,
                     Fetch::Skip { dropped: d, retry: again } => {
@@ -214,7 +220,19 @@ impl Feed for CapFeed {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::routing::get;
+
     use super::*;
+    use crate::alerts::AlertKind;
+    use crate::regions::tests_support::{KUPIANSK_H, tree};
+    use crate::sources::HttpOptions;
 
     #[test]
     fn only_the_first_snapshot_after_a_start_is_judged_like_a_lists() {
@@ -223,5 +241,102 @@ mod tests {
         assert!(!feed.ends_explicitly(), "the book was rebuilt from the index: hold a sudden loss");
         let _ = feed.snapshot(Vec::new());
         assert!(feed.ends_explicitly(), "from then on, alerts end by Cancel or expiry");
+    }
+
+    /// Requests per path, and what `flaky.xml` answers next.
+    #[derive(Default)]
+    struct Site {
+        hits: HashMap<String, u32>,
+        flaky_ok: bool,
+        limited: bool,
+    }
+    type Shared = Arc<Mutex<Site>>;
+
+    fn message(id: &str, msg_type: &str, refs: &str) -> String {
+        format!(
+            r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{id}</identifier><sender>s@example.org</sender><sent>2030-01-01T10:00:00+02:00</sent><status>Actual</status><msgType>{msg_type}</msgType>{refs}<info><event>Air raid</event><eventCode><valueName>alert_type</valueName><value>air_raid</value></eventCode><area><areaDesc>x</areaDesc><geocode><valueName>KATOTTG</valueName><value>{KUPIANSK_H}</value></geocode></area></info></alert>"#
+        )
+    }
+
+    async fn page(State(site): State<Shared>, Path(file): Path<String>) -> (StatusCode, String) {
+        let mut site = site.lock().expect("lock");
+        *site.hits.entry(file.clone()).or_default() += 1;
+        match file.as_str() {
+            "index.atom" => {
+                let entry = |name: &str| format!("<entry><id>urn:{name}</id><link href='/m/{name}'/></entry>");
+                let base = "<feed xmlns='http://www.w3.org/2005/Atom'>";
+                let entries: String =
+                    ["gone.xml", "flaky.xml", "bad.xml", "good.xml"].iter().map(|n| entry(n)).collect();
+                (StatusCode::OK, format!("{base}{entries}</feed>"))
+            }
+            "good.xml" if site.limited => (StatusCode::TOO_MANY_REQUESTS, String::new()),
+            "good.xml" => (StatusCode::OK, message("A1", "Alert", "")),
+            "bad.xml" => (StatusCode::OK, "<html>oops</html>".into()),
+            "flaky.xml" if site.flaky_ok => (
+                StatusCode::OK,
+                message("C1", "Cancel", "<references>s@example.org,A1,2030-01-01T10:00:00+02:00</references>"),
+            ),
+            "flaky.xml" => (StatusCode::INTERNAL_SERVER_ERROR, "busy".into()),
+            _ => (StatusCode::NOT_FOUND, "gone".into()),
+        }
+    }
+
+    async fn setup() -> (Shared, CapFeed, HttpGet) {
+        let site: Shared = Arc::default();
+        let app = Router::new().route("/{file}", get(page)).route("/m/{file}", get(page)).with_state(site.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let options = HttpOptions { timeout: Duration::from_secs(5), max_body: 64 * 1024, max_requests_per_min: 600 };
+        let http = HttpGet::new(&options, None).expect("client");
+        // The index's links are relative, as Atom allows: they resolve against it.
+        (site, CapFeed::new("cap", &format!("{base}/index.atom")), http)
+    }
+
+    fn decoded(p: Polled) -> Decoded {
+        match p {
+            Polled::Snapshot(d) => d,
+            Polled::Unchanged => panic!("a CAP feed always answers a snapshot"),
+        }
+    }
+
+    #[tokio::test]
+    async fn broken_links_are_skipped_told_once_and_the_rest_applied() {
+        let (site, mut feed, mut http) = setup().await;
+        let tree = tree();
+        let first = decoded(feed.poll(&mut http, &tree).await.expect("the index applies"));
+        assert_eq!(first.alerts.len(), 1, "the good entry applies");
+        assert_eq!(first.alerts[0].key.kind, AlertKind::AirRaid);
+        let shapes: Vec<&str> = first.dropped.iter().map(|d| d.shape.as_str()).collect();
+        assert_eq!(
+            shapes,
+            [
+                "one whose link answered HTTP 404",
+                "one whose link answered HTTP 500",
+                "one whose linked CAP message does not read (root element <html> is not a CAP <alert>)",
+            ]
+        );
+        assert!(first.dropped.iter().all(|d| d.field == "entry"));
+
+        // The 500 was worth asking again, the 404 and the garbage were not; the
+        // index was not remembered for a 304 meanwhile.
+        site.lock().expect("lock").flaky_ok = true;
+        let second = decoded(feed.poll(&mut http, &tree).await.expect("poll"));
+        assert_eq!(second.alerts, vec![], "the Cancel behind the flaky link ends the alert");
+        assert_eq!(second.dropped, vec![], "nothing new to tell");
+        let hits = site.lock().expect("lock").hits.clone();
+        let count = |name: &str| hits.get(name).copied().unwrap_or_default();
+        assert_eq!(
+            (count("index.atom"), count("gone.xml"), count("bad.xml"), count("flaky.xml"), count("good.xml")),
+            (2, 1, 1, 2, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_429_on_a_link_fails_the_poll() {
+        let (site, mut feed, mut http) = setup().await;
+        site.lock().expect("lock").limited = true;
+        let got = feed.poll(&mut http, &tree()).await;
+        assert!(matches!(got, Err(SourceError::RateLimited { .. })), "{got:?}");
     }
 }
