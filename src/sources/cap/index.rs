@@ -20,8 +20,9 @@
 
 use chrono::{DateTime, FixedOffset};
 
+use super::CapMessage;
+use super::read::message;
 use super::xml::{self, Element};
-use super::{CapMessage, message};
 use crate::sources::{Dropped, SourceError};
 
 #[derive(Clone, Debug, PartialEq)]
