@@ -86,6 +86,20 @@ impl CapFeed {
         }
     }
 
+    /// Applies fetched messages oldest first, so an Update follows the Alert it
+    /// updates and a Cancel its alert, whatever order the index lists them in; returns
+    /// what they dropped.
+    fn apply_all(&mut self, mut fresh: Vec<(String, CapMessage)>, tree: &RegionTree) -> Vec<Dropped> {
+        fresh.sort_by_key(|(_, msg)| msg.sent);
+        let mut dropped = Vec::new();
+        for (key, msg) in fresh {
+            self.apply(&msg, tree);
+            dropped.extend(msg.dropped);
+            self.remember(key);
+        }
+        dropped
+    }
+
     /// A link as the index wrote it, resolved against the index's URL (Atom allows
     /// relative links); one that does not resolve is asked as it is.
     fn resolve(&self, href: &str) -> String {
@@ -181,10 +195,15 @@ impl Feed for CapFeed {
             }
             let msg = match (entry.embedded, &entry.url) {
                 (Some(msg), _) => msg,
-                (None, Some(url)) => match Self::fetch(http, &self.resolve(url)).await? {
-                    Fetch::Message(msg) => msg,
-                    Fetch::Unchanged => continue,
-                    Fetch::Skip { dropped: d, retry: again } => {
+                (None, Some(url)) => match Self::fetch(http, &self.resolve(url)).await {
+                    // A 429: keep what was fetched, and let the poller hold off.
+                    Err(e) => {
+                        self.apply_all(fresh, tree);
+                        return Err(e);
+                    }
+                    Ok(Fetch::Message(msg)) => msg,
+                    Ok(Fetch::Unchanged) => continue,
+                    Ok(Fetch::Skip { dropped: d, retry: again }) => {
                         retry |= again;
                         if !again {
                             self.remember(key.clone());
@@ -197,14 +216,7 @@ impl Feed for CapFeed {
             };
             fresh.push((key, msg));
         }
-        // Oldest first, so an Update follows the Alert it updates and a Cancel its
-        // alert, whatever order the index lists them in.
-        fresh.sort_by_key(|(_, msg)| msg.sent);
-        for (key, msg) in fresh {
-            self.apply(&msg, tree);
-            dropped.extend(msg.dropped);
-            self.remember(key);
-        }
+        dropped.extend(self.apply_all(fresh, tree));
         // An entry to ask again must not be hidden behind a 304 of the index.
         if !retry {
             http.keep(&self.url);
@@ -266,16 +278,16 @@ mod tests {
                 let entry = |name: &str| format!("<entry><id>urn:{name}</id><link href='/m/{name}'/></entry>");
                 let base = "<feed xmlns='http://www.w3.org/2005/Atom'>";
                 let entries: String =
-                    ["gone.xml", "flaky.xml", "bad.xml", "good.xml"].iter().map(|n| entry(n)).collect();
+                    ["good.xml", "gone.xml", "flaky.xml", "bad.xml"].iter().map(|n| entry(n)).collect();
                 (StatusCode::OK, format!("{base}{entries}</feed>"))
             }
-            "good.xml" if site.limited => (StatusCode::TOO_MANY_REQUESTS, String::new()),
             "good.xml" => (StatusCode::OK, message("A1", "Alert", "")),
             "bad.xml" => (StatusCode::OK, "<html>oops</html>".into()),
             "flaky.xml" if site.flaky_ok => (
                 StatusCode::OK,
                 message("C1", "Cancel", "<references>s@example.org,A1,2030-01-01T10:00:00+02:00</references>"),
             ),
+            "flaky.xml" if site.limited => (StatusCode::TOO_MANY_REQUESTS, String::new()),
             "flaky.xml" => (StatusCode::INTERNAL_SERVER_ERROR, "busy".into()),
             _ => (StatusCode::NOT_FOUND, "gone".into()),
         }
@@ -333,10 +345,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_429_on_a_link_fails_the_poll() {
+    async fn a_429_on_a_link_fails_the_poll_and_keeps_what_came_before() {
         let (site, mut feed, mut http) = setup().await;
         site.lock().expect("lock").limited = true;
         let got = feed.poll(&mut http, &tree()).await;
         assert!(matches!(got, Err(SourceError::RateLimited { .. })), "{got:?}");
+        // What was fetched before the 429 is kept, not fetched again.
+        site.lock().expect("lock").limited = false;
+        let next = decoded(feed.poll(&mut http, &tree()).await.expect("poll"));
+        assert_eq!(next.alerts.len(), 1);
+        assert_eq!(site.lock().expect("lock").hits.get("good.xml"), Some(&1));
     }
 }
