@@ -272,3 +272,46 @@ async fn an_empty_list_is_held_not_believed() {
     assert_eq!(got.len(), 1, "the resident got more than the air raid: {got:?}");
     h.shutdown().await;
 }
+
+/// A CAP `Evacuate` for Kupiansk raion from the configured (official) sender reaches
+/// the raion's residents as an evacuation in the most urgent class, with the sender's
+/// instruction in each resident's language; Kharkiv city, outside the raion, hears
+/// nothing. The Cancel clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_evacuate_reaches_the_raion_with_its_instruction() {
+    const KUPIANSK_EN_CHAT: i64 = 3003;
+    let mut h = Harness::start(Options { sources: vec![FeedKind::Cap], ..Options::default() }).await.expect("harness");
+    h.add_resident(KHARKIV_CHAT, KHARKIV_CITY, Lang::Uk).await.expect("resident");
+    h.add_resident(KUPIANSK_CHAT, KUPIANSK_CITY, Lang::Uk).await.expect("resident");
+    h.add_resident(KUPIANSK_EN_CHAT, KUPIANSK_CITY, Lang::En).await.expect("resident");
+    let evacuation = SimAlert {
+        alert_type: "evacuation".into(),
+        instructions: vec![
+            ("uk-UA".into(), "Збір о 10:00 біля вокзалу Куп’янськ-Вузловий, автобуси до Харкова.".into()),
+            ("en-US".into(), "Gather at 10:00 at Kupiansk-Vuzlovyi station; buses to Kharkiv.".into()),
+        ],
+        ..kupiansk_raion(&kharkiv_air_raid())
+    };
+    h.feed.set_alerts(vec![evacuation]);
+    let f = h
+        .next_fanout(WAIT, is(AlertKind::Evacuation, Transition::Started, KUPIANSK_RAION))
+        .await
+        .expect("evacuation started");
+    assert_eq!(f.event.priority, sirena::alerts::Priority::MandatoryEvacuation);
+    assert_eq!(f.recipients, 2, "both Kupiansk residents, not Kharkiv");
+    let uk = nth_message(&h, KUPIANSK_CHAT, 1).await;
+    assert!(uk[0].contains("Евакуація"), "{}", uk[0]);
+    assert!(uk[0].contains("Збір о 10:00 біля вокзалу Куп’янськ-Вузловий, автобуси до Харкова."), "{}", uk[0]);
+    let en = nth_message(&h, KUPIANSK_EN_CHAT, 1).await;
+    assert!(en[0].contains("Evacuation"), "{}", en[0]);
+    assert!(en[0].contains("Gather at 10:00 at Kupiansk-Vuzlovyi station; buses to Kharkiv."), "{}", en[0]);
+    assert!(!en[0].contains("Збір"), "the English reader gets the English info: {}", en[0]);
+
+    h.feed.set_alerts(vec![]);
+    let f = h.next_fanout(WAIT, is(AlertKind::Evacuation, Transition::Ended, KUPIANSK_RAION)).await.expect("cancelled");
+    assert_eq!(f.recipients, 2);
+    nth_message(&h, KUPIANSK_CHAT, 2).await;
+    h.wait_drained(WAIT).await.expect("drained");
+    assert!(texts(&h, KHARKIV_CHAT).is_empty(), "{:?}", texts(&h, KHARKIV_CHAT));
+    h.shutdown().await;
+}

@@ -97,5 +97,38 @@ fn real_samples_come_out_as_their_alerts() {
     // A US CAP Cancel for an alert sirena never saw: logged and ignored.
     let cancel = decode("cap", &data.join("cap/ipaws-cap12-cancel-signed.xml"));
     assert!(cancel.ok && cancel.lines.is_empty(), "{}", cancel.stderr);
-    assert!(cancel.stderr.contains("UnknownReference"), "{}", cancel.stderr);
+    assert!(
+        cancel.stderr.contains(
+            "message AS-NV-58d33e3a-1f9a-4909-9d59-34e90b33b3e8 from bbrundage@dps.state.nv.us: ignored: it refers to no \
+             alert sirena has seen (bbrundage@dps.state.nv.us,AS-NV-e18921c7-1b35-4a81-9705-42d25c265ddd,2019-04-18T12:02:32-06:00)"
+        ),
+        "{}",
+        cancel.stderr
+    );
+    // Notes name no Rust type: no `CamelCase(` debug output.
+    assert!(!cancel.stderr.contains("Ignored("), "{}", cancel.stderr);
+
+    // Real payloads from elsewhere: said in words why nothing is here.
+    let Some(real) = data.join("real/cap").is_dir().then(|| data.join("real/cap")) else { return };
+    let nws = decode("cap", &real.join("google__weather.cap"));
+    assert!(nws.ok && nws.lines.is_empty(), "{}", nws.stderr);
+    assert!(
+        nws.stderr.contains("ignored: no area in Ukraine: 2 geocodes of scheme FIPS6, UGC and no polygon"),
+        "{}",
+        nws.stderr
+    );
+    let broken = decode("cap", &real.join("google__no_link.atom"));
+    assert!(broken.ok, "{}", broken.stderr);
+    assert!(broken.stderr.contains("skipped, one with no link to a CAP message and none inside"), "{}", broken.stderr);
+    let xxe = decode("cap", &real.join("google__xee.cap"));
+    assert!(!xxe.ok && xxe.stderr.contains("never expands entities"), "{}", xxe.stderr);
+
+    // The windows-1251 fixture: an evacuation of Kupiansk raion, decoded.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cap/evacuation-kupiansk-raion.windows-1251.xml");
+    let evac = decode("cap", &fixture);
+    assert!(evac.ok, "{}", evac.stderr);
+    assert_eq!(evac.lines.len(), 1, "{}", evac.stderr);
+    assert_eq!(evac.lines[0]["kind"], "evacuation");
+    assert_eq!(evac.lines[0]["region"], "UA63080000000032022");
 }

@@ -520,7 +520,12 @@ async fn cap_publishes_an_alert_then_a_cancel_referencing_it() -> TestResult {
     let index = xml::parse(&h.cap("/cap/index.atom").await?);
     let entries: Vec<&xml::El> = index.all("entry").collect();
     assert_eq!(entries.len(), 1);
+    // The NWS index's shape: a bare link, cap: summary elements.
+    assert_eq!((entries[0].child("link").attr("rel"), entries[0].child("link").attr("type")), (None, None));
+    assert_eq!(entries[0].text_of("msgType"), "Alert");
+    assert_eq!(entries[0].child("geocode").text_of("value"), "UA63000000000041885");
     let href = entries[0].child("link").attr("href").expect("href").to_owned();
+    assert_eq!(entries[0].text_of("id"), href);
     assert!(href.starts_with(&format!("{}/cap/messages/", h.sim.base_url())) && href.ends_with(".xml"), "{href}");
     let text = h.client.get(&href).send().await?.text().await?;
     assert!(text.contains("xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\""), "{text}");
@@ -531,7 +536,7 @@ async fn cap_publishes_an_alert_then_a_cancel_referencing_it() -> TestResult {
     assert_eq!(alert.text_of("scope"), "Public");
     assert_eq!(alert.text_of("sender"), "sim-cap@sirena.invalid");
     let sent = alert.text_of("sent");
-    assert!(chrono::DateTime::parse_from_rfc3339(&sent).is_ok() && sent.ends_with("+00:00"), "{sent}");
+    assert!(chrono::DateTime::parse_from_rfc3339(&sent).is_ok() && sent.ends_with("-00:00"), "{sent}");
     assert_eq!(alert.all("references").count(), 0);
     let infos: Vec<&xml::El> = alert.all("info").collect();
     let langs: Vec<String> = infos.iter().map(|i| i.text_of("language")).collect();
@@ -590,6 +595,43 @@ async fn cap_updates_reference_the_thread_and_geocode_is_omitted_without_a_code(
     assert_eq!(params, [("alert_level".to_owned(), "red".to_owned()), ("threat".to_owned(), "kab".to_owned())]);
     assert_eq!(info.child("area").all("geocode").count(), 0);
     assert_eq!(info.child("area").text_of("areaDesc"), "Куп’янська територіальна громада");
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn cap_evacuation_says_evacuate_with_the_instruction_per_language() -> TestResult {
+    let h = Harness::new().await?;
+    let evacuation = SimAlert {
+        alert_type: "evacuation".into(),
+        instructions: vec![
+            ("uk-UA".into(), "Збір о 10:00 біля вокзалу.".into()),
+            ("en-US".into(), "Gather at 10:00.".into()),
+        ],
+        ..kupiansk()
+    };
+    h.sim.set_alerts(vec![evacuation]);
+    let index = xml::parse(&h.cap("/cap/index.atom").await?);
+    let href = index.child("entry").child("link").attr("href").expect("href").to_owned();
+    let alert = xml::parse(&h.client.get(&href).send().await?.text().await?);
+    let infos: Vec<&xml::El> = alert.all("info").collect();
+    let said: Vec<(String, String, String, String)> = infos
+        .iter()
+        .map(|i| (i.text_of("event"), i.text_of("responseType"), i.text_of("severity"), i.text_of("instruction")))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("Евакуація".into(), "Evacuate".into(), "Extreme".into(), "Збір о 10:00 біля вокзалу.".into()),
+            ("Evacuation".into(), "Evacuate".into(), "Extreme".into(), "Gather at 10:00.".into()),
+        ]
+    );
+    h.sim.set_alerts(vec![]);
+    let index = xml::parse(&h.cap("/cap/index.atom").await?);
+    let href = index.child("entry").child("link").attr("href").expect("href").to_owned();
+    let cancel = xml::parse(&h.client.get(&href).send().await?.text().await?);
+    assert_eq!(cancel.child("info").text_of("responseType"), "AllClear");
+    assert_eq!(cancel.child("info").all("instruction").count(), 0);
     h.stop().await;
     Ok(())
 }

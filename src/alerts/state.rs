@@ -441,6 +441,8 @@ fn alert_event(
 ) -> Event {
     let priority = match (transition, key.kind) {
         (_, AlertKind::Info) => Priority::Info,
+        // A sender telling people to leave (CAP `Evacuate`): the most urgent class.
+        (Transition::Started, AlertKind::Evacuation) => Priority::MandatoryEvacuation,
         (Transition::Started, AlertKind::Nuclear | AlertKind::Chemical) => Priority::NuclearChemical,
         // A local alert is promoted to `LocalThreat` by the pipeline, which knows the
         // region's level.
@@ -556,6 +558,20 @@ mod tests {
 
     const O: &str = "+41885";
     const O_END: &str = "-41885";
+
+    #[test]
+    fn an_evacuation_starts_in_the_most_urgent_class() {
+        let mut st = state();
+        let events = st.apply(&obs("cap", 0, vec![baseline(), seen(AlertKind::Evacuation, RAION, 0)]), &tree()).events;
+        let evac: Vec<_> = events.iter().filter(|e| e.kind == AlertKind::Evacuation).collect();
+        assert_eq!(evac.len(), 1);
+        assert_eq!((evac[0].transition, evac[0].priority), (Transition::Started, Priority::MandatoryEvacuation));
+        let events = st.apply(&obs("cap", 10, vec![baseline()]), &tree()).events;
+        assert_eq!(
+            events.iter().map(|e| (e.kind, e.priority)).collect::<Vec<_>>(),
+            [(AlertKind::Evacuation, Priority::End)]
+        );
+    }
 
     #[test]
     fn raion_then_oblast_rings_once_and_clears_the_raion_only_when_it_ends() {

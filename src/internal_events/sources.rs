@@ -23,7 +23,7 @@ impl InternalEvent for EnrichmentDropped<'_> {
             tracing::warn!(
                 source = self.source,
                 field = self.dropped.field,
-                "the feed sent {} as {}; the alert is kept without it (told once per shape, counted in sirena_source_dropped_total)",
+                "the feed sent {} as {}; the rest of the answer is used without it (told once per shape, counted in sirena_source_dropped_total)",
                 self.dropped.field,
                 self.dropped.shape,
             );

@@ -175,7 +175,7 @@ impl Composer {
         };
         let places = event.targets.iter().map(|r| tree.name(r, lang)).collect::<Vec<_>>().join(", ");
         match &event.detail {
-            EventDetail::Alert { level, threats, .. } => {
+            EventDetail::Alert { level, threats, texts, .. } => {
                 let kind = self.kind_name(lang, event.kind);
                 let title = match event.transition {
                     Transition::Started => format!("{kind}: {places}"),
@@ -208,6 +208,13 @@ impl Composer {
                 if event.transition == Transition::Started {
                     let advice = t(&format!("sms-advice-{}", event.kind), &[], "");
                     facts.push(Fact::sentence(&advice, 1));
+                }
+                // The sender's instruction (CAP): for an evacuation it is the message.
+                if let Some(words) = crate::alerts::cap::pick_info(texts, lang.code())
+                    && let Some(instruction) = &words.instruction
+                {
+                    let rank = if event.kind == AlertKind::Evacuation { 1 } else { 3 };
+                    facts.push(Fact::sentence(instruction, rank));
                 }
                 facts
             }

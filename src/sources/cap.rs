@@ -9,6 +9,13 @@
 //! never a message with a hole. Values sirena does not know (a status, a category, …)
 //! are kept as `Unknown(text)`. Inside `<info>`, missing elements are read leniently
 //! (an empty event, `Unknown("")` enums): a sender's sloppy info should still warn.
+//! Optional parts that do not read — an `effective`, `onset` or `expires` that is not
+//! a date, a `parameter` or `eventCode` without its `valueName` — are left out of the
+//! message and listed in [`CapMessage::dropped`]; the message is kept. An `expires`
+//! left out means the alert lasts until a Cancel or an Update that says otherwise:
+//! an alert that lasts too long is safer than an all-clear the sender never gave.
+//! `identifier` and `sender` must not hold spaces or commas (CAP 1.2 §3.2.1): a later
+//! Update or Cancel could not name such a message.
 //!
 //! Identity and lifecycle (Alert → Update → Cancel) live in the core:
 //! [`crate::alerts::cap::CapBook`]. Areas resolve to regions in
@@ -16,16 +23,16 @@
 
 pub mod feed;
 mod index;
+mod read;
 mod xml;
 
-pub use index::{IndexEntry, decode_index};
+pub use index::{CapIndex, IndexEntry, decode_index};
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
-use super::SourceError;
+use super::{Dropped, SourceError};
 use crate::alerts::area::Shape;
-use xml::Element;
 
 macro_rules! cap_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal $(| $alias:literal)*),+ $(,)? }) => {
@@ -98,6 +105,14 @@ cap_enum! {
     Certainty { Observed = "Observed", Likely = "Likely" | "Very Likely", Possible = "Possible", Unlikely = "Unlikely" }
 }
 
+cap_enum! {
+    /// `<info><responseType>`: what the sender tells people to do.
+    ResponseType {
+        Shelter = "Shelter", Evacuate = "Evacuate", Prepare = "Prepare", Execute = "Execute",
+        Avoid = "Avoid", Monitor = "Monitor", Assess = "Assess", AllClear = "AllClear", NoAction = "None",
+    }
+}
+
 /// One entry of `<references>`: an earlier message, named as `sender,identifier,sent`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CapReference {
@@ -130,6 +145,9 @@ pub struct CapMessage {
     pub references: Vec<CapReference>,
     /// One per language (or per event); a Cancel often has none.
     pub infos: Vec<CapInfo>,
+    /// Optional parts that did not read and were left out, for the poller to tell.
+    #[serde(skip)]
+    pub dropped: Vec<Dropped>,
 }
 
 impl CapMessage {
@@ -145,6 +163,8 @@ pub struct CapInfo {
     pub language: String,
     pub categories: Vec<Category>,
     pub event: String,
+    /// What the sender tells people to do; `Evacuate` makes an evacuation.
+    pub response_types: Vec<ResponseType>,
     pub urgency: Urgency,
     pub severity: Severity,
     pub certainty: Certainty,
@@ -179,157 +199,33 @@ impl CapArea {
     }
 }
 
+/// What a CAP source's body holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CapBody {
+    Message(CapMessage),
+    Index(CapIndex),
+}
+
+/// Decodes a body that is either one CAP message or an index of them, as the root
+/// element says.
+pub fn decode_body(xml: &[u8]) -> Result<CapBody, SourceError> {
+    let root = xml::parse(xml).map_err(SourceError::Decode)?;
+    match root.name.as_str() {
+        "alert" => read::message(&root).map(CapBody::Message).map_err(SourceError::Decode),
+        "feed" | "rss" | "alerts" | "EDXLDistribution" => index::index(&root).map(CapBody::Index),
+        other => Err(SourceError::Decode(format!(
+            "root element <{other}> is neither a CAP <alert> nor an Atom <feed> or RSS <rss> index of them"
+        ))),
+    }
+}
+
 /// Decodes one CAP 1.1 or 1.2 `<alert>` document.
 pub fn decode_message(xml: &[u8]) -> Result<CapMessage, SourceError> {
     let root = xml::parse(xml).map_err(SourceError::Decode)?;
     if root.name != "alert" {
         return Err(SourceError::Decode(format!("root element <{}> is not a CAP <alert>", root.name)));
     }
-    message(&root).map_err(SourceError::Decode)
-}
-
-/// Reads an `<alert>` element (a whole document, or one embedded in an index).
-fn message(alert: &Element) -> Result<CapMessage, String> {
-    let required = |name: &str| alert.child_text(name).ok_or_else(|| format!("missing <{name}>"));
-    let sent = date("sent", required("sent")?)?;
-    let references = match alert.child_text("references") {
-        Some(text) => {
-            text.split_whitespace().enumerate().map(|(i, r)| reference(i, r)).collect::<Result<Vec<_>, _>>()?
-        }
-        None => Vec::new(),
-    };
-    let infos = alert.children_named("info").enumerate().map(|(i, el)| info(i, el)).collect::<Result<_, _>>()?;
-    Ok(CapMessage {
-        identifier: required("identifier")?.to_owned(),
-        sender: required("sender")?.to_owned(),
-        sent,
-        status: CapStatus::parse(required("status")?),
-        msg_type: MsgType::parse(required("msgType")?),
-        scope: alert.child_text("scope").map(Scope::parse),
-        references,
-        infos,
-    })
-}
-
-fn reference(i: usize, text: &str) -> Result<CapReference, String> {
-    let mut parts = text.splitn(3, ',');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(sender), Some(identifier), Some(sent)) if !sender.is_empty() && !identifier.is_empty() => {
-            Ok(CapReference {
-                sender: sender.to_owned(),
-                identifier: identifier.to_owned(),
-                sent: date(&format!("references[{i}]"), sent)?,
-            })
-        }
-        _ => Err(format!("references[{i}] `{text}` is not `sender,identifier,sent`")),
-    }
-}
-
-fn info(i: usize, el: &Element) -> Result<CapInfo, String> {
-    let path = format!("info[{i}]");
-    let text = |name: &str| el.child_text(name).map(str::to_owned);
-    let opt_date = |name: &str| el.child_text(name).map(|v| date(&format!("{path}.{name}"), v)).transpose();
-    Ok(CapInfo {
-        language: el.child_text("language").unwrap_or("en-US").to_owned(),
-        categories: el.children_named("category").map(|c| Category::parse(c.text())).collect(),
-        event: el.child_text("event").unwrap_or_default().to_owned(),
-        urgency: Urgency::parse(el.child_text("urgency").unwrap_or_default()),
-        severity: Severity::parse(el.child_text("severity").unwrap_or_default()),
-        certainty: Certainty::parse(el.child_text("certainty").unwrap_or_default()),
-        headline: text("headline"),
-        description: text("description"),
-        instruction: text("instruction"),
-        effective: opt_date("effective")?,
-        onset: opt_date("onset")?,
-        expires: opt_date("expires")?,
-        event_codes: el.children_named("eventCode").flat_map(pairs).collect(),
-        parameters: el.children_named("parameter").flat_map(pairs).collect(),
-        areas: el
-            .children_named("area")
-            .enumerate()
-            .map(|(j, a)| area(&format!("{path}.area[{j}]"), a))
-            .collect::<Result<_, _>>()?,
-    })
-}
-
-fn area(path: &str, el: &Element) -> Result<CapArea, String> {
-    let mut polygons = Vec::new();
-    for (k, p) in el.children_named("polygon").enumerate() {
-        // NWS sends an empty <polygon/> when the area is given by geocodes only.
-        if p.text().is_empty() {
-            continue;
-        }
-        let path = format!("{path}.polygon[{k}]");
-        let ring =
-            normalize(p.text()).split_whitespace().map(|pair| coord(&path, pair)).collect::<Result<Vec<_>, _>>()?;
-        if ring.len() < 3 {
-            return Err(format!("{path} has {} points; a polygon needs at least 3", ring.len()));
-        }
-        polygons.push(ring);
-    }
-    let mut circles = Vec::new();
-    for (k, c) in el.children_named("circle").enumerate() {
-        if c.text().is_empty() {
-            continue;
-        }
-        let path = format!("{path}.circle[{k}]");
-        let text = normalize(c.text());
-        let (center, radius) = match text.split_whitespace().collect::<Vec<_>>()[..] {
-            [center, radius] => (coord(&path, center)?, radius),
-            _ => return Err(format!("{path} `{text}` is not `lat,lon radius`")),
-        };
-        let radius: f64 = radius
-            .parse()
-            .ok()
-            .filter(|r: &f64| r.is_finite() && *r >= 0.0)
-            .ok_or_else(|| format!("{path} radius `{radius}` is not a distance in km"))?;
-        circles.push((center, radius));
-    }
-    Ok(CapArea {
-        desc: el.child_text("areaDesc").unwrap_or_default().to_owned(),
-        polygons,
-        circles,
-        geocodes: el.children_named("geocode").flat_map(pairs).collect(),
-    })
-}
-
-/// `lat, lon` written with a space after the comma (seen in the wild) → `lat,lon`.
-fn normalize(text: &str) -> String {
-    let mut out = text.to_owned();
-    while out.contains(", ") {
-        out = out.replace(", ", ",");
-    }
-    out
-}
-
-fn coord(path: &str, pair: &str) -> Result<(f64, f64), String> {
-    let bad = || format!("{path} point `{pair}` is not `lat,lon` in degrees");
-    let (lat, lon) = pair.split_once(',').ok_or_else(bad)?;
-    let lat: f64 = lat.parse().map_err(|_| bad())?;
-    let lon: f64 = lon.parse().map_err(|_| bad())?;
-    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-        return Err(bad());
-    }
-    Ok((lat, lon))
-}
-
-/// `(valueName, value)` pairs in document order. CAP has one pair per element; NWS
-/// Atom indexes put several pairs into one `<cap:geocode>`, which this reads too.
-fn pairs(el: &Element) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut name = None;
-    for c in &el.children {
-        match c.name.as_str() {
-            "valueName" => name = Some(c.text().to_owned()),
-            "value" => out.push((name.take().unwrap_or_default(), c.text().to_owned())),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn date(field: &str, value: &str) -> Result<DateTime<FixedOffset>, String> {
-    DateTime::parse_from_rfc3339(value.trim()).map_err(|e| format!("{field} `{value}` is not a CAP date-time: {e}"))
+    read::message(&root).map_err(SourceError::Decode)
 }
 
 #[cfg(test)]
@@ -398,7 +294,41 @@ mod tests {
         assert!(err.contains("references[0] `a,b`"), "{err}");
         let err = decode("<references>a,b,2024-01-01T10:00:00Z a,c,yesterday</references>").expect_err("bad date");
         assert!(err.contains("references[1] `yesterday`"), "{err}");
-        let err = decode("<info><expires>soon</expires></info>").expect_err("bad expires");
-        assert!(err.contains("info[0].expires `soon`"), "{err}");
+    }
+
+    #[test]
+    fn optional_parts_that_do_not_read_are_dropped_and_the_message_kept() {
+        let m = decode(
+            "<info><responseType>Evacuate</responseType><responseType>Monitor</responseType><effective>now</effective><expires>soon</expires>\
+             <eventCode><value>EVI</value></eventCode><eventCode><valueName>SAME</valueName><value>EVI</value></eventCode>\
+             <parameter><valueName>p</valueName><value>1</value></parameter><parameter><value>orphan</value></parameter></info>",
+        )
+        .expect("kept");
+        let info = &m.infos[0];
+        assert_eq!(info.response_types, vec![ResponseType::Evacuate, ResponseType::Monitor]);
+        assert_eq!((info.effective, info.expires), (None, None), "an alert without an end lasts until a Cancel");
+        assert_eq!(info.event_codes, vec![("SAME".to_string(), "EVI".to_string())]);
+        assert_eq!(info.parameters, vec![("p".to_string(), "1".to_string())]);
+        assert_eq!(
+            m.dropped,
+            vec![
+                Dropped::new("effective", "`now`, which is not a CAP date-time"),
+                Dropped::new("expires", "`soon`, which is not a CAP date-time"),
+                Dropped::new("eventCode", "a <eventCode> value `EVI` without its <valueName>"),
+                Dropped::new("parameter", "a <parameter> value `orphan` without its <valueName>"),
+            ]
+        );
+    }
+
+    #[test]
+    fn identifiers_and_senders_that_cannot_be_referenced_are_refused() {
+        let err = decode_message(alert("").replace("<identifier>X1", "<identifier>INVALID,").as_bytes())
+            .expect_err("comma")
+            .to_string();
+        assert!(err.contains("<identifier> `INVALID,` holds a comma, which CAP forbids"), "{err}");
+        let err = decode_message(alert("").replace("s@example.org", "Civil Protection").as_bytes())
+            .expect_err("space")
+            .to_string();
+        assert!(err.contains("<sender> `Civil Protection` holds a space"), "{err}");
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{Decoded, SourceError, alerts_in_ua, cap, ukrainealarm};
-use crate::alerts::cap::{CapApplied, CapBook};
+use crate::alerts::cap::CapBook;
 use crate::alerts::state::ObservedAlert;
 use crate::regions::RegionTree;
 
@@ -51,40 +51,41 @@ pub fn decode(payload: Payload, body: &[u8], tree: &RegionTree) -> Result<Output
 }
 
 fn decode_cap(body: &[u8], tree: &RegionTree) -> Result<Output, SourceError> {
-    let messages = match cap::decode_message(body) {
-        Ok(msg) => vec![msg],
-        Err(message_error) => {
-            let entries = cap::decode_index(body).map_err(|index_error| {
-                SourceError::Decode(format!("neither a CAP message ({message_error}) nor an index ({index_error})"))
-            })?;
-            let mut notes = Vec::new();
+    let mut notes = Vec::new();
+    let mut dropped = Vec::new();
+    let messages = match cap::decode_body(body)? {
+        cap::CapBody::Message(msg) => vec![msg],
+        cap::CapBody::Index(index) => {
             let mut messages = Vec::new();
-            for e in entries {
+            for (entry, d) in index.skipped {
+                notes.push(match d.field {
+                    "entry" => format!("{entry}: skipped, {}", d.shape),
+                    field => format!("{entry}: dropped {field} {}", d.shape),
+                });
+            }
+            for e in index.entries {
                 match e.embedded {
                     Some(msg) => messages.push(msg),
-                    None => notes.push(format!("index entry {} → {}", e.id, e.url.unwrap_or_default())),
+                    None => notes.push(format!("index entry {} links to {}", e.id, e.url.unwrap_or_default())),
                 }
-            }
-            if messages.is_empty() {
-                return Ok(Output { lines: Vec::new(), notes });
             }
             messages
         }
     };
     let mut book = CapBook::default();
-    let mut notes = Vec::new();
     // A saved message is judged as of when it was sent, so an old one is not expired.
     let mut now = chrono::Utc::now();
+    let mut messages = messages;
+    messages.sort_by_key(|m| m.sent);
     for msg in &messages {
         let sent = msg.sent.to_utc();
         now = now.min(sent);
-        match book.apply(msg, sent, tree) {
-            CapApplied::Ignored(why) => notes.push(format!("message {}: ignored ({why:?})", msg.identifier)),
-            applied => notes.push(format!("message {}: {applied:?}", msg.identifier)),
-        }
+        let applied = book.apply(msg, sent, tree);
+        notes.push(format!("message {} from {}: {applied}", msg.identifier, msg.sender));
+        dropped.extend(msg.dropped.iter().cloned());
     }
     let alerts = book.observed(now);
-    Ok(output("cap", Decoded { alerts, ..Decoded::default() }, tree).with_notes(notes))
+    Ok(output("cap", Decoded { alerts, dropped, ..Decoded::default() }, tree).with_notes(notes))
 }
 
 impl Output {

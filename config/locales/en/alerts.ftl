@@ -27,6 +27,7 @@ alert-kind-artillery = Artillery shelling threat
 alert-kind-urban_fights = Street fighting threat
 alert-kind-chemical = Chemical threat
 alert-kind-nuclear = Radiation threat
+alert-kind-evacuation = Evacuation
 alert-kind-info = Notice
 alert-kind-unknown = Alert
 

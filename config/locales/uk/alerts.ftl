@@ -27,6 +27,7 @@ alert-kind-artillery = Загроза артобстрілу
 alert-kind-urban_fights = Загроза вуличних боїв
 alert-kind-chemical = Хімічна загроза
 alert-kind-nuclear = Радіаційна загроза
+alert-kind-evacuation = Евакуація
 alert-kind-info = Повідомлення
 alert-kind-unknown = Тривога
 

@@ -10,14 +10,24 @@
 //!   (`sender,identifier,sent`, space-separated, oldest first), as CAP 1.2
 //!   §3.2.1 requires;
 //! - every message has the 1.2 namespace, `status` Actual, `scope` Public,
-//!   `sent` with an explicit offset (CAP forbids `Z`), and one `info` per
-//!   language (`uk-UA`, `en-US`) with category `Safety`, the event's name,
-//!   urgency, severity, certainty, an `eventCode` `alert_type` holding the
-//!   alerts.in.ua type, `parameter`s `alert_level` and `threat` where set, and
-//!   an `area` whose `areaDesc` is the location's title and whose `geocode`
-//!   `KATOTTG` is the region's code when the alert has one;
-//! - the index lists the last `cap_keep` messages, newest first; older ones
-//!   are gone from the messages path too (404).
+//!   `sent` in UTC written `-00:00` (CAP 1.2 §3.3.2 forbids `Z` and asks for
+//!   `-00:00`, as Environment Canada and NSW RFS send), and one `info` per
+//!   language (`uk-UA`, `en-US`) with category `Safety`, the event's name, a
+//!   `responseType` (`Shelter`; `Evacuate` for alert type `evacuation`, which
+//!   only this feed knows; `AllClear` on a Cancel), urgency, severity,
+//!   certainty, an `eventCode` `alert_type` holding the alerts.in.ua type, the
+//!   sender's `instruction` in that language where the alert has one,
+//!   `parameter`s `alert_level` and `threat` where set, and an `area` whose
+//!   `areaDesc` is the location's title and whose `geocode` `KATOTTG` is the
+//!   region's code when the alert has one;
+//! - the index lists the last `cap_keep` messages, newest first, shaped like
+//!   the US NWS index (the real payload `ibm__nws_atom_feed_example.xml`): per
+//!   entry `id` (the message's URL), `updated`, `published`, `author`,
+//!   `title`, a bare `<link href>` (no `rel`, no `type`), `summary`, and
+//!   `cap:`-prefixed summary elements (`cap:event`, `cap:effective`,
+//!   `cap:status`, `cap:msgType`, `cap:urgency`, `cap:severity`,
+//!   `cap:certainty`, `cap:areaDesc`, `cap:geocode`) that are not a message;
+//!   older messages are gone from the messages path too (404).
 //!
 //! The feed is public: no key, no limit, no conditional requests.
 
@@ -48,6 +58,10 @@ pub(super) struct Message {
     sent: DateTime<Utc>,
     msg_type: &'static str,
     title: String,
+    /// What the index entry summarises: the English event, the area and its code.
+    event: &'static str,
+    area: String,
+    katottg: Option<String>,
     xml: String,
 }
 
@@ -101,7 +115,16 @@ impl Book {
             }
             let xml = render_message(cfg, &identifier, sent, msg_type, alert, &references);
             let title = headline(alert, msg_type, Lang::En);
-            out.push_front(Arc::new(Message { identifier, sent, msg_type, title, xml }));
+            out.push_front(Arc::new(Message {
+                identifier,
+                sent,
+                msg_type,
+                title,
+                event: event(&alert.alert_type, Lang::En),
+                area: alert.location_title.clone(),
+                katottg: alert.katottg.clone(),
+                xml,
+            }));
         }
         out.truncate(cfg.cap_keep);
     }
@@ -167,6 +190,8 @@ fn event(alert_type: &str, lang: Lang) -> &'static str {
         ("chemical", Lang::En) => "Chemical threat",
         ("nuclear", Lang::Uk) => "Радіаційна загроза",
         ("nuclear", Lang::En) => "Nuclear threat",
+        ("evacuation", Lang::Uk) => "Евакуація",
+        ("evacuation", Lang::En) => "Evacuation",
         (_, Lang::Uk) => "Тривога",
         (_, Lang::En) => "Alert",
     }
@@ -181,8 +206,13 @@ fn headline(a: &SimAlert, msg_type: &str, lang: Lang) -> String {
     }
 }
 
-/// CAP's dateTime: whole seconds and an explicit offset.
+/// CAP's dateTime: whole seconds, UTC written `-00:00` as CAP 1.2 asks.
 fn cap_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S-00:00").to_string()
+}
+
+/// Atom's date (RFC 3339), with an explicit offset as NWS writes it.
+fn atom_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
 }
 
@@ -227,8 +257,13 @@ fn render_message(
     let cancel = msg_type == "Cancel";
     let severity = match (cancel, a.alert_type.as_str()) {
         (true, _) => "Minor",
-        (false, "chemical" | "nuclear") => "Extreme",
+        (false, "chemical" | "nuclear" | "evacuation") => "Extreme",
         (false, _) => "Severe",
+    };
+    let response = match (cancel, a.alert_type.as_str()) {
+        (true, _) => "AllClear",
+        (false, "evacuation") => "Evacuate",
+        (false, _) => "Shelter",
     };
     for (lang, code, sender_name) in
         [(Lang::Uk, "uk-UA", "Симулятор стрічок Sirena"), (Lang::En, "en-US", "Sirena feed simulator")]
@@ -237,7 +272,7 @@ fn render_message(
         let _ = writeln!(x, "    <language>{code}</language>");
         x.push_str("    <category>Safety</category>\n");
         let _ = writeln!(x, "    <event>{}</event>", esc(event(&a.alert_type, lang)));
-        let _ = writeln!(x, "    <responseType>{}</responseType>", if cancel { "AllClear" } else { "Shelter" });
+        let _ = writeln!(x, "    <responseType>{response}</responseType>");
         let _ = writeln!(x, "    <urgency>{}</urgency>", if cancel { "Past" } else { "Immediate" });
         let _ = writeln!(x, "    <severity>{severity}</severity>");
         x.push_str("    <certainty>Observed</certainty>\n");
@@ -249,6 +284,9 @@ fn render_message(
         let _ = writeln!(x, "    <effective>{}</effective>", cap_time(if cancel { sent } else { a.started_at }));
         let _ = writeln!(x, "    <senderName>{sender_name}</senderName>");
         let _ = writeln!(x, "    <headline>{}</headline>", esc(&headline(a, msg_type, lang)));
+        if let Some((_, words)) = a.instructions.iter().find(|(tag, _)| tag == code).filter(|_| !cancel) {
+            let _ = writeln!(x, "    <instruction>{}</instruction>", esc(words));
+        }
         let mut params: Vec<(&str, &str)> = Vec::new();
         if let Some(level) = &a.alert_level {
             params.push(("alert_level", level));
@@ -278,22 +316,43 @@ fn render_message(
 
 fn render_index(cfg: &FeedSimConfig, base: &str, messages: &[&Message], opened: DateTime<Utc>) -> String {
     let updated = messages.first().map_or(opened, |m| m.sent);
+    let author = esc(&cfg.cap_sender);
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    x.push_str("<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
+    let _ = writeln!(x, "<feed xmlns=\"http://www.w3.org/2005/Atom\" xmlns:cap=\"{NAMESPACE}\">");
     let _ = writeln!(x, "  <id>{}/cap/index.atom</id>", esc(base));
     x.push_str("  <title>Sirena feed simulator: CAP alerts</title>\n");
-    let _ = writeln!(x, "  <updated>{}</updated>", cap_time(updated));
-    let _ = writeln!(x, "  <author>\n    <name>{}</name>\n  </author>", esc(&cfg.cap_sender));
-    let _ = writeln!(x, "  <link rel=\"self\" href=\"{}/cap/index.atom\"/>", esc(base));
+    let _ = writeln!(x, "  <updated>{}</updated>", atom_time(updated));
+    let _ = writeln!(x, "  <author>\n    <name>{author}</name>\n  </author>");
+    let _ = writeln!(x, "  <link href=\"{}/cap/index.atom\"/>", esc(base));
     for m in messages {
-        let href = format!("{base}/cap/messages/{}.xml", m.identifier);
+        let href = esc(&format!("{base}/cap/messages/{}.xml", m.identifier));
+        let (urgency, severity) = if m.msg_type == "Cancel" { ("Past", "Minor") } else { ("Immediate", "Severe") };
         x.push_str("  <entry>\n");
-        let _ = writeln!(x, "    <id>{}</id>", esc(&href));
+        let _ = writeln!(x, "    <id>{href}</id>");
+        let _ = writeln!(x, "    <updated>{}</updated>", atom_time(m.sent));
+        let _ = writeln!(x, "    <published>{}</published>", atom_time(m.sent));
+        let _ = writeln!(x, "    <author>\n      <name>{author}</name>\n    </author>");
         let _ = writeln!(x, "    <title>{}</title>", esc(&m.title));
-        let _ = writeln!(x, "    <updated>{}</updated>", cap_time(m.sent));
-        let _ = writeln!(x, "    <link rel=\"alternate\" type=\"application/cap+xml\" href=\"{}\"/>", esc(&href));
+        let _ = writeln!(x, "    <link href=\"{href}\"/>");
         let _ = writeln!(x, "    <summary>{}: {}</summary>", m.msg_type, esc(&m.title));
+        let _ = writeln!(x, "    <cap:event>{}</cap:event>", esc(m.event));
+        let _ = writeln!(x, "    <cap:effective>{}</cap:effective>", cap_time(m.sent));
+        x.push_str("    <cap:status>Actual</cap:status>\n");
+        let _ = writeln!(x, "    <cap:msgType>{}</cap:msgType>", m.msg_type);
+        x.push_str("    <cap:category>Safety</cap:category>\n");
+        let _ = writeln!(x, "    <cap:urgency>{urgency}</cap:urgency>");
+        let _ = writeln!(x, "    <cap:severity>{severity}</cap:severity>");
+        x.push_str("    <cap:certainty>Observed</cap:certainty>\n");
+        let _ = writeln!(x, "    <cap:areaDesc>{}</cap:areaDesc>", esc(&m.area));
+        x.push_str("    <cap:polygon></cap:polygon>\n");
+        if let Some(code) = &m.katottg {
+            let _ = writeln!(
+                x,
+                "    <cap:geocode>\n      <valueName>KATOTTG</valueName>\n      <value>{}</value>\n    </cap:geocode>",
+                esc(code)
+            );
+        }
         x.push_str("  </entry>\n");
     }
     x.push_str("</feed>\n");

@@ -128,6 +128,10 @@ pub struct SimAlert {
     pub threats: Vec<String>,
     /// The region's KATOTTG code, for the CAP geocode (omitted when `None`).
     pub katottg: Option<String>,
+    /// The sender's instruction per language tag (`uk-UA`, `en-US`), e.g. where to
+    /// gather for an evacuation. Only the CAP feed carries it (`<instruction>`); the
+    /// JSON feeds have no such field.
+    pub instructions: Vec<(String, String)>,
 }
 
 impl SimAlert {
