@@ -153,6 +153,7 @@ pub const VARIABLES: &[&str] = &[
     "status",
     "summary",
     "text",
+    "threat",
     "threats",
     "time",
     "times",

@@ -117,14 +117,49 @@ pub struct SimAlert {
     /// `nuclear`, or anything else the adapter must tolerate.
     pub alert_type: String,
     pub started_at: DateTime<Utc>,
-    /// alerts.in.ua `alert_level` (`red`, `yellow`, …); ukrainealarm renders
-    /// it as an `activeAlertLevels` entry.
+    /// alerts.in.ua `location_title_en`; `null` when `None`. ukrainealarm's
+    /// `regionEngName` of an oblast record (else `""`, as the provider sends).
+    pub location_title_en: Option<String>,
+    /// alerts.in.ua `alert_level` (`red`, `yellow`, …), left out when `None`
+    /// as in bodies from before levels; ukrainealarm renders it as an
+    /// `activeAlertLevels` entry when the alert has no threats.
     pub alert_level: Option<String>,
-    /// alerts.in.ua `threats` (`ballistic`, `drones`, …); ukrainealarm says
-    /// them in the level's Ukrainian `reason`.
-    pub threats: Vec<String>,
+    /// alerts.in.ua `threats`, listed as objects (`threat_type`, `level`,
+    /// `started_at`, `source_message`) when any; ukrainealarm says them in
+    /// one `activeAlertLevels` entry per level, its Ukrainian `reason`
+    /// naming them.
+    pub threats: Vec<SimThreat>,
+    /// alerts.in.ua `threats` served exactly as given instead of rendering
+    /// `threats`: plain names as older bodies had, or garbage the adapter
+    /// must survive. The other feeds ignore it.
+    pub threats_as_sent: Option<serde_json::Value>,
     /// The region's KATOTTG code, for the CAP geocode (omitted when `None`).
     pub katottg: Option<String>,
+}
+
+/// One threat of an alert, as the live alerts.in.ua API lists it (its
+/// official Python client 0.4.0, DESIGN §11).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimThreat {
+    /// `threat_type`: `tactic_aircraft_activity`, `strategic_aircraft_activity`,
+    /// `mig31k_departure`, `ballistic_missiles`, `cruise_missiles`,
+    /// `unspecified_missiles`, `drones`, `guided_aerial_bombs`, `air_defense`,
+    /// `unknown`, or anything else the adapter must tolerate.
+    pub threat_type: String,
+    /// `red` or `yellow`: the threat's own level, which may differ from its
+    /// alert's (a yellow alert can carry a red threat).
+    pub level: String,
+    /// `started_at`; the alert's start when `None`.
+    pub started_at: Option<DateTime<Utc>>,
+    /// `source_message`, the words the threat was read from; `null` when `None`.
+    pub source_message: Option<String>,
+}
+
+impl SimThreat {
+    /// A threat of `threat_type` at `level`, from its alert's start, without words.
+    pub fn new(threat_type: &str, level: &str) -> SimThreat {
+        SimThreat { threat_type: threat_type.to_owned(), level: level.to_owned(), ..SimThreat::default() }
+    }
 }
 
 impl SimAlert {
