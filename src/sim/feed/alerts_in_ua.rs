@@ -39,6 +39,14 @@ async fn active_alerts(State(sim): State<Arc<Inner>>, RawQuery(query): RawQuery,
             tracing::debug!("feed sim: injected empty list");
             return with_last_modified(ok_json(render(&sim.cfg, &view, true), false), &view);
         }
+        Some(Fault::ListMissing) => {
+            tracing::debug!("feed sim: injected body without alerts");
+            let mut body: Value = serde_json::from_str(&render(&sim.cfg, &view, false)).unwrap_or_default();
+            if let Some(o) = body.as_object_mut() {
+                o.remove("alerts");
+            }
+            return with_last_modified(ok_json(body.to_string(), false), &view);
+        }
         Some(f) => {
             if let Some(answer) = common_fault(&sim, FeedKind::AlertsInUa, &f).await {
                 return answer;

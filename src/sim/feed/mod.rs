@@ -24,8 +24,9 @@
 //! Injected faults (`FeedSim::inject_for`) are queued per feed and replace
 //! that feed's next answers, before authentication and rate limiting, and do
 //! not count towards the rate limit: they model the path to the API failing,
-//! not the API refusing. Two are different: [`Fault::EmptyList`] waits for a
-//! request that lists alerts (a status or regions request leaves it queued),
+//! not the API refusing. Two are different: [`Fault::EmptyList`] (and
+//! [`Fault::ListMissing`]) waits for a request that lists alerts (a status or
+//! regions request leaves it queued),
 //! and [`Fault::Stall`] goes through the normal path but serves the timeline
 //! as it stood when the stall began, for as many requests as it was injected
 //! — a feed whose data has stopped moving while it still answers 200.
@@ -186,6 +187,11 @@ pub enum Fault {
     Truncated,
     /// 200 with a valid body listing no alerts.
     EmptyList,
+    /// 200 with a body whose list of alerts is missing, not empty: alerts.in.ua
+    /// without `alerts`, ukrainealarm records without `activeAlerts` (a
+    /// serialiser bug or a rewriting proxy). Waits for a listing request, like
+    /// [`Fault::EmptyList`]; the CAP feed answers normally.
+    ListMissing,
     /// The normal answer, from the timeline as it stood when the stall began.
     Stall,
     /// 401 with the feed's body, as ukrainealarm answers throttling.
@@ -595,7 +601,7 @@ impl Inner {
         let lane = st.lane(feed);
         lane.requests += 1;
         let fault = match lane.faults.front() {
-            Some(Fault::EmptyList) if !lists => None,
+            Some(Fault::EmptyList | Fault::ListMissing) if !lists => None,
             Some(_) => lane.faults.pop_front(),
             None => None,
         };
@@ -723,7 +729,7 @@ async fn common_fault(sim: &Inner, feed: FeedKind, fault: &Fault) -> Option<Resp
             tracing::debug!(?feed, "feed sim: injected 401");
             Some(error_answer(feed, StatusCode::UNAUTHORIZED))
         }
-        Fault::Truncated | Fault::EmptyList | Fault::Stall => None,
+        Fault::Truncated | Fault::EmptyList | Fault::ListMissing | Fault::Stall => None,
     }
 }
 

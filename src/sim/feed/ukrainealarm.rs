@@ -85,11 +85,16 @@ async fn answer(sim: &Inner, headers: &HeaderMap, ask: Ask) -> Response {
     let (fault, view) = sim.begin(FEED, headers, lists);
     let mut truncate = false;
     let mut empty = false;
+    let mut list_missing = false;
     match fault {
         Some(Fault::Truncated) => truncate = true,
         Some(Fault::EmptyList) => {
             tracing::debug!("feed sim: injected empty list");
             empty = true;
+        }
+        Some(Fault::ListMissing) => {
+            tracing::debug!("feed sim: injected records without activeAlerts");
+            list_missing = true;
         }
         Some(f) => {
             if let Some(answer) = common_fault(sim, FEED, &f).await {
@@ -109,8 +114,8 @@ async fn answer(sim: &Inner, headers: &HeaderMap, ask: Ask) -> Response {
         }
     }
     // Only a whole `/api/v3/alerts` list counts as the version served.
-    let whole_list = matches!(ask, Ask::Alerts) && !empty && !truncate;
-    let body = {
+    let whole_list = matches!(ask, Ask::Alerts) && !empty && !truncate && !list_missing;
+    let mut body = {
         let st = sim.lock();
         match ask {
             Ask::Alerts if empty => json!([]),
@@ -125,6 +130,13 @@ async fn answer(sim: &Inner, headers: &HeaderMap, ask: Ask) -> Response {
             Ask::Regions => regions_tree(&st.regions),
         }
     };
+    if list_missing {
+        for record in body.as_array_mut().into_iter().flatten() {
+            if let Some(r) = record.as_object_mut() {
+                r.remove("activeAlerts");
+            }
+        }
+    }
     if whole_list {
         return served_body(sim, FEED, view.version, "application/json; charset=utf-8", body.to_string());
     }
