@@ -86,6 +86,12 @@ async fn truncated_and_garbage_bodies_are_not_an_all_clear() {
     no_false_all_clear(&[(Fault::Truncated, 1), (Fault::Garbage, 1), (Fault::Truncated, 1)]).await;
 }
 
+/// A body without its `alerts` list is refused, not read as "nothing active".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_without_its_alerts_list_is_not_an_all_clear() {
+    no_false_all_clear(&[(Fault::ListMissing, 2)]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_alert_type_reaches_residents_as_a_generic_alert() {
     let mut h = under_air_raid().await;

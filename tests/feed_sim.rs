@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, IF_MODIFIED_SINCE, LAST_MODIFIED};
 use serde_json::Value;
-use sirena::sim::feed::{Fault, FeedKind, FeedSim, FeedSimConfig, PushError, SimAlert, WebhookTarget};
+use sirena::sim::feed::{Fault, FeedKind, FeedSim, FeedSimConfig, PushError, SimAlert, SimThreat, WebhookTarget};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -240,7 +240,8 @@ fn at(h: u32, m: u32, s: u32) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 15, h, m, s).unwrap()
 }
 
-/// Kupiansk hromada (Kharkiv oblast), shelled, red level with two threats.
+/// Kupiansk hromada (Kharkiv oblast), shelled, red level with two threats, one of
+/// them yellow.
 fn kupiansk() -> SimAlert {
     SimAlert {
         location_uid: 1309,
@@ -249,7 +250,7 @@ fn kupiansk() -> SimAlert {
         alert_type: "artillery_shelling".to_owned(),
         started_at: at(10, 5, 0),
         alert_level: Some("red".to_owned()),
-        threats: vec!["ballistic".to_owned(), "drones".to_owned()],
+        threats: vec![SimThreat::new("ballistic_missiles", "red"), SimThreat::new("drones", "yellow")],
         katottg: Some("UA63080090000067457".to_owned()),
         ..kharkiv()
     }
@@ -373,15 +374,40 @@ mod xml {
 // ------------------------------------------------------------------ alerts.in.ua extras
 
 #[tokio::test]
-async fn alerts_in_ua_lists_level_and_threats_only_when_set() -> TestResult {
+async fn alerts_in_ua_lists_level_and_threat_objects_only_when_set() -> TestResult {
     let h = Harness::new().await?;
-    h.sim.set_alerts(vec![kharkiv(), kupiansk()]);
+    let worded = SimThreat {
+        source_message: Some("Загроза балістичних ракет (червоний рівень)".into()),
+        started_at: Some(at(10, 6, 0)),
+        ..SimThreat::new("ballistic_missiles", "red")
+    };
+    let english = SimAlert { location_title_en: Some("Kupiansk hromada".into()), ..kupiansk() };
+    h.sim
+        .set_alerts(vec![kharkiv(), SimAlert { threats: vec![worded, SimThreat::new("drones", "yellow")], ..english }]);
     let body: Value = h.get().send().await?.json().await?;
     let plain = &body["alerts"][0];
     assert!(plain.get("alert_level").is_none() && plain.get("threats").is_none(), "{plain}");
+    // The fields every alert of the live API has (the official client's `Alert`).
+    for key in ["location_title_en", "notes", "calculated", "country", "location_oblast_uid", "updated_at"] {
+        assert!(plain.get(key).is_some(), "{key}: {plain}");
+    }
+    assert_eq!(plain["location_title_en"], Value::Null);
     let rich = &body["alerts"][1];
     assert_eq!(rich["alert_level"], "red");
-    assert_eq!(rich["threats"], serde_json::json!(["ballistic", "drones"]));
+    assert_eq!(rich["location_title_en"], "Kupiansk hromada");
+    // Threats are objects with their own level and start (DESIGN §11).
+    assert_eq!(
+        rich["threats"],
+        serde_json::json!([
+            {"threat_type": "ballistic_missiles", "level": "red", "started_at": "2025-01-15T10:06:00.000Z",
+             "source_message": "Загроза балістичних ракет (червоний рівень)"},
+            {"threat_type": "drones", "level": "yellow", "started_at": "2025-01-15T10:05:00.000Z", "source_message": null},
+        ])
+    );
+    // A test may serve threats exactly as given: names, or garbage.
+    h.sim.set_alerts(vec![SimAlert { threats_as_sent: Some(serde_json::json!(["drones", 42])), ..kupiansk() }]);
+    let body: Value = h.get().send().await?.json().await?;
+    assert_eq!(body["alerts"][0]["threats"], serde_json::json!(["drones", 42]));
     h.stop().await;
     Ok(())
 }
@@ -400,7 +426,8 @@ async fn ukrainealarm_groups_alerts_in_oblast_records() -> TestResult {
     assert_eq!(kharkiv_record["regionId"], "22");
     assert_eq!(kharkiv_record["regionType"], "State");
     assert_eq!(kharkiv_record["regionName"], "Харківська область");
-    assert!(kharkiv_record.as_object().is_some_and(|r| r.contains_key("regionEngName")));
+    // A string, as the provider sends (`""` for a record the sim has no English name for).
+    assert_eq!(kharkiv_record["regionEngName"], "");
     assert_eq!(kharkiv_record["lastUpdate"], "2025-01-15T10:05:00Z");
     let alerts = kharkiv_record["activeAlerts"].as_array().expect("activeAlerts");
     assert_eq!(alerts.len(), 2);
@@ -413,10 +440,14 @@ async fn ukrainealarm_groups_alerts_in_oblast_records() -> TestResult {
     assert_eq!(alerts[1]["regionId"], "1309");
     assert_eq!(alerts[1]["regionType"], "Community");
     assert_eq!(alerts[1]["type"], "ARTILLERY");
-    let level = &alerts[1]["activeAlertLevels"][0];
-    assert_eq!(level["alertLevel"], "Red");
-    assert_eq!(level["reason"], "Загроза балістичних ракет, дронова загроза (червоний рівень)");
-    assert_eq!(level["createdAt"], "2025-01-15T10:05:00Z");
+    // One level entry per level its threats are at, as the provider's clients show.
+    assert_eq!(
+        alerts[1]["activeAlertLevels"],
+        serde_json::json!([
+            {"alertLevel": "Red", "reason": "Загроза балістичних ракет (червоний рівень)", "createdAt": "2025-01-15T10:05:00Z"},
+            {"alertLevel": "Yellow", "reason": "Дронова загроза (жовтий рівень)", "createdAt": "2025-01-15T10:05:00Z"},
+        ])
+    );
 
     let lviv_record = &records[1];
     assert_eq!(lviv_record["regionId"], "27");
@@ -578,7 +609,11 @@ async fn cap_updates_reference_the_thread_and_geocode_is_omitted_without_a_code(
     let h = Harness::new().await?;
     let no_code = SimAlert { katottg: None, alert_level: None, threats: vec![], ..kupiansk() };
     h.sim.set_alerts(vec![no_code.clone()]);
-    h.sim.set_alerts(vec![SimAlert { alert_level: Some("red".into()), threats: vec!["kab".into()], ..no_code }]);
+    h.sim.set_alerts(vec![SimAlert {
+        alert_level: Some("red".into()),
+        threats: vec![SimThreat::new("guided_aerial_bombs", "red")],
+        ..no_code
+    }]);
     let index = xml::parse(&h.cap("/cap/index.atom").await?);
     let hrefs: Vec<String> =
         index.all("entry").map(|e| e.child("link").attr("href").expect("href").to_owned()).collect();
@@ -592,7 +627,10 @@ async fn cap_updates_reference_the_thread_and_geocode_is_omitted_without_a_code(
     assert_eq!(info.text_of("event"), "Загроза артобстрілу");
     let params: Vec<(String, String)> =
         info.all("parameter").map(|p| (p.text_of("valueName"), p.text_of("value"))).collect();
-    assert_eq!(params, [("alert_level".to_owned(), "red".to_owned()), ("threat".to_owned(), "kab".to_owned())]);
+    assert_eq!(
+        params,
+        [("alert_level".to_owned(), "red".to_owned()), ("threat".to_owned(), "guided_aerial_bombs".to_owned())]
+    );
     assert_eq!(info.child("area").all("geocode").count(), 0);
     assert_eq!(info.child("area").text_of("areaDesc"), "Куп’янська територіальна громада");
     h.stop().await;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sirena::alerts::cap::CapText;
 use sirena::alerts::coverage::Reach;
 use sirena::alerts::orders::{AssemblyPoint, Change, Order, OrderStatus};
-use sirena::alerts::{AlertKind, AlertLevel, Event, EventDetail, EventId, Priority, Threat, Transition};
+use sirena::alerts::{AlertKind, AlertLevel, Event, EventDetail, EventId, Priority, Threat, ThreatKind, Transition};
 use sirena::config::{self, Config};
 use sirena::messages::{Format, Lang, Part};
 use sirena::regions::{Localized, RegionId};
@@ -299,7 +299,7 @@ fn level_threats_and_what_goes_on_are_said_in_both_languages() {
         raw_kind: None,
         subject: None,
         level: Some(AlertLevel::Yellow),
-        threats: vec![Threat::BallisticMissiles, Threat::Unknown("hypersonic".into())],
+        threats: vec![Threat::of(ThreatKind::BallisticMissiles), Threat::of(ThreatKind::Unknown("hypersonic".into()))],
         texts: vec![],
     };
     let (uk, _) = render(&c, &start, Lang::Uk);
@@ -323,6 +323,50 @@ fn level_threats_and_what_goes_on_are_said_in_both_languages() {
     assert!(!uk.contains("Загроза"), "an all-clear names no threat: {uk}");
     let (en, _) = render(&c, &end, Lang::En);
     assert!(en.contains("The alert goes on in: Kupiansk Raion"), "{en}");
+}
+
+/// alerts.in.ua gives each threat its own level: a yellow alert can carry a red
+/// threat, and the reader is told so, in the message and in the SMS.
+#[test]
+fn a_yellow_alert_with_a_red_threat_says_so() {
+    let c = config();
+    let mut start = alert(AlertKind::AirRaid, Transition::Started);
+    start.detail = EventDetail::Alert {
+        started_at: at(),
+        raw_kind: None,
+        subject: None,
+        level: Some(AlertLevel::Yellow),
+        threats: vec![
+            Threat::at(ThreatKind::BallisticMissiles, AlertLevel::Red),
+            Threat::at(ThreatKind::Drones, AlertLevel::Yellow),
+        ],
+        texts: vec![],
+    };
+    let (uk, _) = render(&c, &start, Lang::Uk);
+    assert!(uk.contains("Жовтий рівень, але загроза червоного рівня: балістичні ракети."), "{uk}");
+    assert!(!uk.contains("загроза нижчого рівня"), "{uk}");
+    // Only the threat whose level differs from the alert's says its level.
+    assert!(uk.contains("Загроза: балістичні ракети (червоний рівень), ударні дрони\n"), "{uk}");
+    let (en, _) = render(&c, &start, Lang::En);
+    assert!(en.contains("Yellow level, but a red-level threat: ballistic missiles."), "{en}");
+    assert!(en.contains("Threat: ballistic missiles (red level), attack drones\n"), "{en}");
+    let sms = c.composer.render(&[Part::Event { event: &start, as_new: false }], Lang::Uk, Format::Sms, &c.tree);
+    assert!(sms.text.contains("Жовтий рівень, червона загроза: балістичні ракети"), "{}", sms.text);
+
+    // A red alert: its red threats need no word of their level, the new kinds have names.
+    if let EventDetail::Alert { level, threats, .. } = &mut start.detail {
+        *level = Some(AlertLevel::Red);
+        *threats = vec![
+            Threat::at(ThreatKind::UnspecifiedMissiles, AlertLevel::Red),
+            Threat::at(ThreatKind::Mig31kDeparture, AlertLevel::Red),
+            Threat::of(ThreatKind::Unidentified),
+        ];
+    }
+    let (uk, _) = render(&c, &start, Lang::Uk);
+    assert!(uk.contains("Червоний рівень: пряма загроза."), "{uk}");
+    assert!(uk.contains("Загроза: ракети, зліт МіГ-31К, невідома загроза"), "{uk}");
+    let (en, _) = render(&c, &start, Lang::En);
+    assert!(en.contains("Threat: missiles, MiG-31K takeoff, unidentified threat"), "{en}");
 }
 
 #[test]

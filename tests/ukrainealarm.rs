@@ -11,7 +11,7 @@ use std::path::Path;
 
 use chrono::DateTime;
 use serde_json::Value;
-use sirena::alerts::{AlertKind, AlertLevel, Threat};
+use sirena::alerts::{AlertKind, AlertLevel, Threat, ThreatKind};
 use sirena::sources::SourceError;
 use sirena::sources::ukrainealarm::{decode_alerts, decode_record, decode_status, record_region_id};
 
@@ -99,7 +99,24 @@ fn every_sample_fragment_decodes_in_its_decoder() {
     let air = &decoded.alerts[0];
     assert_eq!(air.key.kind, AlertKind::AirRaid);
     assert_eq!(air.level, Some(AlertLevel::Red));
-    assert_eq!(air.threats, vec![Threat::CruiseMissiles, Threat::Drones]);
+    // Each reason's threat at its entry's level and from its createdAt.
+    let created = |s| Some(DateTime::parse_from_rfc3339(s).expect("date").to_utc());
+    assert_eq!(
+        air.threats,
+        vec![
+            Threat {
+                kind: ThreatKind::UnspecifiedMissiles,
+                level: Some(AlertLevel::Red),
+                started_at: created("2026-09-08T11:40:15.440927Z")
+            },
+            Threat {
+                kind: ThreatKind::Drones,
+                level: Some(AlertLevel::Yellow),
+                started_at: created("2026-09-08T11:15:58.635824Z")
+            },
+        ]
+    );
+    assert!(decoded.dropped.is_empty(), "{:?}", decoded.dropped);
     let nuclear = &decoded.alerts[1];
     assert_eq!(nuclear.key.kind, AlertKind::Nuclear);
     assert_eq!((nuclear.level.clone(), nuclear.threats.clone()), (None, vec![]));

@@ -16,6 +16,7 @@ pub mod coverage;
 pub mod orders;
 pub mod state;
 pub mod status;
+mod threat;
 
 use std::fmt;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::regions::RegionId;
 use coverage::Reach;
+pub use threat::{Threat, ThreatKind};
 
 /// What the alert is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -97,8 +99,9 @@ impl fmt::Display for AlertKind {
     }
 }
 
-/// How serious an alert is, where the feed says (alerts.in.ua `alert_level`,
-/// ukrainealarm `activeAlertLevels`). Yellow is a lower tier and messages say so.
+/// How serious an alert or one of its threats is, where the feed says (alerts.in.ua
+/// `alert_level` and each threat's `level`, ukrainealarm `activeAlertLevels`). Yellow is
+/// a lower tier and messages say so.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertLevel {
@@ -125,46 +128,18 @@ impl AlertLevel {
             AlertLevel::Unknown(s) => s,
         }
     }
-}
 
-/// What the alert is about in detail (alerts.in.ua `threats[]`, CAP event codes).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Threat {
-    BallisticMissiles,
-    CruiseMissiles,
-    Drones,
-    GuidedBombs,
-    Aircraft,
-    /// A threat sirena does not know, kept as the feed spelled it.
-    Unknown(String),
-}
-
-impl Threat {
-    /// Reads a feed's threat name (snake_case, kebab-case or spaces, singular or
-    /// plural, case-insensitive); never fails.
-    pub fn parse(s: &str) -> Threat {
-        let norm: String =
-            s.trim().to_ascii_lowercase().chars().map(|c| if c == '-' || c == ' ' { '_' } else { c }).collect();
-        match norm.trim_end_matches('s') {
-            "ballistic" | "ballistic_missile" | "ballistic_missile_threat" => Threat::BallisticMissiles,
-            "cruise" | "cruise_missile" | "missile" | "rocket" => Threat::CruiseMissiles,
-            "drone" | "uav" | "shahed" | "attack_drone" => Threat::Drones,
-            "guided_bomb" | "guided_aerial_bomb" | "kab" | "glide_bomb" => Threat::GuidedBombs,
-            "aircraft" | "aviation" | "tactical_aviation" | "plane" => Threat::Aircraft,
-            _ => Threat::Unknown(s.trim().to_owned()),
+    /// Red over yellow over a level sirena does not know over none; of two equal, `a`.
+    pub fn stronger(a: Option<AlertLevel>, b: Option<AlertLevel>) -> Option<AlertLevel> {
+        fn rank(l: &Option<AlertLevel>) -> u8 {
+            match l {
+                Some(AlertLevel::Red) => 3,
+                Some(AlertLevel::Yellow) => 2,
+                Some(AlertLevel::Unknown(_)) => 1,
+                None => 0,
+            }
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Threat::BallisticMissiles => "ballistic_missiles",
-            Threat::CruiseMissiles => "cruise_missiles",
-            Threat::Drones => "drones",
-            Threat::GuidedBombs => "guided_bombs",
-            Threat::Aircraft => "aircraft",
-            Threat::Unknown(s) => s,
-        }
+        if rank(&b) > rank(&a) { b } else { a }
     }
 }
 

@@ -70,24 +70,28 @@ pub struct Content {
 
 impl Content {
     /// Every source's word together: the highest level any gives (red over yellow),
-    /// every threat any names.
+    /// every threat any names, each at the highest level any gives it.
     fn merged<'a>(all: impl IntoIterator<Item = &'a Content>) -> Content {
         let mut level: Option<AlertLevel> = None;
-        let mut threats = BTreeSet::new();
+        let mut threats = Vec::new();
         let mut texts: Vec<CapText> = Vec::new();
         for c in all {
             // The first source (by name) with words of its own speaks.
             if texts.is_empty() {
                 texts = c.texts.clone();
             }
-            level = match (level, &c.level) {
-                (Some(AlertLevel::Red), _) | (_, Some(AlertLevel::Red)) => Some(AlertLevel::Red),
-                (None, l) => l.clone(),
-                (l, _) => l,
-            };
+            level = AlertLevel::stronger(level, c.level.clone());
             threats.extend(c.threats.iter().cloned());
         }
-        Content { level, threats: threats.into_iter().collect(), texts }
+        Content { level, threats: Threat::merged(threats), texts }
+    }
+
+    /// Whether residents would be told something new: another level, a threat added,
+    /// gone or at another level, other words. A threat's start alone is no news.
+    fn same_news(&self, other: &Content) -> bool {
+        self.level == other.level
+            && self.texts == other.texts
+            && self.threats.iter().map(Threat::news).eq(other.threats.iter().map(Threat::news))
     }
 }
 
@@ -367,7 +371,7 @@ impl AlertState {
             let before = active.merged();
             active.reported_by.insert(source.to_owned());
             active.content.insert(source.to_owned(), content);
-            if active.merged() != before {
+            if !active.merged().same_news(&before) {
                 active.revision += 1;
                 // Everyone under this alert hears of the change: its own subtree and
                 // the places around it.
@@ -480,6 +484,7 @@ fn alert_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::ThreatKind;
     use crate::matcher::MatchIndex;
     use crate::regions::tests_support::*;
 
@@ -731,9 +736,10 @@ mod tests {
     #[test]
     fn a_change_of_threats_or_level_is_an_update_for_everyone_under_the_alert() {
         let mut raion = air(RAION);
-        raion.threats = vec![Threat::Drones];
+        raion.threats = vec![Threat::at(ThreatKind::Drones, AlertLevel::Yellow)];
         let mut worse = raion.clone();
-        worse.threats = vec![Threat::BallisticMissiles, Threat::Drones];
+        worse.threats =
+            vec![Threat::of(ThreatKind::BallisticMissiles), Threat::at(ThreatKind::Drones, AlertLevel::Yellow)];
         worse.level = Some(AlertLevel::Red);
         let got = told(
             &mut state(),
@@ -745,6 +751,28 @@ mod tests {
         );
         let msgs: &[&str] = &["+32022", "~32022"];
         assert_eq!(got, expect(&[(1, msgs), (2, msgs), (5, msgs), (6, msgs)]));
+    }
+
+    #[test]
+    fn a_threat_turning_red_is_an_update_and_its_restart_alone_is_not() {
+        let drones = |level, at: i64| Threat { kind: ThreatKind::Drones, level: Some(level), started_at: Some(t(at)) };
+        let mut yellow = air(RAION);
+        yellow.level = Some(AlertLevel::Yellow);
+        yellow.threats = vec![drones(AlertLevel::Yellow, 0)];
+        let mut restarted = yellow.clone();
+        restarted.threats = vec![drones(AlertLevel::Yellow, 5)];
+        let mut red_threat = yellow.clone();
+        red_threat.threats = vec![drones(AlertLevel::Red, 5)];
+        let mut s = state();
+        let tree = tree();
+        s.apply(&obs("a", 0, vec![baseline(), yellow]), &tree);
+        assert!(s.apply(&obs("a", 10, vec![baseline(), restarted]), &tree).events.is_empty());
+        let events = s.apply(&obs("a", 20, vec![baseline(), red_threat]), &tree).events;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].transition, Transition::Updated);
+        let EventDetail::Alert { level, threats, .. } = &events[0].detail else { panic!("{:?}", events[0]) };
+        assert_eq!(level, &Some(AlertLevel::Yellow), "a yellow alert with a red threat stays yellow");
+        assert_eq!(threats, &vec![drones(AlertLevel::Red, 5)]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::{Harness, Options, kharkiv_air_raid, luhansk};
 use crate::alerts::{AlertKind, Transition};
 use crate::daemon::{Fanout, describe};
 use crate::dispatch::DispatchStats;
-use crate::sim::feed::{Fault, FeedKind, SimAlert};
+use crate::sim::feed::{Fault, FeedKind, SimAlert, SimThreat};
 
 /// What a resident must receive, as markers that must appear in the message's
 /// first line, per language. Checked against the Telegram simulator's records, not
@@ -335,7 +335,11 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
     // 1. Air raid over the oblast: a fan-out of a few seconds.
     let oblast_started = chrono::Utc::now();
     h.feed.set_alerts(vec![luhansk(), kharkiv_air_raid_since(oblast_started)]);
-    println!("{} feed: air raid over Kharkiv oblast (Luhansk oblast has been under alert since 2022)", h.clock());
+    println!(
+        "{} feed: air raid over Kharkiv oblast, red level: ballistic missiles (red), drones (yellow) \
+         (Luhansk oblast has been under alert since 2022)",
+        h.clock()
+    );
     // The first poll also reports Luhansk; nobody lives there in this demo.
     let (before, _) = announce(h, "air raid", is(AlertKind::AirRaid, Transition::Started, KHARKIV_OBLAST)).await?;
 
@@ -717,6 +721,11 @@ async fn summary(h: &Harness, watermark: &[usize]) -> anyhow::Result<bool> {
                         problems.push(format!("{} lacks `{needle}`", kind.label()));
                     }
                 }
+                if let (AirRaid, Some(needle)) = (kind, threats_line(h, r.english))
+                    && !part.contains(needle)
+                {
+                    problems.push(format!("{} lacks `{needle}`", kind.label()));
+                }
             }
             if got[..i].contains(text) {
                 problems.push(format!("{} received twice", labels.last().cloned().unwrap_or_default()));
@@ -882,9 +891,27 @@ fn kupiansk_raion_air_raid() -> SimAlert {
     }
 }
 
-/// The oblast's air raid with a fixed start, so that listing it again is the same alert.
+/// The oblast's air raid with a fixed start, so that listing it again is the same alert:
+/// red, with two threats at their own levels, as the live alerts.in.ua API lists them.
 fn kharkiv_air_raid_since(started_at: chrono::DateTime<chrono::Utc>) -> SimAlert {
-    SimAlert { started_at, ..kharkiv_air_raid() }
+    SimAlert {
+        started_at,
+        alert_level: Some("red".into()),
+        threats: vec![SimThreat::new("ballistic_missiles", "red"), SimThreat::new("drones", "yellow")],
+        ..kharkiv_air_raid()
+    }
+}
+
+/// How residents are told the oblast air raid's threats. The CAP feed carries none that
+/// sirena reads, so only the list feeds' messages name them.
+fn threats_line(h: &Harness, english: bool) -> Option<&'static str> {
+    if h.sources.contains(&FeedKind::Cap) {
+        return None;
+    }
+    Some(match english {
+        false => "Загроза: балістичні ракети, ударні дрони (жовтий рівень)",
+        true => "Threat: ballistic missiles, attack drones (yellow level)",
+    })
 }
 
 fn kupiansk_shelling() -> SimAlert {

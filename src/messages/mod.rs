@@ -155,6 +155,7 @@ pub const VARIABLES: &[&str] = &[
     "status",
     "summary",
     "text",
+    "threat",
     "threats",
     "time",
     "times",

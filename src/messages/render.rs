@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
 
 use super::{Composer, Lang, Rendered};
 use crate::alerts::orders::{Change, Order, OrderStatus};
-use crate::alerts::{AlertKind, AlertLevel, Event, EventDetail, Threat, Transition};
+use crate::alerts::{AlertKind, AlertLevel, Event, EventDetail, Threat, ThreatKind, Transition};
 use crate::regions::RegionTree;
 
 /// Telegram counts message length in UTF-16 code units after entity parsing; we
@@ -193,17 +193,18 @@ impl Composer {
                     return facts;
                 }
                 if !threats.is_empty() {
-                    let names: Vec<String> = threats
-                        .iter()
-                        .map(|th| match th {
-                            Threat::Unknown(raw) => raw.clone(),
-                            known => t(&format!("threat-{}", known.as_str()), &[], known.as_str()),
-                        })
-                        .collect();
-                    facts.push(Fact::sentence(&t("alert-threats", &[("threats", &names.join(", "))], ""), 2));
+                    let names = self.threat_names(lang, threats, None);
+                    facts.push(Fact::sentence(&t("alert-threats", &[("threats", &names)], ""), 2));
                 }
                 if let Some(AlertLevel::Yellow) = level {
-                    facts.push(Fact::sentence(&t("sms-level-yellow", &[], ""), 3));
+                    let red = red_threats(threats);
+                    if red.is_empty() {
+                        facts.push(Fact::sentence(&t("sms-level-yellow", &[], ""), 3));
+                    } else {
+                        let names = self.threat_names(lang, &red, None);
+                        // Kept longer than the list of threats: it names the red one.
+                        facts.push(Fact::sentence(&t("sms-level-yellow-red-threat", &[("threats", &names)], ""), 1));
+                    }
                 }
                 if event.transition == Transition::Started {
                     let advice = t(&format!("sms-advice-{}", event.kind), &[], "");
@@ -279,6 +280,27 @@ impl Composer {
         self.block(&Part::Event { event: original, as_new: false }, lang, tree).title
     }
 
+    /// The threats' names, joined. With `alert_level`, a threat whose own level differs
+    /// from its alert's says its level ("ballistic missiles (red level)").
+    fn threat_names(&self, lang: Lang, threats: &[Threat], alert_level: Option<Option<&AlertLevel>>) -> String {
+        threats
+            .iter()
+            .map(|t| {
+                let name = match &t.kind {
+                    ThreatKind::Unknown(raw) => raw.clone(),
+                    known => self.text(lang, &format!("threat-{}", known.as_str()), &[], known.as_str()),
+                };
+                match (&t.level, alert_level) {
+                    (Some(own @ (AlertLevel::Red | AlertLevel::Yellow)), Some(alert)) if alert != Some(own) => {
+                        self.text(lang, &format!("threat-level-{}", level_id(own)), &[("threat", &name)], &name)
+                    }
+                    _ => name,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn kind_name(&self, lang: Lang, kind: AlertKind) -> String {
         self.text(lang, &format!("alert-kind-{kind}"), &[], kind.as_str())
     }
@@ -304,19 +326,22 @@ impl Composer {
             }
         }
         if !event.is_closing() {
-            if let Some(level) = level {
+            let red = red_threats(threats);
+            if let (Some(AlertLevel::Yellow), false) = (level, red.is_empty()) {
+                // A yellow alert can carry a red threat: the reader is told so first.
+                let names = self.threat_names(lang, &red, None);
+                lines.push(Line::Text(self.text(
+                    lang,
+                    "alert-level-yellow-red-threat",
+                    &[("threats", &names)],
+                    &names,
+                )));
+            } else if let Some(level) = level {
                 let fallback = level.as_str().to_owned();
                 lines.push(Line::Text(self.text(lang, &format!("alert-level-{}", level_id(level)), &[], &fallback)));
             }
             if !threats.is_empty() {
-                let names: Vec<String> = threats
-                    .iter()
-                    .map(|t| match t {
-                        Threat::Unknown(raw) => raw.clone(),
-                        known => self.text(lang, &format!("threat-{}", known.as_str()), &[], known.as_str()),
-                    })
-                    .collect();
-                let names = names.join(", ");
+                let names = self.threat_names(lang, threats, Some(level.as_ref()));
                 lines.push(Line::Text(self.text(lang, "alert-threats", &[("threats", &names)], &names)));
             }
         }
@@ -591,6 +616,11 @@ pub fn kyiv(at: DateTime<Utc>) -> DateTime<chrono::FixedOffset> {
 
 /// The catalogue id of a level: `alert-level-red`, `alert-level-yellow`,
 /// `alert-level-unknown` for one sirena does not know.
+/// The threats at red level.
+fn red_threats(threats: &[Threat]) -> Vec<Threat> {
+    threats.iter().filter(|t| t.level == Some(AlertLevel::Red)).cloned().collect()
+}
+
 fn level_id(level: &AlertLevel) -> &'static str {
     match level {
         AlertLevel::Red => "red",

@@ -112,7 +112,11 @@ fn line(source: &str, a: &ObservedAlert, tree: &RegionTree) -> String {
         "region": a.key.region.as_str(),
         "region_name": tree.name(&a.key.region, crate::messages::Lang::En),
         "level": a.level.as_ref().map(|l| l.as_str()),
-        "threats": a.threats.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "threats": a.threats.iter().map(|t| json!({
+            "kind": t.kind.as_str(),
+            "level": t.level.as_ref().map(|l| l.as_str()),
+            "started_at": t.started_at.map(|s| s.to_rfc3339()),
+        })).collect::<Vec<_>>(),
         "started_at": a.started_at.to_rfc3339(),
     })
     .to_string()

@@ -19,19 +19,29 @@
 //! Strict about what places and times an alert: a missing or malformed `regionId`,
 //! `type` or `lastUpdate` rejects the whole body with the field's path
 //! (`[2].activeAlerts[0].lastUpdate`), since dropping one alert would read as "it
-//! ended". Lenient about the rest: unknown kinds, levels and regions are kept or
-//! reported, and threats are read from the levels' Ukrainian `reason` texts only where
-//! a known word says so.
+//! ended"; so does a record without its `activeAlerts` list (a missing list is not an
+//! empty one: read as one, it would end every alert of that region). Lenient about the
+//! rest: unknown kinds, levels and regions are kept or reported, and threats are read
+//! from the levels' Ukrainian `reason` texts only where a known word says so, each at
+//! its entry's level and from its `createdAt`. Enrichment of the wrong shape — an
+//! `activeAlertLevels` that is not a list, an entry that is not an object, a level,
+//! reason or time that is not a text, a region name that is not a text — is dropped
+//! and listed in [`Decoded::dropped`]; the alert is kept.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{Decoded, SourceError, Unmapped};
+use super::{Decoded, Dropped, SourceError, Unmapped};
 use crate::alerts::state::ObservedAlert;
 use crate::alerts::{AlertKey, AlertKind, AlertLevel, Threat};
 use crate::regions::RegionTree;
+
+mod levels;
+
+use levels::levels;
+pub use levels::threats_in_reason;
 
 pub const SOURCE: &str = "ukrainealarm";
 
@@ -43,7 +53,7 @@ pub fn decode_alerts(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceEr
     };
     let mut out = Collector::default();
     for (i, record) in records.iter().enumerate() {
-        out.record(record, &format!("[{i}]"), tree)?;
+        out.record(record, &format!("[{i}]"), &format!("record {}", i + 1), tree)?;
     }
     Ok(out.finish())
 }
@@ -54,7 +64,7 @@ pub fn decode_record(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceEr
     record_region_id(body)?;
     let value = parse(body)?;
     let mut out = Collector::default();
-    out.record(&value, "", tree)?;
+    out.record(&value, "", "the record", tree)?;
     Ok(out.finish())
 }
 
@@ -104,18 +114,30 @@ struct Collector {
     alerts: Vec<ObservedAlert>,
     index: HashMap<AlertKey, usize>,
     unmapped: Vec<Unmapped>,
+    dropped: Vec<Dropped>,
 }
 
 impl Collector {
-    fn record(&mut self, record: &Value, path: &str, tree: &RegionTree) -> Result<(), SourceError> {
+    /// One region record; `named` is how an operator would point at it ("record 3").
+    fn record(&mut self, record: &Value, path: &str, named: &str, tree: &RegionTree) -> Result<(), SourceError> {
         let record = record.as_object().ok_or_else(|| decode_err(format!("{} is {}", at(path), kind_name(record))))?;
+        // The spec declares the list nullable, so `null` is the server's "none"; a
+        // record without the field at all is not its serialiser's output (the spec
+        // forbids other properties and lists this one on every record).
         let alerts = match record.get("activeAlerts") {
-            None | Some(Value::Null) => return Ok(()),
-            Some(Value::Array(alerts)) => alerts,
+            Some(Value::Array(alerts)) => alerts.as_slice(),
+            Some(Value::Null) => &[],
+            None => return Err(decode_err(format!("{named}{} has no activeAlerts", region_of(record)))),
             Some(other) => {
-                return Err(decode_err(format!("{}activeAlerts is {}", dotted(path), kind_name(other))));
+                let named = format!("{named}{}", region_of(record));
+                return Err(decode_err(format!("{named}: activeAlerts is {}, not a list", kind_name(other))));
             }
         };
+        for field in ["regionName", "regionEngName"] {
+            if let Some(v) = record.get(field).filter(|v| !v.is_string() && !v.is_null()) {
+                self.dropped.push(Dropped::new(field, kind_name(v)));
+            }
+        }
         for (j, alert) in alerts.iter().enumerate() {
             let path = format!("{}activeAlerts[{j}]", dotted(path));
             let alert = alert.as_object().ok_or_else(|| decode_err(format!("{path} is {}", kind_name(alert))))?;
@@ -138,7 +160,7 @@ impl Collector {
             None => return Err(decode_err(format!("{path}.type is missing"))),
         };
         let started_at = timestamp(alert.get("lastUpdate"), &format!("{path}.lastUpdate"))?;
-        let (level, threats) = levels(alert.get("activeAlertLevels"), &format!("{path}.activeAlertLevels"))?;
+        let (level, threats) = levels(alert.get("activeAlertLevels"), &mut self.dropped);
 
         let Some(region) = tree.by_feed_id(id) else {
             let id = id.to_string();
@@ -153,10 +175,8 @@ impl Collector {
         if let Some(&i) = self.index.get(&key) {
             let seen = &mut self.alerts[i];
             seen.started_at = seen.started_at.min(started_at);
-            seen.level = stronger(seen.level.take(), level);
-            seen.threats.extend(threats);
-            seen.threats.sort();
-            seen.threats.dedup();
+            seen.level = AlertLevel::stronger(seen.level.take(), level);
+            seen.threats = Threat::merged(seen.threats.drain(..).chain(threats));
             return Ok(());
         }
         self.index.insert(key.clone(), self.alerts.len());
@@ -172,7 +192,7 @@ impl Collector {
     }
 
     fn finish(self) -> Decoded {
-        Decoded { alerts: self.alerts, unmapped: self.unmapped, dropped: Vec::new() }
+        Decoded { alerts: self.alerts, unmapped: self.unmapped, dropped: self.dropped }
     }
 }
 
@@ -225,72 +245,13 @@ fn timestamp(v: Option<&Value>, path: &str) -> Result<DateTime<Utc>, SourceError
         .map_err(|e| decode_err(format!("{path} `{s}`: {e}")))
 }
 
-/// The alert's level (the most serious of its levels) and the threats its reasons name.
-fn levels(v: Option<&Value>, path: &str) -> Result<(Option<AlertLevel>, Vec<Threat>), SourceError> {
-    let entries = match v {
-        None | Some(Value::Null) => return Ok((None, Vec::new())),
-        Some(Value::Array(a)) => a,
-        Some(other) => return Err(decode_err(format!("{path} is {}", kind_name(other)))),
-    };
-    let mut level = None;
-    let mut threats = Vec::new();
-    for (k, entry) in entries.iter().enumerate() {
-        let entry = entry.as_object().ok_or_else(|| decode_err(format!("{path}[{k}] is {}", kind_name(entry))))?;
-        if let Some(name) = entry.get("alertLevel").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
-            level = stronger(level, Some(AlertLevel::parse(name)));
-        }
-        if let Some(reason) = entry.get("reason").and_then(Value::as_str) {
-            threats.extend(threats_in_reason(reason));
-        }
+/// ` (regionId 22)` where the record says which region it is.
+fn region_of(record: &Map<String, Value>) -> String {
+    match record.get("regionId") {
+        Some(Value::String(s)) if !s.trim().is_empty() => format!(" (regionId {})", s.trim()),
+        Some(Value::Number(n)) => format!(" (regionId {n})"),
+        _ => String::new(),
     }
-    threats.sort();
-    threats.dedup();
-    Ok((level, threats))
-}
-
-/// Red over yellow over an unknown level over none; between two unknown levels the
-/// first stays.
-fn stronger(a: Option<AlertLevel>, b: Option<AlertLevel>) -> Option<AlertLevel> {
-    fn rank(l: &Option<AlertLevel>) -> u8 {
-        match l {
-            Some(AlertLevel::Red) => 3,
-            Some(AlertLevel::Yellow) => 2,
-            Some(AlertLevel::Unknown(_)) => 1,
-            None => 0,
-        }
-    }
-    if rank(&b) > rank(&a) { b } else { a }
-}
-
-/// The threats a level's Ukrainian `reason` names ("Ракетна загроза (червоний
-/// рівень)", "Дронова загроза", "Загроза застосування КАБ"). Only words that say
-/// what flies count; a reason with none names no threat rather than a guessed one.
-pub fn threats_in_reason(reason: &str) -> Vec<Threat> {
-    let lower = reason.to_lowercase();
-    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    let has = |prefixes: &[&str]| words.iter().any(|w| prefixes.iter().any(|p| w.starts_with(p)));
-    let mut threats = Vec::new();
-    if has(&["баліст"]) {
-        threats.push(Threat::BallisticMissiles);
-    } else if has(&["ракет", "крилат"]) {
-        // "Ракетна загроза" without "балістична": the feed's generic missile threat,
-        // the same as alerts.in.ua's `missile`.
-        threats.push(Threat::CruiseMissiles);
-    }
-    if has(&["дрон", "бпла", "безпілот", "шахед", "shahed"]) {
-        threats.push(Threat::Drones);
-    }
-    // КАБ as a word of its own (and its plural), not the start of "кабель".
-    let kab = words.iter().any(|w| matches!(*w, "каб" | "каби" | "кабів" | "кабами" | "кабах"));
-    if kab || has(&["авіабомб"]) || (has(&["керован"]) && has(&["бомб"])) {
-        threats.push(Threat::GuidedBombs);
-    }
-    if has(&["авіаці", "літак", "винищувач"]) {
-        threats.push(Threat::Aircraft);
-    }
-    threats.sort();
-    threats.dedup();
-    threats
 }
 
 /// A name for an id no region carries: the alert's own name if it has one, the
@@ -322,7 +283,9 @@ fn unmapped_title(record: &Map<String, Value>, alert: &Map<String, Value>, id: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::ThreatKind;
     use crate::regions::{Level, Localized, Region, RegionId};
+    use crate::sources::Dropped;
 
     const OBLAST: &str = "UA63000000000041885";
     const RAION: &str = "UA63080000000032022";
@@ -431,53 +394,59 @@ mod tests {
         for bad in ["<html>502</html>", &full[..full.len() / 2], "", "{}", "null", "[1]", r#"[{"activeAlerts":{}}]"#] {
             assert!(matches!(decode_alerts(bad.as_bytes(), &tree()), Err(SourceError::Decode(_))), "{bad:?}");
         }
-        // No alerts is a valid answer: null, missing or empty activeAlerts.
-        for empty in ["[]", r#"[{"regionId":"22"}]"#, r#"[{"regionId":"22","activeAlerts":null}]"#] {
+        // No alerts is a valid answer: no records, or an empty or null (the spec's
+        // nullable) activeAlerts.
+        for empty in ["[]", r#"[{"regionId":"22","activeAlerts":[]}]"#, r#"[{"regionId":"22","activeAlerts":null}]"#] {
             let d = decode_alerts(empty.as_bytes(), &tree()).expect(empty);
             assert_eq!(d, Decoded::default());
         }
     }
 
+    /// A missing list is not an empty one: read as one, it would end every alert of
+    /// that region once the implausible-snapshot hold ran out.
     #[test]
-    fn levels_take_the_most_serious_and_keep_unknown_names() {
-        let with_levels = |levels: &str| {
-            format!(
-                r#"[{{"regionId":"22","activeAlerts":[{{"regionId":"22","type":"AIR","lastUpdate":"2025-01-15T10:00:00Z","activeAlertLevels":{levels}}}]}}]"#
-            )
-        };
+    fn a_record_without_active_alerts_is_refused_naming_it() {
+        let good = record("22", &alert("22", "AIR", "2025-01-15T10:00:00Z"));
         let cases = [
-            (r#"[{"alertLevel":"Yellow"},{"alertLevel":"Red"}]"#, Some(AlertLevel::Red)),
-            (r#"[{"alertLevel":"Yellow"}]"#, Some(AlertLevel::Yellow)),
-            (r#"[{"alertLevel":"Orange"},{"alertLevel":"Yellow"}]"#, Some(AlertLevel::Yellow)),
-            (r#"[{"alertLevel":"Orange"}]"#, Some(AlertLevel::Unknown("Orange".into()))),
-            (r#"[{"reason":"Ракетна загроза"}]"#, None),
-            ("[]", None),
-            ("null", None),
+            (
+                format!(
+                    r#"[{good},{good},{{"regionId":"22","regionType":"State","regionName":"Харківська область"}}]"#
+                ),
+                "record 3 (regionId 22) has no activeAlerts",
+            ),
+            (
+                r#"[{"regionId":22,"activeAlerts":"none"}]"#.to_owned(),
+                "record 1 (regionId 22): activeAlerts is a string, not a list",
+            ),
+            (r#"[{"regionName":"Харківська область"}]"#.to_owned(), "record 1 has no activeAlerts"),
         ];
-        for (levels, expect) in cases {
-            let d = decode_alerts(with_levels(levels).as_bytes(), &tree()).expect(levels);
-            assert_eq!(d.alerts[0].level, expect, "{levels}");
+        for (body, expect) in cases {
+            match decode_alerts(body.as_bytes(), &tree()) {
+                Err(SourceError::Decode(msg)) => assert_eq!(msg, expect),
+                other => panic!("{body}: {other:?}"),
+            }
         }
-        assert!(decode_alerts(with_levels(r#"{"alertLevel":"Red"}"#).as_bytes(), &tree()).is_err());
+        match decode_record(br#"{"regionId":"22","regionType":"State"}"#, &tree()) {
+            Err(SourceError::Decode(msg)) => assert_eq!(msg, "the record (regionId 22) has no activeAlerts"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn threats_come_from_recognised_reasons_only() {
-        let cases: [(&str, &[Threat]); 10] = [
-            ("Ракетна загроза (червоний рівень)", &[Threat::CruiseMissiles]),
-            ("Загроза балістичних ракет", &[Threat::BallisticMissiles]),
-            ("Загроза крилатих ракет", &[Threat::CruiseMissiles]),
-            ("Дронова загроза (жовтий рівень)", &[Threat::Drones]),
-            ("Загроза ударних БПЛА типу «Шахед»", &[Threat::Drones]),
-            ("Загроза застосування КАБ", &[Threat::GuidedBombs]),
-            ("Загроза застосування керованих авіабомб", &[Threat::GuidedBombs]),
-            ("Активність тактичної авіації", &[Threat::Aircraft]),
-            ("Ракети та дрони", &[Threat::CruiseMissiles, Threat::Drones]),
-            ("Пошкоджено кабель, загроза невідома", &[]),
-        ];
-        for (reason, expect) in cases {
-            assert_eq!(threats_in_reason(reason), expect, "{reason}");
-        }
+    fn region_names_of_the_wrong_shape_are_dropped_and_listed_never_the_alert() {
+        let body = format!(
+            r#"[{{"regionId":"22","regionName":{{}},"regionEngName":7,"activeAlerts":[{}]}}]"#,
+            alert("22", "AIR", "2025-01-15T10:00:00Z")
+        );
+        let d = decode_alerts(body.as_bytes(), &tree()).expect("decodes");
+        assert_eq!(d.alerts.len(), 1);
+        assert_eq!(d.dropped, vec![Dropped::new("regionName", "an object"), Dropped::new("regionEngName", "a number")]);
+        // Enrichment nested in an alert is dropped the same way (`levels.rs`).
+        let levels =
+            alert("22", "AIR", "2025-01-15T10:00:00Z").replace('}', r#","activeAlertLevels":{"alertLevel":"Red"}}"#);
+        let d = decode_alerts(format!("[{}]", record("22", &levels)).as_bytes(), &tree()).expect("decodes");
+        assert_eq!(d.alerts.len(), 1);
+        assert_eq!(d.dropped, vec![Dropped::new("activeAlertLevels", "an object instead of a list")]);
     }
 
     #[test]
@@ -496,7 +465,13 @@ mod tests {
         let a = &d.alerts[0];
         assert_eq!(a.started_at, DateTime::parse_from_rfc3339("2025-01-15T10:00:00Z").unwrap());
         assert_eq!(a.level, Some(AlertLevel::Red));
-        assert_eq!(a.threats, vec![Threat::CruiseMissiles, Threat::Drones]);
+        assert_eq!(
+            a.threats,
+            vec![
+                Threat::at(ThreatKind::UnspecifiedMissiles, AlertLevel::Red),
+                Threat::at(ThreatKind::Drones, AlertLevel::Yellow)
+            ]
+        );
     }
 
     #[test]

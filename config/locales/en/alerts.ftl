@@ -11,16 +11,26 @@ alert-updated = Update: { $kind }
 alert-level-red = Red level: a direct threat.
 alert-level-yellow = Yellow level: a lower-tier threat.
 alert-level-unknown = Threat level as reported by the source.
+# A yellow alert carrying a red-level threat (alerts.in.ua gives each threat its own level).
+alert-level-yellow-red-threat = Yellow level, but a red-level threat: { $threats }.
 alert-threats = Threat: { $threats }
+# One threat's level, where it differs from its alert's.
+threat-level-red = { $threat } (red level)
+threat-level-yellow = { $threat } (yellow level)
 # Parts of the region another alert decides: on an all-clear it goes on there.
 alert-goes-on = The alert goes on in: { $places }
 alert-already = Already under alert: { $places }
 
 threat-ballistic_missiles = ballistic missiles
 threat-cruise_missiles = cruise missiles
+threat-unspecified_missiles = missiles
 threat-drones = attack drones
 threat-guided_bombs = guided aerial bombs
-threat-aircraft = military aircraft
+threat-aircraft = tactical aviation
+threat-strategic_aviation = strategic aviation
+threat-mig31k_departure = MiG-31K takeoff
+threat-air_defense = air defence at work
+threat-unidentified = unidentified threat
 
 alert-kind-air_raid = Air raid alert
 alert-kind-artillery = Artillery shelling threat
@@ -66,6 +76,7 @@ evac-change-expiry = dates
 sms-alert-updated = Update: { $kind }: { $place }
 sms-alert-ended = All clear: { $kind }: { $place }
 sms-level-yellow = Yellow level
+sms-level-yellow-red-threat = Yellow level, red threat: { $threats }
 sms-assembly = Assembly: { $point }
 sms-advice-air_raid = Shelter now!
 sms-advice-artillery = Take shelter!

@@ -11,16 +11,26 @@ alert-updated = Оновлення: { $kind }
 alert-level-red = Червоний рівень: пряма загроза.
 alert-level-yellow = Жовтий рівень: загроза нижчого рівня.
 alert-level-unknown = Рівень загрози за даними джерела.
+# Жовта тривога з загрозою червоного рівня (alerts.in.ua: рівень кожної загрози свій).
+alert-level-yellow-red-threat = Жовтий рівень, але загроза червоного рівня: { $threats }.
 alert-threats = Загроза: { $threats }
+# Рівень окремої загрози, коли він інший, ніж у тривоги.
+threat-level-red = { $threat } (червоний рівень)
+threat-level-yellow = { $threat } (жовтий рівень)
 # Частини регіону, де триває інша тривога: при відбої вона там триває.
 alert-goes-on = Тривога триває: { $places }
 alert-already = Уже під тривогою: { $places }
 
 threat-ballistic_missiles = балістичні ракети
 threat-cruise_missiles = крилаті ракети
+threat-unspecified_missiles = ракети
 threat-drones = ударні дрони
 threat-guided_bombs = керовані авіабомби
-threat-aircraft = військова авіація
+threat-aircraft = тактична авіація
+threat-strategic_aviation = стратегічна авіація
+threat-mig31k_departure = зліт МіГ-31К
+threat-air_defense = робота ППО
+threat-unidentified = невідома загроза
 
 alert-kind-air_raid = Повітряна тривога
 alert-kind-artillery = Загроза артобстрілу
@@ -66,6 +76,7 @@ evac-change-expiry = строки
 sms-alert-updated = Оновлення: { $kind }: { $place }
 sms-alert-ended = Відбій: { $kind }: { $place }
 sms-level-yellow = Жовтий рівень
+sms-level-yellow-red-threat = Жовтий рівень, червона загроза: { $threats }
 sms-assembly = Збір: { $point }
 sms-advice-air_raid = В укриття!
 sms-advice-artillery = В укриття!

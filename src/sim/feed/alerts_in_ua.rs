@@ -9,8 +9,11 @@
 //! - every answer carries `Last-Modified`, and `If-Modified-Since` at or after
 //!   the last change gets 304 with an empty body.
 //!
-//! An alert's `alert_level` and `threats` are listed only when set, as the
-//! live API adds them only to some alerts.
+//! Body shape as the official Python client `alerts_in_ua` 0.4.0 reads it
+//! (DESIGN §11): `location_title_en`, `notes`, `calculated` and `country`
+//! on every alert, `alert_level` when set (bodies before levels had none), and
+//! `threats` as objects `{threat_type, level, started_at, source_message}`
+//! when the alert has any (the live API leaves the key out otherwise).
 
 use std::sync::Arc;
 
@@ -35,6 +38,14 @@ async fn active_alerts(State(sim): State<Arc<Inner>>, RawQuery(query): RawQuery,
         Some(Fault::EmptyList) => {
             tracing::debug!("feed sim: injected empty list");
             return with_last_modified(ok_json(render(&sim.cfg, &view, true), false), &view);
+        }
+        Some(Fault::ListMissing) => {
+            tracing::debug!("feed sim: injected body without alerts");
+            let mut body: Value = serde_json::from_str(&render(&sim.cfg, &view, false)).unwrap_or_default();
+            if let Some(o) = body.as_object_mut() {
+                o.remove("alerts");
+            }
+            return with_last_modified(ok_json(body.to_string(), false), &view);
         }
         Some(f) => {
             if let Some(answer) = common_fault(&sim, FeedKind::AlertsInUa, &f).await {
@@ -105,6 +116,7 @@ fn render(cfg: &FeedSimConfig, view: &View, empty: bool) -> String {
                 let mut alert = json!({
                     "id": id,
                     "location_title": a.location_title,
+                    "location_title_en": a.location_title_en,
                     "location_type": a.location_type,
                     "location_uid": uid,
                     "location_oblast": a.location_oblast,
@@ -120,8 +132,22 @@ fn render(cfg: &FeedSimConfig, view: &View, empty: bool) -> String {
                 if let Some(level) = &a.alert_level {
                     alert["alert_level"] = json!(level);
                 }
-                if !a.threats.is_empty() {
-                    alert["threats"] = json!(a.threats);
+                if let Some(raw) = &a.threats_as_sent {
+                    alert["threats"] = raw.clone();
+                } else if !a.threats.is_empty() {
+                    let threats: Vec<Value> = a
+                        .threats
+                        .iter()
+                        .map(|t| {
+                            json!({
+                                "threat_type": t.threat_type,
+                                "level": t.level,
+                                "started_at": api_timestamp(t.started_at.unwrap_or(a.started_at)),
+                                "source_message": t.source_message,
+                            })
+                        })
+                        .collect();
+                    alert["threats"] = json!(threats);
                 }
                 alert
             })

@@ -291,7 +291,7 @@ fn render_message(
         if let Some(level) = &a.alert_level {
             params.push(("alert_level", level));
         }
-        params.extend(a.threats.iter().map(|t| ("threat", t.as_str())));
+        params.extend(a.threats.iter().map(|t| ("threat", t.threat_type.as_str())));
         for (name, value) in params {
             let _ = writeln!(
                 x,

@@ -27,8 +27,9 @@
 //! Injected faults (`FeedSim::inject_for`) are queued per feed and replace
 //! that feed's next answers, before authentication and rate limiting, and do
 //! not count towards the rate limit: they model the path to the API failing,
-//! not the API refusing. Two are different: [`Fault::EmptyList`] waits for a
-//! request that lists alerts (a status or regions request leaves it queued),
+//! not the API refusing. Two are different: [`Fault::EmptyList`] (and
+//! [`Fault::ListMissing`]) waits for a request that lists alerts (a status or
+//! regions request leaves it queued),
 //! and [`Fault::Stall`] goes through the normal path but serves the timeline
 //! as it stood when the stall began, for as many requests as it was injected
 //! — a feed whose data has stopped moving while it still answers 200.
@@ -120,18 +121,53 @@ pub struct SimAlert {
     /// `nuclear`, or anything else the adapter must tolerate.
     pub alert_type: String,
     pub started_at: DateTime<Utc>,
-    /// alerts.in.ua `alert_level` (`red`, `yellow`, …); ukrainealarm renders
-    /// it as an `activeAlertLevels` entry.
+    /// alerts.in.ua `location_title_en`; `null` when `None`. ukrainealarm's
+    /// `regionEngName` of an oblast record (else `""`, as the provider sends).
+    pub location_title_en: Option<String>,
+    /// alerts.in.ua `alert_level` (`red`, `yellow`, …), left out when `None`
+    /// as in bodies from before levels; ukrainealarm renders it as an
+    /// `activeAlertLevels` entry when the alert has no threats.
     pub alert_level: Option<String>,
-    /// alerts.in.ua `threats` (`ballistic`, `drones`, …); ukrainealarm says
-    /// them in the level's Ukrainian `reason`.
-    pub threats: Vec<String>,
+    /// alerts.in.ua `threats`, listed as objects (`threat_type`, `level`,
+    /// `started_at`, `source_message`) when any; ukrainealarm says them in
+    /// one `activeAlertLevels` entry per level, its Ukrainian `reason`
+    /// naming them.
+    pub threats: Vec<SimThreat>,
+    /// alerts.in.ua `threats` served exactly as given instead of rendering
+    /// `threats`: plain names as older bodies had, or garbage the adapter
+    /// must survive. The other feeds ignore it.
+    pub threats_as_sent: Option<serde_json::Value>,
     /// The region's KATOTTG code, for the CAP geocode (omitted when `None`).
     pub katottg: Option<String>,
     /// The sender's instruction per language tag (`uk-UA`, `en-US`), e.g. where to
     /// gather for an evacuation. Only the CAP feed carries it (`<instruction>`); the
     /// JSON feeds have no such field.
     pub instructions: Vec<(String, String)>,
+}
+
+/// One threat of an alert, as the live alerts.in.ua API lists it (its
+/// official Python client 0.4.0, DESIGN §11).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimThreat {
+    /// `threat_type`: `tactic_aircraft_activity`, `strategic_aircraft_activity`,
+    /// `mig31k_departure`, `ballistic_missiles`, `cruise_missiles`,
+    /// `unspecified_missiles`, `drones`, `guided_aerial_bombs`, `air_defense`,
+    /// `unknown`, or anything else the adapter must tolerate.
+    pub threat_type: String,
+    /// `red` or `yellow`: the threat's own level, which may differ from its
+    /// alert's (a yellow alert can carry a red threat).
+    pub level: String,
+    /// `started_at`; the alert's start when `None`.
+    pub started_at: Option<DateTime<Utc>>,
+    /// `source_message`, the words the threat was read from; `null` when `None`.
+    pub source_message: Option<String>,
+}
+
+impl SimThreat {
+    /// A threat of `threat_type` at `level`, from its alert's start, without words.
+    pub fn new(threat_type: &str, level: &str) -> SimThreat {
+        SimThreat { threat_type: threat_type.to_owned(), level: level.to_owned(), ..SimThreat::default() }
+    }
 }
 
 impl SimAlert {
@@ -158,6 +194,11 @@ pub enum Fault {
     Truncated,
     /// 200 with a valid body listing no alerts.
     EmptyList,
+    /// 200 with a body whose list of alerts is missing, not empty: alerts.in.ua
+    /// without `alerts`, ukrainealarm records without `activeAlerts` (a
+    /// serialiser bug or a rewriting proxy). Waits for a listing request, like
+    /// [`Fault::EmptyList`]; the CAP feed answers normally.
+    ListMissing,
     /// The normal answer, from the timeline as it stood when the stall began.
     Stall,
     /// 401 with the feed's body, as ukrainealarm answers throttling.
@@ -581,7 +622,7 @@ impl Inner {
         let lane = st.lane(feed);
         lane.requests += 1;
         let fault = match lane.faults.front() {
-            Some(Fault::EmptyList) if !lists => None,
+            Some(Fault::EmptyList | Fault::ListMissing) if !lists => None,
             Some(_) => lane.faults.pop_front(),
             None if lane.revoked => Some(Fault::Unauthorized),
             None => None,
@@ -710,7 +751,7 @@ async fn common_fault(sim: &Inner, feed: FeedKind, fault: &Fault) -> Option<Resp
             tracing::debug!(?feed, "feed sim: injected 401");
             Some(error_answer(feed, StatusCode::UNAUTHORIZED))
         }
-        Fault::Truncated | Fault::EmptyList | Fault::Stall => None,
+        Fault::Truncated | Fault::EmptyList | Fault::ListMissing | Fault::Stall => None,
     }
 }
 

@@ -17,8 +17,13 @@
 //! raions' and hromadas' (grouped by `location_oblast_uid`), each with its
 //! own `regionId`. The sim serves whatever the timeline holds, oblast-level
 //! air raids included, which the real provider has not raised since November
-//! 2025. An alert with a level gets one `activeAlertLevels` entry whose
-//! `reason` says its threats in Ukrainian. `/api/v3/regions` is the tree of
+//! 2025. An alert with threats gets one `activeAlertLevels` entry per level
+//! its threats are at (`alertLevel`, a Ukrainian `reason` naming them, and
+//! `createdAt`), as the provider's own clients' fixtures show ("Ракетна
+//! загроза (червоний рівень)" beside "Дронова загроза (жовтий рівень)"); an
+//! alert with a level and no threats gets one entry at that level.
+//! `regionEngName` is a string, `""` where the sim has no English name, as
+//! the provider sends for communities. `/api/v3/regions` is the tree of
 //! every region the timeline has named, children flat under their oblast. A
 //! webhook push is the oblast's record, with an empty `activeAlerts` once
 //! nothing is active there.
@@ -80,11 +85,16 @@ async fn answer(sim: &Inner, headers: &HeaderMap, ask: Ask) -> Response {
     let (fault, view) = sim.begin(FEED, headers, lists);
     let mut truncate = false;
     let mut empty = false;
+    let mut list_missing = false;
     match fault {
         Some(Fault::Truncated) => truncate = true,
         Some(Fault::EmptyList) => {
             tracing::debug!("feed sim: injected empty list");
             empty = true;
+        }
+        Some(Fault::ListMissing) => {
+            tracing::debug!("feed sim: injected records without activeAlerts");
+            list_missing = true;
         }
         Some(f) => {
             if let Some(answer) = common_fault(sim, FEED, &f).await {
@@ -104,8 +114,8 @@ async fn answer(sim: &Inner, headers: &HeaderMap, ask: Ask) -> Response {
         }
     }
     // Only a whole `/api/v3/alerts` list counts as the version served.
-    let whole_list = matches!(ask, Ask::Alerts) && !empty && !truncate;
-    let body = {
+    let whole_list = matches!(ask, Ask::Alerts) && !empty && !truncate && !list_missing;
+    let mut body = {
         let st = sim.lock();
         match ask {
             Ask::Alerts if empty => json!([]),
@@ -120,6 +130,13 @@ async fn answer(sim: &Inner, headers: &HeaderMap, ask: Ask) -> Response {
             Ask::Regions => regions_tree(&st.regions),
         }
     };
+    if list_missing {
+        for record in body.as_array_mut().into_iter().flatten() {
+            if let Some(r) = record.as_object_mut() {
+                r.remove("activeAlerts");
+            }
+        }
+    }
     if whole_list {
         return served_body(sim, FEED, view.version, "application/json; charset=utf-8", body.to_string());
     }
@@ -156,11 +173,13 @@ fn region_record(view: &View, regions: &BTreeMap<u32, KnownRegion>, id: u32) -> 
 
 fn record(id: u32, region_type: &str, name: &str, alerts: &[&SimAlert]) -> Value {
     let last_update = alerts.iter().map(|a| a.started_at).max().unwrap_or(DateTime::UNIX_EPOCH);
+    let eng_name =
+        alerts.iter().find(|a| a.location_uid == id).and_then(|a| a.location_title_en.clone()).unwrap_or_default();
     json!({
         "regionId": id.to_string(),
         "regionType": region_type,
         "regionName": name,
-        "regionEngName": null,
+        "regionEngName": eng_name,
         "lastUpdate": timestamp(last_update),
         "activeAlerts": alerts.iter().map(|a| alert(a)).collect::<Vec<_>>(),
     })
@@ -173,14 +192,34 @@ fn alert(a: &SimAlert) -> Value {
         "type": alert_type(&a.alert_type),
         "lastUpdate": timestamp(a.started_at),
     });
-    if let Some(level) = &a.alert_level {
-        v["activeAlertLevels"] = json!([{
-            "alertLevel": level_name(level),
-            "reason": reason(level, &a.threats),
-            "createdAt": timestamp(a.started_at),
-        }]);
+    let levels = alert_levels(a);
+    if !levels.is_empty() {
+        v["activeAlertLevels"] = json!(levels);
     }
     v
+}
+
+/// One entry per level the alert's threats are at, red first; with no threats,
+/// one entry at the alert's level, if it has one.
+fn alert_levels(a: &SimAlert) -> Vec<Value> {
+    let mut by_level: BTreeMap<String, (Vec<&str>, DateTime<Utc>)> = BTreeMap::new();
+    for t in &a.threats {
+        let entry = by_level.entry(level_name(&t.level)).or_insert((Vec::new(), DateTime::<Utc>::MAX_UTC));
+        entry.0.push(&t.threat_type);
+        entry.1 = entry.1.min(t.started_at.unwrap_or(a.started_at));
+    }
+    if by_level.is_empty()
+        && let Some(level) = &a.alert_level
+    {
+        by_level.insert(level_name(level), (Vec::new(), a.started_at));
+    }
+    // "Red" sorts before "Yellow".
+    by_level
+        .into_iter()
+        .map(|(level, (threats, created))| {
+            json!({ "alertLevel": level, "reason": reason(&level, &threats), "createdAt": timestamp(created) })
+        })
+        .collect()
 }
 
 /// `/api/v3/regions`: oblasts with their known children, flat.
@@ -242,27 +281,8 @@ fn level_name(level: &str) -> String {
 /// A reason text in the provider's style: "Загроза балістичних ракет, дронова
 /// загроза (червоний рівень)". Threats the sim cannot say go through as
 /// written, which the adapter will not read as a threat.
-fn reason(level: &str, threats: &[String]) -> String {
-    let mut parts: Vec<String> = threats
-        .iter()
-        .map(|t| {
-            let t = t.to_ascii_lowercase();
-            let phrase = if t.contains("ballistic") {
-                "загроза балістичних ракет"
-            } else if t.contains("cruise") || t.contains("missile") || t.contains("rocket") {
-                "загроза крилатих ракет"
-            } else if t.contains("drone") || t.contains("uav") || t.contains("shahed") {
-                "дронова загроза"
-            } else if t.contains("bomb") || t == "kab" || t == "kabs" {
-                "загроза застосування КАБ"
-            } else if t.contains("aircraft") || t.contains("aviation") {
-                "активність тактичної авіації"
-            } else {
-                return t;
-            };
-            phrase.to_owned()
-        })
-        .collect();
+fn reason(level: &str, threats: &[&str]) -> String {
+    let mut parts: Vec<String> = threats.iter().map(|t| phrase(t)).collect();
     if parts.is_empty() {
         parts.push("загроза".to_owned());
     }
@@ -276,6 +296,27 @@ fn reason(level: &str, threats: &[String]) -> String {
         other => format!("рівень {other}"),
     };
     format!("{text} ({tier})")
+}
+
+/// An alerts.in.ua `threat_type` (or an older plain name) in Ukrainian.
+fn phrase(threat_type: &str) -> String {
+    let t = threat_type.to_ascii_lowercase();
+    let said = match t.as_str() {
+        "tactic_aircraft_activity" => "активність тактичної авіації",
+        "strategic_aircraft_activity" => "активність стратегічної авіації",
+        "mig31k_departure" => "зліт МіГ-31К",
+        "unspecified_missiles" => "ракетна загроза",
+        "air_defense" => "робота ППО",
+        "unknown" => "загроза",
+        _ if t.contains("ballistic") => "загроза балістичних ракет",
+        _ if t.contains("cruise") => "загроза крилатих ракет",
+        _ if t.contains("missile") || t.contains("rocket") => "ракетна загроза",
+        _ if t.contains("drone") || t.contains("uav") || t.contains("shahed") => "дронова загроза",
+        _ if t.contains("bomb") || t == "kab" || t == "kabs" => "загроза застосування КАБ",
+        _ if t.contains("aircraft") || t.contains("aviation") => "активність тактичної авіації",
+        _ => return t,
+    };
+    said.to_owned()
 }
 
 /// `2025-01-15T10:00:00Z`, with a fraction only when there is one.
@@ -331,14 +372,48 @@ pub(super) async fn push_worker(sim: Arc<Inner>, mut queue: mpsc::UnboundedRecei
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::feed::SimThreat;
 
     #[test]
     fn reasons_say_the_threats_and_the_tier() {
         assert_eq!(
-            reason("red", &["ballistic".into(), "drones".into()]),
+            reason("red", &["ballistic_missiles", "drones"]),
             "Загроза балістичних ракет, дронова загроза (червоний рівень)"
         );
+        assert_eq!(reason("Red", &["unspecified_missiles"]), "Ракетна загроза (червоний рівень)");
         assert_eq!(reason("Yellow", &[]), "Загроза (жовтий рівень)");
-        assert_eq!(reason("orange", &["hypersonic".into()]), "Hypersonic (рівень orange)");
+        assert_eq!(reason("orange", &["hypersonic"]), "Hypersonic (рівень orange)");
+    }
+
+    #[test]
+    fn one_level_entry_per_level_of_the_threats() {
+        let start = DateTime::from_timestamp(1_790_000_000, 0).expect("time");
+        let a = SimAlert {
+            alert_level: Some("yellow".into()),
+            threats: vec![
+                SimThreat::new("drones", "yellow"),
+                SimThreat {
+                    started_at: Some(start + chrono::TimeDelta::seconds(60)),
+                    ..SimThreat::new("unspecified_missiles", "red")
+                },
+            ],
+            started_at: start,
+            ..SimAlert::default()
+        };
+        assert_eq!(
+            alert_levels(&a),
+            vec![
+                json!({"alertLevel": "Red", "reason": "Ракетна загроза (червоний рівень)", "createdAt": "2026-09-21T14:14:20Z"}),
+                json!({"alertLevel": "Yellow", "reason": "Дронова загроза (жовтий рівень)", "createdAt": "2026-09-21T14:13:20Z"}),
+            ]
+        );
+        let plain = SimAlert { alert_level: Some("red".into()), started_at: start, ..SimAlert::default() };
+        assert_eq!(
+            alert_levels(&plain),
+            vec![
+                json!({"alertLevel": "Red", "reason": "Загроза (червоний рівень)", "createdAt": "2026-09-21T14:13:20Z"})
+            ]
+        );
+        assert!(alert_levels(&SimAlert::default()).is_empty());
     }
 }
