@@ -5,11 +5,13 @@
 //! by exit code. Each runs the real binary on the shipped config pointed at the
 //! simulators.
 
-use std::io::BufRead;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::child::{Sirena as Daemon, WAIT};
 
 use sirena::sim::feed::{Fault, FeedKind, FeedSim, FeedSimConfig};
 use sirena::sim::telegram::{TelegramSim, TelegramSimConfig};
@@ -17,9 +19,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sirena");
-/// Only a failure waits this long: a debug build on a busy machine takes a few seconds
-/// to load the regions.
-const WAIT: Duration = Duration::from_secs(60);
 
 struct World {
     feed: FeedSim,
@@ -99,93 +98,6 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// `sirena run`, its log read as it comes.
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Daemon {
-    fn start(config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .env_remove("TELEGRAM_BOT_TOKEN")
-            .env_remove("ALERTS_IN_UA_TOKEN")
-            .env_remove("UKRAINEALARM_TOKEN")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("sirena starts");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Daemon { child, lines, log: Vec::new() }
-    }
-
-    /// Waits for the process to end on its own: its exit code, how long it took from
-    /// now, and its whole log.
-    fn exit(mut self) -> (Option<i32>, Duration, String) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-                    self.log.push(line);
-                }
-                return (status.code(), started.elapsed(), self.log.join("\n"));
-            }
-            if started.elapsed() > WAIT {
-                let _ = self.child.kill();
-                panic!("sirena did not stop; log:\n{}", self.log.join("\n"));
-            }
-            while let Ok(line) = self.lines.try_recv() {
-                self.log.push(line);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until `n` log lines contain `what`; fails if the process ends first.
-    fn wait_for_lines(&mut self, what: &str, n: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.log.iter().filter(|l| l.contains(what)).count() < n {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => self.log.push(line),
-                Err(_) => panic!("{n} lines with `{what}` never came; log:\n{}", self.log.join("\n")),
-            }
-        }
-    }
-
-    fn still_running(&mut self) -> bool {
-        self.child.try_wait().expect("wait").is_none()
-    }
-
-    /// SIGTERM; the exit code.
-    fn stop(mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "sirena did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// The last line of the log, which `sirena run` prints on its way out.
 fn last_line(log: &str) -> &str {
     log.lines().last().unwrap_or_default()
@@ -248,7 +160,7 @@ async fn a_ukrainealarm_key_refused_on_its_first_request_stops_sirena_naming_its
         assert!(Instant::now() < deadline && daemon.still_running(), "never ready: {:?}", w.health());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(daemon.stop().0.code(), Some(0));
     w.stop().await;
 }
 
@@ -283,7 +195,7 @@ async fn a_feed_that_fails_at_start_is_not_fatal_and_sirena_health_follows_readi
     };
     assert_eq!(said, "ready: 1 of 1 sources healthy, Telegram answers\n");
     assert!(w.feed.requests_for(FeedKind::AlertsInUa) >= 4, "three failures, then answers");
-    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(daemon.stop().0.code(), Some(0));
     w.stop().await;
 }
 
@@ -311,6 +223,6 @@ async fn telegram_unreachable_at_start_is_not_fatal_the_daemon_stays_up_not_read
     assert_eq!(code, Some(1), "{said}");
     assert!(said.starts_with("not ready: the bot has not reached Telegram yet"), "{said}");
     assert_eq!(said.lines().count(), 1, "{said}");
-    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(daemon.stop().0.code(), Some(0));
     w.stop().await;
 }

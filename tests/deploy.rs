@@ -4,16 +4,14 @@
 //! it goes to a file or the journal. Each runs the real `sirena run` binary on a config
 //! with no feeds and no Telegram, so no simulator is needed.
 
-use std::io::BufRead;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
+
+use common::child::Sirena as Daemon;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sirena");
-/// Only a failure waits this long (a debug build on a busy machine loads the tree in a
-/// few seconds).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A config directory at `root/etc/sirena/config` with the shipped regions and locales
 /// and a `sirena.toml` of just `settings`.
@@ -22,85 +20,6 @@ fn config_dir(root: &Path, settings: &str) -> PathBuf {
     sirena::demo::write_embedded_config(&dir).expect("config");
     std::fs::write(dir.join("sirena.toml"), settings).expect("sirena.toml");
     dir
-}
-
-/// `sirena run` with stderr piped (not a terminal), its log lines sent as they come.
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Daemon {
-    fn start(config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .env_remove("STATE_DIRECTORY")
-            .env_remove("SIRENA_LOG_FORMAT")
-            .env_remove("NO_COLOR")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("sirena starts");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Daemon { child, lines, log: Vec::new() }
-    }
-
-    /// Waits for the log line that says the daemon runs.
-    fn running(&mut self) {
-        self.wait_for("sirena running");
-    }
-
-    /// Waits for a log line containing `what`; fails on exit or after [`START_TIMEOUT`].
-    fn wait_for(&mut self, what: &str) {
-        let deadline = std::time::Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains(what);
-                    self.log.push(line);
-                    if done {
-                        return;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    let exit = self.child.wait();
-                    panic!("no log line with `{what}` ({exit:?}); log:\n{}", self.log.join("\n"));
-                }
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill runs").success());
-    }
-
-    /// SIGTERM; the exit status and the whole log.
-    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        self.signal("TERM");
-        // The reader thread ends when the daemon closes stderr, at exit.
-        while let Ok(line) = self.lines.recv_timeout(START_TIMEOUT) {
-            self.log.push(line);
-        }
-        let exit = self.child.wait().expect("wait");
-        (exit, self.log)
-    }
 }
 
 fn mode(p: &Path) -> u32 {

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests. Each test crate uses a different subset.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::time::Duration;
 
 use sirena::alerts::{AlertKind, Transition};

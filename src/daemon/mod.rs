@@ -33,8 +33,7 @@ use crate::channels::sms::{Gateway, ReportReader, SmsChannel};
 use crate::channels::telegram::TelegramChannel;
 use crate::channels::{Channel, ChannelKind};
 use crate::config::diff::ConfigChange;
-use crate::config::secret::Secret;
-use crate::config::{self, Config, ConfigErrors};
+use crate::config::{self, Config};
 use crate::dispatch::limits::{RateLimiter, SharedLimiter};
 use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
 use crate::pipeline::{Inputs, Outputs, Pipeline};
@@ -43,119 +42,14 @@ use crate::store::{Backend, NodeId, Store};
 use crate::web::{WebStats, Webhook};
 
 pub use crate::pipeline::Fanout;
+pub use secrets::Secrets;
+use watcher::ConfigWatcher;
+
+mod secrets;
+mod watcher;
 
 /// How long the lanes wait for requests on the wire at shutdown.
 pub const GRACE: Duration = Duration::from_secs(5);
-
-/// Secrets resolved by the caller: from the environment for `sirena run`, from the
-/// simulators for the demo and tests.
-#[derive(Clone, Debug, Default)]
-pub struct Secrets {
-    pub telegram: Option<Secret>,
-    /// The Telegram webhook's secret token (`[telegram] webhook_secret_env`).
-    pub telegram_webhook: Option<Secret>,
-    /// Each source's token, by source name.
-    pub sources: BTreeMap<String, Secret>,
-    /// Each source's webhook secret, by source name.
-    pub webhooks: BTreeMap<String, Secret>,
-    /// Each SMS gateway's token, by gateway name.
-    pub sms: BTreeMap<String, Secret>,
-    /// The secret of each SMS gateway's delivery reports, by gateway name.
-    pub sms_reports: BTreeMap<String, Secret>,
-    /// The PostgreSQL password (`[store] password_env`).
-    pub store_password: Option<Secret>,
-}
-
-impl Secrets {
-    /// Reads every secret the config names from the environment. Every variable that
-    /// is unset or empty is reported in one error, each with what it is for, so an
-    /// operator fixes them all in one go.
-    pub fn from_env(config: &Config) -> anyhow::Result<Secrets> {
-        let mut reader = EnvSecrets::default();
-        let s = &config.settings;
-        let mut secrets = Secrets::default();
-        if let Some(t) = &s.telegram {
-            secrets.telegram = reader.read(&t.token_env, "the Telegram bot token ([telegram] token_env)");
-            if let Some(var) = &t.webhook_secret_env {
-                secrets.telegram_webhook =
-                    reader.read(var, "the Telegram webhook's secret token ([telegram] webhook_secret_env)");
-            }
-        }
-        for source in &s.sources {
-            let c = source.common();
-            if let Some(var) = c.token_env
-                && let Some(token) = reader.read(var, &format!("the token of source {} (its token_env)", c.name))
-            {
-                secrets.sources.insert(c.name.to_owned(), token);
-            }
-            if let Some(var) = source.webhook_secret_env()
-                && let Some(secret) =
-                    reader.read(var, &format!("the webhook secret of source {} (its webhook_secret_env)", c.name))
-            {
-                secrets.webhooks.insert(c.name.to_owned(), secret);
-            }
-        }
-        for g in s.sms.iter().flat_map(|sms| &sms.gateways) {
-            // A generic gateway may have no secret.
-            let token = match g.token_env() {
-                Some(var) => reader.read(var, &format!("the token of SMS gateway {} (its token_env)", g.name())),
-                None => Some(Secret::new(String::new())),
-            };
-            if let Some(token) = token {
-                secrets.sms.insert(g.name().to_owned(), token);
-            }
-            if let Some(var) = g.report_secret_env()
-                && let Some(secret) = reader.read(
-                    var,
-                    &format!("the delivery report secret of SMS gateway {} (its report_secret_env)", g.name()),
-                )
-            {
-                secrets.sms_reports.insert(g.name().to_owned(), secret);
-            }
-        }
-        if let Some(var) = &s.store.password_env {
-            secrets.store_password = reader.read(var, "the PostgreSQL password ([store] password_env)");
-        }
-        reader.finish()?;
-        Ok(secrets)
-    }
-}
-
-/// Reads secrets from the environment, noting every one that is missing.
-#[derive(Default)]
-struct EnvSecrets {
-    /// "TELEGRAM_BOT_TOKEN is not set: the Telegram bot token (...)", one per variable.
-    missing: Vec<String>,
-}
-
-impl EnvSecrets {
-    fn read(&mut self, var: &str, what: &str) -> Option<Secret> {
-        match Secret::from_env(var) {
-            Ok(secret) => Some(secret),
-            Err(e) => {
-                let why = match e {
-                    crate::config::secret::SecretError::Unset(_) => "is not set",
-                    crate::config::secret::SecretError::Empty(_) => "is empty",
-                };
-                let line = format!("{var} {why}: {what}");
-                // One variable may serve two secrets; say it once.
-                if !self.missing.iter().any(|m| m.starts_with(&format!("{var} "))) {
-                    self.missing.push(line);
-                }
-                None
-            }
-        }
-    }
-
-    fn finish(self) -> anyhow::Result<()> {
-        if self.missing.is_empty() {
-            return Ok(());
-        }
-        let n = self.missing.len();
-        let head = if n == 1 { "a secret is missing".to_owned() } else { format!("{n} secrets are missing") };
-        anyhow::bail!("{head}; set each environment variable and start again:\n  {}", self.missing.join("\n  "))
-    }
-}
 
 /// Why the daemon stopped on its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -867,105 +761,6 @@ async fn run_clustered(
             }
         }
     }
-}
-
-/// Watches the config directory and sends every changed, re-validated config. A burst
-/// of file events (an editor's save) becomes one reload. SIGHUP forces a reload.
-struct ConfigWatcher {
-    /// Kept alive for as long as the watch should last; `None` when the platform's
-    /// watcher failed and only SIGHUP reloads.
-    _watcher: Option<notify::RecommendedWatcher>,
-    changes: mpsc::Receiver<()>,
-    /// Installed with the watcher, while the daemon starts: SIGHUP's default action is
-    /// to terminate, so a reload right after the start must already find it.
-    hup: Option<HangupSignal>,
-}
-
-impl ConfigWatcher {
-    fn new(dir: &std::path::Path) -> ConfigWatcher {
-        use notify::Watcher;
-        let (tx, changes) = mpsc::channel::<()>(16);
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok_and(|e| !e.kind.is_access()) {
-                // Full channel: a reload is already pending, which covers this change.
-                let _ = tx.try_send(());
-            }
-        });
-        let watcher = match watcher {
-            Ok(mut w) => match w.watch(dir, notify::RecursiveMode::Recursive) {
-                Ok(()) => Some(w),
-                Err(e) => {
-                    tracing::error!(error = %e, dir = %dir.display(), "cannot watch the config directory; reload with SIGHUP");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "cannot watch the config directory; reload with SIGHUP");
-                None
-            }
-        };
-        ConfigWatcher { _watcher: watcher, changes, hup: hangup_signal() }
-    }
-
-    async fn run(
-        mut self,
-        dir: PathBuf,
-        reloads: mpsc::Sender<Result<Config, ConfigErrors>>,
-        cancel: CancellationToken,
-    ) {
-        let mut hup = self.hup.take();
-        // One reload at once covers a change made between the caller's load and the
-        // watch being set up; applying an unchanged config produces no events.
-        let mut pending = true;
-        loop {
-            if !pending {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    Some(()) = self.changes.recv() => {}
-                    Some(()) = recv_opt(&mut hup) => tracing::info!("SIGHUP: reloading config"),
-                }
-                // Let the editor finish writing, then read once.
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                }
-            }
-            pending = false;
-            while self.changes.try_recv().is_ok() {}
-            let loaded = config::load(&dir);
-            if reloads.send(loaded).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-#[cfg(unix)]
-type HangupSignal = tokio::signal::unix::Signal;
-#[cfg(not(unix))]
-type HangupSignal = ();
-
-#[cfg(unix)]
-fn hangup_signal() -> Option<HangupSignal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
-}
-
-#[cfg(not(unix))]
-fn hangup_signal() -> Option<HangupSignal> {
-    None
-}
-
-#[cfg(unix)]
-async fn recv_opt(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match sig {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-#[cfg(not(unix))]
-async fn recv_opt(_: &mut Option<()>) -> Option<()> {
-    std::future::pending().await
 }
 
 /// Human summary of an event for the timeline: "air_raid started".
