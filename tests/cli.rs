@@ -1,6 +1,8 @@
 //! The `sirena` binary as an operator runs it: `run` refuses to start without its
 //! secrets, and on SIGTERM stops cleanly while pointed at the simulators.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,8 +15,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_sirena");
 
 #[test]
 fn run_without_tokens_lists_every_missing_variable_in_one_run() {
+    let (_tmp, config) = common::shipped_copy();
     let out = Command::new(BIN)
-        .args(["run", "--config", "config"])
+        .args(["run", "--config"])
+        .arg(&config)
         .env_remove("TELEGRAM_BOT_TOKEN")
         .env("ALERTS_IN_UA_TOKEN", " ")
         .output()

@@ -12,14 +12,41 @@ use std::process::Command;
 use sirena::config::{ConfigError, load};
 use tempfile::TempDir;
 
-fn shipped() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+/// The shipped config as git tracks it, in a directory of its own for this test binary:
+/// never `config/` itself, where an operator's `sirena regions import` leaves
+/// generated files (`common::shipped_copy`).
+fn shipped() -> &'static Path {
+    static COPY: std::sync::OnceLock<(TempDir, PathBuf)> = std::sync::OnceLock::new();
+    &COPY.get_or_init(common::shipped_copy).1
 }
 
 fn sirena() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sirena"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("RUST_LOG");
     cmd
+}
+
+/// The files under `config/` that git tracks, relative to it; without git (a tarball),
+/// every file but generated, hidden and backup ones.
+fn tracked_config_files() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let git = Command::new("git").current_dir(root).args(["ls-files", "-z", "--", "config"]).output();
+    let mut files: Vec<String> = match git {
+        Ok(out) if out.status.success() && !out.stdout.is_empty() => String::from_utf8_lossy(&out.stdout)
+            .split('\0')
+            .filter_map(|f| f.strip_prefix("config/"))
+            .map(str::to_owned)
+            .collect(),
+        _ => files_under(&root.join("config"))
+            .into_iter()
+            .filter(|f| {
+                let name = f.rsplit('/').next().unwrap_or(f);
+                !name.contains(".generated.") && !name.starts_with('.') && !name.ends_with('~')
+            })
+            .collect(),
+    };
+    files.sort();
+    files
 }
 
 /// Every file under `dir`, as paths relative to it with `/` separators, sorted.
@@ -47,13 +74,13 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn shipped_config_loads() {
-    let config = load(&shipped()).unwrap_or_else(|e| panic!("shipped config has errors:\n{e}"));
+    let config = load(shipped()).unwrap_or_else(|e| panic!("shipped config has errors:\n{e}"));
     assert!(config.tree.len() > 80, "only {} regions", config.tree.len());
 }
 
 #[test]
 fn check_config_accepts_the_shipped_config() {
-    let out = sirena().args(["check-config", "config"]).output().expect("run sirena");
+    let out = sirena().arg("check-config").arg(shipped()).output().expect("run sirena");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -64,15 +91,17 @@ fn check_config_accepts_the_shipped_config() {
     assert!(stdout.contains("ok ("), "stdout: {stdout}");
 }
 
-/// The demo runs on an embedded copy of `config/`; it must not drift from the files.
+/// The demo, and every test, runs on an embedded copy of `config/`; it must not drift
+/// from the files git tracks there.
 #[test]
 fn demo_embeds_every_config_file_unchanged() {
-    let on_disk = files_under(&shipped());
+    let tracked = tracked_config_files();
     let mut embedded: Vec<String> = sirena::demo::EMBEDDED_CONFIG.iter().map(|(rel, _)| (*rel).to_owned()).collect();
     embedded.sort();
-    assert_eq!(embedded, on_disk, "EMBEDDED_CONFIG lists different files than config/ holds");
+    assert_eq!(embedded, tracked, "EMBEDDED_CONFIG lists different files than git tracks in config/");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     for (rel, text) in sirena::demo::EMBEDDED_CONFIG {
-        let disk = std::fs::read_to_string(shipped().join(rel)).expect("read config file");
+        let disk = std::fs::read_to_string(dir.join(rel)).expect("read config file");
         assert!(disk == *text, "the embedded {rel} differs from config/{rel}");
     }
 }
@@ -112,7 +141,7 @@ impl Scratch {
     fn new() -> Self {
         let tmp = TempDir::new().expect("tempdir");
         let dir = tmp.path().join("config");
-        common::copy_dir(&shipped(), &dir);
+        common::copy_dir(shipped(), &dir);
         Scratch { _tmp: tmp, dir }
     }
 
@@ -178,7 +207,7 @@ fn the_order_the_error_cases_vary_is_valid() {
     let s = Scratch::new();
     s.append("regions/kharkiv.toml", ORDER);
     let config = load(&s.dir).unwrap_or_else(|e| panic!("{e}"));
-    let shipped_orders = load(&shipped()).expect("shipped config").orders.len();
+    let shipped_orders = load(shipped()).expect("shipped config").orders.len();
     assert_eq!(config.orders.len(), shipped_orders + 1);
     let order = config.orders.iter().find(|o| o.id == "kupiansk-2025-05").expect("the appended order");
     assert_eq!(order.targets.len(), 2);
@@ -417,7 +446,7 @@ fn each_mistake_is_reported_at_its_file_and_line() {
 /// that is not UTF-8 is named.
 #[test]
 fn editor_leftovers_bom_and_crlf_in_the_regions_directory() {
-    let shipped_regions = load(&shipped()).expect("shipped config").tree.len();
+    let shipped_regions = load(shipped()).expect("shipped config").tree.len();
     let s = Scratch::new();
     let kharkiv = s.dir.join("regions/kharkiv.toml");
     let text = std::fs::read_to_string(&kharkiv).expect("read");

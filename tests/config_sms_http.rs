@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sirena::config::load;
 use sirena::config::sms::GatewaySettings;
@@ -14,7 +14,7 @@ use tempfile::TempDir;
 fn with_gateway(gateway: &str) -> (TempDir, PathBuf, String, usize) {
     let tmp = TempDir::new().expect("tempdir");
     let dir = tmp.path().join("config");
-    common::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
+    sirena::demo::write_embedded_config(&dir).expect("the shipped config");
     let path = dir.join("sirena.toml");
     let mut text = std::fs::read_to_string(&path).expect("read");
     text.push_str("\n[sms]\nmax_parts = 2\n\n");

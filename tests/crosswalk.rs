@@ -108,7 +108,7 @@ fn imported_feed_ids_map_alerts_and_a_hand_written_one_moves_a_uid_for_a_renamin
     let Some(data) = common::shared_data() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("config");
-    common::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
+    sirena::demo::write_embedded_config(&dir).expect("the shipped config");
     let lists = [FeedList::AlertsInUa(data.join(ALERTS_IN_UA)), FeedList::UkraineAlarm(data.join(UKRAINEALARM))];
     let report = import(&data.join(CODIFIER), &dir, &lists, KeepFeedIds::Refuse).expect("import");
     let placed = report.feed_ids;

@@ -31,8 +31,9 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn a_relative_store_path_goes_into_the_state_directory_when_there_is_one() {
-    let config = sirena::config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).expect("shipped config");
-    assert_eq!(config.store_path_in(None), Path::new(env!("CARGO_MANIFEST_DIR")).join("sirena.db"), "README's path");
+    let (tmp, dir) = common::shipped_copy();
+    let config = sirena::config::load(&dir).expect("shipped config");
+    assert_eq!(config.store_path_in(None), tmp.path().join("sirena.db"), "beside config/, the README's path");
     assert_eq!(config.store_path_in(Some(Path::new("/var/lib/sirena"))), Path::new("/var/lib/sirena/sirena.db"));
     // systemd lists several directories colon-separated when the unit names several.
     assert_eq!(

@@ -19,8 +19,10 @@ struct Decoded {
 }
 
 fn decode(source: &str, file: &Path) -> Decoded {
+    let (_tmp, config) = common::shipped_copy();
     let out = Command::new(BIN)
-        .args(["feed", "decode", "--source", source, "--config", "config"])
+        .args(["feed", "decode", "--source", source, "--config"])
+        .arg(&config)
         .arg(file)
         .output()
         .expect("binary runs");

@@ -1,6 +1,8 @@
 //! Drives the feed simulator over HTTP with reqwest, as the feed adapters
 //! will: alerts.in.ua, ukrainealarm v3 (with webhook pushes) and CAP.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -936,9 +938,7 @@ async fn both_adapters_decode_the_same_timeline_alike() -> TestResult {
     use sirena::sources::{alerts_in_ua, ukrainealarm};
 
     let h = Harness::new().await?;
-    let tree = sirena::config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
-        .unwrap_or_else(|e| panic!("shipped config: {e}"))
-        .tree;
+    let tree = common::shipped().tree;
     let unmapped =
         SimAlert { location_uid: 9999, location_oblast_uid: 9999, location_oblast: "Десь".into(), ..kharkiv() };
     let odd_kind = SimAlert { alert_type: "drone_swarm".into(), ..kharkiv() };

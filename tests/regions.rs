@@ -1,7 +1,8 @@
 //! Name search and containment on the shipped region tree, as residents and the bot use
 //! them.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 
 use sirena::config::Config;
@@ -16,8 +17,7 @@ const LVIV_CITY: &str = "UA46060250010015970";
 const LVIV_OBLAST: &str = "UA46000000000026241";
 
 fn shipped() -> Config {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    sirena::config::load(&dir).unwrap_or_else(|e| panic!("shipped config has errors:\n{e}"))
+    common::shipped()
 }
 
 fn id(s: &str) -> RegionId {
@@ -111,10 +111,11 @@ fn every_ancestor_chain_ends_at_a_top_level_region() {
 
 #[test]
 fn regions_find_prints_both_villages() {
+    let (_tmp, config) = common::shipped_copy();
     let out = Command::new(env!("CARGO_BIN_EXE_sirena"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("RUST_LOG")
-        .args(["regions", "find", "Василівка", "--config", "config"])
+        .args(["regions", "find", "Василівка", "--config"])
+        .arg(&config)
         .output()
         .expect("run sirena");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sirena::config::codifier::{FeedList, ImportError, KeepFeedIds, generated_path, import};
@@ -14,15 +13,6 @@ const KHARKIV_OBLAST: &str = "UA63000000000041885";
 /// A village of Crimea: in the codifier, in no hand-written file.
 const ANDRIIVKA_CRIMEA: &str = "UA01020010010075540";
 const ANDRIIVSKA_HROMADA: &str = "UA01020010000048857";
-
-/// A temporary copy of the shipped config.
-fn shipped_copy() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("config");
-    common::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
-    // A store path that is not shared with anything else.
-    (tmp, dir)
-}
 
 fn sirena(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sirena")).env_remove("RUST_LOG").args(args).output().expect("run sirena")
@@ -35,7 +25,7 @@ fn id(s: &str) -> RegionId {
 #[test]
 fn the_whole_codifier_loads_beside_the_hand_written_files_which_override_it() {
     let Some(data) = common::shared_data() else { return };
-    let (_tmp, dir) = shipped_copy();
+    let (_tmp, dir) = common::shipped_copy();
     let report = import(&data.join(CODIFIER), &dir, &[], KeepFeedIds::Refuse).expect("import");
     assert!(report.changed);
     assert_eq!(report.regions, 31_748, "every row of the codifier");
@@ -82,7 +72,7 @@ fn the_whole_codifier_loads_beside_the_hand_written_files_which_override_it() {
 #[test]
 fn an_override_gives_only_what_it_changes_and_survives_a_re_import() {
     let Some(data) = common::shared_data() else { return };
-    let (_tmp, dir) = shipped_copy();
+    let (_tmp, dir) = common::shipped_copy();
     import(&data.join(CODIFIER), &dir, &[], KeepFeedIds::Refuse).expect("import");
     std::fs::write(
         dir.join("regions/overrides.toml"),
@@ -106,7 +96,7 @@ fn an_override_gives_only_what_it_changes_and_survives_a_re_import() {
 
 #[test]
 fn an_override_of_a_region_that_is_not_generated_is_an_error_at_its_line() {
-    let (_tmp, dir) = shipped_copy();
+    let (_tmp, dir) = common::shipped_copy();
     std::fs::write(
         dir.join("regions/overrides.toml"),
         format!("\n[[region]]\nid = \"{ANDRIIVKA_CRIMEA}\"\nfeed_id = 5\n"),
@@ -120,7 +110,7 @@ fn an_override_of_a_region_that_is_not_generated_is_an_error_at_its_line() {
 
 #[test]
 fn a_broken_codifier_is_reported_by_file_and_line_and_writes_nothing() {
-    let (tmp, dir) = shipped_copy();
+    let (tmp, dir) = common::shipped_copy();
     let csv = tmp.path().join("bad.csv");
     std::fs::write(
         &csv,
@@ -146,7 +136,7 @@ fn a_broken_codifier_is_reported_by_file_and_line_and_writes_nothing() {
 #[test]
 fn a_damaged_generated_file_is_reported_by_check_config_at_its_line() {
     let Some(data) = common::shared_data() else { return };
-    let (_tmp, dir) = shipped_copy();
+    let (_tmp, dir) = common::shipped_copy();
     import(&data.join(CODIFIER), &dir, &[], KeepFeedIds::Refuse).expect("import");
     let path = generated_path(&dir.join("regions"));
     let text = std::fs::read_to_string(&path).expect("read");
@@ -170,7 +160,7 @@ fn a_damaged_generated_file_is_reported_by_check_config_at_its_line() {
 #[test]
 fn a_re_import_without_feed_lists_keeps_every_feed_id_and_one_that_would_lose_some_is_refused() {
     let Some(data) = common::shared_data() else { return };
-    let (tmp, dir) = shipped_copy();
+    let (tmp, dir) = common::shipped_copy();
     let lists = [
         FeedList::AlertsInUa(data.join("alerts_in_ua/locations_hierarchy.json")),
         FeedList::UkraineAlarm(data.join("ukrainealarm/regions_v3_2022-07.json")),

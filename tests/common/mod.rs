@@ -39,9 +39,20 @@ pub fn shared_data() -> Option<std::path::PathBuf> {
     None
 }
 
-/// The shipped config directory, loaded.
+/// A fresh copy of the shipped config as git tracks it (the embedded copy, which
+/// `config::demo_embeds_every_config_file_unchanged` holds equal to the tracked files),
+/// at `<tmp>/config`. Tests never read `config/` itself: an operator following the
+/// README leaves generated and local files there (`sirena regions import`).
+pub fn shipped_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("config");
+    sirena::demo::write_embedded_config(&dir).expect("write the shipped config");
+    (tmp, dir)
+}
+
+/// The shipped config, loaded from a [`shipped_copy`].
 pub fn shipped() -> sirena::config::Config {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let (_tmp, dir) = shipped_copy();
     sirena::config::load(&dir).unwrap_or_else(|e| panic!("shipped config has errors:\n{e}"))
 }
 
