@@ -388,8 +388,8 @@ impl Pipeline {
                     generation,
                     regions = self.config.tree.len(),
                     orders = self.config.orders.len(),
-                    changes = ?changed,
-                    "config reloaded"
+                    "{}",
+                    crate::config::diff::summary(&changed)
                 );
                 // A reload that changed no order or region (texts, or the watcher's
                 // first look at start) is only logged.

@@ -73,7 +73,7 @@ fn sighup_right_after_the_start_reloads_the_config_and_sigterm_then_exits_0() {
     d.signal("HUP");
     d.wait_for("SIGHUP: reloading config");
     // The start's own reload is generation 1; the SIGHUP's comes after it.
-    d.wait_for("config reloaded generation=2");
+    d.wait_for("config reloaded: no order or region changed generation=2");
     let (exit, log) = d.stop();
     assert!(exit.success(), "exit {exit:?}; log:\n{}", log.join("\n"));
 }
@@ -89,6 +89,10 @@ fn the_log_on_a_pipe_has_no_colour_codes() {
     let (exit, log) = d.stop();
     assert!(exit.success(), "exit {exit:?}");
     assert!(log.iter().any(|l| l.contains("no [[source]] configured")), "the warning is logged: {log:?}");
+    assert!(log.iter().any(|l| l.contains("no operators configured: every operator notice")), "{log:?}");
+    let store = config.parent().expect("parent").join("sirena.db");
+    let line = format!("store {} (beside the config directory: STATE_DIRECTORY is not set", store.display());
+    assert!(log.iter().any(|l| l.contains(&line)), "the store is named: {log:?}");
     assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
     let escapes: Vec<&String> = log.iter().filter(|l| l.contains('\u{1b}')).collect();
     assert!(escapes.is_empty(), "ANSI escapes in a log that is not a terminal: {escapes:?}");
