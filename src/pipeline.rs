@@ -541,7 +541,14 @@ impl Pipeline {
     }
 
     fn notice(&self, notice: Notice) {
-        tracing::warn!(?notice, "operator notice");
+        match &notice {
+            // A reload that worked is news, not a warning, and is already logged as a
+            // sentence (`config::diff::summary`).
+            Notice::ConfigApplied { generation, .. } => {
+                tracing::info!(generation, "operator notice: the config reload above")
+            }
+            _ => tracing::warn!(?notice, "operator notice"),
+        }
         let _ = self.out.notices.send(notice);
     }
 
