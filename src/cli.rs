@@ -40,10 +40,15 @@ enum Command {
         #[arg(long)]
         live: bool,
     },
-    /// Validate a config directory; print every error as file:line:col; exit 1 on any.
+    /// Validate a config directory (every error as file:line:col) and the store the
+    /// daemon would use (its directory writable, or PostgreSQL reachable); print the
+    /// warnings; exit 1 on any error.
     CheckConfig {
-        #[arg(default_value = "config")]
-        dir: PathBuf,
+        /// The config directory (sirena.toml, regions/, locales/); the same as --config.
+        dir: Option<PathBuf>,
+        /// The config directory, as every other command takes it. Default: config.
+        #[arg(long = "config", value_name = "DIR")]
+        config_flag: Option<PathBuf>,
     },
     /// Play the Kupiansk scenario against built-in simulators over loopback HTTP.
     Demo {
@@ -180,7 +185,9 @@ enum SubscribersCommand {
     /// Every bad row is reported with its line number and why; the good rows are still
     /// imported, and the exit code is 1. Importing the same file again changes nothing.
     /// An existing subscriber keeps their language; an inactive one is reactivated. A
-    /// running `sirena run` matches the imported subscribers after its next restart.
+    /// `sirena run` on the same store takes the imported subscribers into its matching
+    /// within 5 s, no restart needed. SMS rows are kept when no [sms] gateway is
+    /// configured, with a warning of how many wait for one (exit 0 all the same).
     Import {
         /// The CSV file (UTF-8).
         file: PathBuf,
@@ -411,22 +418,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::CheckConfig { dir } => match config::load(&dir) {
-            Ok(c) => {
-                for w in config::warnings::warnings(&c) {
-                    println!("{w}");
-                }
-                println!("{}: ok ({} regions, {} evacuation orders)", dir.display(), c.tree.len(), c.orders.len());
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    println!("{e}");
-                }
-                eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::CheckConfig { dir, config_flag } => {
+            let dir = match (dir, config_flag) {
+                (Some(a), Some(b)) if a != b => anyhow::bail!(
+                    "two config directories given: {} and --config {}; give one",
+                    a.display(),
+                    b.display()
+                ),
+                (Some(d), _) | (None, Some(d)) => d,
+                (None, None) => PathBuf::from("config"),
+            };
+            let ok = runtime()?.block_on(crate::check_config::run(&dir));
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Demo { source } => {
             let ok = runtime()?.block_on(crate::demo::run(source.into()))?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -559,6 +563,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 report.rejected.len(),
                 report.created
             );
+            if let Some(w) = &report.sms_waiting {
+                eprintln!("{w}");
+            }
             if report.rejected.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {

@@ -27,6 +27,7 @@ const COLUMNS: [&str; 9] = ["order", "region", "place", "people", "mobility", "p
 pub async fn list(config_dir: &Path, order: Option<&str>, format: Format) -> Result<String, SubscribersError> {
     let config = crate::config::load(config_dir)
         .map_err(|errors| SubscribersError::Config { dir: config_dir.to_owned(), errors })?;
+    crate::config::location::announce(&config);
     let requests = match config.store_path() {
         Some(path) if !path.exists() => Vec::new(),
         _ => open_store(&config).await?.help_requests(order).await?,

@@ -36,6 +36,7 @@ pub mod alerts;
 pub mod bench;
 pub mod bot;
 pub mod channels;
+pub mod check_config;
 pub mod cli;
 pub mod config;
 pub mod credentials;

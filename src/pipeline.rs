@@ -388,8 +388,8 @@ impl Pipeline {
                     generation,
                     regions = self.config.tree.len(),
                     orders = self.config.orders.len(),
-                    changes = ?changed,
-                    "config reloaded"
+                    "{}",
+                    crate::config::diff::summary(&changed)
                 );
                 // A reload that changed no order or region (texts, or the watcher's
                 // first look at start) is only logged.
@@ -541,7 +541,14 @@ impl Pipeline {
     }
 
     fn notice(&self, notice: Notice) {
-        tracing::warn!(?notice, "operator notice");
+        match &notice {
+            // A reload that worked is news, not a warning, and is already logged as a
+            // sentence (`config::diff::summary`).
+            Notice::ConfigApplied { generation, .. } => {
+                tracing::info!(generation, "operator notice: the config reload above")
+            }
+            _ => tracing::warn!(?notice, "operator notice"),
+        }
         let _ = self.out.notices.send(notice);
     }
 

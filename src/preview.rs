@@ -53,6 +53,7 @@ pub struct Preview {
 /// Reads the config in `dir` and its store, and previews order `id`.
 pub async fn run(dir: &Path, id: &str) -> Result<Preview, PreviewError> {
     let config = config::load(dir).map_err(|errors| PreviewError::Config { dir: dir.to_owned(), errors })?;
+    config::location::announce(&config);
     // A SQLite store that does not exist yet has nobody in it (and is not created).
     let missing = config.store_path().is_some_and(|p| !p.exists());
     let subscribers = if missing {

@@ -341,6 +341,9 @@ pub struct ImportReport {
     /// Subscribers created (the rest were known, maybe with other places).
     pub created: usize,
     pub rejected: Vec<Rejected>,
+    /// The warning that SMS residents in the store wait for an `[sms]` gateway the
+    /// config lacks (`config::warnings::sms_without_gateway`); their rows are kept.
+    pub sms_waiting: Option<String>,
 }
 
 /// The config's store; a PostgreSQL password comes from `[store] password_env`.
@@ -353,8 +356,11 @@ pub(crate) async fn open_store(config: &config::Config) -> Result<Arc<dyn Store>
     Ok(Backend::open(&config.store_location(), password.as_ref()).await?.store())
 }
 
+/// The config in `dir`, its store named on stderr (`config::location::announce`).
 fn load_config(dir: &Path) -> Result<config::Config, SubscribersError> {
-    config::load(dir).map_err(|errors| SubscribersError::Config { dir: dir.to_owned(), errors })
+    let config = config::load(dir).map_err(|errors| SubscribersError::Config { dir: dir.to_owned(), errors })?;
+    config::location::announce(&config);
+    Ok(config)
 }
 
 /// Imports the good rows of `file` into the store of the config in `config_dir`.
@@ -375,7 +381,14 @@ pub async fn import_file(config_dir: &Path, file: &Path) -> Result<ImportReport,
         // A daemon running on this store picks the new places up within seconds.
         store.kv_put(IMPORTED_KEY, &format!("{}-{}", now_ms(), new.len())).await?;
     }
-    Ok(ImportReport { read: parsed.read, new: new.len(), already, created, rejected: parsed.rejected })
+    let sms_waiting = match config.settings.sms {
+        Some(_) => None,
+        None => match crate::check_config::sms_residents(&config).await {
+            Ok(n) => config::warnings::sms_without_gateway(&config, n),
+            Err(why) => Some(format!("warning: SMS residents could not be counted: {why}")),
+        },
+    };
+    Ok(ImportReport { read: parsed.read, new: new.len(), already, created, rejected: parsed.rejected, sms_waiting })
 }
 
 /// Every active subscriber and place of the config's store, as CSV. A store that does

@@ -74,9 +74,34 @@ fn sighup_right_after_the_start_reloads_the_config_and_sigterm_then_exits_0() {
     d.signal("HUP");
     d.wait_for("SIGHUP: reloading config");
     // The start's own reload is generation 1; the SIGHUP's comes after it.
-    d.wait_for("config reloaded generation=2");
+    d.wait_for("config reloaded: no order or region changed generation=2");
     let (exit, log) = d.stop();
     assert!(exit.success(), "exit {exit:?}; log:\n{}", log.join("\n"));
+}
+
+/// Issue 19: a reload that worked was logged at WARN as a Rust Debug dump of the
+/// operators' notice. It is one INFO sentence naming what changed.
+#[test]
+fn a_reload_that_adds_an_order_is_logged_as_one_info_sentence_not_a_debug_dump() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = config_dir(root.path(), "[store]\npath = \"sirena.db\"\n");
+    let mut d = Daemon::start(&config, &[]);
+    d.running();
+    let kharkiv = config.join("regions/kharkiv.toml");
+    let text = std::fs::read_to_string(&kharkiv).expect("kharkiv.toml");
+    let order = "\n[[evacuation]]\nid = \"deploy-reload\"\nstatus = \"mandatory\"\ntargets = [\"UA63080070000080622\"]\n\
+                 issued_at = 2023-11-06T08:00:00+02:00\n";
+    std::fs::write(&kharkiv, format!("{text}{order}")).expect("write");
+    d.wait_for("operator notice: the config reload above");
+    let (exit, log) = d.stop();
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", log.join("\n"));
+    let line = log
+        .iter()
+        .find(|l| l.contains("config reloaded: 1 order added (deploy-reload)"))
+        .unwrap_or_else(|| panic!("no sentence: {}", log.join("\n")));
+    assert!(line.contains(" INFO "), "{line}");
+    let dumps: Vec<&String> = log.iter().filter(|l| l.contains("ConfigApplied") || l.contains("OrderAdded")).collect();
+    assert!(dumps.is_empty(), "a Debug dump in the log: {dumps:?}");
 }
 
 // ---------------------------------------------------------------- the log
@@ -90,6 +115,10 @@ fn the_log_on_a_pipe_has_no_colour_codes() {
     let (exit, log) = d.stop();
     assert!(exit.success(), "exit {exit:?}");
     assert!(log.iter().any(|l| l.contains("no [[source]] configured")), "the warning is logged: {log:?}");
+    assert!(log.iter().any(|l| l.contains("no operators configured: every operator notice")), "{log:?}");
+    let store = config.parent().expect("parent").join("sirena.db");
+    let line = format!("store {} (beside the config directory: STATE_DIRECTORY is not set", store.display());
+    assert!(log.iter().any(|l| l.contains(&line)), "the store is named: {log:?}");
     assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
     let escapes: Vec<&String> = log.iter().filter(|l| l.contains('\u{1b}')).collect();
     assert!(escapes.is_empty(), "ANSI escapes in a log that is not a terminal: {escapes:?}");
@@ -166,7 +195,7 @@ fn the_unit_validates_before_start_and_reload_stops_after_the_grace_and_keeps_st
             ref all => panic!("{key}= should be set once, is {all:?}"),
         }
     };
-    assert!(one("ExecStartPre").ends_with("sirena check-config /etc/sirena/config"));
+    assert!(one("ExecStartPre").ends_with("sirena check-config --config /etc/sirena/config"));
     assert_eq!(one("ExecStart"), "/usr/local/bin/sirena run --config /etc/sirena/config");
     let reload = unit_values(&unit, "ExecReload");
     assert!(reload.first().is_some_and(|c| c.contains("check-config")), "{reload:?}");

@@ -66,6 +66,44 @@ pub fn changes(old_orders: &[Order], new_orders: &[Order], old: &RegionTree, new
     out
 }
 
+/// A reload's changes as the log's sentence: `config reloaded: 1 order added, 2 orders
+/// changed (kupiansk, izium), 3 regions added`.
+pub fn summary(changes: &[ConfigChange]) -> String {
+    let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut parts = Vec::new();
+    for c in changes {
+        match c {
+            ConfigChange::OrderAdded { id, .. } => added.push(id.as_str()),
+            ConfigChange::OrderChanged { id, .. } => changed.push(id.as_str()),
+            ConfigChange::OrderRemoved { id } => removed.push(id.as_str()),
+            ConfigChange::Regions { .. } => {}
+        }
+    }
+    for (ids, what) in [(&added, "added"), (&changed, "changed"), (&removed, "removed")] {
+        if !ids.is_empty() {
+            parts.push(format!("{} {what} ({})", count(ids.len(), "order", "orders"), ids.join(", ")));
+        }
+    }
+    for c in changes {
+        if let ConfigChange::Regions { added, removed } = c {
+            for (n, what) in [(*added, "added"), (*removed, "removed")] {
+                if n > 0 {
+                    parts.push(format!("{} {what}", count(n, "region", "regions")));
+                }
+            }
+        }
+    }
+    if parts.is_empty() {
+        return "config reloaded: no order or region changed".to_owned();
+    }
+    format!("config reloaded: {}", parts.join(", "))
+}
+
+/// `1 order`, `2 orders`: the log is English.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +153,12 @@ mod tests {
             ]
         );
         assert_eq!(changes(&new, &new, &tree, &tree), vec![], "the same files change nothing");
+        assert_eq!(
+            summary(&changes(&old, &new, &tree, &tree)),
+            "config reloaded: 1 order added (new-one), 1 order changed (kupiansk), 1 order removed (gone)"
+        );
+        assert_eq!(summary(&[]), "config reloaded: no order or region changed");
+        let regions = [ConfigChange::Regions { added: 3, removed: 1 }];
+        assert_eq!(summary(&regions), "config reloaded: 3 regions added, 1 region removed");
     }
 }

@@ -15,6 +15,7 @@ pub mod diff;
 pub mod drills;
 pub mod duration;
 pub mod guard;
+pub mod location;
 pub mod log;
 pub mod secret;
 pub mod sms;

@@ -11,7 +11,32 @@ use crate::regions::{Level, RegionId};
 
 /// Every warning about `config`, in words, each with its fix.
 pub fn warnings(config: &Config) -> Vec<String> {
-    feed_coverage(config)
+    let mut out = feed_coverage(config);
+    out.extend(no_operators(config));
+    out
+}
+
+/// Nobody to tell: the operators' notices (DESIGN §11) go to `[telegram] operators`, and
+/// the shipped default is none.
+fn no_operators(config: &Config) -> Option<String> {
+    let none = config.settings.telegram.as_ref().is_none_or(|t| t.operators.is_empty());
+    none.then(|| {
+        "warning: no operators configured: every operator notice — stale feeds, refused tokens, refused reloads — \
+         goes nowhere; add Telegram user ids to [telegram] operators"
+            .to_owned()
+    })
+}
+
+/// SMS residents in the store while no `[sms]` gateway is configured: they hear
+/// nothing. Needs the store, so `check-config` and `subscribers import` ask it after
+/// reading it; `sms_residents` is how many the store holds.
+pub fn sms_without_gateway(config: &Config, sms_residents: u64) -> Option<String> {
+    (config.settings.sms.is_none() && sms_residents > 0).then(|| {
+        format!(
+            "warning: SMS residents waiting for a gateway: {sms_residents}. No [sms] gateway is configured, so \
+             they hear nothing until one is (README, \"SMS\"); their rows are kept"
+        )
+    })
 }
 
 /// Raions and hromadas without a feed id, counted.

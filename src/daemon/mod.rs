@@ -667,6 +667,7 @@ pub async fn run(config_dir: PathBuf, shutdown: impl std::future::Future<Output 
     let config = config::load(&config_dir)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("config {} is not valid", config_dir.display()))?;
+    tracing::info!("{}", config::location::store_line(&config));
     for warning in config::warnings::warnings(&config) {
         tracing::warn!("{}", warning.trim_start_matches("warning: "));
     }

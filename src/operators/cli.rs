@@ -35,6 +35,7 @@ async fn open(dir: &Path) -> anyhow::Result<Option<std::sync::Arc<dyn Store>>> {
     let config = crate::config::load(dir)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("config {} is not valid", dir.display()))?;
+    crate::config::location::announce(&config);
     if config.store_path().is_some_and(|p| !p.exists()) {
         return Ok(None);
     }
