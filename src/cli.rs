@@ -413,6 +413,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { dir } => match config::load(&dir) {
             Ok(c) => {
+                for n in &c.notes {
+                    println!("{n}");
+                }
                 for w in config::warnings::warnings(&c) {
                     println!("{w}");
                 }
