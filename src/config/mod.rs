@@ -1045,7 +1045,10 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> LoadedRegions {
             let (path, text) = &texts[file_index];
             let src = SourceText { path, text };
             // Outside Ukraine was told already (region_from_entry); this is the oblast.
+            // An oblast's own point is its seat, which may lie outside it (Kyiv Oblast's
+            // is in Kyiv): the box holds it.
             if points::misplaced(lat, lon, None).is_none()
+                && tree.get(&id).is_some_and(|r| r.level != regions::Level::Oblast)
                 && let Some((name, polys)) = points::oblast_boundary(tree, &id)
                 && let Some(why) = points::misplaced(lat, lon, Some((&name, polys)))
             {
@@ -1323,23 +1326,32 @@ fn order_from_entry(
         // best known location, told to the operator.
         if p.at.is_none() {
             match (tree, &place) {
-                (Some(t), Some(id)) => match points::best_location(t, id) {
+                (Some(t), Some(place_id)) => match points::best_location(t, place_id) {
                     Ok((pt, from)) => {
-                        let whence = match &from {
-                            points::AtFrom::Surveyed(r) => {
-                                format!("the surveyed point of {}", t.full_name(r, Lang::En))
+                        let what = match (&from, pt) {
+                            (points::AtFrom::Surveyed(r), Some([lat, lon])) => {
+                                format!(
+                                    "at taken from the surveyed point of {} ({lat}, {lon})",
+                                    t.full_name(r, Lang::En)
+                                )
                             }
-                            points::AtFrom::Boundary(r) => format!("the boundary of {}", t.full_name(r, Lang::En)),
+                            (points::AtFrom::Boundary(r), Some([lat, lon])) => format!(
+                                "at taken from the boundary of {} (centre {lat}, {lon})",
+                                t.full_name(r, Lang::En)
+                            ),
+                            (_, _) => format!(
+                                "no map pin: the only point of {} is an estimate (approx = true), so residents get \
+                                 the place's name; write at = [latitude, longitude] for a pin",
+                                t.full_name(place_id, Lang::En)
+                            ),
                         };
                         let (line, _) = line_col(src.text, span.start);
                         notes.push(format!(
-                            "note: {}:{line}: order {id}, assembly point `{}`: at taken from {whence} ({}, {})",
+                            "note: {}:{line}: order {id}, assembly point `{}`: {what}",
                             src.path.display(),
-                            p.name.uk,
-                            pt[0],
-                            pt[1]
+                            p.name.uk
                         ));
-                        at = Some(pt);
+                        at = pt;
                     }
                     Err(why) => errors.push(
                         src.error(Some(span), format!("assembly point `{}` has no coordinates: {why}", p.name.uk)),

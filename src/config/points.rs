@@ -24,6 +24,9 @@ pub enum AtFrom {
     Surveyed(RegionId),
     /// The centre of this region's imported boundary (the place, or its hromada).
     Boundary(RegionId),
+    /// Nothing better than the place's `approx` point, an estimate: no pin is given
+    /// (a resident walks to a pin), the message names the place.
+    Estimate(RegionId),
 }
 
 /// Why `[lat, lon]` cannot be where it is written, in words, or `None` when it fits.
@@ -73,12 +76,13 @@ pub fn oblast_boundary<'t>(tree: &'t RegionTree, id: &RegionId) -> Option<(Strin
 
 /// The best known location of `place` for an assembly point written without `at`: its
 /// surveyed point, else the centre of its own boundary or its hromada's. An `approx`
-/// point is never taken: it is an estimate, and a resident walks to the pin.
-/// `Err` says, in words, why there is none.
-pub fn best_location(tree: &RegionTree, place: &RegionId) -> Result<([f64; 2], AtFrom), String> {
+/// point is never taken as the pin: it is an estimate, and a resident walks to the
+/// pin; with nothing better the point goes without one (`None`, [`AtFrom::Estimate`]).
+/// `Err` says, in words, why there is nothing.
+pub fn best_location(tree: &RegionTree, place: &RegionId) -> Result<(Option<[f64; 2]>, AtFrom), String> {
     let region = tree.get(place).ok_or_else(|| format!("{place} is not a region defined in regions/"))?;
     if let (Some(p), false) = (region.point, region.approx) {
-        return Ok(([p.lat, p.lon], AtFrom::Surveyed(place.clone())));
+        return Ok((Some([p.lat, p.lon]), AtFrom::Surveyed(place.clone())));
     }
     let boundaries = &tree.locator().boundaries().regions;
     // The place itself, then up to its hromada: a raion's or oblast's centre is no
@@ -88,16 +92,18 @@ pub fn best_location(tree: &RegionTree, place: &RegionId) -> Result<([f64; 2], A
         if let Some(polys) = boundaries.get(id)
             && let Some(c) = centre(polys)
         {
-            return Ok((c, AtFrom::Boundary(id.clone())));
+            return Ok((Some(c), AtFrom::Boundary(id.clone())));
         }
         if matches!(r.level, Level::Hromada | Level::Raion | Level::Oblast) {
             break;
         }
     }
-    let estimate = if region.approx { " (its point is marked approx, an estimate)" } else { "" };
+    if region.point.is_some() {
+        return Ok((None, AtFrom::Estimate(place.clone())));
+    }
     Err(format!(
-        "its place {} has no surveyed point{estimate} and no imported boundary: add at = [latitude, longitude] \
-         (latitude first, e.g. at = [49.7, 37.6])",
+        "its place {} has no point and no imported boundary (sirena regions import-geo): add at = [latitude, \
+         longitude], latitude first, e.g. at = [49.7, 37.6]",
         tree.full_name(place, crate::messages::Lang::En)
     ))
 }
