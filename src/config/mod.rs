@@ -1377,7 +1377,8 @@ fn order_from_entry(
                 errors.push(src.error(Some(t.span()), format!("`{}` is not a time HH:MM", t.get_ref())));
             }
         }
-        assembly_points.push(AssemblyPoint { name: p.name, address: p.address, place, at, times });
+        let at_from_place = p.at.is_none() && at.is_some();
+        assembly_points.push(AssemblyPoint { name: p.name, address: p.address, place, at, at_from_place, times });
     }
     if errors.len() > before {
         return None;
