@@ -1328,23 +1328,7 @@ fn order_from_entry(
             match (tree, &place) {
                 (Some(t), Some(place_id)) => match points::best_location(t, place_id) {
                     Ok((pt, from)) => {
-                        let what = match (&from, pt) {
-                            (points::AtFrom::Surveyed(r), Some([lat, lon])) => {
-                                format!(
-                                    "at taken from the surveyed point of {} ({lat}, {lon})",
-                                    t.full_name(r, Lang::En)
-                                )
-                            }
-                            (points::AtFrom::Boundary(r), Some([lat, lon])) => format!(
-                                "at taken from the boundary of {} (centre {lat}, {lon})",
-                                t.full_name(r, Lang::En)
-                            ),
-                            (_, _) => format!(
-                                "no map pin: the only point of {} is an estimate (approx = true), so residents get \
-                                 the place's name; write at = [latitude, longitude] for a pin",
-                                t.full_name(place_id, Lang::En)
-                            ),
-                        };
+                        let what = points::told(t, place_id, &from, pt);
                         let (line, _) = line_col(src.text, span.start);
                         notes.push(format!(
                             "note: {}:{line}: order {id}, assembly point `{}`: {what}",

@@ -108,6 +108,25 @@ pub fn best_location(tree: &RegionTree, place: &RegionId) -> Result<(Option<[f64
     ))
 }
 
+/// What the operator is told of an assembly point's location taken from its place
+/// (what [`best_location`] gave).
+pub fn told(tree: &RegionTree, place: &RegionId, from: &AtFrom, pt: Option<[f64; 2]>) -> String {
+    let name = |r: &RegionId| tree.full_name(r, crate::messages::Lang::En);
+    match (from, pt) {
+        (AtFrom::Surveyed(r), Some([lat, lon])) => {
+            format!("at taken from the surveyed point of {} ({lat}, {lon})", name(r))
+        }
+        (AtFrom::Boundary(r), Some([lat, lon])) => {
+            format!("at taken from the boundary of {} (centre {lat}, {lon})", name(r))
+        }
+        _ => format!(
+            "no map pin: the only point of {} is an estimate (approx = true), so residents get the place's name; \
+             write at = [latitude, longitude] for a pin",
+            name(place)
+        ),
+    }
+}
+
 /// The area-weighted centre of the largest polygon's outline, rounded to 4 decimals
 /// (about 10 m); `None` for a degenerate outline.
 fn centre(polys: &[Polygon]) -> Option<[f64; 2]> {
