@@ -29,6 +29,9 @@ pub async fn run(dir: &Path) -> bool {
         }
     };
     config::location::announce(&config);
+    for n in &config.notes {
+        println!("{n}");
+    }
     for w in config::warnings::warnings(&config) {
         println!("{w}");
     }

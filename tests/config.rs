@@ -359,6 +359,40 @@ fn each_mistake_is_reported_at_its_file_and_line() {
             says: &["assembly point `Залізничний вокзал` has no coordinates", "at = [latitude, longitude]"],
         },
         Case {
+            name: "an assembly point's latitude and longitude swapped (a point in Iran)",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order("place = \"UA63080090010026457\", ", "at = [37.583, 49.717], "),
+            at: At::Line("at = [37.583, 49.717]"),
+            says: &[
+                "assembly point `Залізничний вокзал`: [37.583, 49.717] is outside Ukraine",
+                "latitude and longitude swapped? write [49.717, 37.583]",
+            ],
+        },
+        Case {
+            name: "an assembly point in Poland for a Kharkiv village",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Order(
+                "place = \"UA63080090010026457\", ",
+                "place = \"UA63080090010026457\", at = [52.2297, 21.0122], ",
+            ),
+            at: At::Line("at = [52.2297, 21.0122]"),
+            says: &["assembly point `Залізничний вокзал`: [52.2297, 21.0122] is outside Ukraine"],
+        },
+        Case {
+            name: "a region's point in Poland",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Replace("point = [49.717, 37.583]", "point = [52.2297, 21.0122]"),
+            at: At::Line("point = [52.2297, 21.0122]"),
+            says: &["region UA63080090010026457: point [52.2297, 21.0122] is outside Ukraine"],
+        },
+        Case {
+            name: "a region's point swapped",
+            file: "regions/kharkiv.toml",
+            edit: Edit::Replace("point = [49.717, 37.583]", "point = [37.583, 49.717]"),
+            at: At::Line("point = [37.583, 49.717]"),
+            says: &["outside Ukraine: latitude and longitude swapped? write [49.717, 37.583] (latitude first)"],
+        },
+        Case {
             name: "missing status",
             file: "regions/kharkiv.toml",
             edit: Edit::Order("status = \"mandatory\"\n", ""),

@@ -67,6 +67,7 @@ fn order(status: OrderStatus) -> Order {
             address: None,
             place: Some(rid("UA63080070010082928")),
             at: Some([49.79, 37.65]),
+            at_from_place: false,
             times: vec!["10:00".into(), "14:00".into()],
         }],
     }

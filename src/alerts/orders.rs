@@ -47,8 +47,25 @@ pub struct AssemblyPoint {
     pub place: Option<RegionId>,
     /// Latitude and longitude.
     pub at: Option<[f64; 2]>,
+    /// True when `at` was not written but taken from the place (its surveyed point or
+    /// the centre of its boundary): a new import moving it is no change of the order
+    /// to tell residents of.
+    #[serde(default)]
+    pub at_from_place: bool,
     /// Departure times, "HH:MM".
     pub times: Vec<String>,
+}
+
+impl AssemblyPoint {
+    /// Equal as the operator wrote them: an `at` taken from the place is left out.
+    fn same_as_written(&self, other: &AssemblyPoint) -> bool {
+        let written = |p: &AssemblyPoint| if p.at_from_place { None } else { p.at };
+        self.name == other.name
+            && self.address == other.address
+            && self.place == other.place
+            && written(self) == written(other)
+            && self.times == other.times
+    }
 }
 
 /// One evacuation order as validated from a region file.
@@ -114,7 +131,9 @@ impl Order {
         if self.destination != old.destination {
             c.push(Change::Destination);
         }
-        if self.assembly_points != old.assembly_points {
+        if self.assembly_points.len() != old.assembly_points.len()
+            || self.assembly_points.iter().zip(&old.assembly_points).any(|(a, b)| !a.same_as_written(b))
+        {
             c.push(Change::AssemblyPoints);
         }
         if self.transport != old.transport {
@@ -334,6 +353,26 @@ mod tests {
             text: None,
             assembly_points: vec![],
         }
+    }
+
+    /// A pin taken from the place moves with an import (a surveyed point, a boundary):
+    /// no change to tell residents of. A pin the operator wrote that moves is one.
+    #[test]
+    fn a_pin_taken_from_the_place_that_moves_is_no_change_of_the_order() {
+        let point = |at: Option<[f64; 2]>, at_from_place: bool| AssemblyPoint {
+            name: Localized { uk: "Клуб".into(), en: None },
+            address: None,
+            place: Some(rid("UA63080070010082928")),
+            at,
+            at_from_place,
+            times: vec!["10:00".into()],
+        };
+        let with = |p: AssemblyPoint| Order { assembly_points: vec![p], ..order(OrderStatus::Mandatory) };
+        let before = with(point(None, false));
+        assert_eq!(with(point(Some([49.76, 37.58]), true)).changes_since(&before), vec![]);
+        let written = with(point(Some([49.76, 37.58]), false));
+        assert_eq!(written.changes_since(&before), vec![Change::AssemblyPoints]);
+        assert_eq!(with(point(Some([49.77, 37.58]), false)).changes_since(&written), vec![Change::AssemblyPoints]);
     }
 
     fn now() -> DateTime<Utc> {

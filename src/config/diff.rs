@@ -127,6 +127,7 @@ mod tests {
                 address: None,
                 place: None,
                 at: None,
+                at_from_place: false,
                 times: times.iter().map(|t| t.to_string()).collect(),
             }],
         }

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod guard;
 pub mod location;
 pub mod log;
+pub mod points;
 pub mod secret;
 pub mod sms;
 pub mod sms_http;
@@ -536,6 +537,9 @@ pub struct Config {
     pub composer: Arc<Composer>,
     /// Where each region and order was written, for errors about a later change.
     pub origins: Arc<ConfigOrigins>,
+    /// What the loader filled in that the files do not say (an assembly point's `at`
+    /// from its place), one line each, for `check-config` to tell the operator.
+    pub notes: Vec<String>,
 }
 
 /// File and line of each region (by id) and order (by id).
@@ -610,7 +614,7 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
         }
     };
 
-    let (tree, orders, order_origin, region_origin) = load_regions(&dir.join("regions"), &mut errors);
+    let (tree, orders, order_origin, region_origin, notes) = load_regions(&dir.join("regions"), &mut errors);
     if let (Some(s), Some(t)) = (&settings, &tree) {
         let src = SourceText { path: &settings_path, text: &settings_text };
         drills::check_places(&src, &s.drill, t, &mut errors);
@@ -646,6 +650,7 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
                 orders,
                 composer: Arc::new(composer),
                 origins,
+                notes,
             })
         }
         _ => Err(ConfigErrors(errors)),
@@ -961,17 +966,21 @@ fn check_orders_fit(
     }
 }
 
+/// What [`load_regions`] returns.
+type LoadedRegions = (Option<RegionTree>, Vec<Order>, Origins, Origins, Vec<String>);
+
 /// The tree, the orders, and where each order and region was written.
-fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree>, Vec<Order>, Origins, Origins) {
+/// And the notes on what was filled in (an assembly point's `at`).
+fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> LoadedRegions {
     let files = match files_with_ext(dir, "toml") {
         Ok(f) if !f.is_empty() => f,
         Ok(_) => {
             errors.push(file_error(dir, "no region files (*.toml) found"));
-            return (None, Vec::new(), Origins::new(), Origins::new());
+            return (None, Vec::new(), Origins::new(), Origins::new(), Vec::new());
         }
         Err(e) => {
             errors.push(file_error(dir, format!("cannot read directory: {e}")));
-            return (None, Vec::new(), Origins::new(), Origins::new());
+            return (None, Vec::new(), Origins::new(), Origins::new(), Vec::new());
         }
     };
     let before = errors.len();
@@ -982,6 +991,9 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
     let mut parsed_orders: Vec<(usize, OrderEntry)> = Vec::new();
     // The regions each file defines, to hold its orders to its oblast.
     let mut file_regions: Vec<Vec<RegionId>> = Vec::new();
+    // Each hand-written region point (region, file index, span, [lat, lon]), to hold
+    // it to its oblast's boundary once the tree is built.
+    let mut points_written = Vec::new();
     for path in &files {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -1002,7 +1014,11 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
         for entry in file.region {
             let span = entry.span();
             let entry = entry.into_inner();
+            let point = entry.point.as_ref().map(|p| (p.span(), *p.get_ref()));
             if let Some(r) = region_from_entry(&src, entry, errors) {
+                if let Some((point_span, at)) = point {
+                    points_written.push((r.id.clone(), texts.len(), point_span, at));
+                }
                 let (line, col) = line_col(&text, span.start);
                 if let Some((f, l, _)) = region_origin.get(r.id.as_str()) {
                     errors.push(
@@ -1026,7 +1042,22 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
     let mut tree = if errors.len() > before { None } else { build_tree(dir, regions, &region_origin, errors) };
     if let Some(tree) = tree.as_mut() {
         load_boundaries(dir, tree, errors);
+        for (id, file_index, span, [lat, lon]) in points_written {
+            let (path, text) = &texts[file_index];
+            let src = SourceText { path, text };
+            // Outside Ukraine was told already (region_from_entry); this is the oblast.
+            // An oblast's own point is its seat, which may lie outside it (Kyiv Oblast's
+            // is in Kyiv): the box holds it.
+            if points::misplaced(lat, lon, None).is_none()
+                && tree.get(&id).is_some_and(|r| r.level != regions::Level::Oblast)
+                && let Some((name, polys)) = points::oblast_boundary(tree, &id)
+                && let Some(why) = points::misplaced(lat, lon, Some((&name, polys)))
+            {
+                errors.push(src.error(Some(span), format!("region {id}: point {why}")));
+            }
+        }
     }
+    let mut notes = Vec::new();
     let mut orders = Vec::new();
     let mut order_origin: Origins = HashMap::new();
     for (file_index, entry) in parsed_orders {
@@ -1043,11 +1074,11 @@ fn load_regions(dir: &Path, errors: &mut Vec<ConfigError>) -> (Option<RegionTree
         }
         order_origin.insert(id, (path.clone(), line, col));
         let oblast = tree.as_ref().and_then(|t| only_oblast(t, &file_regions[file_index]));
-        if let Some(o) = order_from_entry(&src, entry, tree.as_ref(), oblast.as_ref(), errors) {
+        if let Some(o) = order_from_entry(&src, entry, tree.as_ref(), oblast.as_ref(), errors, &mut notes) {
             orders.push(o);
         }
     }
-    (tree, orders, order_origin, region_origin)
+    (tree, orders, order_origin, region_origin, notes)
 }
 
 /// The one oblast all of a file's regions lie in, if they do: `kharkiv.toml`'s orders
@@ -1123,7 +1154,13 @@ fn region_from_entry(src: &SourceText<'_>, e: RegionEntry, errors: &mut Vec<Conf
         None => None,
     };
     let point = match e.point {
-        Some(p) => Some(parse_point(src, &p, errors)?),
+        Some(p) => {
+            let pt = parse_point(src, &p, errors)?;
+            if let Some(why) = points::misplaced(pt.lat, pt.lon, None) {
+                errors.push(src.error(Some(p.span()), format!("region {id}: point {why}")));
+            }
+            Some(pt)
+        }
         None => None,
     };
     if e.name.as_ref().is_some_and(|n| n.uk.trim().is_empty()) {
@@ -1213,6 +1250,7 @@ fn order_from_entry(
     tree: Option<&RegionTree>,
     oblast: Option<&RegionId>,
     errors: &mut Vec<ConfigError>,
+    notes: &mut Vec<String>,
 ) -> Option<Order> {
     // Without a tree (the regions are broken) region references cannot be checked;
     // they count as defined so only the other errors are reported.
@@ -1275,18 +1313,46 @@ fn order_from_entry(
             },
             None => None,
         };
-        let at = p.at.as_ref().and_then(|a| parse_point(src, a, errors)).map(|pt| [pt.lat, pt.lon]);
-        // A resident must be able to find it: its own coordinates, or a place on the map.
-        let placed = place.as_ref().is_some_and(|id| tree.is_none_or(|t| t.get(id).is_some_and(|r| r.point.is_some())));
-        if p.at.is_none() && !placed {
-            errors.push(src.error(
-                Some(span),
-                format!(
-                    "assembly point `{}` has no coordinates: add at = [latitude, longitude]{}",
-                    p.name.uk,
-                    if p.place.is_some() { " (its place has no point)" } else { " or a place" }
-                ),
-            ));
+        let mut at = p.at.as_ref().and_then(|a| parse_point(src, a, errors)).map(|pt| [pt.lat, pt.lon]);
+        // A point written is held to Ukraine, and to its place's oblast when boundaries
+        // are imported (the place's, else the file's oblast).
+        if let (Some([lat, lon]), Some(a)) = (at, &p.at) {
+            let area = place.as_ref().or(oblast);
+            let boundary = tree.zip(area).and_then(|(t, id)| points::oblast_boundary(t, id));
+            if let Some(why) = points::misplaced(lat, lon, boundary.as_ref().map(|(n, b)| (n.as_str(), *b))) {
+                errors.push(src.error(Some(a.span()), format!("assembly point `{}`: {why}", p.name.uk)));
+            }
+        }
+        // A resident must be able to find it: its own coordinates, else its place's
+        // best known location, told to the operator.
+        if p.at.is_none() {
+            match (tree, &place) {
+                (Some(t), Some(place_id)) => match points::best_location(t, place_id) {
+                    Ok((pt, from)) => {
+                        let what = points::told(t, place_id, &from, pt);
+                        let (line, _) = line_col(src.text, span.start);
+                        notes.push(format!(
+                            "note: {}:{line}: order {id}, assembly point `{}`: {what}",
+                            src.path.display(),
+                            p.name.uk
+                        ));
+                        at = pt;
+                    }
+                    Err(why) => errors.push(
+                        src.error(Some(span), format!("assembly point `{}` has no coordinates: {why}", p.name.uk)),
+                    ),
+                },
+                // Without a tree the place cannot be looked up; its errors are told.
+                (None, Some(_)) => {}
+                (_, None) if p.place.is_some() => {}
+                (_, None) => errors.push(src.error(
+                    Some(span),
+                    format!(
+                        "assembly point `{}` has no coordinates: add at = [latitude, longitude] or a place",
+                        p.name.uk
+                    ),
+                )),
+            }
         }
         let mut times = Vec::new();
         for t in &p.times {
@@ -1296,7 +1362,8 @@ fn order_from_entry(
                 errors.push(src.error(Some(t.span()), format!("`{}` is not a time HH:MM", t.get_ref())));
             }
         }
-        assembly_points.push(AssemblyPoint { name: p.name, address: p.address, place, at, times });
+        let at_from_place = p.at.is_none() && at.is_some();
+        assembly_points.push(AssemblyPoint { name: p.name, address: p.address, place, at, at_from_place, times });
     }
     if errors.len() > before {
         return None;
