@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use sirena::config::codifier::{KeepFeedIds, import, import_geo};
@@ -18,13 +18,6 @@ const KHARKIV_OBLAST: &str = "UA63000000000041885";
 /// surveyed point.
 const HYTY: &str = "UA63020010020064103";
 const BOHODUKHIVSKA: &str = "UA63020010000079018";
-
-fn shipped_copy() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("config");
-    common::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &dir);
-    (tmp, dir)
-}
 
 fn check_config(dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sirena"))
@@ -54,7 +47,7 @@ fn operators_order_example() -> String {
 fn the_order_example_of_the_operators_guide_passes_check_config_as_written() {
     let example = operators_order_example();
     assert!(example.contains("[[evacuation.assembly_points]]"), "{example}");
-    let (_tmp, dir) = shipped_copy();
+    let (_tmp, dir) = common::shipped_copy();
     append(&dir.join("regions/kharkiv.toml"), &example);
     let out = check_config(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -96,24 +89,55 @@ fn full_import(data: &Path, dir: &Path) {
     import_geo(&file, dir).expect("import-geo");
 }
 
-#[test]
-fn a_codifier_village_without_at_takes_its_hromadas_centre_and_check_config_says_so() {
-    let Some(data) = common::shared_data() else { return };
-    let (_tmp, dir) = shipped_copy();
-    full_import(&data, &dir);
-    // Every shipped point lies inside its oblast's imported boundary.
-    let before = load(&dir).unwrap_or_else(|e| panic!("{e}"));
-    assert!(before.notes.is_empty(), "{:?}", before.notes);
-
+/// An order for `place` with one assembly point written without `at`, appended to the
+/// Kharkiv file; the line of that point.
+fn order_without_at(dir: &Path, place: &str) -> usize {
     let text = append(
         &dir.join("regions/kharkiv.toml"),
         &format!(
             "[[evacuation]]\nid = \"hyty-1\"\nstatus = \"mandatory\"\ntargets = [\"{HYTY}\"]\n\
              issued_at = 2025-05-16T08:00:00+03:00\n[[evacuation.assembly_points]]\n\
-             name = {{ uk = \"Клуб\" }}\nplace = \"{HYTY}\"\n"
+             name = {{ uk = \"Клуб\" }}\nplace = \"{place}\"\n"
         ),
     );
-    let line = text.lines().position(|l| l == "[[evacuation.assembly_points]]").expect("the point") + 1;
+    text.lines().position(|l| l == "[[evacuation.assembly_points]]").expect("the point") + 1
+}
+
+/// A village with no surveyed point gets no pin rather than its hromada's centre, which
+/// may lie kilometres away: coordinates are looked up, not made. check-config says so.
+#[test]
+fn a_codifier_village_without_at_gets_no_pin_and_check_config_says_so() {
+    let Some(data) = common::shared_data() else { return };
+    let (_tmp, dir) = common::shipped_copy();
+    full_import(&data, &dir);
+    // Every shipped point lies inside its oblast's imported boundary.
+    let before = load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(before.notes.is_empty(), "{:?}", before.notes);
+
+    let line = order_without_at(&dir, HYTY);
+    let config = load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let order = config.orders.iter().find(|o| o.id == "hyty-1").expect("the order");
+    assert_eq!(order.assembly_points[0].at, None, "no pin made up for the village");
+    let out = check_config(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let expected = format!(
+        "note: {}:{line}: order hyty-1, assembly point `Клуб`: no map pin: Huty, Bohodukhivska Hromada, \
+         Bohodukhiv Raion, Kharkiv Oblast has no surveyed point, so residents get the place's name; write at = \
+         [latitude, longitude] for a pin\n",
+        dir.join("regions/kharkiv.toml").display()
+    );
+    assert!(stdout.contains(&expected), "{expected}\nnot in\n{stdout}");
+}
+
+/// An assembly point placed at a hromada takes the centre of the hromada's own
+/// imported boundary, and check-config says so.
+#[test]
+fn an_assembly_point_at_a_hromada_takes_its_boundarys_centre_and_check_config_says_so() {
+    let Some(data) = common::shared_data() else { return };
+    let (_tmp, dir) = common::shipped_copy();
+    full_import(&data, &dir);
+    let line = order_without_at(&dir, BOHODUKHIVSKA);
     let config = load(&dir).unwrap_or_else(|e| panic!("{e}"));
     let order = config.orders.iter().find(|o| o.id == "hyty-1").expect("the order");
     let [lat, lon] = order.assembly_points[0].at.expect("at taken from the hromada's boundary");
@@ -138,7 +162,7 @@ fn a_codifier_village_without_at_takes_its_hromadas_centre_and_check_config_says
 #[test]
 fn with_boundaries_a_point_in_another_oblast_is_an_error_at_its_line() {
     let Some(data) = common::shared_data() else { return };
-    let (_tmp, dir) = shipped_copy();
+    let (_tmp, dir) = common::shipped_copy();
     full_import(&data, &dir);
     let path = dir.join("regions/kharkiv.toml");
     // Kyiv, for a village of Kharkiv oblast.

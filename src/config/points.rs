@@ -22,11 +22,14 @@ const BORDER_SLACK_KM: f64 = 2.0;
 pub enum AtFrom {
     /// The place's surveyed point (a region's `point`, not `approx`).
     Surveyed(RegionId),
-    /// The centre of this region's imported boundary (the place, or its hromada).
+    /// The centre of the place's own imported boundary (a hromada's).
     Boundary(RegionId),
     /// Nothing better than the place's `approx` point, an estimate: no pin is given
     /// (a resident walks to a pin), the message names the place.
     Estimate(RegionId),
+    /// A settlement with no point: no pin either. Its hromada's centre could be
+    /// kilometres from the village, in a field: coordinates are looked up, not made.
+    Unlocated(RegionId),
 }
 
 /// Why `[lat, lon]` cannot be where it is written, in words, or `None` when it fits.
@@ -75,35 +78,31 @@ pub fn oblast_boundary<'t>(tree: &'t RegionTree, id: &RegionId) -> Option<(Strin
 }
 
 /// The best known location of `place` for an assembly point written without `at`: its
-/// surveyed point, else the centre of its own boundary or its hromada's. An `approx`
-/// point is never taken as the pin: it is an estimate, and a resident walks to the
-/// pin; with nothing better the point goes without one (`None`, [`AtFrom::Estimate`]).
-/// `Err` says, in words, why there is nothing.
+/// surveyed point, else the centre of its own boundary when it is a hromada. An
+/// `approx` point is never taken as the pin, nor a hromada's centre for a settlement
+/// in it: a resident walks to the pin; with nothing better the point goes without one
+/// (`None`, [`AtFrom::Estimate`] or [`AtFrom::Unlocated`]) and messages name the place.
+/// `Err` says, in words, why a place larger than a hromada will not do.
 pub fn best_location(tree: &RegionTree, place: &RegionId) -> Result<(Option<[f64; 2]>, AtFrom), String> {
     let region = tree.get(place).ok_or_else(|| format!("{place} is not a region defined in regions/"))?;
     if let (Some(p), false) = (region.point, region.approx) {
         return Ok((Some([p.lat, p.lon]), AtFrom::Surveyed(place.clone())));
     }
-    let boundaries = &tree.locator().boundaries().regions;
-    // The place itself, then up to its hromada: a raion's or oblast's centre is no
-    // place to send anyone.
-    for id in tree.ancestors(place) {
-        let Some(r) = tree.get(id) else { break };
-        if let Some(polys) = boundaries.get(id)
-            && let Some(c) = centre(polys)
-        {
-            return Ok((Some(c), AtFrom::Boundary(id.clone())));
-        }
-        if matches!(r.level, Level::Hromada | Level::Raion | Level::Oblast) {
-            break;
-        }
+    // A raion's or oblast's centre is no place to send anyone.
+    if region.level == Level::Hromada
+        && let Some(c) = tree.locator().boundaries().regions.get(place).and_then(|polys| centre(polys))
+    {
+        return Ok((Some(c), AtFrom::Boundary(place.clone())));
     }
     if region.point.is_some() {
         return Ok((None, AtFrom::Estimate(place.clone())));
     }
+    if region.level.is_settlement() {
+        return Ok((None, AtFrom::Unlocated(place.clone())));
+    }
     Err(format!(
-        "its place {} has no point and no imported boundary (sirena regions import-geo): add at = [latitude, \
-         longitude], latitude first, e.g. at = [49.7, 37.6]",
+        "its place {} has no point and no imported boundary of its own (sirena regions import-geo): add at = \
+         [latitude, longitude], latitude first, e.g. at = [49.7, 37.6]",
         tree.full_name(place, crate::messages::Lang::En)
     ))
 }
@@ -119,6 +118,11 @@ pub fn told(tree: &RegionTree, place: &RegionId, from: &AtFrom, pt: Option<[f64;
         (AtFrom::Boundary(r), Some([lat, lon])) => {
             format!("at taken from the boundary of {} (centre {lat}, {lon})", name(r))
         }
+        (AtFrom::Unlocated(r), _) => format!(
+            "no map pin: {} has no surveyed point, so residents get the place's name; write at = [latitude, \
+             longitude] for a pin",
+            name(r)
+        ),
         _ => format!(
             "no map pin: the only point of {} is an estimate (approx = true), so residents get the place's name; \
              write at = [latitude, longitude] for a pin",
