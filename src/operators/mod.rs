@@ -328,8 +328,7 @@ impl Operators {
         if self.events.send(event).await.is_err() {
             return Err(StoreError::Worker("the pipeline has stopped".into()));
         }
-        let count = count.to_string();
-        Ok(c.text(lang, "op-cancelled", &[("event", &shown), ("count", &count)], &shown))
+        Ok(c.counted(lang, "op-cancelled", &[("event", &shown)], &[("count", count as u64)], &shown))
     }
 
     /// The residents who asked for help to leave, as `sirena help-requests` shows them

@@ -84,7 +84,10 @@ bot-forget-kept = Nothing was deleted.
 notice-source-stale = ⚠️ Alert feed { $source } has not given a good answer since { $since }; sirena keeps its last good view.
 notice-source-recovered = ✅ Alert feed { $source } answers again.
 notice-all-stale = ⚠️ Every alert feed is stale since { $since }: residents' /status says "unknown".
-notice-snapshot-held = ⚠️ Alert feed { $source } dropped { $held } alerts at once (empty or implausible list); the all-clears are held.
+notice-snapshot-held = ⚠️ Alert feed { $source } dropped { $held ->
+        [one] { $held } alert
+       *[other] { $held } alerts
+    } at once (empty or implausible list); the all-clears are held.
 notice-snapshot-believed = ⚠️ Alert feed { $source } kept its implausible list since { $since }; sirena now believes it.
 notice-config-refused = ⛔ A config change was refused; sirena keeps running on the last good config:
     { $errors }

@@ -84,7 +84,11 @@ bot-forget-kept = Нічого не видалено.
 notice-source-stale = ⚠️ Джерело тривог { $source } не дає справної відповіді з { $since }; sirena тримає останній справний стан.
 notice-source-recovered = ✅ Джерело тривог { $source } знову відповідає.
 notice-all-stale = ⚠️ Усі джерела тривог застарілі з { $since }: мешканці на /status бачать «невідомо».
-notice-snapshot-held = ⚠️ Джерело { $source } разом прибрало { $held } тривог (порожній або неправдоподібний список); відбої затримано.
+notice-snapshot-held = ⚠️ Джерело { $source } разом прибрало { $held ->
+        [one] { $held } тривогу
+        [few] { $held } тривоги
+       *[many] { $held } тривог
+    } (порожній або неправдоподібний список); відбої затримано.
 notice-snapshot-believed = ⚠️ Джерело { $source } тримає неправдоподібний список з { $since }; sirena тепер йому вірить.
 notice-config-refused = ⛔ Зміну налаштувань відхилено; sirena працює з останніми справними:
     { $errors }
