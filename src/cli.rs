@@ -10,6 +10,7 @@ use crate::config;
 use crate::config::log::LogFormat;
 use crate::demo::SmsKind;
 use crate::messages::Lang;
+use crate::messages::plural::count;
 
 #[derive(Debug, Parser)]
 #[command(name = "sirena", version, about = "Air-raid and evacuation alert broadcaster")]
@@ -416,14 +417,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 for w in config::warnings::warnings(&c) {
                     println!("{w}");
                 }
-                println!("{}: ok ({} regions, {} evacuation orders)", dir.display(), c.tree.len(), c.orders.len());
+                println!(
+                    "{}: ok ({}, {})",
+                    dir.display(),
+                    count(c.tree.len(), "region", "regions"),
+                    count(c.orders.len(), "evacuation order", "evacuation orders")
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(errors) => {
                 for e in &errors.0 {
                     println!("{e}");
                 }
-                eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+                eprintln!("{} in {}", count(errors.0.len(), "error", "errors"), dir.display());
                 Ok(ExitCode::FAILURE)
             }
         },
@@ -482,7 +488,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let keep = if drop_feed_ids { KeepFeedIds::Drop } else { KeepFeedIds::Refuse };
             let report = config::codifier::import(&file, &config, &lists, keep)?;
             if !lists.is_empty() {
-                println!("feed ids: {} regions placed, {} uids not:", report.feed_ids, report.unmatched.len());
+                println!(
+                    "feed ids: {} placed, {} not:",
+                    count(report.feed_ids, "region", "regions"),
+                    count(report.unmatched.len(), "uid", "uids")
+                );
                 for u in &report.unmatched {
                     println!("  {} {}: {}", u.place.uid, u.place.name, u.reason);
                 }
@@ -497,9 +507,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             let levels: Vec<String> = report.levels.iter().map(|(l, n)| format!("{n} {l:?}")).collect();
             println!(
-                "{}: {} regions ({}), {}",
+                "{}: {} ({}), {}",
                 report.path.display(),
-                report.regions,
+                count(report.regions, "region", "regions"),
                 levels.join(", "),
                 if report.changed { "written" } else { "unchanged" }
             );
@@ -507,14 +517,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             // the operator fixes it before a daemon reloads (and refuses) it.
             match config::load(&config) {
                 Ok(c) => {
-                    println!("{}: ok ({} regions)", config.display(), c.tree.len());
+                    println!("{}: ok ({})", config.display(), count(c.tree.len(), "region", "regions"));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
                     for e in &errors.0 {
                         println!("{e}");
                     }
-                    eprintln!("{} error(s) in {} with the imported regions", errors.0.len(), config.display());
+                    eprintln!(
+                        "{} in {} with the imported regions",
+                        count(errors.0.len(), "error", "errors"),
+                        config.display()
+                    );
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -522,18 +536,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Regions { command: RegionsCommand::ImportGeo { file, config } } => {
             let report = config::codifier::import_geo(&file, &config)?;
             println!(
-                "{}: {} regions, {} polygons, {}",
+                "{}: {}, {}, {}",
                 report.path.display(),
-                report.regions,
-                report.polygons,
+                count(report.regions, "region", "regions"),
+                count(report.polygons, "polygon", "polygons"),
                 if report.changed { "written" } else { "unchanged" }
             );
             match config::load(&config) {
                 Ok(c) => {
                     println!(
-                        "{}: ok ({} regions with a boundary)",
+                        "{}: ok ({} with a boundary)",
                         config.display(),
-                        c.tree.locator().boundaries().regions.len()
+                        count(c.tree.locator().boundaries().regions.len(), "region", "regions")
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -541,7 +555,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     for e in &errors.0 {
                         println!("{e}");
                     }
-                    eprintln!("{} error(s) in {} with the imported boundaries", errors.0.len(), config.display());
+                    eprintln!(
+                        "{} in {} with the imported boundaries",
+                        count(errors.0.len(), "error", "errors"),
+                        config.display()
+                    );
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -552,17 +570,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("{r}");
             }
             println!(
-                "rows read: {}, imported new: {}, already there: {}, rejected: {} ({} new subscribers)",
+                "rows read: {}, imported new: {}, already there: {}, rejected: {} ({})",
                 report.read,
                 report.new,
                 report.already,
                 report.rejected.len(),
-                report.created
+                count(report.created, "new subscriber", "new subscribers")
             );
             if report.rejected.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{} row(s) of {} rejected; the others were imported", report.rejected.len(), file.display());
+                eprintln!(
+                    "{} of {} rejected; the others were imported",
+                    count(report.rejected.len(), "row", "rows"),
+                    file.display()
+                );
                 Ok(ExitCode::FAILURE)
             }
         }
