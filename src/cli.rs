@@ -567,7 +567,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Subscribers { command: SubscribersCommand::Import { file, config } } => {
             let report = runtime()?.block_on(crate::subscribers::import_file(&config, &file))?;
             for r in &report.rejected {
-                eprintln!("{r}");
+                // The operator sees what they typed; the log keeps numbers masked.
+                eprintln!("{}", r.as_typed());
+                tracing::info!(row = %r, "subscriber row rejected");
             }
             println!(
                 "rows read: {}, imported new: {}, already there: {}, rejected: {} ({})",
