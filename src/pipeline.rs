@@ -487,7 +487,18 @@ impl Pipeline {
     /// is stale; publishes the status view.
     fn watch_health(&mut self, now: DateTime<Utc>) {
         let stale_after = self.alerts.stale_after();
-        let (alerts, seen) = self.alerts.status_view(&self.sources);
+        let (mut alerts, seen) = self.alerts.status_view(&self.sources);
+        // Residents know a feed by its service (alerts.in.ua, Тривога), not by the
+        // operator's name for it: /status gets each source's kind.
+        let kinds: BTreeMap<&str, &str> =
+            self.config.settings.sources.iter().map(|s| (s.name(), s.kind().as_str())).collect();
+        for a in &mut alerts {
+            let mut by_kind: Vec<String> =
+                a.sources.iter().map(|n| kinds.get(n.as_str()).map_or_else(|| n.clone(), |k| (*k).to_owned())).collect();
+            by_kind.sort();
+            by_kind.dedup();
+            a.sources = by_kind;
+        }
         for s in &seen {
             // A source never heard from gets `stale_after` from the start to answer.
             let stale = match s.last_ok {

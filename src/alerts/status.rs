@@ -25,7 +25,9 @@ pub struct ActiveAlert {
     pub started_at: DateTime<Utc>,
     pub level: Option<AlertLevel>,
     pub threats: Vec<Threat>,
-    /// The sources that report it, by name.
+    /// The sources that report it: by name from the alert state, by kind
+    /// (`alerts_in_ua`, `ukrainealarm`, `cap`) once the pipeline publishes the view,
+    /// for `/status` to name each as residents know it (`source-<kind>` in the catalogues).
     pub sources: Vec<String>,
 }
 

@@ -47,6 +47,7 @@ pub const REQUIRED_IDS: &[&str] = &[
     "evac-updated",
     "evac-ended",
     "evac-cancelled",
+    "evac-cancelled-advice",
     "evac-closed",
     "evac-destination",
     "evac-assembly-points",
