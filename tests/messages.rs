@@ -247,6 +247,14 @@ fn sms_is_compact_plain_text_with_the_facts() {
     assert!(!r.text.contains("&amp;") && !r.text.contains("🚨") && !r.text.contains("<b>"), "{}", r.text);
     let parts = sirena::messages::sms::segments(&r.text).parts;
     assert!(parts <= c.composer.sms_max_parts(), "{parts} parts: {}", r.text);
+
+    // A cancelled order tells whoever left already when to return, within the budget.
+    let cancelled = order_event(Transition::Cancelled, OrderStatus::Cancelled, vec![]);
+    let r = c.composer.render(&[Part::Event { event: &cancelled, as_new: false }], Lang::Uk, Format::Sms, &c.tree);
+    assert!(r.text.contains("Повертайтеся, коли безпечно."), "{}", r.text);
+    assert!(r.text.contains("Тел. 0 800 000 000"), "{}", r.text);
+    let parts = sirena::messages::sms::segments(&r.text).parts;
+    assert!(parts <= c.composer.sms_max_parts(), "{parts} parts: {}", r.text);
 }
 
 #[test]

@@ -245,6 +245,10 @@ impl Composer {
                         facts.push(Fact::sentence(tr.get(lang), 4));
                     }
                 }
+                if transition == Transition::Cancelled {
+                    let advice = "Left already? Return only when safe.";
+                    facts.push(Fact::sentence(&t("sms-evac-cancelled-advice", &[], advice), 1));
+                }
                 if let Some(h) = &order.hotline {
                     facts.push(Fact::sentence(&t("sms-hotline", &[("phone", h)], h), 0));
                 }

@@ -88,4 +88,5 @@ sms-advice-nuclear = Stay indoors!
 sms-advice-info = { "" }
 sms-advice-evacuation = { "" }
 sms-advice-unknown = Stay alert!
+sms-evac-cancelled-advice = Left already? Return only when safe.
 sms-hotline = Tel. { $phone }

@@ -88,4 +88,5 @@ sms-advice-nuclear = Будьте в приміщенні!
 sms-advice-info = { "" }
 sms-advice-evacuation = { "" }
 sms-advice-unknown = Будьте уважні!
+sms-evac-cancelled-advice = Повертайтеся, коли безпечно.
 sms-hotline = Тел. { $phone }
