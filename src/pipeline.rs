@@ -493,8 +493,11 @@ impl Pipeline {
         let kinds: BTreeMap<&str, &str> =
             self.config.settings.sources.iter().map(|s| (s.name(), s.kind().as_str())).collect();
         for a in &mut alerts {
-            let mut by_kind: Vec<String> =
-                a.sources.iter().map(|n| kinds.get(n.as_str()).map_or_else(|| n.clone(), |k| (*k).to_owned())).collect();
+            let mut by_kind: Vec<String> = a
+                .sources
+                .iter()
+                .map(|n| kinds.get(n.as_str()).map_or_else(|| n.clone(), |k| (*k).to_owned()))
+                .collect();
             by_kind.sort();
             by_kind.dedup();
             a.sources = by_kind;

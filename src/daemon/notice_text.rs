@@ -14,9 +14,7 @@ pub fn notice_text(c: &Composer, lang: Lang, notice: &Notice) -> String {
         Notice::SourceStale { source, last_ok } => {
             c.text(lang, "notice-source-stale", &[("source", source), ("since", &time(*last_ok))], source)
         }
-        Notice::SourceRecovered { source } => {
-            c.text(lang, "notice-source-recovered", &[("source", source)], source)
-        }
+        Notice::SourceRecovered { source } => c.text(lang, "notice-source-recovered", &[("source", source)], source),
         Notice::AllStale { since } => c.text(lang, "notice-all-stale", &[("since", &time(*since))], "all stale"),
         Notice::SnapshotHeld { source, held } => {
             c.counted(lang, "notice-snapshot-held", &[("source", source)], &[("held", *held as u64)], source)
@@ -29,7 +27,7 @@ pub fn notice_text(c: &Composer, lang: Lang, notice: &Notice) -> String {
             c.text(lang, "notice-config-refused", &[("errors", &listed)], &listed)
         }
         Notice::ConfigApplied { generation, changes } => {
-            let lines: Vec<String> = changes.iter().map(|ch| describe_change(&c, lang, ch)).collect();
+            let lines: Vec<String> = changes.iter().map(|ch| describe_change(c, lang, ch)).collect();
             let listed = lines.join("\n");
             c.text(
                 lang,
@@ -47,18 +45,15 @@ pub fn notice_text(c: &Composer, lang: Lang, notice: &Notice) -> String {
         }
         Notice::CredentialRefused { platform, var, status, exit_in } => {
             let minutes = exit_in.as_secs().div_ceil(60).to_string();
-            let args = [
-                ("platform", platform.as_str()),
-                ("var", var),
-                ("status", &status.to_string()),
-                ("minutes", &minutes),
-            ];
+            let args =
+                [("platform", platform.as_str()), ("var", var), ("status", &status.to_string()), ("minutes", &minutes)];
             c.text(lang, "notice-credential-refused", &args, var)
         }
         Notice::CredentialAccepted { platform, var } => {
             c.text(lang, "notice-credential-accepted", &[("platform", platform), ("var", var)], var)
         }
-    }}
+    }
+}
 
 /// One line of a reload notice: "order kupiansk-2023-11-06 updated: assembly points
 /// (assembly time 15:00 added)".
@@ -85,7 +80,6 @@ fn describe_change(c: &Composer, lang: Lang, change: &ConfigChange) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,7 +96,14 @@ mod tests {
     #[test]
     fn a_held_snapshot_counts_its_alerts_in_each_languages_plural_forms() {
         let c = composer();
-        let uk = [(1, "1 тривогу"), (2, "2 тривоги"), (5, "5 тривог"), (11, "11 тривог"), (21, "21 тривогу"), (22, "22 тривоги")];
+        let uk = [
+            (1, "1 тривогу"),
+            (2, "2 тривоги"),
+            (5, "5 тривог"),
+            (11, "11 тривог"),
+            (21, "21 тривогу"),
+            (22, "22 тривоги"),
+        ];
         for (n, words) in uk {
             let text = held(&c, Lang::Uk, n);
             assert!(text.contains(&format!("прибрало {words} (")), "{n}: {text}");
@@ -116,7 +117,10 @@ mod tests {
         let c = composer();
         let change = |added, removed| ConfigChange::Regions { added, removed };
         assert_eq!(describe_change(&c, Lang::Uk, &change(1, 5)), "• регіони: додано 1 регіон, прибрано 5 регіонів");
-        assert_eq!(describe_change(&c, Lang::Uk, &change(22, 11)), "• регіони: додано 22 регіони, прибрано 11 регіонів");
+        assert_eq!(
+            describe_change(&c, Lang::Uk, &change(22, 11)),
+            "• регіони: додано 22 регіони, прибрано 11 регіонів"
+        );
         assert_eq!(describe_change(&c, Lang::En, &change(1, 2)), "• regions: 1 region added, 2 regions removed");
     }
 }
