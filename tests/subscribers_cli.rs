@@ -138,6 +138,11 @@ fn a_bad_phone_is_shown_as_typed_to_the_operator_and_masked_in_the_log() {
         said.contains(&"line 2: `+38050123` is not a sms address: 8 digits; a Ukrainian number has 12: 380 and 9 more"),
         "the operator's output shows the number as typed:\n{err}"
     );
+    // A count of one is singular (messages::plural::count): "1 row", never "1 row(s)".
+    assert!(
+        said.iter().any(|l| l.starts_with("1 row of ") && l.ends_with(" rejected; the others were imported")),
+        "{err}"
+    );
     let logged: Vec<&&str> = logs.iter().filter(|l| l.contains("subscriber row rejected")).collect();
     assert_eq!(logged.len(), 1, "one log line for the row:\n{err}");
     assert!(logged[0].contains("`******123` is not a sms address"), "masked in the log: {}", logged[0]);
