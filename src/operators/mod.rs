@@ -312,7 +312,8 @@ impl Operators {
         if count == 0 {
             return Ok(c.text(lang, "op-cancel-nobody", &[("event", &shown)], &shown));
         }
-        self.audit(by, "event_cancelled", format!("{} ({count} recipients)", original.id)).await?;
+        let recipients = crate::messages::plural::count(count, "recipient", "recipients");
+        self.audit(by, "event_cancelled", format!("{} ({recipients})", original.id)).await?;
         let event = Event {
             id: correction,
             kind: original.kind,
