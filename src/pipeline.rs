@@ -492,16 +492,7 @@ impl Pipeline {
         // operator's name for it: /status gets each source's kind.
         let kinds: BTreeMap<&str, &str> =
             self.config.settings.sources.iter().map(|s| (s.name(), s.kind().as_str())).collect();
-        for a in &mut alerts {
-            let mut by_kind: Vec<String> = a
-                .sources
-                .iter()
-                .map(|n| kinds.get(n.as_str()).map_or_else(|| n.clone(), |k| (*k).to_owned()))
-                .collect();
-            by_kind.sort();
-            by_kind.dedup();
-            a.sources = by_kind;
-        }
+        alerts.iter_mut().for_each(|a| a.name_sources_by_kind(&kinds));
         for s in &seen {
             // A source never heard from gets `stale_after` from the start to answer.
             let stale = match s.last_ok {
