@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{self, Config, StoreLocation};
+use crate::messages::plural::count;
 
 /// The longest `check-config` waits for PostgreSQL (the client's own connect limit is
 /// 5 s; this bounds the query after it too).
@@ -24,7 +25,7 @@ pub async fn run(dir: &Path) -> bool {
             for e in &errors.0 {
                 println!("{e}");
             }
-            eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+            eprintln!("{} in {}", count(errors.0.len(), "error", "errors"), dir.display());
             return false;
         }
     };
@@ -50,7 +51,12 @@ pub async fn run(dir: &Path) -> bool {
             return false;
         }
     }
-    println!("{}: ok ({} regions, {} evacuation orders)", dir.display(), config.tree.len(), config.orders.len());
+    println!(
+        "{}: ok ({}, {})",
+        dir.display(),
+        count(config.tree.len(), "region", "regions"),
+        count(config.orders.len(), "evacuation order", "evacuation orders")
+    );
     true
 }
 

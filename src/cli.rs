@@ -10,6 +10,7 @@ use crate::config;
 use crate::config::log::LogFormat;
 use crate::demo::SmsKind;
 use crate::messages::Lang;
+use crate::messages::plural::count;
 
 #[derive(Debug, Parser)]
 #[command(name = "sirena", version, about = "Air-raid and evacuation alert broadcaster")]
@@ -486,7 +487,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let keep = if drop_feed_ids { KeepFeedIds::Drop } else { KeepFeedIds::Refuse };
             let report = config::codifier::import(&file, &config, &lists, keep)?;
             if !lists.is_empty() {
-                println!("feed ids: {} regions placed, {} uids not:", report.feed_ids, report.unmatched.len());
+                println!(
+                    "feed ids: {} placed, {} not:",
+                    count(report.feed_ids, "region", "regions"),
+                    count(report.unmatched.len(), "uid", "uids")
+                );
                 for u in &report.unmatched {
                     println!("  {} {}: {}", u.place.uid, u.place.name, u.reason);
                 }
@@ -501,9 +506,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             let levels: Vec<String> = report.levels.iter().map(|(l, n)| format!("{n} {l:?}")).collect();
             println!(
-                "{}: {} regions ({}), {}",
+                "{}: {} ({}), {}",
                 report.path.display(),
-                report.regions,
+                count(report.regions, "region", "regions"),
                 levels.join(", "),
                 if report.changed { "written" } else { "unchanged" }
             );
@@ -511,14 +516,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             // the operator fixes it before a daemon reloads (and refuses) it.
             match config::load(&config) {
                 Ok(c) => {
-                    println!("{}: ok ({} regions)", config.display(), c.tree.len());
+                    println!("{}: ok ({})", config.display(), count(c.tree.len(), "region", "regions"));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
                     for e in &errors.0 {
                         println!("{e}");
                     }
-                    eprintln!("{} error(s) in {} with the imported regions", errors.0.len(), config.display());
+                    eprintln!(
+                        "{} in {} with the imported regions",
+                        count(errors.0.len(), "error", "errors"),
+                        config.display()
+                    );
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -526,18 +535,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Regions { command: RegionsCommand::ImportGeo { file, config } } => {
             let report = config::codifier::import_geo(&file, &config)?;
             println!(
-                "{}: {} regions, {} polygons, {}",
+                "{}: {}, {}, {}",
                 report.path.display(),
-                report.regions,
-                report.polygons,
+                count(report.regions, "region", "regions"),
+                count(report.polygons, "polygon", "polygons"),
                 if report.changed { "written" } else { "unchanged" }
             );
             match config::load(&config) {
                 Ok(c) => {
                     println!(
-                        "{}: ok ({} regions with a boundary)",
+                        "{}: ok ({} with a boundary)",
                         config.display(),
-                        c.tree.locator().boundaries().regions.len()
+                        count(c.tree.locator().boundaries().regions.len(), "region", "regions")
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -545,7 +554,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     for e in &errors.0 {
                         println!("{e}");
                     }
-                    eprintln!("{} error(s) in {} with the imported boundaries", errors.0.len(), config.display());
+                    eprintln!(
+                        "{} in {} with the imported boundaries",
+                        count(errors.0.len(), "error", "errors"),
+                        config.display()
+                    );
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -553,15 +566,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Subscribers { command: SubscribersCommand::Import { file, config } } => {
             let report = runtime()?.block_on(crate::subscribers::import_file(&config, &file))?;
             for r in &report.rejected {
-                eprintln!("{r}");
+                // The operator sees what they typed; the log keeps numbers masked.
+                eprintln!("{}", r.as_typed());
+                tracing::info!(row = %r, "subscriber row rejected");
             }
             println!(
-                "rows read: {}, imported new: {}, already there: {}, rejected: {} ({} new subscribers)",
+                "rows read: {}, imported new: {}, already there: {}, rejected: {} ({})",
                 report.read,
                 report.new,
                 report.already,
                 report.rejected.len(),
-                report.created
+                count(report.created, "new subscriber", "new subscribers")
             );
             if let Some(w) = &report.sms_waiting {
                 eprintln!("{w}");
@@ -569,7 +584,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if report.rejected.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{} row(s) of {} rejected; the others were imported", report.rejected.len(), file.display());
+                eprintln!(
+                    "{} of {} rejected; the others were imported",
+                    count(report.rejected.len(), "row", "rows"),
+                    file.display()
+                );
                 Ok(ExitCode::FAILURE)
             }
         }

@@ -80,7 +80,7 @@ pub fn table(requests: &[HelpRequest], tree: &RegionTree) -> String {
     for r in &rows {
         out.push_str(&line(r));
     }
-    out.push_str(&format!("{} request(s)\n", rows.len()));
+    out.push_str(&format!("{}\n", crate::messages::plural::count(rows.len(), "request", "requests")));
     out
 }
 
@@ -127,7 +127,7 @@ mod tests {
         assert!(table.contains("+38050***4567") && !table.contains("+380501234567"), "{table}");
         assert!(!table.contains("123456789"), "{table}");
         assert!(table.contains("complete") && table.contains("answering (mobility)"), "{table}");
-        assert!(table.ends_with("2 request(s)\n"), "{table}");
+        assert!(table.ends_with("2 requests\n"), "{table}");
         let csv = csv(&rs, &tree);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], "order,region,place,people,mobility,phone,chat,state,updated");

@@ -487,7 +487,12 @@ impl Pipeline {
     /// is stale; publishes the status view.
     fn watch_health(&mut self, now: DateTime<Utc>) {
         let stale_after = self.alerts.stale_after();
-        let (alerts, seen) = self.alerts.status_view(&self.sources);
+        let (mut alerts, seen) = self.alerts.status_view(&self.sources);
+        // Residents know a feed by its service (alerts.in.ua, Тривога), not by the
+        // operator's name for it: /status gets each source's kind.
+        let kinds: BTreeMap<&str, &str> =
+            self.config.settings.sources.iter().map(|s| (s.name(), s.kind().as_str())).collect();
+        alerts.iter_mut().for_each(|a| a.name_sources_by_kind(&kinds));
         for s in &seen {
             // A source never heard from gets `stale_after` from the start to answer.
             let stale = match s.last_ok {

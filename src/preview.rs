@@ -17,6 +17,7 @@ use crate::alerts::{Event, Transition};
 use crate::channels::ChannelKind;
 use crate::config::{self, Config, ConfigErrors};
 use crate::matcher::MatchIndex;
+use crate::messages::plural::count;
 use crate::messages::{Lang, Part};
 use crate::store::Import;
 
@@ -148,7 +149,7 @@ fn rate(config: &Config, kind: ChannelKind, priority: crate::alerts::Priority) -
 pub fn report(p: &Preview) -> String {
     let mut out = String::new();
     let total: usize = p.by_channel.values().sum();
-    let _ = writeln!(out, "order `{}` would reach {total} recipient(s):", p.order);
+    let _ = writeln!(out, "order `{}` would reach {}:", p.order, count(total, "recipient", "recipients"));
     for ((kind, lang), n) in &p.by_channel {
         let _ = writeln!(out, "  {:<18} {:<3} {n}", kind.to_string(), lang.code());
     }
@@ -167,7 +168,7 @@ pub fn report(p: &Preview) -> String {
         };
     }
     for (kind, lang, text, parts) in &p.texts {
-        let parts = parts.map_or(String::new(), |n| format!(", {n} SMS part{}", if n == 1 { "" } else { "s" }));
+        let parts = parts.map_or(String::new(), |n| format!(", {}", count(n, "SMS part", "SMS parts")));
         let _ = writeln!(out, "\n── {kind}, {}{parts}:", lang.code());
         for line in text.lines() {
             let _ = writeln!(out, "  │ {line}");

@@ -76,6 +76,26 @@ pub struct Rejected {
     pub errors: Vec<RowError>,
 }
 
+impl RowError {
+    /// The reason with an address as typed (see [`BadAddress::as_typed`]).
+    fn as_typed(&self) -> String {
+        match self {
+            RowError::Address(bad) => bad.as_typed(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Rejected {
+    /// The row's reasons with its address as typed, for the operator running the
+    /// import, who must see what is wrong in their file. Its `Display` masks phone
+    /// numbers and chat ids: that one is for logs.
+    pub fn as_typed(&self) -> String {
+        let reasons: Vec<String> = self.errors.iter().map(RowError::as_typed).collect();
+        format!("line {}: {}", self.line, reasons.join("; "))
+    }
+}
+
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "line {}: ", self.line)?;

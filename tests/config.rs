@@ -665,7 +665,7 @@ fn check_config_prints_file_line_col_and_exits_1() {
         vec![(settings.path.clone(), settings.line_of("poll = ")), (order.path.clone(), order.line_of("colour = "))];
     expected.sort();
     assert_eq!(located, expected, "stdout: {stdout}");
-    assert!(stderr.contains("2 error(s)"), "stderr: {stderr}");
+    assert!(stderr.contains("2 errors in"), "stderr: {stderr}");
 }
 
 /// `[[source]]` tables: names are unique (the default is the kind), kinds without an

@@ -52,7 +52,7 @@ fn the_order_example_of_the_operators_guide_passes_check_config_as_written() {
     let out = check_config(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("(91 regions, 1 evacuation orders)"), "{stdout}");
+    assert!(stdout.contains("(91 regions, 1 evacuation order)"), "{stdout}");
     // Its place's only point is an estimate: the operator is told there is no pin.
     assert!(
         stdout.contains(

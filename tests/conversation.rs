@@ -124,7 +124,7 @@ async fn every_command_and_button_answers_and_stores_what_it_says() {
     let r = b.text("Kupiansk").await;
     let text = all_text(&r);
     assert!(text.contains("Kupiansk") && text.contains("Raion"), "named with raion: {text}");
-    assert!(text.contains("Air raid") && text.contains("alerts_in_ua"), "what is active now: {text}");
+    assert!(text.contains("Air raid") && text.contains("source: alerts.in.ua"), "what is active now: {text}");
     assert_eq!(r[0].keyboard, Keyboard::Remove, "the location request goes away");
     assert_eq!(b.places().await, vec![KUPIANSK]);
     assert!(b.store.chat_settings(id).await.unwrap().dialog.is_none(), "the dialog is over");
@@ -320,4 +320,38 @@ fn drill_down_callback_data_fits_64_bytes_over_the_whole_tree() {
         }
     }
     assert!(pages_seen > 20, "drilled {pages_seen} pages");
+}
+
+/// /help names the fallbacks someone losing internet needs; an unknown command points
+/// to /help; /status names the source as residents know it and dates an alert older
+/// than a day, which "since 19:45" alone would place today.
+#[tokio::test]
+async fn help_names_the_fallbacks_and_status_dates_an_old_alert_by_its_known_source() {
+    let b = bot();
+    let help = all_text(&b.text("/help").await);
+    assert!(help.contains("/sms — SMS-резерв") && help.contains("/drills on"), "{help}");
+    let r = all_text(&b.text("/nonsense").await);
+    assert!(r.contains("Не знаю команди /nonsense. Усі команди: /help"), "{r}");
+
+    b.text("/subscribe Кіндрашівка").await;
+    assert_eq!(b.places().await, vec![KINDRASHIVKA]);
+    let alert = |started_at, source: &str| ActiveAlert {
+        kind: AlertKind::AirRaid,
+        region: rid(KHARKIV_OBLAST),
+        started_at,
+        level: None,
+        threats: vec![],
+        sources: vec![source.into()],
+    };
+    // 16:45 UTC on 24 February 2022 is 18:45 in Kyiv (UTC+2 in winter).
+    let old = chrono::DateTime::parse_from_rfc3339("2022-02-24T16:45:00Z").expect("date").to_utc();
+    b.status.send_replace(Arc::new(fresh_view(vec![alert(old, "ukrainealarm")])));
+    let r = all_text(&b.text("/status").await);
+    assert!(r.contains("з 24.02.2022 18:45 (джерело: «Повітряна тривога» (ukrainealarm))"), "{r}");
+
+    let recent = Utc::now() - chrono::Duration::minutes(30);
+    b.status.send_replace(Arc::new(fresh_view(vec![alert(recent, "alerts_in_ua")])));
+    let r = all_text(&b.text("/status").await);
+    let hhmm = sirena::messages::kyiv(recent).format("%H:%M").to_string();
+    assert!(r.contains(&format!("з {hhmm} (джерело: alerts.in.ua)")), "today's alert gets its time only: {r}");
 }

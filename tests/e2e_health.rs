@@ -131,5 +131,6 @@ async fn status_names_what_is_on_in_a_residents_place() {
     let got = h.telegram.wait_for_sent(CHAT, before + 1, WAIT).await;
     let status = &got[before].text;
     assert!(status.contains("Air raid alert in Kupiansk Raion since"), "{status}");
+    assert!(status.contains("(source: alerts.in.ua)"), "the source as residents know it: {status}");
     h.shutdown().await;
 }

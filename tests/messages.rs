@@ -180,6 +180,9 @@ fn updates_say_what_changed_and_endings_are_short() {
     assert!(silent);
     let (cancelled, silent) = render(&c, &order_event(Transition::Cancelled, OrderStatus::Cancelled, vec![]), Lang::En);
     assert!(cancelled.starts_with("❌ Evacuation order cancelled: it was issued in error"), "{cancelled}");
+    assert!(cancelled.contains("If you have already left, return only when it is safe"), "{cancelled}");
+    let (uk, _) = render(&c, &order_event(Transition::Cancelled, OrderStatus::Cancelled, vec![]), Lang::Uk);
+    assert!(uk.contains("Якщо ви вже виїхали, повертайтеся лише тоді, коли це безпечно"), "{uk}");
     assert!(!silent, "a cancellation is news: it rings");
 }
 
@@ -245,6 +248,14 @@ fn sms_is_compact_plain_text_with_the_facts() {
     assert!(!r.text.contains("&amp;") && !r.text.contains("🚨") && !r.text.contains("<b>"), "{}", r.text);
     let parts = sirena::messages::sms::segments(&r.text).parts;
     assert!(parts <= c.composer.sms_max_parts(), "{parts} parts: {}", r.text);
+
+    // A cancelled order tells whoever left already when to return, within the budget.
+    let cancelled = order_event(Transition::Cancelled, OrderStatus::Cancelled, vec![]);
+    let r = c.composer.render(&[Part::Event { event: &cancelled, as_new: false }], Lang::Uk, Format::Sms, &c.tree);
+    assert!(r.text.contains("Повертайтеся, коли безпечно."), "{}", r.text);
+    assert!(r.text.contains("Тел. 0 800 000 000"), "{}", r.text);
+    let parts = sirena::messages::sms::segments(&r.text).parts;
+    assert!(parts <= c.composer.sms_max_parts(), "{parts} parts: {}", r.text);
 }
 
 #[test]
@@ -304,10 +315,14 @@ fn level_threats_and_what_goes_on_are_said_in_both_languages() {
         texts: vec![],
     };
     let (uk, _) = render(&c, &start, Lang::Uk);
-    assert!(uk.contains("Жовтий рівень: загроза нижчого рівня."), "{uk}");
+    // A yellow level says what it means and what to do.
+    assert!(
+        uk.contains("Жовтий рівень: загроза є, але не пряма. Будьте напоготові й слідкуйте за повідомленнями."),
+        "{uk}"
+    );
     assert!(uk.contains("Загроза: балістичні ракети, hypersonic"), "{uk}");
     let (en, _) = render(&c, &start, Lang::En);
-    assert!(en.contains("Yellow level: a lower-tier threat."), "{en}");
+    assert!(en.contains("Yellow level: a threat, but not a direct one. Stay ready and follow the messages."), "{en}");
     assert!(en.contains("Threat: ballistic missiles, hypersonic"), "{en}");
 
     let mut update = start.clone();

@@ -65,7 +65,7 @@ async fn a_preview_counts_who_would_be_reached_and_shows_every_text_without_send
         Command::new(BIN).args(["preview", "kindrashivka-preview", "--config"]).arg(&config).output().expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("would reach 3 recipient(s)"), "Lviv is not reached:\n{text}");
+    assert!(text.contains("would reach 3 recipients"), "Lviv is not reached:\n{text}");
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
     for row in [["telegram", "uk", "1"], ["telegram", "en", "1"], ["sms", "uk", "1"]] {
         assert!(rows.iter().any(|r| r == &row), "no {row:?} row:\n{text}");

@@ -70,6 +70,20 @@ fn however_a_name_is_written_the_place_is_found_exactly() {
     exact("Yahotyn", YAHOTYN);
 }
 
+/// Kupiansk raion's Петропавлівська громада has a hand-written English name
+/// (config/regions/kharkiv.toml: "Petropavlivka Hromada"); the Dnipropetrovsk one, from the
+/// codifier, is named by the transliteration. The transliteration finds both, exactly.
+#[test]
+fn the_transliteration_finds_a_hromada_whose_english_name_is_written_otherwise() {
+    let Some((_, config)) = country() else { return };
+    let (kind, ids) = search(config, "Petropavlivska hromada");
+    assert_eq!(kind, MatchKind::Exact, "{ids:?}");
+    assert!(ids.contains(&"UA63080130000077600".to_string()), "Kupiansk raion's: {ids:?}");
+    assert!(ids.contains(&"UA12140230000057328".to_string()), "Dnipropetrovsk oblast's: {ids:?}");
+    let (kind, ids) = search(config, "Petropavlivka Hromada");
+    assert_eq!((kind, ids.as_slice()), (MatchKind::Exact, ["UA63080130000077600".to_string()].as_slice()));
+}
+
 #[test]
 fn typos_and_russian_spellings_are_offered_marked_fuzzy() {
     let Some((_, config)) = country() else { return };

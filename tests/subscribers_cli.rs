@@ -49,7 +49,7 @@ fn import_reports_bad_rows_imports_good_ones_once_and_export_prints_them() {
     assert_eq!(first.status.code(), Some(1), "a rejected row fails the run\n{out}\n{err}");
     for want in [
         "line 5: place UA99000000000000000 is not a region in the config",
-        "line 6: `******123` is not a sms address: 8 digits; a Ukrainian number has 12: 380 and 9 more",
+        "line 6: `+38050123` is not a sms address: 8 digits; a Ukrainian number has 12: 380 and 9 more",
         "line 7: 4 columns expected, found 3",
         "line 8: duplicate of line 2",
         "line 11: lang `de` is not uk or en",
@@ -115,6 +115,38 @@ fn a_file_that_is_not_a_subscriber_list_imports_nothing() {
     assert!(export.status.success());
     assert_eq!(text(&export.stdout), "channel,address,place,lang\n");
     assert!(!dir.path().join("sirena.db").exists(), "exporting does not create a store");
+}
+
+/// The operator running the import sees a bad number as they typed it; the log line of
+/// the same row (JSON, as the journal gets it) keeps it masked.
+#[test]
+fn a_bad_phone_is_shown_as_typed_to_the_operator_and_masked_in_the_log() {
+    let (dir, config) = config_dir();
+    let csv = dir.path().join("one-bad.csv");
+    std::fs::write(&csv, format!("channel,address,place,lang\nsms,+38050123,{CITY},uk\n")).expect("write");
+    let out = Command::new(BIN)
+        .args(["subscribers", "import", csv.to_str().expect("path"), "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("SIRENA_LOG_FORMAT", "json")
+        .output()
+        .expect("binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let (logs, said): (Vec<&str>, Vec<&str>) = err.lines().partition(|l| l.starts_with('{'));
+    assert!(
+        said.contains(&"line 2: `+38050123` is not a sms address: 8 digits; a Ukrainian number has 12: 380 and 9 more"),
+        "the operator's output shows the number as typed:\n{err}"
+    );
+    // A count of one is singular (messages::plural::count): "1 row", never "1 row(s)".
+    assert!(
+        said.iter().any(|l| l.starts_with("1 row of ") && l.ends_with(" rejected; the others were imported")),
+        "{err}"
+    );
+    let logged: Vec<&&str> = logs.iter().filter(|l| l.contains("subscriber row rejected")).collect();
+    assert_eq!(logged.len(), 1, "one log line for the row:\n{err}");
+    assert!(logged[0].contains("`******123` is not a sms address"), "masked in the log: {}", logged[0]);
+    assert!(!logs.iter().any(|l| l.contains("38050123")), "no log line holds the number:\n{err}");
 }
 
 #[test]

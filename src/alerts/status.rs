@@ -25,8 +25,23 @@ pub struct ActiveAlert {
     pub started_at: DateTime<Utc>,
     pub level: Option<AlertLevel>,
     pub threats: Vec<Threat>,
-    /// The sources that report it, by name.
+    /// The sources that report it: by name from the alert state, by kind
+    /// (`alerts_in_ua`, `ukrainealarm`, `cap`) once the pipeline publishes the view,
+    /// for `/status` to name each as residents know it (`source-<kind>` in the catalogues).
     pub sources: Vec<String>,
+}
+
+impl ActiveAlert {
+    /// Names its sources by kind (`kinds`: source name → kind, from the config), each
+    /// kind once, sorted: residents know a feed by its service, not by the operator's
+    /// name for it. A name not in `kinds` is kept.
+    pub fn name_sources_by_kind(&mut self, kinds: &std::collections::BTreeMap<&str, &str>) {
+        let mut by_kind: Vec<String> =
+            self.sources.iter().map(|n| kinds.get(n.as_str()).map_or_else(|| n.clone(), |k| (*k).to_owned())).collect();
+        by_kind.sort();
+        by_kind.dedup();
+        self.sources = by_kind;
+    }
 }
 
 /// One evacuation order in force.
@@ -119,6 +134,15 @@ mod tests {
             sources: vec![SourceSeen { source: "a".into(), last_ok: Some(t(last_ok)), held_since: None }],
             stale_after: Duration::minutes(5),
         }
+    }
+
+    #[test]
+    fn sources_are_named_by_kind_once_each() {
+        let mut a = view(0).alerts.remove(0);
+        a.sources = vec!["kyiv-cap".into(), "ua-main".into(), "ua-backup".into(), "gone".into()];
+        let kinds = [("kyiv-cap", "cap"), ("ua-main", "alerts_in_ua"), ("ua-backup", "alerts_in_ua")].into();
+        a.name_sources_by_kind(&kinds);
+        assert_eq!(a.sources, vec!["alerts_in_ua", "cap", "gone"]);
     }
 
     #[test]

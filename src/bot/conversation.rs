@@ -662,9 +662,13 @@ fn place_now(turn: &Turn, view: &StatusView, place: &RegionId, now: chrono::Date
         PlaceStatus::Known { alerts, orders } => {
             for a in &alerts {
                 let kind = turn.composer.text(turn.lang, &format!("alert-kind-{}", a.kind), &[], a.kind.as_str());
-                let since = kyiv(a.started_at).format("%H:%M").to_string();
+                // An alert older than a day gets its date: "з 19:45" alone would read as today.
+                let format = if now - a.started_at > chrono::Duration::hours(24) { "%d.%m.%Y %H:%M" } else { "%H:%M" };
+                let since = kyiv(a.started_at).format(format).to_string();
                 let area = turn.tree.name(&a.region, turn.lang);
-                let sources = a.sources.join(", ");
+                let sources: Vec<String> =
+                    a.sources.iter().map(|k| turn.composer.text(turn.lang, &format!("source-{k}"), &[], k)).collect();
+                let sources = sources.join(", ");
                 text.push_str(&line(format!(
                     "🔴 {}",
                     turn.raw(
@@ -762,14 +766,14 @@ pub fn drill(
         rows.push(nav);
     }
     let text = match parent {
-        None => t("bot-drill-top", &[("page", &(page + 1).to_string()), ("pages", &pages.to_string())]),
+        None => t("bot-browse-top", &[("page", &(page + 1).to_string()), ("pages", &pages.to_string())]),
         Some(p) => {
             let name = tree.qualified_name(p, lang);
-            let whole = t("bot-drill-whole", &[("place", &tree.name(p, lang))]);
+            let whole = t("bot-browse-whole", &[("place", &tree.name(p, lang))]);
             rows.push(vec![Button::new(whole, format!("{SUBSCRIBE_PREFIX}{p}"))]);
             let up = tree.get(p).and_then(|r| r.parent.as_ref()).map(|g| g.to_string()).unwrap_or_default();
-            rows.push(vec![Button::new(t("bot-drill-up", &[]), format!("{DRILL_PREFIX}{up}:0"))]);
-            t("bot-drill", &[("place", &name), ("page", &(page + 1).to_string()), ("pages", &pages.to_string())])
+            rows.push(vec![Button::new(t("bot-browse-up", &[]), format!("{DRILL_PREFIX}{up}:0"))]);
+            t("bot-browse", &[("place", &name), ("page", &(page + 1).to_string()), ("pages", &pages.to_string())])
         }
     };
     Some(Reply { text: escape(&text), keyboard: Keyboard::Inline(rows) })

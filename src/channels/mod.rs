@@ -115,6 +115,12 @@ pub struct BadAddress {
 }
 
 impl BadAddress {
+    /// The message with the address as it was typed, for the operator who typed it
+    /// (a command's own output); [`fmt::Display`] masks it for logs.
+    pub fn as_typed(&self) -> String {
+        format!("`{}` is not a {} address: {}", self.text, self.kind, self.why)
+    }
+
     fn shown(&self) -> String {
         match self.kind {
             ChannelKind::Sms | ChannelKind::TelegramChat => mask(&self.text),

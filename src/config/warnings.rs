@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Config, SourceSettings};
-use crate::messages::Lang;
+use crate::messages::{Lang, plural};
 use crate::regions::{Level, RegionId};
 
 /// Every warning about `config`, in words, each with its fix.
@@ -77,10 +77,13 @@ fn feed_coverage(config: &Config) -> Vec<String> {
     let mut breakdown: Vec<String> = oblasts
         .iter()
         .take(4)
-        .map(|(id, m)| format!("{} {} raions, {} hromadas", tree.name(id, Lang::Uk), m.raions, m.hromadas))
+        .map(|(id, m)| {
+            let raions = plural::count(m.raions, "raion", "raions");
+            format!("{} {raions}, {}", tree.name(id, Lang::Uk), plural::count(m.hromadas, "hromada", "hromadas"))
+        })
         .collect();
     if oblasts.len() > 4 {
-        breakdown.push(format!("{} more oblasts", oblasts.len() - 4));
+        breakdown.push(format!("{} more", plural::count(oblasts.len() - 4, "oblast", "oblasts")));
     }
     config
         .settings

@@ -32,7 +32,6 @@ use crate::bot::{self, Conversation};
 use crate::channels::sms::{Gateway, ReportReader, SmsChannel};
 use crate::channels::telegram::TelegramChannel;
 use crate::channels::{Channel, ChannelKind};
-use crate::config::diff::ConfigChange;
 use crate::config::{self, Config};
 use crate::dispatch::limits::{RateLimiter, SharedLimiter};
 use crate::dispatch::{DeliveryPolicy, DispatchStats, Lane};
@@ -45,6 +44,7 @@ pub use crate::pipeline::Fanout;
 pub use secrets::Secrets;
 use watcher::ConfigWatcher;
 
+mod notice_text;
 mod secrets;
 mod watcher;
 
@@ -560,7 +560,6 @@ async fn tell_operators(
     composer: watch::Receiver<Arc<crate::messages::Composer>>,
     cancel: CancellationToken,
 ) {
-    use crate::pipeline::Notice;
     loop {
         let notice = tokio::select! {
             () = cancel.cancelled() => return,
@@ -574,88 +573,12 @@ async fn tell_operators(
             },
         };
         let c = composer.borrow().clone();
-        let lang = crate::messages::Lang::Uk;
-        let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-            t.map_or("—".to_owned(), |t| crate::messages::kyiv(t).format("%d.%m %H:%M").to_string())
-        };
-        let text = match &notice {
-            Notice::SourceStale { source, last_ok } => {
-                c.text(lang, "notice-source-stale", &[("source", source), ("since", &time(*last_ok))], source)
-            }
-            Notice::SourceRecovered { source } => {
-                c.text(lang, "notice-source-recovered", &[("source", source)], source)
-            }
-            Notice::AllStale { since } => c.text(lang, "notice-all-stale", &[("since", &time(*since))], "all stale"),
-            Notice::SnapshotHeld { source, held } => {
-                c.text(lang, "notice-snapshot-held", &[("source", source), ("held", &held.to_string())], source)
-            }
-            Notice::SnapshotBelieved { source, since } => {
-                c.text(lang, "notice-snapshot-believed", &[("source", source), ("since", &time(Some(*since)))], source)
-            }
-            Notice::ConfigRefused { errors } => {
-                let listed = errors.join("\n");
-                c.text(lang, "notice-config-refused", &[("errors", &listed)], &listed)
-            }
-            Notice::ConfigApplied { generation, changes } => {
-                let lines: Vec<String> = changes.iter().map(|ch| describe_change(&c, lang, ch)).collect();
-                let listed = lines.join("\n");
-                c.text(
-                    lang,
-                    "notice-config-applied",
-                    &[("generation", &generation.to_string()), ("changes", &listed)],
-                    &listed,
-                )
-            }
-            Notice::OrdersMissing { ids } => {
-                let listed = ids.join(", ");
-                c.text(lang, "notice-orders-missing", &[("orders", &listed)], &listed)
-            }
-            Notice::DrillReport { drill, run, summary } => {
-                c.text(lang, "notice-drill-report", &[("drill", drill), ("run", run), ("summary", summary)], summary)
-            }
-            Notice::CredentialRefused { platform, var, status, exit_in } => {
-                let minutes = exit_in.as_secs().div_ceil(60).to_string();
-                let args = [
-                    ("platform", platform.as_str()),
-                    ("var", var),
-                    ("status", &status.to_string()),
-                    ("minutes", &minutes),
-                ];
-                c.text(lang, "notice-credential-refused", &args, var)
-            }
-            Notice::CredentialAccepted { platform, var } => {
-                c.text(lang, "notice-credential-accepted", &[("platform", platform), ("var", var)], var)
-            }
-        };
+        let text = notice_text::notice_text(&c, crate::messages::Lang::Uk, &notice);
         let text = crate::messages::escape(&text);
         let operators = operators.borrow().clone();
         for op in operators.iter() {
             replies.notify(*op, text.clone()).await;
         }
-    }
-}
-
-/// One line of a reload notice: "order kupiansk-2023-11-06 updated: assembly points
-/// (assembly time 15:00 added)".
-fn describe_change(c: &crate::messages::Composer, lang: crate::messages::Lang, change: &ConfigChange) -> String {
-    match change {
-        ConfigChange::OrderAdded { id, status } => {
-            c.text(lang, "notice-change-order-added", &[("id", id), ("status", status.as_str())], id)
-        }
-        ConfigChange::OrderChanged { id, fields, times_added, times_removed } => {
-            let mut what: Vec<String> =
-                fields.iter().map(|f| c.text(lang, &format!("evac-change-{}", f.as_str()), &[], f.as_str())).collect();
-            what.extend(times_added.iter().map(|t| c.text(lang, "notice-change-time-added", &[("time", t)], t)));
-            what.extend(times_removed.iter().map(|t| c.text(lang, "notice-change-time-removed", &[("time", t)], t)));
-            c.text(lang, "notice-change-order-updated", &[("id", id), ("what", &what.join(", "))], id)
-        }
-        ConfigChange::OrderRemoved { id } => c.text(lang, "notice-change-order-removed", &[("id", id)], id),
-        ConfigChange::Regions { added, removed } => c.text(
-            lang,
-            "notice-change-regions",
-            &[("added", &added.to_string()), ("removed", &removed.to_string())],
-            "regions",
-        ),
     }
 }
 

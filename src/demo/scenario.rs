@@ -390,7 +390,11 @@ async fn play(h: &mut Harness) -> anyhow::Result<bool> {
         .next_fanout(STEP, is(AlertKind::AirRaid, Transition::Started, KUPIANSK_RAION))
         .await
         .map_err(|e| anyhow::anyhow!("raion air raid: {e}"))?;
-    println!("{}   event: stored for late subscribers, {} recipient(s): nobody is told twice", h.clock(), f.recipients);
+    println!(
+        "{}   event: stored for late subscribers, {}: nobody is told twice",
+        h.clock(),
+        crate::messages::plural::count(f.recipients, "recipient", "recipients")
+    );
     if f.recipients != 0 {
         anyhow::bail!("the raion's alert inside the oblast's rang {} residents again", f.recipients);
     }
@@ -598,7 +602,13 @@ async fn announce(h: &mut Harness, what: &str, pred: impl Fn(&Fanout) -> bool) -
     let queued = Instant::now();
     let tree = crate::config::load(&h.config_dir).map(|c| c.tree).map_err(|e| anyhow::anyhow!("{e}"))?;
     let places: Vec<String> = f.event.targets.iter().map(|t| tree.name(t, crate::messages::Lang::En)).collect();
-    println!("{}   event: {} in {} → {} recipient(s)", h.clock(), describe(&f.event), places.join(", "), f.recipients);
+    println!(
+        "{}   event: {} in {} → {}",
+        h.clock(),
+        describe(&f.event),
+        places.join(", "),
+        crate::messages::plural::count(f.recipients, "recipient", "recipients")
+    );
     if f.recipients == 0 {
         anyhow::bail!("{what}: reached nobody");
     }
@@ -690,7 +700,7 @@ sirena help-requests --order kindrashivka-2023-11:"
         && table.contains("+38067***4567")
         && table.contains("walks-slowly")
         && table.contains("complete")
-        && table.ends_with("1 request(s)\n");
+        && table.ends_with("1 request\n");
     println!("  {:<20} {}", "help requests", if ok { "ok" } else { "FAIL: Ганна's request is not listed as asked" });
     Ok(ok)
 }

@@ -17,6 +17,7 @@ use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
 mod lang;
+pub mod plural;
 mod render;
 pub mod sms;
 
@@ -46,6 +47,7 @@ pub const REQUIRED_IDS: &[&str] = &[
     "evac-updated",
     "evac-ended",
     "evac-cancelled",
+    "evac-cancelled-advice",
     "evac-closed",
     "evac-destination",
     "evac-assembly-points",
@@ -312,12 +314,29 @@ impl Composer {
     /// Formats one message as plain text; falls back to English, then to the id's
     /// `fallback` so a missing translation never silences a message.
     pub fn text(&self, lang: Lang, id: &str, args: &[(&str, &str)], fallback: &str) -> String {
+        self.counted(lang, id, args, &[], fallback)
+    }
+
+    /// [`Composer::text`] with counts: each is passed to Fluent as a number, so a
+    /// selector `{ $count -> [one] … [few] … *[many] … }` picks the language's plural
+    /// form (Ukrainian one/few/many: 1 тривога, 2 тривоги, 5 тривог; English one/other).
+    pub fn counted(
+        &self,
+        lang: Lang,
+        id: &str,
+        args: &[(&str, &str)],
+        counts: &[(&str, u64)],
+        fallback: &str,
+    ) -> String {
         for l in [lang, Lang::En] {
             let Some(bundle) = self.bundles.get(&l) else { continue };
             let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else { continue };
             let mut fargs = FluentArgs::new();
             for (k, v) in args {
                 fargs.set(*k, FluentValue::from(*v));
+            }
+            for (k, n) in counts {
+                fargs.set(*k, FluentValue::from(*n));
             }
             let mut errs = Vec::new();
             let s = bundle.format_pattern(pattern, Some(&fargs), &mut errs);

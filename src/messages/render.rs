@@ -245,6 +245,10 @@ impl Composer {
                         facts.push(Fact::sentence(tr.get(lang), 4));
                     }
                 }
+                if transition == Transition::Cancelled {
+                    let advice = "Left already? Return only when safe.";
+                    facts.push(Fact::sentence(&t("sms-evac-cancelled-advice", &[], advice), 1));
+                }
                 if let Some(h) = &order.hotline {
                     facts.push(Fact::sentence(&t("sms-hotline", &[("phone", h)], h), 0));
                 }
@@ -411,6 +415,11 @@ impl Composer {
         let mut lines = Vec::new();
         let fact = |id: &str, key: &str, value: &str| Line::Text(self.text(lang, id, &[(key, value)], value));
         if matches!(transition, Transition::Ended | Transition::Cancelled) {
+            if transition == Transition::Cancelled {
+                // Some may have left already: tell them when to come back.
+                let advice = "If you have already left, return only when it is safe, and follow the local authorities.";
+                lines.push(Line::Text(self.text(lang, "evac-cancelled-advice", &[], advice)));
+            }
             if let Some(h) = &order.hotline {
                 lines.push(fact("evac-hotline", "phone", h));
             }

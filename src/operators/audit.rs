@@ -4,6 +4,7 @@
 //! [`operators_changed`].
 
 use crate::alerts::{Event, EventDetail};
+use crate::messages::plural::count;
 use crate::store::{AuditEntry, now_ms};
 
 /// Who did it when no operator did: a region file's change.
@@ -29,7 +30,10 @@ pub fn of_order_event(event: &Event) -> Option<AuditEntry> {
 /// A reload: applied (with the counts it brought) or refused (with its errors).
 pub fn reload(applied: Result<(usize, usize), &[String]>) -> AuditEntry {
     match applied {
-        Ok((regions, orders)) => entry(CONFIG, "config_applied", format!("{regions} regions, {orders} orders")),
+        Ok((regions, orders)) => {
+            let what = format!("{}, {}", count(regions, "region", "regions"), count(orders, "order", "orders"));
+            entry(CONFIG, "config_applied", what)
+        }
         Err(errors) => entry(CONFIG, "config_refused", errors.join("; ")),
     }
 }

@@ -18,6 +18,7 @@ use crate::alerts::{AlertKind, Event, EventDetail, EventId, Priority, Transition
 use crate::channels::ChannelKind;
 use crate::config::drills::{DrillSettings, RetentionSettings};
 use crate::messages::kyiv;
+use crate::messages::plural::count;
 use crate::regions::RegionId;
 use crate::store::{DeliveryState, Receipt, Store, StoreError};
 
@@ -281,7 +282,12 @@ pub async fn retain_once(store: &dyn Store, settings: &RetentionSettings, now_ms
         match store.purge_finished(before(days)).await {
             Ok(n) => {
                 tracing::info!(removed = n, days, "retention: finished deliveries deleted");
-                retention_audit(store, format!("{n} finished deliveries older than {days} days deleted")).await;
+                let what = format!(
+                    "{} older than {} deleted",
+                    count(n as usize, "finished delivery", "finished deliveries"),
+                    count(days as usize, "day", "days")
+                );
+                retention_audit(store, what).await;
             }
             Err(e) => tracing::warn!(error = %e, "retention: could not delete old deliveries; trying tomorrow"),
         }
@@ -290,7 +296,11 @@ pub async fn retain_once(store: &dyn Store, settings: &RetentionSettings, now_ms
         match store.purge_help_requests(before(days)).await {
             Ok(n) => {
                 tracing::info!(removed = n, days, "retention: help requests of ended orders deleted");
-                let what = format!("{n} help requests of orders ended more than {days} days ago deleted");
+                let what = format!(
+                    "{} of orders ended more than {} ago deleted",
+                    count(n as usize, "help request", "help requests"),
+                    count(days as usize, "day", "days")
+                );
                 retention_audit(store, what).await;
             }
             Err(e) => tracing::warn!(error = %e, "retention: could not delete old help requests; trying tomorrow"),
@@ -374,7 +384,7 @@ mod tests {
         assert_eq!(store.help_requests(None).await.expect("list").len(), 0, "ended two days ago, kept for one");
         let audit = store.audit(None).await.expect("audit");
         let said: Vec<&str> = audit.iter().filter(|e| e.action == "retention").map(|e| e.what.as_str()).collect();
-        assert!(said.contains(&"1 help requests of orders ended more than 1 days ago deleted"), "{said:?}");
+        assert!(said.contains(&"1 help request of orders ended more than 1 day ago deleted"), "{said:?}");
     }
 
     #[test]

@@ -312,7 +312,8 @@ impl Operators {
         if count == 0 {
             return Ok(c.text(lang, "op-cancel-nobody", &[("event", &shown)], &shown));
         }
-        self.audit(by, "event_cancelled", format!("{} ({count} recipients)", original.id)).await?;
+        let recipients = crate::messages::plural::count(count, "recipient", "recipients");
+        self.audit(by, "event_cancelled", format!("{} ({recipients})", original.id)).await?;
         let event = Event {
             id: correction,
             kind: original.kind,
@@ -328,8 +329,7 @@ impl Operators {
         if self.events.send(event).await.is_err() {
             return Err(StoreError::Worker("the pipeline has stopped".into()));
         }
-        let count = count.to_string();
-        Ok(c.text(lang, "op-cancelled", &[("event", &shown), ("count", &count)], &shown))
+        Ok(c.counted(lang, "op-cancelled", &[("event", &shown)], &[("count", count as u64)], &shown))
     }
 
     /// The residents who asked for help to leave, as `sirena help-requests` shows them

@@ -8,7 +8,8 @@
 //! caller to offer as "did you mean", never to act on alone.
 //!
 //! Tiers, the first that finds anything wins:
-//! 1. the normalised name (official names in each language, aliases) → exact;
+//! 1. the normalised name (official names in each language, aliases) → exact; for
+//!    Latin input, together with the regions whose transliteration it is;
 //! 2. Latin input equal to the official transliteration of a Ukrainian name → exact;
 //!    Cyrillic input whose transliteration equals one (a missing apostrophe, "я" for
 //!    "'я") → fuzzy;
@@ -295,11 +296,20 @@ impl NameIndex {
         if q.is_empty() {
             return Found::none();
         }
-        if let Some(ids) = self.exact.get(&q) {
-            return Found { kind: MatchKind::Exact, ids: self.in_rank_order(ids) };
-        }
         let cyrillic = has_cyrillic(&q);
-        if let Some(ids) = self.latin.get(&transliterate(&q)) {
+        let latin = self.latin.get(&transliterate(&q));
+        if let Some(ids) = self.exact.get(&q) {
+            // Latin input is exact for a hand-written English name and for the official
+            // transliteration alike: a region whose English name is spelt otherwise
+            // ("Petropavlivka Hromada") is still found by its transliteration
+            // ("Petropavlivska hromada") beside the namesakes whose English name it is.
+            let mut ids = ids.clone();
+            if !cyrillic {
+                latin.into_iter().flatten().for_each(|id| push_unique(&mut ids, id));
+            }
+            return Found { kind: MatchKind::Exact, ids: self.in_rank_order(&ids) };
+        }
+        if let Some(ids) = latin {
             let kind = if cyrillic { MatchKind::Fuzzy } else { MatchKind::Exact };
             return Found { kind, ids: self.in_rank_order(ids) };
         }
@@ -392,6 +402,28 @@ mod tests {
         assert_eq!(normalize("Kupiansk"), "kupiansk");
         // A prefix alone is a name, not a prefix.
         assert_eq!(normalize("село"), "село");
+    }
+
+    #[test]
+    fn the_transliteration_is_exact_beside_a_namesakes_hand_written_english_name() {
+        let id = |s: &str| RegionId::parse(s).expect("id");
+        let named = |i: &str, uk: &str, en: Option<&str>| Region {
+            name: crate::regions::Localized { uk: uk.into(), en: en.map(Into::into) },
+            ..Region::bare(id(i), None, Level::Hromada)
+        };
+        // Kupiansk raion's hromada, English name written by hand; a namesake elsewhere
+        // whose English name is the transliteration.
+        let kupiansk = named("UA63080130000077600", "Петропавлівська громада", Some("Petropavlivka Hromada"));
+        let other = named("UA12140230000057328", "Петропавлівська громада", Some("Petropavlivska Hromada"));
+        let ix = NameIndex::build([&kupiansk, &other].into_iter());
+        for q in ["Petropavlivska hromada", "PETROPAVLIVSKA HROMADA", "Петропавлівська громада"] {
+            let found = ix.search(q);
+            assert_eq!(found.kind, MatchKind::Exact, "{q}");
+            assert_eq!(found.ids.len(), 2, "{q}: {:?}", found.ids);
+            assert!(found.ids.contains(&kupiansk.id) && found.ids.contains(&other.id), "{q}");
+        }
+        // The hand-written name finds its own region.
+        assert_eq!(ix.search("Petropavlivka Hromada").ids, vec![kupiansk.id.clone()]);
     }
 
     #[test]

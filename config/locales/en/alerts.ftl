@@ -9,7 +9,7 @@ alert-closed = { $kind } in { $place }, { $span }, ended
 alert-updated = Update: { $kind }
 # Alert levels (alerts.in.ua, ukrainealarm): yellow is the lower tier.
 alert-level-red = Red level: a direct threat.
-alert-level-yellow = Yellow level: a lower-tier threat.
+alert-level-yellow = Yellow level: a threat, but not a direct one. Stay ready and follow the messages.
 alert-level-unknown = Threat level as reported by the source.
 # A yellow alert carrying a red-level threat (alerts.in.ua gives each threat its own level).
 alert-level-yellow-red-threat = Yellow level, but a red-level threat: { $threats }.
@@ -53,6 +53,8 @@ evac-started-recommended = Recommended evacuation
 evac-updated = Update: { $status }
 evac-ended = Evacuation order lifted
 evac-cancelled = Evacuation order cancelled: it was issued in error
+# For those who already left on the cancelled order.
+evac-cancelled-advice = If you have already left, return only when it is safe, and follow the local authorities.
 evac-closed = Evacuation order for { $place }, { $span }, lifted
 evac-destination = Destination: { $place }
 evac-assembly-points = Assembly points:
@@ -86,4 +88,5 @@ sms-advice-nuclear = Stay indoors!
 sms-advice-info = { "" }
 sms-advice-evacuation = { "" }
 sms-advice-unknown = Stay alert!
+sms-evac-cancelled-advice = Left already? Return only when safe.
 sms-hotline = Tel. { $phone }

@@ -8,16 +8,19 @@ bot-help =
     /subscribe name — get alerts for a place
     /list — your places: remove, name, choose which alerts
     /status — what is on in your places now
-    /quiet 23:00-07:00 — quiet hours (no sound, except a threat at your place); /quiet off
+    /sms — SMS fallback: alerts by SMS if the internet goes down; /sms off
+    /drills on — take part in test alerts; /drills off
+    /quiet 23:00-07:00 — quiet hours (no sound, except a threat at your home place); /quiet off
     /stop — pause, /start — resume
     /unsubscribe — stop all alerts (or /unsubscribe name)
     /forget — delete everything I keep about you
     /lang uk or /lang en — message language
     /help — this help
+    Advanced: /subscribe UA63… — subscribe by KATOTTG code
 bot-subscribe-usage = Write the name after the command, for example: /subscribe Kupiansk
 bot-subscribed = Done. You will get alerts for: { $place }
 bot-already = You are already subscribed to: { $place }
-bot-not-found = I could not find “{ $query }”. Check the spelling or send the KATOTTG code.
+bot-not-found = I could not find “{ $query }”. Check the spelling (Ukrainian or Latin letters) or share your location: 📎 → Location.
 bot-choose = Several places are called “{ $query }”. Choose yours:
 bot-offer = Subscribe to this place?
 bot-did-you-mean = No place is called “{ $query }”. Did you mean:
@@ -28,11 +31,15 @@ bot-unsubscribed = No more alerts for: { $place }
 bot-not-subscribed = You are not subscribed to “{ $query }”. Your places: /list
 bot-lang-set = Language changed: English.
 bot-lang-usage = Choose a language: /lang uk or /lang en
-bot-unknown-command = I do not know the command { $command }.
+bot-unknown-command = I do not know the command { $command }. All commands: /help
 bot-too-long = That message is too long. Send /subscribe and the name of your place, or /help.
 bot-not-text = I only understand text. Send the name of a place or /help.
 bot-error = Something went wrong, please try again in a minute.
 
+# Alert feeds as residents know them (by the source's kind).
+source-alerts_in_ua = alerts.in.ua
+source-ukrainealarm = Air Alert (ukrainealarm)
+source-cap = an official CAP warning
 bot-status-alert = { $kind } in { $place } since { $since } (source: { $sources })
 bot-status-clear = No alerts.
 bot-status-unknown = Status unknown since { $since }: the alert feeds are not answering. Stay alert and follow official channels.
@@ -46,10 +53,10 @@ bot-where =
     • share your location with the button below
     • or pick from the list: oblast → raion → hromada → settlement
 bot-share-location = 📍 Share my location
-bot-drill-top = Choose your oblast (page { $page } of { $pages }):
-bot-drill = { $place }: choose (page { $page } of { $pages }):
-bot-drill-whole = 🔔 All of { $place }
-bot-drill-up = ⬆ Back
+bot-browse-top = Choose your oblast (page { $page } of { $pages }):
+bot-browse = { $place }: choose (page { $page } of { $pages }):
+bot-browse-whole = 🔔 All of { $place }
+bot-browse-up = ⬆ Back
 bot-you-get = You will get: air raid alerts, shelling and other threats, evacuation orders, and all-clears.
 bot-now = There right now:
 bot-button-label = ✏️ Name it
@@ -69,8 +76,8 @@ bot-kind-chemical = Chemical threat
 bot-kind-nuclear = Radiation threat
 bot-kind-evacuation = Evacuation
 bot-kind-info = Notices
-bot-quiet-usage = Quiet hours, Kyiv time: /quiet 23:00-07:00. Off: /quiet off. Nothing is held back: messages arrive without sound, and a new threat or evacuation at your first place still rings.
-bot-quiet-set = Quiet hours: { $hours } (Kyiv time). Then messages arrive without sound, except a new threat or evacuation at your first place.
+bot-quiet-usage = Quiet hours, Kyiv time: /quiet 23:00-07:00. Off: /quiet off. Nothing is held back: messages arrive without sound, and a new threat or evacuation at your home place (the first in /list) still rings.
+bot-quiet-set = Quiet hours: { $hours } (Kyiv time). Then messages arrive without sound, except a new threat or evacuation at your home place (the first in /list).
 bot-quiet-now = Quiet hours: { $hours } (Kyiv time). Off: /quiet off
 bot-quiet-off = Quiet hours are off: every message rings.
 bot-paused = Deliveries are paused; your places are kept. To resume: /start
@@ -84,7 +91,10 @@ bot-forget-kept = Nothing was deleted.
 notice-source-stale = ⚠️ Alert feed { $source } has not given a good answer since { $since }; sirena keeps its last good view.
 notice-source-recovered = ✅ Alert feed { $source } answers again.
 notice-all-stale = ⚠️ Every alert feed is stale since { $since }: residents' /status says "unknown".
-notice-snapshot-held = ⚠️ Alert feed { $source } dropped { $held } alerts at once (empty or implausible list); the all-clears are held.
+notice-snapshot-held = ⚠️ Alert feed { $source } dropped { $held ->
+        [one] { $held } alert
+       *[other] { $held } alerts
+    } at once (empty or implausible list); the all-clears are held.
 notice-snapshot-believed = ⚠️ Alert feed { $source } kept its implausible list since { $since }; sirena now believes it.
 notice-config-refused = ⛔ A config change was refused; sirena keeps running on the last good config:
     { $errors }

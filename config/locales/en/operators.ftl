@@ -42,7 +42,10 @@ op-cancel-usage = Give the event id from /deliveries: /cancel broadcast:3:starte
 op-cancel-unknown = No event “{ $event }” is stored.
 op-cancel-nobody = Nobody got “{ $event }”; nothing to correct.
 op-cancel-again = “{ $event }” was already corrected.
-op-cancelled = A correction of “{ $event }” is being sent to { $count } recipients.
+op-cancelled = A correction of “{ $event }” is being sent to { $count ->
+        [one] { $count } recipient
+       *[other] { $count } recipients
+    }.
 op-preview-usage = Give the order id: /preview kupiansk-2023-11-06
 op-error = Could not do that: { $error }
 notice-drill-report = Drill { $drill } ({ $run }): { $summary }

@@ -9,7 +9,7 @@ alert-closed = { $kind }: { $place }, { $span }, відбій
 alert-updated = Оновлення: { $kind }
 # Рівні тривоги (alerts.in.ua, ukrainealarm): жовтий — нижчий.
 alert-level-red = Червоний рівень: пряма загроза.
-alert-level-yellow = Жовтий рівень: загроза нижчого рівня.
+alert-level-yellow = Жовтий рівень: загроза є, але не пряма. Будьте напоготові й слідкуйте за повідомленнями.
 alert-level-unknown = Рівень загрози за даними джерела.
 # Жовта тривога з загрозою червоного рівня (alerts.in.ua: рівень кожної загрози свій).
 alert-level-yellow-red-threat = Жовтий рівень, але загроза червоного рівня: { $threats }.
@@ -42,7 +42,7 @@ alert-kind-info = Повідомлення
 alert-kind-unknown = Тривога
 
 alert-advice-air_raid = Негайно прямуйте до найближчого укриття.
-alert-advice-artillery = Перейдіть у укриття, подалі від вікон.
+alert-advice-artillery = Прямуйте в укриття, подалі від вікон.
 alert-advice-urban_fights = Залишайтеся в укритті, не виходьте на вулицю.
 alert-advice-chemical = Зачиніть вікна й двері, перейдіть у приміщення, слідкуйте за повідомленнями.
 alert-advice-nuclear = Залишайтеся в приміщенні або укритті, зачиніть вікна, слідкуйте за повідомленнями.
@@ -53,6 +53,8 @@ evac-started-recommended = Рекомендована евакуація
 evac-updated = Оновлення: { $status }
 evac-ended = Розпорядження про евакуацію знято
 evac-cancelled = Розпорядження про евакуацію скасовано: його видано помилково
+# Тим, хто вже виїхав за скасованим розпорядженням.
+evac-cancelled-advice = Якщо ви вже виїхали, повертайтеся лише тоді, коли це безпечно, і слухайте місцеву владу.
 evac-closed = Розпорядження про евакуацію ({ $place }), { $span }, знято
 evac-destination = Куди: { $place }
 evac-assembly-points = Збірні пункти:
@@ -86,4 +88,5 @@ sms-advice-nuclear = Будьте в приміщенні!
 sms-advice-info = { "" }
 sms-advice-evacuation = { "" }
 sms-advice-unknown = Будьте уважні!
+sms-evac-cancelled-advice = Повертайтеся, коли безпечно.
 sms-hotline = Тел. { $phone }

@@ -42,7 +42,10 @@ op-cancel-usage = Вкажіть id події з /deliveries: /cancel broadcast
 op-cancel-unknown = Події «{ $event }» немає в сховищі.
 op-cancel-nobody = Ніхто не отримав «{ $event }»; нічого виправляти.
 op-cancel-again = «{ $event }» уже виправлено.
-op-cancelled = Виправлення «{ $event }» надсилають { $count } отримувачам.
+op-cancelled = Виправлення «{ $event }» надсилають { $count ->
+        [one] { $count } отримувачеві
+       *[other] { $count } отримувачам
+    }.
 op-preview-usage = Вкажіть id розпорядження: /preview kupiansk-2023-11-06
 op-error = Не вдалося: { $error }
 notice-drill-report = Навчання { $drill } ({ $run }): { $summary }

@@ -6,4 +6,12 @@ notice-change-order-updated = • розпорядження { $id } оновл�
 notice-change-order-removed = • розпорядження { $id } прибрано з файлів
 notice-change-time-added = час збору { $time } додано
 notice-change-time-removed = час збору { $time } прибрано
-notice-change-regions = • регіони: додано { $added }, прибрано { $removed }
+notice-change-regions = • регіони: додано { $added ->
+        [one] { $added } регіон
+        [few] { $added } регіони
+       *[many] { $added } регіонів
+    }, прибрано { $removed ->
+        [one] { $removed } регіон
+        [few] { $removed } регіони
+       *[many] { $removed } регіонів
+    }
