@@ -1,10 +1,14 @@
 //! Drives the Telegram simulator with the real teloxide client, so the
 //! simulator's wire format is checked against what sirena's adapter parses.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::telegram::Harness;
+
 use serde_json::json;
-use sirena::sim::telegram::{FaultTarget, SendFault, TelegramSim, TelegramSimConfig};
+use sirena::sim::telegram::{FaultTarget, SendFault, TelegramSimConfig};
 use teloxide::dispatching::UpdateFilterExt;
 use teloxide::prelude::*;
 use teloxide::types::{
@@ -12,42 +16,8 @@ use teloxide::types::{
     Seconds, UpdateKind,
 };
 use teloxide::{ApiError, RequestError};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// A simulator, a bot pointed at it, and shutdown on drop.
-struct Harness {
-    sim: TelegramSim,
-    bot: Bot,
-    /// For what teloxide hides: raw statuses, transport errors, form bodies.
-    http: reqwest::Client,
-    token: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl Harness {
-    async fn new() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Self::with(TelegramSimConfig::default()).await
-    }
-
-    async fn with(cfg: TelegramSimConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let token = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let bot_token = cfg.token.clone();
-        let sim = TelegramSim::start(cfg, token.clone(), &tracker).await?;
-        let bot = Bot::new(bot_token).set_api_url(reqwest::Url::parse(&sim.base_url())?);
-        Ok(Self { sim, bot, http: reqwest::Client::new(), token, tracker })
-    }
-
-    /// Cancels and waits for the server task, proving shutdown is prompt.
-    async fn stop(self) {
-        self.token.cancel();
-        self.tracker.close();
-        tokio::time::timeout(Duration::from_secs(3), self.tracker.wait()).await.expect("sim stops promptly");
-    }
-}
 
 impl Harness {
     /// `sendMessage` with a JSON body over plain reqwest. A connection the
@@ -97,12 +67,6 @@ async fn burst(bot: &Bot, chats: std::ops::RangeInclusive<i64>, paid: bool) -> R
         }
     }
     Ok((ok, limited))
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.token.cancel();
-    }
 }
 
 #[tokio::test]

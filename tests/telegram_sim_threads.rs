@@ -4,36 +4,18 @@
 
 mod common;
 
+use common::telegram::Harness;
+
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use sirena::sim::telegram::{TelegramSim, TelegramSimConfig};
+use sirena::sim::telegram::TelegramSimConfig;
 use teloxide::prelude::*;
 use teloxide::types::{ChatMemberStatus, MessageId, ThreadId, UpdateKind};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-struct Harness {
-    sim: TelegramSim,
-    bot: Bot,
-    http: reqwest::Client,
-    token: CancellationToken,
-    tracker: TaskTracker,
-}
-
 impl Harness {
-    async fn new() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let cfg = TelegramSimConfig::default();
-        let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let bot_token = cfg.token.clone();
-        let sim = TelegramSim::start(cfg, token.clone(), &tracker).await?;
-        let bot = Bot::new(bot_token).set_api_url(reqwest::Url::parse(&sim.base_url())?);
-        Ok(Self { sim, bot, http: reqwest::Client::new(), token, tracker })
-    }
-
     async fn call(&self, method: &str, body: Value) -> Result<(u16, Value), reqwest::Error> {
         let url = format!("{}/bot{}/{method}", self.sim.base_url(), TelegramSimConfig::default().token);
         let response = self.http.post(url).json(&body).send().await?;
@@ -54,11 +36,6 @@ impl Harness {
         Ok(list)
     }
 
-    async fn stop(self) {
-        self.token.cancel();
-        self.tracker.close();
-        tokio::time::timeout(Duration::from_secs(3), self.tracker.wait()).await.expect("sim stops promptly");
-    }
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
