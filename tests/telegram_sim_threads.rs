@@ -35,7 +35,6 @@ impl Harness {
         }
         Ok(list)
     }
-
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
