@@ -132,7 +132,7 @@ async fn a_ukrainealarm_record_without_active_alerts_is_refused_and_no_all_clear
     .clone();
     assert_eq!(
         refused.last_error.as_deref(),
-        Some("unparsable body: record 1 (regionId 16) has no activeAlerts"),
+        Some("body refused: record 1 (regionId 16) has no activeAlerts"),
         "{refused:?}"
     );
     // The next good list brings the shelling, and no end of anything comes before it

@@ -968,7 +968,7 @@ async fn both_adapters_decode_the_same_timeline_alike() -> TestResult {
     let (url, got) = receiver(&h, StatusCode::OK).await?;
     h.sim.push_webhook(&url, "X-Sirena-Secret", "s", 22).await?;
     let pushed = got.lock().expect("lock")[0].1.clone();
-    assert_eq!(ukrainealarm::record_region_id(&pushed)?, 22);
+    assert_eq!(ukrainealarm::record_region_id(&pushed)?, ukrainealarm::FeedId::Number(22));
     let kharkiv_part: Vec<_> = expected
         .iter()
         .filter(|a| {

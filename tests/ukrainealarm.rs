@@ -59,7 +59,7 @@ fn every_sample_fragment_decodes_in_its_decoder() {
         assert_eq!((a.level.clone(), a.threats.clone()), (None, vec![]));
         assert!(decoded.unmapped.is_empty());
     }
-    assert_eq!(record_region_id(&bytes(&state)).expect("id"), 11);
+    assert_eq!(record_region_id(&bytes(&state)).expect("id"), sirena::sources::ukrainealarm::FeedId::Number(11));
     seen += 1;
 
     // A raion's alert inside the oblast record goes to the raion (Uzhhorod raion, 66),

@@ -51,6 +51,15 @@ pub fn decode(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceError> {
         (Value::Object(_), None) => {
             return Err(decode_err("the body has no `alerts` list: the answer of another endpoint?".to_owned()));
         }
+        // `/v1/iot/active_air_raid_alerts_by_oblast.json`: one letter per oblast.
+        (Value::String(t), None) if !t.is_empty() && t.chars().all(|c| matches!(c, 'A' | 'P' | 'N')) => {
+            return Err(decode_err(format!(
+                "the body is the {}-letter oblast string of /v1/iot/active_air_raid_alerts_by_oblast.json \
+                 (A, P, N per oblast), which names no raion or hromada: sirena reads /v1/alerts/active.json \
+                 (give the source its base_url, not that endpoint)",
+                t.chars().count()
+            )));
+        }
         (other, None) => {
             return Err(decode_err(format!(
                 "the body is {}, not an object with an `alerts` list: the answer of another endpoint?",

@@ -100,7 +100,7 @@ pub enum SourceError {
     /// The body was longer than the source's `max_body`; it was not read further.
     #[error("body longer than {limit} bytes")]
     TooLarge { limit: u64 },
-    #[error("unparsable body: {0}")]
+    #[error("body refused: {0}")]
     Decode(String),
 }
 

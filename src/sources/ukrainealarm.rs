@@ -70,7 +70,7 @@ pub fn decode_record(body: &[u8], tree: &RegionTree) -> Result<Decoded, SourceEr
 
 /// The `regionId` of a single record (a webhook push): the region whose alerts the
 /// push replaces.
-pub fn record_region_id(body: &[u8]) -> Result<u32, SourceError> {
+pub fn record_region_id(body: &[u8]) -> Result<FeedId, SourceError> {
     let value = parse(body)?;
     let record = value.as_object().ok_or_else(|| decode_err(format!("record is {}", kind_name(&value))))?;
     region_id(record, "regionId", "regionId")
@@ -162,8 +162,15 @@ impl Collector {
         let started_at = timestamp(alert.get("lastUpdate"), &format!("{path}.lastUpdate"))?;
         let (level, threats) = levels(alert.get("activeAlertLevels"), &mut self.dropped);
 
-        let Some(region) = tree.by_feed_id(id) else {
-            let id = id.to_string();
+        let region = match &id {
+            FeedId::Number(n) => tree.by_feed_id(*n),
+            FeedId::Other(_) => None,
+        };
+        let Some(region) = region else {
+            let id = match id {
+                FeedId::Number(n) => n.to_string(),
+                FeedId::Other(s) => s,
+            };
             if !self.unmapped.iter().any(|u| u.id == id) {
                 let title = unmapped_title(record, alert, &id);
                 self.unmapped.push(Unmapped { id, title });
@@ -218,15 +225,32 @@ pub fn kind_of(t: &str) -> AlertKind {
     }
 }
 
-/// A `regionId` (string of digits or a number) that fits the tree's feed ids.
-fn region_id(obj: &Map<String, Value>, field: &str, path: &str) -> Result<u32, SourceError> {
+/// A region's id as the feed gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedId {
+    /// Digits that fit the tree's feed ids: the ids the live API sends.
+    Number(u32),
+    /// Any other non-empty string: the spec types `regionId` as a string (its own
+    /// example says `"regionId"`), so it is an id no region carries — reported as
+    /// unmapped, never a reason to refuse the other records.
+    Other(String),
+}
+
+/// A `regionId`: a string or a number. Missing, null, blank or a negative or
+/// fractional number says nothing of where, and refuses the body.
+fn region_id(obj: &Map<String, Value>, field: &str, path: &str) -> Result<FeedId, SourceError> {
     let v = obj.get(field).ok_or_else(|| decode_err(format!("{path} is missing")))?;
-    let id = match v {
-        Value::String(s) => s.trim().parse::<u32>().ok(),
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        _ => None,
-    };
-    id.ok_or_else(|| decode_err(format!("{path} {v} is not an id")))
+    match v {
+        Value::String(s) if !s.trim().is_empty() => {
+            Ok(s.trim().parse::<u32>().map_or_else(|_| FeedId::Other(s.trim().to_owned()), FeedId::Number))
+        }
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(FeedId::Number)
+            .ok_or_else(|| decode_err(format!("{path} {v} is not an id"))),
+        _ => Err(decode_err(format!("{path} {v} is not an id"))),
+    }
 }
 
 /// RFC 3339, with or without a fraction; a time without an offset is UTC, as the
@@ -366,12 +390,32 @@ mod tests {
         assert_eq!(d.alerts[0].started_at.timestamp_subsec_micros(), 123_456);
     }
 
+    /// The spec types `regionId` as a string, and its own example is `"regionId"`: an id
+    /// that is not digits is one no region carries, reported, and the rest decodes.
+    #[test]
+    fn a_region_id_that_is_not_digits_is_unmapped_not_a_broken_body() {
+        let body = format!(
+            "[{}]",
+            record(
+                "22",
+                &format!(
+                    "{},{}",
+                    alert("22", "AIR", "2025-01-15T10:00:00Z"),
+                    alert(r#""x""#, "AIR", "2025-01-15T10:00:00Z")
+                )
+            )
+        );
+        let d = decode_alerts(body.as_bytes(), &tree()).expect("decodes");
+        assert_eq!(d.alerts.len(), 1);
+        assert_eq!(d.unmapped.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["x"]);
+    }
+
     #[test]
     fn one_malformed_alert_rejects_the_body_naming_its_field() {
         let good = record("22", &alert("22", "AIR", "2025-01-15T10:00:00Z"));
         let cases = [
             (alert("22", "AIR", "yesterday"), "[1].activeAlerts[1].lastUpdate"),
-            (alert(r#""x""#, "AIR", "2025-01-15T10:00:00Z"), "[1].activeAlerts[1].regionId"),
+            (alert(r#""""#, "AIR", "2025-01-15T10:00:00Z"), "[1].activeAlerts[1].regionId"),
             (alert("-3", "AIR", "2025-01-15T10:00:00Z"), "[1].activeAlerts[1].regionId"),
             (alert("null", "AIR", "2025-01-15T10:00:00Z"), "[1].activeAlerts[1].regionId"),
             (r#"{"regionId":"22","lastUpdate":"2025-01-15T10:00:00Z"}"#.to_owned(), "[1].activeAlerts[1].type"),
@@ -507,7 +551,7 @@ mod tests {
             d.alerts.iter().map(|a| a.key.clone()).collect::<Vec<_>>(),
             vec![key(AlertKind::AirRaid, OBLAST), key(AlertKind::Artillery, RAION)]
         );
-        assert_eq!(record_region_id(body.as_bytes()).expect("id"), 22);
+        assert_eq!(record_region_id(body.as_bytes()).expect("id"), FeedId::Number(22));
         // An all-clear push: the record with nothing active.
         let d = decode_record(record("22", "").as_bytes(), &tree()).expect("decodes");
         assert!(d.alerts.is_empty());

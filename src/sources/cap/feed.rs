@@ -157,7 +157,7 @@ impl CapFeed {
     }
 }
 
-/// A decode error's words without the "unparsable body" prefix.
+/// A decode error's words without the "body refused" prefix.
 fn reason(e: &SourceError) -> String {
     match e {
         SourceError::Decode(e) => e.clone(),
